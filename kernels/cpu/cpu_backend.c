@@ -1,0 +1,120 @@
+// The CPU backend: backend memory is host memory, kernels are plain C parallelized with OpenMP.
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../nn/util.h"
+#include "cpu_kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MAX_THREADS 256
+#define SCRATCH_SLOTS 4
+
+typedef struct Scratch {
+    float* p;
+    size_t count;
+} Scratch;
+static Scratch scratch[MAX_THREADS][SCRATCH_SLOTS];
+
+int cpu_max_threads(void) {
+#ifdef _OPENMP
+    int t = omp_get_max_threads();
+    return t < MAX_THREADS ? t : MAX_THREADS;
+#else
+    return 1;
+#endif
+}
+
+float* cpu_scratch(int slot, size_t count) {
+    int t = 0;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    NN_ASSERT(t < MAX_THREADS && slot < SCRATCH_SLOTS, "scratch slot %d of thread %d", slot, t);
+    Scratch* s = &scratch[t][slot];
+    if (s->count < count) {
+        free(s->p);
+        s->p = NN_ALIGNED_ALLOC(64, count * sizeof(float));
+        s->count = count;
+    }
+    return s->p;
+}
+
+static int cpu_init(const BackendOptions* opt, char* err, size_t errlen) {
+    (void)err, (void)errlen;
+#ifdef _OPENMP
+    if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
+#else
+    (void)opt;
+#endif
+    return 0;
+}
+
+static void cpu_describe(char* buf, size_t len) {
+    char model[128] = "unknown CPU";
+    FILE* f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                char* colon = strchr(line, ':');
+                if (colon) {
+                    snprintf(model, sizeof(model), "%s", colon + 2);
+                    model[strcspn(model, "\n")] = 0;
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    snprintf(buf, len, "CPU: %s, %d thread%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s");
+}
+
+static void* cpu_alloc(size_t bytes, const char* what) {
+    void* p = NULL;
+    if (posix_memalign(&p, 256, bytes ? bytes : 256) != 0 || !p) {
+        char b[32];
+        nn_fatal("out of host memory: %s needs %s", what, nn_format_bytes(b, sizeof(b), (double)bytes));
+    }
+    return p;
+}
+
+static void cpu_free(void* p) { free(p); }
+static void cpu_zero(void* p, size_t bytes) { memset(p, 0, bytes); }
+static void cpu_copy(void* dst, const void* src, size_t bytes) { memmove(dst, src, bytes); }
+static void cpu_synchronize(void) {}
+
+const Backend cpu_backend = {
+    .name = "cpu",
+    .init = cpu_init,
+    .describe = cpu_describe,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .zero = cpu_zero,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward_data = cpu_conv2d_backward_data,
+    .conv2d_backward_filter = cpu_conv2d_backward_filter,
+    .dr_scatter = cpu_dr_scatter,
+    .dr_gather = cpu_dr_gather,
+    .batchnorm_forward_train = cpu_batchnorm_forward_train,
+    .batchnorm_forward_eval = cpu_batchnorm_forward_eval,
+    .batchnorm_backward = cpu_batchnorm_backward,
+    .relu_forward = cpu_relu_forward,
+    .relu_backward = cpu_relu_backward,
+    .avgpool_forward = cpu_avgpool_forward,
+    .avgpool_backward = cpu_avgpool_backward,
+    .maxpool_forward = cpu_maxpool_forward,
+    .maxpool_backward = cpu_maxpool_backward,
+    .linear_forward = cpu_linear_forward,
+    .linear_backward = cpu_linear_backward,
+    .cross_entropy_forward = cpu_cross_entropy_forward,
+    .cross_entropy_backward = cpu_cross_entropy_backward,
+    .metrics_accumulate = cpu_metrics_accumulate,
+    .sgd_step = cpu_sgd_step,
+};

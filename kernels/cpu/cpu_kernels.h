@@ -1,0 +1,56 @@
+// The CPU backend's kernels (plain C + OpenMP), as the backend table in cpu_backend.c exposes them.
+// Signatures and conventions are those of nn/backend.h.
+#ifndef KERNELS_CPU_KERNELS_H
+#define KERNELS_CPU_KERNELS_H
+
+#include <stddef.h>
+
+#include "../../nn/backend.h"
+
+// Row-major single-precision GEMM: C (M, N) = alpha * op(A) * op(B) + beta * C, where op(A) is
+// (M, K) and op(B) is (K, N); transA/transB say that A is stored (K, M) or B (N, K).
+// Runs on the calling thread (callers parallelize over independent GEMMs).
+void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc);
+
+// Per-thread scratch that only grows: returns at least `count` floats for slot `slot` of the
+// calling OpenMP thread. Steady-state steps therefore allocate nothing.
+float* cpu_scratch(int slot, size_t count);
+int cpu_max_threads(void);
+
+void cpu_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s);
+void cpu_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate);
+void cpu_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate);
+void cpu_dr_scatter(float* wbig, const float* w, int c, int g, int kk);
+void cpu_dr_gather(float* dw, const float* dwbig, int c, int g, int kk);
+
+void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* running_mean,
+                                 float* running_var, const float* x, const float* gamma,
+                                 const float* beta, int n, int c, int hw, float momentum, float eps,
+                                 int relu);
+void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
+                                const float* running_mean, const float* running_var, int n, int c,
+                                int hw, float eps, int relu);
+void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                            const float* y, const float* mean, const float* invstd, const float* gamma,
+                            int n, int c, int hw, int relu, int accumulate);
+
+void cpu_relu_forward(float* y, const float* x, size_t count);
+void cpu_relu_backward(float* dx, const float* dy, const float* y, size_t count, int accumulate);
+void cpu_avgpool_forward(float* y, const float* x, const PoolShape* p);
+void cpu_avgpool_backward(float* dx, const float* dy, const PoolShape* p, int accumulate);
+void cpu_maxpool_forward(float* y, int* argmax, const float* x, const PoolShape* p);
+void cpu_maxpool_backward(float* dx, const float* dy, const int* argmax, const PoolShape* p, int accumulate);
+void cpu_linear_forward(float* y, const float* x, const float* w, const float* b, int n, int in, int out);
+void cpu_linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
+                         const float* w, int n, int in, int out, int accumulate_dx);
+void cpu_cross_entropy_forward(float* loss, float* probs, const float* logits, const int* labels,
+                               int n, int classes);
+void cpu_cross_entropy_backward(float* dlogits, const float* dloss, const float* probs,
+                                const int* labels, int n, int classes, int accumulate);
+void cpu_metrics_accumulate(float* loss_sum, int* correct, const float* loss, const float* logits,
+                            const int* labels, int n, int classes);
+void cpu_sgd_step(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
+                  float weight_decay, int nesterov);
+
+#endif

@@ -1,0 +1,118 @@
+// The backend table: every computation and every byte of tensor memory the engine touches goes
+// through one of these function pointers. kernels/cpu implements it in plain C with OpenMP,
+// kernels/cuda with cuDNN, cuBLAS and our own kernels. nn/ includes no backend-specific header.
+//
+// Conventions, the same for every backend:
+//  - pointers are backend memory (host memory for the CPU backend, device memory for CUDA), NCHW;
+//  - outputs come first in the argument list;
+//  - `accumulate` = 0: overwrite the output; 1: add to it. Parameter gradients (dw, db, dgamma,
+//    dbeta) are always accumulated: the engine zeroes the gradient arena once per step;
+//  - every function is stream-ordered: it may return before the work is done (CUDA); `download`
+//    and `synchronize` wait for everything issued before them.
+#ifndef NN_BACKEND_H
+#define NN_BACKEND_H
+
+#include <stddef.h>
+
+typedef struct ConvShape {
+    int n, c_in, h, w;  // input  x: (n, c_in, h, w)
+    int c_out, k;       // weight w: (c_out, c_in / groups, k, k), square kernel
+    int stride, pad;    // the same in both spatial dimensions
+    int groups;         // c_in and c_out are multiples of groups
+    int h_out, w_out;   // output y: (n, c_out, h_out, w_out)
+} ConvShape;
+
+typedef struct PoolShape {
+    int n, c, h, w;     // input  x: (n, c, h, w)
+    int k, stride, pad; // square window; average pooling divides by k*k (PyTorch's count_include_pad)
+    int h_out, w_out;   // output y: (n, c, h_out, w_out)
+} PoolShape;
+
+typedef struct BackendOptions {
+    int threads;            // CPU worker threads; 0 = all cores
+    int tf32;               // CUDA: let cuDNN/cuBLAS use TF32 tensor cores for float32 (PyTorch's default for convs)
+    size_t workspace_limit; // CUDA: most bytes of convolution workspace; 0 = default
+} BackendOptions;
+
+typedef struct Backend {
+    const char* name; // "cpu" or "cuda"
+
+    // Set-up: returns 0, or non-zero with a message in err (no device, library missing, ...).
+    int (*init)(const BackendOptions* opt, char* err, size_t errlen);
+    void (*describe)(char* buf, size_t len); // one line naming the device, for logs
+
+    // Memory. alloc never returns NULL: on failure it exits with a message saying how many bytes
+    // `what` asked for and what to lower. upload returns once `src` may be reused.
+    void* (*alloc)(size_t bytes, const char* what);
+    void (*free)(void* p);
+    void (*zero)(void* p, size_t bytes);
+    void (*upload)(void* dst, const void* src, size_t bytes);   // host -> backend
+    void (*download)(void* dst, const void* src, size_t bytes); // backend -> host, waits
+    void (*copy)(void* dst, const void* src, size_t bytes);     // backend -> backend
+    void (*synchronize)(void);
+
+    // Convolution: y = conv(x, w), cross-correlation as in PyTorch, no bias.
+    void (*conv2d_forward)(float* y, const float* x, const float* w, const ConvShape* s);
+    void (*conv2d_backward_data)(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate);
+    void (*conv2d_backward_filter)(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate);
+
+    // Diagonalwise refactorization helpers (see nn/depthwise.c). With groups of g channels:
+    //   scatter: wbig (c, g, kk) = block-diagonal weight, wbig[o][j] = (j == o % g) ? w[o] : 0
+    //   gather:  dw (c, 1, kk) += the diagonal of dwbig (c, g, kk)
+    void (*dr_scatter)(float* wbig, const float* w, int c, int g, int kk);
+    void (*dr_gather)(float* dw, const float* dwbig, int c, int g, int kk);
+
+    // Batch norm per channel over (n, hw), optionally fused with a ReLU on its output.
+    // Training: batch mean and biased variance normalize; saves mean and invstd = 1/sqrt(var + eps);
+    // running_mean/var move by `momentum` (running_var with the unbiased variance), as PyTorch.
+    void (*batchnorm_forward_train)(float* y, float* mean, float* invstd, float* running_mean,
+                                    float* running_var, const float* x, const float* gamma,
+                                    const float* beta, int n, int c, int hw, float momentum, float eps,
+                                    int relu);
+    void (*batchnorm_forward_eval)(float* y, const float* x, const float* gamma, const float* beta,
+                                   const float* running_mean, const float* running_var, int n, int c,
+                                   int hw, float eps, int relu);
+    // dy is the gradient of y; with relu, y (the fused output) masks it. dx may be NULL.
+    void (*batchnorm_backward)(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                               const float* y, const float* mean, const float* invstd,
+                               const float* gamma, int n, int c, int hw, int relu, int accumulate);
+
+    void (*relu_forward)(float* y, const float* x, size_t count);
+    void (*relu_backward)(float* dx, const float* dy, const float* y, size_t count, int accumulate);
+
+    void (*avgpool_forward)(float* y, const float* x, const PoolShape* p);
+    void (*avgpool_backward)(float* dx, const float* dy, const PoolShape* p, int accumulate);
+    // argmax: (n, c, h_out, w_out) index into the (h, w) plane of the winning input, -1 if none
+    void (*maxpool_forward)(float* y, int* argmax, const float* x, const PoolShape* p);
+    void (*maxpool_backward)(float* dx, const float* dy, const int* argmax, const PoolShape* p, int accumulate);
+
+    // Linear: y (n, out) = x (n, in) * w^T (w: (out, in)) + b (out). dx may be NULL.
+    void (*linear_forward)(float* y, const float* x, const float* w, const float* b, int n, int in, int out);
+    void (*linear_backward)(float* dx, float* dw, float* db, const float* dy, const float* x,
+                            const float* w, int n, int in, int out, int accumulate_dx);
+
+    // Softmax cross-entropy, mean over the batch. loss: (1); probs: (n, classes) saved for backward.
+    void (*cross_entropy_forward)(float* loss, float* probs, const float* logits, const int* labels,
+                                  int n, int classes);
+    // dlogits = dloss[0] * (probs - onehot(labels)) / n   (dloss: the loss's gradient, (1))
+    void (*cross_entropy_backward)(float* dlogits, const float* dloss, const float* probs,
+                                   const int* labels, int n, int classes, int accumulate);
+    // Running metrics kept in backend memory so that training need not wait for the device each
+    // step: loss_sum += loss * n; correct += number of rows whose argmax equals the label.
+    void (*metrics_accumulate)(float* loss_sum, int* correct, const float* loss, const float* logits,
+                               const int* labels, int n, int classes);
+
+    // One SGD step over the whole flat parameter arena, PyTorch's rule:
+    //   d = g + wd * p;  buf = momentum * buf + d;  d = nesterov ? d + momentum * buf : buf;  p -= lr * d
+    // (buf starts at zero, which makes the first step buf = d, as in PyTorch)
+    void (*sgd_step)(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
+                     float weight_decay, int nesterov);
+} Backend;
+
+// The registry (kernels/backends.c). name: "cpu", "cuda" or "auto" (CUDA when a GPU is usable,
+// else CPU). Returns the initialised backend, or NULL with a message in err.
+const Backend* backend_open(const char* name, const BackendOptions* opt, char* err, size_t errlen);
+// Whether this build contains the CUDA backend.
+int backend_cuda_compiled(void);
+
+#endif

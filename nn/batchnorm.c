@@ -1,0 +1,63 @@
+// 2-D batch normalization with PyTorch's semantics, optionally fused with the ReLU that follows it
+// everywhere in MobileNet (the fused op stores one tensor instead of two and reads it once).
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+#include "util.h"
+
+void batchnorm2d_init(BatchNorm2d* m, Engine* e, const char* name, int c) {
+    NN_ASSERT(c > 0, "batchnorm '%s': %d channels", name, c);
+    memset(m, 0, sizeof(*m));
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->c = c;
+    m->momentum = 0.1f;
+    m->eps = 1e-5f;
+    char pname[ENGINE_NAME_LEN];
+    int dims[1] = {c};
+    snprintf(pname, sizeof(pname), "%s.weight", name);
+    m->weight = engine_param(e, pname, 1, dims, INIT_ONES, 0.0f);
+    snprintf(pname, sizeof(pname), "%s.bias", name);
+    m->bias = engine_param(e, pname, 1, dims, INIT_ZEROS, 0.0f);
+    snprintf(pname, sizeof(pname), "%s.running_mean", name);
+    m->running_mean = engine_buffer(e, pname, 1, dims, INIT_ZEROS);
+    snprintf(pname, sizeof(pname), "%s.running_var", name);
+    m->running_var = engine_buffer(e, pname, 1, dims, INIT_ONES);
+}
+
+static void batchnorm_backward(Engine* e, const TapeEntry* t) {
+    Tensor *x = t->in[0], *gamma = t->in[1], *beta = t->in[2], *y = t->out;
+    int acc = x->grad ? tensor_grad_accumulate(x) : 0;
+    e->be->batchnorm_backward(x->grad, gamma->grad, beta->grad, y->grad, x->data, y->data,
+                              t->a.bn.mean, t->a.bn.invstd, gamma->data, x->n, x->c, x->h * x->w,
+                              t->a.bn.relu, acc);
+}
+
+Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu) {
+    if (x->c != m->c)
+        nn_fatal("layer '%s' expects %d channels, got a (%d, %d, %d, %d) tensor", m->name, m->c, x->n,
+                 x->c, x->h, x->w);
+    Tensor* y = engine_activation(e, x->n, x->c, x->h, x->w);
+    int hw = x->h * x->w;
+    if (!e->training) {
+        if (!engine_skip(e))
+            e->be->batchnorm_forward_eval(y->data, x->data, m->weight->data, m->bias->data,
+                                          m->running_mean->data, m->running_var->data, x->n, x->c, hw,
+                                          m->eps, relu);
+        return y;
+    }
+    if (x->n * hw < 2)
+        nn_fatal("layer '%s': batch norm in training needs more than one value per channel, got a "
+                 "(%d, %d, %d, %d) tensor (use a larger batch)", m->name, x->n, x->c, x->h, x->w);
+    float* mean = engine_scratch(e, (size_t)x->c);   // (c) batch mean
+    float* invstd = engine_scratch(e, (size_t)x->c); // (c) 1 / sqrt(biased batch var + eps)
+    TapeEntry* t = engine_record(e, batchnorm_backward, relu ? "batchnorm+relu" : "batchnorm", m->name, y);
+    t->in[0] = x, t->in[1] = m->weight, t->in[2] = m->bias;
+    t->a.bn.mean = mean, t->a.bn.invstd = invstd, t->a.bn.relu = relu;
+    t->a.bn.running_mean = m->running_mean->data, t->a.bn.running_var = m->running_var->data;
+    if (!engine_skip(e))
+        e->be->batchnorm_forward_train(y->data, mean, invstd, m->running_mean->data,
+                                       m->running_var->data, x->data, m->weight->data, m->bias->data,
+                                       x->n, x->c, hw, m->momentum, m->eps, relu);
+    return y;
+}

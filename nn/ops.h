@@ -1,0 +1,80 @@
+// Layers and ops. A layer struct holds its parameters (registered in the engine's arenas under
+// PyTorch's state_dict names) and its configuration; an op takes the engine and input tensors,
+// computes its output through the backend and records on the tape what its backward needs.
+// All numerical conventions (init, batch-norm statistics, loss) are PyTorch's.
+#ifndef NN_OPS_H
+#define NN_OPS_H
+
+#include "engine.h"
+
+#define LAYER_NAME_LEN 48
+
+typedef struct Conv2d {
+    char name[LAYER_NAME_LEN]; // prefix of the parameter names, e.g. "conv1"
+    Tensor* weight;            // (c_out, c_in / groups, k, k)
+    int c_in, c_out, k, stride, pad, groups;
+} Conv2d;
+
+// Depthwise convolution, computed by diagonalwise refactorization (nn/depthwise.c).
+typedef struct DepthwiseConv2d {
+    char name[LAYER_NAME_LEN];
+    Tensor* weight;      // (c, 1, k, k): the depthwise filters themselves, as in PyTorch
+    int c, k, stride, pad;
+    int g_requested;     // channels per block-diagonal group asked for (--dw-group)
+    int g;               // channels per group used: the largest divisor of c not above g_requested
+} DepthwiseConv2d;
+
+typedef struct BatchNorm2d {
+    char name[LAYER_NAME_LEN];
+    Tensor* weight;       // (c) gamma
+    Tensor* bias;         // (c) beta
+    Tensor* running_mean; // (c) buffer
+    Tensor* running_var;  // (c) buffer
+    int c;
+    float momentum, eps;  // 0.1 and 1e-5, PyTorch's defaults
+} BatchNorm2d;
+
+typedef struct Linear {
+    char name[LAYER_NAME_LEN];
+    Tensor* weight; // (out, in)
+    Tensor* bias;   // (out)
+    int in, out;
+} Linear;
+
+// Layer set-up: registers the parameters (call before engine_alloc_params).
+void conv2d_init(Conv2d* m, Engine* e, const char* name, int c_in, int c_out, int k, int stride,
+                 int pad, int groups);
+void depthwise_init(DepthwiseConv2d* m, Engine* e, const char* name, int c, int k, int stride,
+                    int pad, int g);
+void batchnorm2d_init(BatchNorm2d* m, Engine* e, const char* name, int c);
+void linear_init(Linear* m, Engine* e, const char* name, int in, int out);
+
+// The largest divisor of c that is <= g (g >= 1): the group size diagonalwise refactorization uses.
+int depthwise_group_size(int c, int g);
+// Changes the group size of a depthwise layer (e.g. after --dw-group auto measured the best one).
+void depthwise_set_group(DepthwiseConv2d* m, int g);
+
+// Ops. Each returns a new activation; shapes are checked and a mismatch is a fatal error naming the
+// layer. relu = 1 fuses a ReLU into the batch norm's output (one pass instead of two).
+Tensor* conv2d(Engine* e, const Conv2d* m, Tensor* x);
+Tensor* depthwise_conv2d(Engine* e, const DepthwiseConv2d* m, Tensor* x);
+Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu);
+Tensor* relu(Engine* e, Tensor* x, const char* name);
+Tensor* avgpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name);
+Tensor* maxpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name);
+Tensor* flatten(Engine* e, Tensor* x); // (n, c, h, w) -> (n, c*h*w, 1, 1), a view
+Tensor* linear(Engine* e, const Linear* m, Tensor* x); // x: (n, in, 1, 1) -> (n, out, 1, 1)
+// Mean softmax cross-entropy over the batch; labels (n) in backend memory. Returns (1, 1, 1, 1).
+Tensor* cross_entropy(Engine* e, Tensor* logits, const int* labels, const char* name);
+
+// The backend shape of y = conv(x) for a layer named `name`; a fatal error names the layer if x does
+// not fit (wrong channel count, too small for the kernel).
+ConvShape conv2d_shape(const char* name, const Tensor* x, int c_in, int c_out, int k, int stride,
+                       int pad, int groups);
+
+// Output size of a convolution or pooling window along one dimension; <= 0 means impossible.
+static inline int conv_out_size(int in, int k, int stride, int pad) {
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+#endif

@@ -1,0 +1,33 @@
+// The tensor: a 4-D float32 array in NCHW order (PyTorch's default layout) living in the memory of
+// the engine's backend (host memory for the CPU backend, device memory for CUDA), plus the buffer its
+// gradient accumulates into. A vector of features is stored as (n, c, 1, 1).
+#ifndef NN_TENSOR_H
+#define NN_TENSOR_H
+
+#include <stddef.h>
+
+typedef struct Tensor {
+    int n, c, h, w;
+    float* data;  // (n, c, h, w) in backend memory
+    float* grad;  // (n, c, h, w) in backend memory, or NULL where no gradient flows
+    // Backward bookkeeping: 0 until the first consumer has written `grad` during this backward pass;
+    // after that, further consumers accumulate into it. This is what lets a backward kernel write its
+    // result directly (no zero-fill of the whole activation-gradient arena each step).
+    int grad_written;
+    struct Tensor* base;  // a view (flatten) shares data, grad and grad_written with its base
+} Tensor;
+
+static inline size_t tensor_numel(const Tensor* t) {
+    return (size_t)t->n * (size_t)t->c * (size_t)t->h * (size_t)t->w;
+}
+
+// For a backward kernel about to write t's gradient: returns 1 if it must accumulate (someone wrote
+// it already in this pass), 0 if it may overwrite, and marks the gradient as written.
+static inline int tensor_grad_accumulate(Tensor* t) {
+    Tensor* s = t->base ? t->base : t;
+    int acc = s->grad_written;
+    s->grad_written = 1;
+    return acc;
+}
+
+#endif

@@ -1,0 +1,45 @@
+// Small utilities shared by every part of the project: fatal errors that name where they happened,
+// checked allocation and file opening. Nothing here knows about tensors or backends.
+#ifndef NN_UTIL_H
+#define NN_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define NN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define NN_NORETURN __attribute__((noreturn))
+#else
+#define NN_PRINTF(a, b)
+#define NN_NORETURN
+#endif
+
+// Prints "error: <message>" to stderr and exits with status 1. For conditions a user can cause
+// (bad file, bad flag) the message must name the file, flag or value.
+NN_NORETURN void nn_fatal(const char* fmt, ...) NN_PRINTF(1, 2);
+
+// Like nn_fatal, but prefixes the source location: for internal invariants and library failures.
+NN_NORETURN void nn_fatal_at(const char* file, int line, const char* fmt, ...) NN_PRINTF(3, 4);
+
+#define NN_ASSERT(cond, ...)                                                                      \
+    do {                                                                                          \
+        if (!(cond)) nn_fatal_at(__FILE__, __LINE__, __VA_ARGS__);                                \
+    } while (0)
+
+// Checked malloc/calloc/fopen: on failure they report the call site, the size or path, and exit.
+void* nn_malloc_at(size_t bytes, const char* file, int line);
+void* nn_calloc_at(size_t count, size_t size, const char* file, int line);
+void* nn_aligned_alloc_at(size_t alignment, size_t bytes, const char* file, int line);
+FILE* nn_fopen_at(const char* path, const char* mode, const char* file, int line);
+#define NN_MALLOC(bytes) nn_malloc_at((bytes), __FILE__, __LINE__)
+#define NN_CALLOC(count, size) nn_calloc_at((count), (size), __FILE__, __LINE__)
+#define NN_ALIGNED_ALLOC(alignment, bytes) nn_aligned_alloc_at((alignment), (bytes), __FILE__, __LINE__)
+#define NN_FOPEN(path, mode) nn_fopen_at((path), (mode), __FILE__, __LINE__)
+
+// Monotonic wall clock in seconds.
+double nn_now(void);
+
+// Formats a byte count as "12.3 MiB" into buf (returns buf).
+const char* nn_format_bytes(char* buf, size_t buflen, double bytes);
+
+#endif

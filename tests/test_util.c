@@ -1,0 +1,60 @@
+#include "test_util.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+int test_failures = 0;
+
+int test_check(int cond, const char* file, int line, const char* fmt, ...) {
+    if (cond) return 1;
+    test_failures++;
+    fprintf(stderr, "FAIL %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 0;
+}
+
+int test_finish(const char* name) {
+    if (test_failures) {
+        fprintf(stderr, "%s: %d check(s) FAILED\n", name, test_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}
+
+void fill_uniform(float* x, size_t n, float lo, float hi, Rng* rng) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(rng);
+}
+
+double l2_norm(const float* a, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * a[i];
+    return sqrt(s);
+}
+
+double rel_error(const float* a, const float* b, size_t n) {
+    double d = 0.0, r = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) || isnan(b[i])) return 1e30;
+        double e = (double)a[i] - b[i];
+        d += e * e;
+        r += (double)b[i] * b[i];
+    }
+    if (r == 0.0) return d == 0.0 ? 0.0 : 1e30;
+    return sqrt(d / r);
+}
+
+double max_abs_diff(const float* a, const float* b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (isnan(e)) return 1e30;
+        if (e > m) m = e;
+    }
+    return m;
+}

@@ -1,0 +1,29 @@
+// Helpers shared by the tests: failure bookkeeping (a failed check prints and makes the test exit
+// non-zero), random fills and error norms.
+#ifndef TESTS_TEST_UTIL_H
+#define TESTS_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../nn/rng.h"
+
+extern int test_failures;
+
+#define TEST_SKIP 77 // CTest's skip code (set as SKIP_RETURN_CODE)
+
+// Records a failure (printing the message with the test's location) when cond is false.
+#define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
+int test_check(int cond, const char* file, int line, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+// Prints a summary and returns the process exit status: 0 if nothing failed, 1 otherwise.
+int test_finish(const char* name);
+
+void fill_uniform(float* x, size_t n, float lo, float hi, Rng* rng);
+// ||a - b|| / ||b|| (0 when both are zero; 1e30 if any is NaN).
+double rel_error(const float* a, const float* b, size_t n);
+double max_abs_diff(const float* a, const float* b, size_t n);
+double l2_norm(const float* a, size_t n);
+
+#endif
