@@ -1,0 +1,49 @@
+// CIFAR-10 in the official "binary version" layout, read into memory and validated. The dataset is
+// read straight from the distributed cifar-10-binary.tar.gz (streamed through zlib and a small tar
+// reader, never extracted to disk) or from an extracted cifar-10-batches-bin/ directory. Every way
+// the input can be wrong -- missing, truncated, corrupt gzip, bad tar header, wrong member size, a
+// label outside 0..9 -- is reported as a one-line message that names the file, the tar member and
+// the byte offset, so that a broken download is diagnosed in one look rather than by a model that
+// silently trains on garbage.
+#ifndef DATA_CIFAR10_H
+#define DATA_CIFAR10_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CIFAR10_SIDE 32
+#define CIFAR10_IMAGE 3072   // 3 planes of 32x32 bytes
+#define CIFAR10_RECORD 3073  // label byte, then the image
+#define CIFAR10_CLASSES 10
+#define CIFAR10_PER_FILE 10000
+#define CIFAR10_FILE_BYTES (CIFAR10_PER_FILE * CIFAR10_RECORD) // 30730000, every .bin member
+#define CIFAR10_TRAIN 50000
+#define CIFAR10_TEST 10000
+#define CIFAR10_URL "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+
+typedef struct Cifar10 {
+    uint8_t* train; // (50000, 3073) records in official order: label byte, then R, G, B planes 32x32
+    uint8_t* test;  // (10000, 3073)
+    int n_train, n_test;
+    char source[1024]; // the path actually loaded
+} Cifar10;
+
+// path: a .tar.gz (read directly, streaming through zlib + a small tar reader, never extracting to
+// disk), or a directory that contains cifar-10-batches-bin/ or is itself that directory.
+// Returns 0, or non-zero with a one-line message in err that names the file (and the tar member) and
+// the byte offset where it went wrong. On failure *ds is left empty (cifar10_free is still safe).
+// The train records are data_batch_1..5 in that order, whatever the order of the tar members.
+int cifar10_load(Cifar10* ds, const char* path, char* err, size_t errlen);
+void cifar10_free(Cifar10* ds);
+
+// Resolution order: flag_path if non-NULL; else $CIFAR10_PATH (if set and non-empty); else
+// data/cifar-10-binary.tar.gz (or an extracted data/cifar-10-batches-bin/) relative to the working
+// directory; else the same two under fallback_dir (the build bakes in the source dir; may be NULL).
+// An explicit choice (flag or environment) is binding: if it does not exist that is an error, not a
+// reason to quietly load some other copy. Writes the chosen path into out and returns 0; otherwise
+// returns non-zero and err says every place it looked, where to get the official file and where to
+// put it. errlen of 2048 is enough for any message.
+int cifar10_resolve_path(char* out, size_t outlen, const char* flag_path, const char* fallback_dir,
+                         char* err, size_t errlen);
+
+#endif
