@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# ./train's command line: bad flags and values exit with code 2 and name the flag; --help and
+# --print-model work without data; missing data says where to get it; Ctrl-C saves a checkpoint
+# that --resume accepts; NaN loss stops with a clear message and keeps the last good checkpoint.
+# Usage: test_cli.sh PATH-TO-TRAIN
+set -u
+train=$1
+failures=0
+tmp=$(mktemp -d /tmp/drnet-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect CODE NEEDLE ARGS...: ./train ARGS must exit with CODE and print NEEDLE.
+expect() {
+  local code=$1 needle=$2; shift 2
+  "$train" "$@" > "$tmp/out" 2>&1
+  local rc=$?
+  if [ "$rc" != "$code" ]; then fail "train $* exited $rc, expected $code"; sed 's/^/    | /' "$tmp/out" | head -5; return; fi
+  if ! grep -qF -- "$needle" "$tmp/out"; then fail "train $*: output lacks '$needle'"; sed 's/^/    | /' "$tmp/out" | head -5; return; fi
+  echo "ok   exit $rc: train $*"
+}
+
+expect 0 "usage: train MODEL DATASET" --help
+expect 2 "expected MODEL and DATASET"
+expect 2 "unknown model" resnet cifar10
+expect 2 "unknown dataset" mobilenet imagenet
+expect 2 "--bogus: unknown option" mobilenet cifar10 --bogus
+expect 2 "--epochs: needs a value" mobilenet cifar10 --epochs
+expect 2 "--epochs 0: expected an integer" mobilenet cifar10 --epochs 0
+expect 2 "--lr abc: expected a number" mobilenet cifar10 --lr abc
+expect 2 "--lr -1: expected a number" mobilenet cifar10 --lr=-1
+expect 2 "--batch 1: expected an integer" mobilenet cifar10 --batch 1
+expect 2 "--width 0: expected a number" mobilenet cifar10 --width 0
+expect 2 "--dw-group x: expected an integer" mobilenet cifar10 --dw-group x
+expect 2 "--device tpu: expected auto, cpu or cuda" mobilenet cifar10 --device tpu
+expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov maybe
+expect 2 "--schedule linear: expected cosine, step or constant" mobilenet cifar10 --schedule linear
+expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
+expect 2 "--print-model yes: takes no value" mobilenet cifar10 --print-model=yes
+expect 0 "3.217 M parameters, 46.35 M multiply-adds" mobilenet cifar10 --print-model
+expect 0 "layers.12.conv2" mobilenet cifar10 --print-model --width 0.5
+expect 1 "cannot open checkpoint '$tmp/none.ckpt'" mobilenet cifar10 --resume "$tmp/none.ckpt"
+CIFAR10_PATH= expect 1 "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
+expect 1 "$tmp/nothing.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
+
+if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
+  echo "skipping the runs that need data: CIFAR10_PATH is not set"
+else
+  small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 4096 --limit-test 64 --threads 2)
+  # Ctrl-C: the run saves its state and exits 130; --resume continues from there.
+  "$train" "${small[@]}" --checkpoint "$tmp/int.ckpt" > "$tmp/int.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/int.out" 2>/dev/null && break; sleep 0.1; done
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  if [ $rc != 130 ]; then fail "Ctrl-C exited $rc, expected 130"; sed 's/^/    | /' "$tmp/int.out" | tail -5;
+  elif ! grep -q "interrupted: saved" "$tmp/int.out" || [ ! -s "$tmp/int.ckpt" ]; then fail "Ctrl-C saved no checkpoint";
+  else echo "ok   Ctrl-C saved $(grep -o 'at epoch.*step [0-9]*)' "$tmp/int.out")"; fi
+  saved=$(grep -o 'step [0-9]*)' "$tmp/int.out" | grep -o '[0-9]*')
+  expect 0 "resuming '$tmp/int.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/int.ckpt" --max-steps $((${saved:-0} + 2))
+  expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/int.ckpt"
+  # A diverging run stops with a clear message, without overwriting the checkpoint it resumed from.
+  cp "$tmp/int.ckpt" "$tmp/good.ckpt"
+  expect 1 "the training loss became" "${small[@]}" --init "$tmp/int.ckpt" --lr 100 --wd 0 --momentum 0 --checkpoint "$tmp/int.ckpt" --epochs 1
+  grep -o "became.*step [0-9]*" "$tmp/out" | sed 's/^/     (/; s/$/)/'
+  cmp -s "$tmp/int.ckpt" "$tmp/good.ckpt" || fail "the diverging run changed the last good checkpoint"
+fi
+
+if [ $failures -ne 0 ]; then echo "test_cli: $failures check(s) FAILED"; exit 1; fi
+echo "test_cli: all checks passed"

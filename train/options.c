@@ -1,0 +1,213 @@
+#include "options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char* USAGE =
+    "usage: train MODEL DATASET [options]\n"
+    "Trains MODEL on DATASET with depthwise convolutions computed by diagonalwise refactorization.\n"
+    "  MODEL    mobilenet   (MobileNet v1, CIFAR-10 variant)\n"
+    "  DATASET  cifar10\n"
+    "\n"
+    "Recipe (defaults: the standard MobileNet-CIFAR recipe)\n"
+    "  --epochs N            training epochs (200)\n"
+    "  --batch N             batch size (128)\n"
+    "  --lr X                base learning rate (0.1)\n"
+    "  --momentum X          SGD momentum (0.9)\n"
+    "  --wd X                weight decay, applied to every parameter as PyTorch does (5e-4)\n"
+    "  --nesterov on|off     Nesterov momentum (off, PyTorch's default)\n"
+    "  --schedule NAME       cosine | step | constant (cosine: to zero over the run, per step)\n"
+    "  --warmup-epochs X     linear warm-up before the schedule (0)\n"
+    "  --step-epochs N       step schedule: multiply the rate by --step-gamma every N epochs (30)\n"
+    "  --step-gamma X        (0.1)\n"
+    "  --seed N              seed of the initial weights, data order and augmentation (1)\n"
+    "  --augment on|off      random crop (4-pixel padding) and horizontal flip (on)\n"
+    "\n"
+    "Model\n"
+    "  --width X             width multiplier: every channel count c becomes int(c * X) (1.0)\n"
+    "  --dw-group N|auto     channels per block-diagonal group of the depthwise layers (32, as in\n"
+    "                        the paper); N that does not divide a layer's channels is lowered to the\n"
+    "                        largest divisor; auto times the candidates per layer at start-up\n"
+    "  --print-model         print every layer (output shape, parameters, multiply-adds) and exit\n"
+    "\n"
+    "Data\n"
+    "  --data PATH           cifar-10-binary.tar.gz or its extracted directory; default: the\n"
+    "                        CIFAR10_PATH environment variable, else data/cifar-10-binary.tar.gz\n"
+    "  --limit-train N       use only the first N training images (all)\n"
+    "  --limit-test N        evaluate on only the first N test images (all)\n"
+    "\n"
+    "Run\n"
+    "  --device NAME         auto | cpu | cuda (auto: the GPU when there is one, else the CPU)\n"
+    "  --threads N           CPU threads (all cores)\n"
+    "  --tf32 on|off         CUDA: let cuDNN and cuBLAS round float32 operands to TF32 on tensor\n"
+    "                        cores (about 10 bits of mantissa; faster). On by default, as PyTorch\n"
+    "                        does for convolutions. No effect on the CPU.\n"
+    "  --max-steps N         stop once the run has taken N optimizer steps in all (smoke tests)\n"
+    "  --eval-only           only evaluate on the test set (weights from --resume or --init)\n"
+    "  --checkpoint PATH     save the whole training state here at each epoch end, at --max-steps\n"
+    "                        and on Ctrl-C (written atomically: the previous file survives a crash)\n"
+    "  --resume PATH         continue a saved run exactly where it stopped (weights, momentum,\n"
+    "                        batch-norm statistics, schedule position, data order)\n"
+    "  --init PATH           start from the weights in a checkpoint, with a fresh optimizer\n"
+    "  --log PATH            append one JSON object per epoch (loss, accuracies, lr, seconds, img/s)\n"
+    "  --profile             time every layer after a few warm-up steps, print a table and exit\n"
+    "  --profile-steps N     steps averaged by --profile (20)\n"
+    "  --profile-json PATH   also write the profile as JSON\n"
+    "  --help                this text\n"
+    "\n"
+    "Examples\n"
+    "  train mobilenet cifar10                           the standard 200-epoch run\n"
+    "  train mobilenet cifar10 --epochs 1                one epoch (a quick check)\n"
+    "  train mobilenet cifar10 --checkpoint run.ckpt     resumable: --resume run.ckpt\n"
+    "  train mobilenet cifar10 --profile                 per-layer timing table\n";
+
+static void bad(const char* flag, const char* value, const char* want) {
+    fprintf(stderr, "error: %s%s%s: %s (see train --help)\n", flag, value ? " " : "", value ? value : "", want);
+    exit(2);
+}
+
+static long parse_long(const char* flag, const char* v, long lo, long hi) {
+    char* end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        char want[96];
+        snprintf(want, sizeof(want), "expected an integer in %ld..%ld", lo, hi);
+        bad(flag, v, want);
+    }
+    return x;
+}
+
+static float parse_float(const char* flag, const char* v, double lo, double hi) {
+    char* end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi) {
+        char want[96];
+        snprintf(want, sizeof(want), "expected a number in %g..%g", lo, hi);
+        bad(flag, v, want);
+    }
+    return (float)x;
+}
+
+static int parse_onoff(const char* flag, const char* v) {
+    if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true")) return 1;
+    if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) return 0;
+    bad(flag, v, "expected on or off");
+    return 0;
+}
+
+static void copy_path(char* dst, const char* flag, const char* v) {
+    if (!*v || strlen(v) >= PATH_LEN) bad(flag, v, "expected a path (non-empty, shorter than 1024 bytes)");
+    strcpy(dst, v);
+}
+
+void options_parse(Options* o, int argc, char** argv) {
+    memset(o, 0, sizeof(*o));
+    o->epochs = 200, o->batch = 128;
+    o->lr = 0.1f, o->momentum = 0.9f, o->weight_decay = 5e-4f;
+    o->schedule = SCHEDULE_COSINE;
+    o->step_epochs = 30, o->step_gamma = 0.1f;
+    o->seed = 1;
+    o->augment = 1;
+    o->width = 1.0f;
+    o->dw_group = 32;
+    strcpy(o->device, "auto");
+    o->tf32 = 1;
+    o->profile_steps = 20;
+
+    int positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char* a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (positional == 0) snprintf(o->model, sizeof(o->model), "%s", a);
+            else if (positional == 1) snprintf(o->dataset, sizeof(o->dataset), "%s", a);
+            else bad(a, NULL, "unexpected extra argument");
+            positional++;
+            continue;
+        }
+        // --flag=value or --flag value
+        char flag[64];
+        const char* v = NULL;
+        const char* eq = strchr(a, '=');
+        if (eq) {
+            snprintf(flag, sizeof(flag), "%.*s", (int)(eq - a), a);
+            v = eq + 1;
+        } else {
+            snprintf(flag, sizeof(flag), "%s", a);
+        }
+        // Flags without a value.
+        if (!strcmp(flag, "--eval-only") || !strcmp(flag, "--print-model") || !strcmp(flag, "--profile")) {
+            if (v) bad(flag, v, "takes no value");
+            if (!strcmp(flag, "--eval-only")) o->eval_only = 1;
+            else if (!strcmp(flag, "--print-model")) o->print_model = 1;
+            else o->profile = 1;
+            continue;
+        }
+        static const char* VALUE_FLAGS[] = {
+            "--epochs", "--batch", "--lr", "--momentum", "--wd", "--nesterov", "--schedule",
+            "--warmup-epochs", "--step-epochs", "--step-gamma", "--seed", "--augment", "--width",
+            "--dw-group", "--data", "--limit-train", "--limit-test", "--device", "--threads", "--tf32",
+            "--max-steps", "--checkpoint", "--resume", "--init", "--log", "--profile-steps",
+            "--profile-json", NULL};
+        int known = 0;
+        for (int k = 0; VALUE_FLAGS[k]; k++) known |= !strcmp(flag, VALUE_FLAGS[k]);
+        if (!known) bad(flag, NULL, "unknown option");
+        if (!v) {
+            if (i + 1 >= argc) bad(flag, NULL, "needs a value");
+            v = argv[++i];
+        }
+        if (!strcmp(flag, "--epochs")) o->epochs = (int)parse_long(flag, v, 1, 100000), o->given |= GIVEN_EPOCHS;
+        else if (!strcmp(flag, "--batch")) o->batch = (int)parse_long(flag, v, 2, 65536), o->given |= GIVEN_BATCH;
+        else if (!strcmp(flag, "--lr")) o->lr = parse_float(flag, v, 0, 100), o->given |= GIVEN_LR;
+        else if (!strcmp(flag, "--momentum")) o->momentum = parse_float(flag, v, 0, 0.9999), o->given |= GIVEN_MOMENTUM;
+        else if (!strcmp(flag, "--wd")) o->weight_decay = parse_float(flag, v, 0, 1), o->given |= GIVEN_WD;
+        else if (!strcmp(flag, "--nesterov")) o->nesterov = parse_onoff(flag, v), o->given |= GIVEN_NESTEROV;
+        else if (!strcmp(flag, "--schedule")) {
+            if (!strcmp(v, "cosine")) o->schedule = SCHEDULE_COSINE;
+            else if (!strcmp(v, "step")) o->schedule = SCHEDULE_STEP;
+            else if (!strcmp(v, "constant")) o->schedule = SCHEDULE_CONSTANT;
+            else bad(flag, v, "expected cosine, step or constant");
+            o->given |= GIVEN_SCHEDULE;
+        } else if (!strcmp(flag, "--warmup-epochs")) o->warmup_epochs = parse_float(flag, v, 0, 100000), o->given |= GIVEN_WARMUP;
+        else if (!strcmp(flag, "--step-epochs")) o->step_epochs = (int)parse_long(flag, v, 1, 100000), o->given |= GIVEN_STEP_EPOCHS;
+        else if (!strcmp(flag, "--step-gamma")) o->step_gamma = parse_float(flag, v, 0, 1), o->given |= GIVEN_STEP_GAMMA;
+        else if (!strcmp(flag, "--seed")) o->seed = (uint64_t)parse_long(flag, v, 0, 2147483647L), o->given |= GIVEN_SEED;
+        else if (!strcmp(flag, "--augment")) o->augment = parse_onoff(flag, v), o->given |= GIVEN_AUGMENT;
+        else if (!strcmp(flag, "--width")) o->width = parse_float(flag, v, 0.01, 16), o->given |= GIVEN_WIDTH;
+        else if (!strcmp(flag, "--dw-group")) {
+            o->dw_group = !strcmp(v, "auto") ? 0 : (int)parse_long(flag, v, 1, 1 << 20);
+            o->given |= GIVEN_DW_GROUP;
+        } else if (!strcmp(flag, "--data")) copy_path(o->data, flag, v);
+        else if (!strcmp(flag, "--limit-train")) o->limit_train = (int)parse_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TRAIN;
+        else if (!strcmp(flag, "--limit-test")) o->limit_test = (int)parse_long(flag, v, 1, 1 << 30);
+        else if (!strcmp(flag, "--device")) {
+            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) bad(flag, v, "expected auto, cpu or cuda");
+            snprintf(o->device, sizeof(o->device), "%s", v);
+        } else if (!strcmp(flag, "--threads")) o->threads = (int)parse_long(flag, v, 1, 256);
+        else if (!strcmp(flag, "--tf32")) o->tf32 = parse_onoff(flag, v);
+        else if (!strcmp(flag, "--max-steps")) o->max_steps = parse_long(flag, v, 1, 1L << 40);
+        else if (!strcmp(flag, "--checkpoint")) copy_path(o->checkpoint, flag, v);
+        else if (!strcmp(flag, "--resume")) copy_path(o->resume, flag, v);
+        else if (!strcmp(flag, "--init")) copy_path(o->init, flag, v);
+        else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v);
+        else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)parse_long(flag, v, 1, 100000);
+        else if (!strcmp(flag, "--profile-json")) copy_path(o->profile_json, flag, v), o->profile = 1;
+    }
+    if (positional < 2) {
+        fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");
+        exit(2);
+    }
+    if (strcmp(o->model, "mobilenet") != 0) bad("MODEL", o->model, "unknown model (available: mobilenet)");
+    if (strcmp(o->dataset, "cifar10") != 0) bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
+    if (o->resume[0] && o->init[0]) bad("--init", o->init, "cannot be combined with --resume");
+    if (o->eval_only && !o->resume[0] && !o->init[0])
+        bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");
+}

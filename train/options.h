@@ -1,0 +1,53 @@
+// Command-line options of ./train: every knob of the recipe, the model, the data and the run.
+#ifndef TRAIN_OPTIONS_H
+#define TRAIN_OPTIONS_H
+
+#include <stdint.h>
+
+#include "../nn/sgd.h"
+
+#define PATH_LEN 1024
+
+// Bits of Options.given: which recipe flags the user set explicitly (--resume checks them).
+enum {
+    GIVEN_EPOCHS = 1 << 0, GIVEN_BATCH = 1 << 1, GIVEN_LR = 1 << 2, GIVEN_MOMENTUM = 1 << 3,
+    GIVEN_WD = 1 << 4, GIVEN_NESTEROV = 1 << 5, GIVEN_SCHEDULE = 1 << 6, GIVEN_WARMUP = 1 << 7,
+    GIVEN_STEP_EPOCHS = 1 << 8, GIVEN_STEP_GAMMA = 1 << 9, GIVEN_SEED = 1 << 10, GIVEN_WIDTH = 1 << 11,
+    GIVEN_DW_GROUP = 1 << 12, GIVEN_AUGMENT = 1 << 13, GIVEN_LIMIT_TRAIN = 1 << 14,
+};
+
+typedef struct Options {
+    char model[32], dataset[32];
+    // recipe
+    int epochs, batch;
+    float lr, momentum, weight_decay;
+    int nesterov;
+    ScheduleKind schedule;
+    float warmup_epochs;
+    int step_epochs;
+    float step_gamma;
+    uint64_t seed;
+    int augment;
+    // model
+    float width;
+    int dw_group; // channels per diagonalwise group; 0 = auto (measure at start-up)
+    // data
+    char data[PATH_LEN];
+    int limit_train, limit_test; // use only the first N images (0 = all): quick experiments, tests
+    // run
+    char device[16];
+    int threads, tf32;
+    long max_steps;
+    int eval_only, print_model;
+    char checkpoint[PATH_LEN], resume[PATH_LEN], init[PATH_LEN], log[PATH_LEN];
+    // profiling
+    int profile, profile_steps;
+    char profile_json[PATH_LEN];
+    unsigned given;
+} Options;
+
+// Parses argv into o (defaults first). On --help prints the usage and exits 0; on a bad flag or
+// value prints a message naming it and exits 2.
+void options_parse(Options* o, int argc, char** argv);
+
+#endif

@@ -1,0 +1,288 @@
+// ./train: trains a model on a dataset from the command line (see --help). The loop: for each batch,
+// forward, backward and one SGD step on the chosen backend while the loader prepares the next batch
+// on its own thread; at each epoch end, evaluation on the test set, a JSON log line and an atomic
+// checkpoint. Ctrl-C saves the checkpoint and stops; --resume continues exactly.
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../nn/checkpoint.h"
+#include "../nn/util.h"
+#include "trainer.h"
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_signal(int sig) {
+    interrupted = sig;
+    signal(sig, SIG_DFL); // a second Ctrl-C kills at once (the checkpoint file is still safe)
+}
+
+// The batch for the planning pass and the shapes of a step: images (n, 3, 32, 32), labels (n).
+static Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels_host, Tensor** logits_out) {
+    Engine* e = t->e;
+    Tensor* x = engine_input(e, n, 3, 32, 32, images);
+    int* labels = engine_labels(e, n, labels_host);
+    Tensor* logits = mobilenet_forward(e, &t->model, x);
+    Tensor* loss = cross_entropy(e, logits, labels, "loss");
+    if (logits_out) *logits_out = logits;
+    // Metrics accumulate in backend memory; nothing here waits for the device.
+    if (!engine_skip(e))
+        e->be->metrics_accumulate(t->loss_sum + (e->training ? 0 : 2), t->correct + (e->training ? 0 : 2),
+                                  loss->data, logits->data, labels, n, t->model.num_classes);
+    return loss;
+}
+
+static void train_step(Trainer* t, const Batch* b) {
+    Engine* e = t->e;
+    t->sgd.lr = schedule_lr(&t->schedule, t->step);
+    engine_begin(e, 1);
+    Tensor* loss = forward_loss(t, b->n, b->images, b->labels, NULL);
+    engine_zero_grad(e);
+    engine_backward(e, loss);
+    sgd_step(e, &t->sgd);
+    t->step++;
+    t->batch++;
+    t->seen += b->n;
+}
+
+// Mean loss and accuracy (%) over the test set (or its first --limit-test images).
+static void evaluate(Trainer* t, double* loss, double* acc) {
+    const Backend* be = t->be;
+    float zero_f = 0.0f;
+    int zero_i = 0;
+    be->upload(t->loss_sum + 2, &zero_f, sizeof(float));
+    be->upload(t->correct + 2, &zero_i, sizeof(int));
+    long seen = 0;
+    loader_start_epoch(t->test_loader, 0, 0);
+    const Batch* b;
+    while ((b = loader_next(t->test_loader))) {
+        engine_begin(t->e, 0);
+        forward_loss(t, b->n, b->images, b->labels, NULL);
+        seen += b->n;
+    }
+    float l;
+    int c;
+    be->download(&l, t->loss_sum + 2, sizeof(float));
+    be->download(&c, t->correct + 2, sizeof(int));
+    *loss = seen ? l / seen : 0.0;
+    *acc = seen ? 100.0 * c / seen : 0.0;
+}
+
+static void format_eta(char* buf, size_t len, double seconds) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
+}
+
+static void check_finite(Trainer* t, double loss_sum) {
+    if (isfinite(loss_sum)) return;
+    fprintf(stderr, "\nerror: the training loss became %s at epoch %d, step %ld (learning rate %g). "
+            "Stopping without saving, so %s%s%s still holds the last good state. Try a lower --lr.\n",
+            isnan(loss_sum) ? "NaN" : "infinite", t->epoch + 1, t->step, (double)t->sgd.lr,
+            t->opt.checkpoint[0] ? "the checkpoint '" : "no checkpoint", t->opt.checkpoint,
+            t->opt.checkpoint[0] ? "'" : " was written, nothing");
+    exit(1);
+}
+
+static void log_epoch(FILE* log, const Trainer* t, double train_loss, double train_acc, double test_loss,
+                      double test_acc, double seconds, double img_s, int partial) {
+    if (!log) return;
+    fprintf(log, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"train_acc\": %.4f, "
+            "\"test_loss\": %.6f, \"test_acc\": %.4f, \"lr\": %.8g, \"seconds\": %.3f, \"img_per_s\": %.2f%s}\n",
+            t->epoch + 1, t->step, train_loss, train_acc, test_loss, test_acc, (double)t->sgd.lr, seconds,
+            img_s, partial ? ", \"partial\": true" : "");
+    fflush(log);
+}
+
+static void setup(Trainer* t, int argc, char** argv) {
+    Options* o = &t->opt;
+    options_parse(o, argc, argv);
+    char err[2048];
+
+    // Weights from a checkpoint: its width decides the model unless --width says otherwise.
+    const char* ckpt = o->resume[0] ? o->resume : o->init[0] ? o->init : NULL;
+    if (ckpt && !(o->given & GIVEN_WIDTH)) {
+        Checkpoint c;
+        if (ckpt_load(&c, ckpt, err, sizeof(err)) != 0) nn_fatal("%s", err);
+        ckpt_get_f32(&c, "meta.width", &o->width);
+        ckpt_free(&c);
+    }
+
+    if (o->print_model) {
+        Engine* e = engine_create(&(Backend){0});
+        mobilenet_init(&t->model, e, o->width, o->dw_group ? o->dw_group : 32, 10);
+        mobilenet_print(&t->model, stdout);
+        exit(0);
+    }
+
+    BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32};
+    t->be = backend_open(o->device, &bo, err, sizeof(err));
+    if (!t->be) nn_fatal("%s", err);
+    char dev[256];
+    t->be->describe(dev, sizeof(dev));
+    printf("device: %s\n", dev);
+
+    t->e = engine_create(t->be);
+    mobilenet_init(&t->model, t->e, o->width, o->dw_group ? o->dw_group : 32, 10);
+    engine_alloc_params(t->e);
+    engine_init_params(t->e, o->seed);
+    t->loss_sum = t->be->alloc(4 * sizeof(float), "metrics");
+    t->correct = t->be->alloc(4 * sizeof(int), "metrics");
+    t->be->zero(t->loss_sum, 4 * sizeof(float));
+    t->be->zero(t->correct, 4 * sizeof(int));
+    if (o->resume[0]) trainer_resume(t, o->resume);
+    else if (o->init[0]) trainer_load_weights(t, o->init);
+
+    // Data.
+    char path[PATH_LEN];
+    if (cifar10_resolve_path(path, sizeof(path), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
+        nn_fatal("%s", err);
+    double t0 = nn_now();
+    if (cifar10_load(&t->data, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
+    int n_train = o->limit_train && o->limit_train < t->data.n_train ? o->limit_train : t->data.n_train;
+    int n_test = o->limit_test && o->limit_test < t->data.n_test ? o->limit_test : t->data.n_test;
+    printf("data: %s (%d training, %d test images; loaded in %.1f s)\n", path, n_train, n_test, nn_now() - t0);
+    if (o->batch > n_train) nn_fatal("--batch %d is larger than the %d training images", o->batch, n_train);
+    LoaderConfig lc = {.records = t->data.train, .count = n_train, .batch = o->batch, .train = o->augment,
+                       .seed = o->seed};
+    t->train_loader = loader_create(&lc);
+    LoaderConfig tc = {.records = t->data.test, .count = n_test, .batch = o->batch, .train = 0, .seed = o->seed};
+    t->test_loader = loader_create(&tc);
+    t->steps_per_epoch = loader_batches_per_epoch(t->train_loader);
+
+    // Recipe.
+    t->sgd = (SGD){.lr = o->lr, .momentum = o->momentum, .weight_decay = o->weight_decay, .nesterov = o->nesterov};
+    t->schedule = (Schedule){.kind = o->schedule, .base_lr = o->lr,
+                             .total_steps = (long)o->epochs * t->steps_per_epoch,
+                             .warmup_steps = (long)(o->warmup_epochs * t->steps_per_epoch + 0.5),
+                             .step_size = (long)o->step_epochs * t->steps_per_epoch, .gamma = o->step_gamma};
+
+    // Size the activation arena once, for the largest step: training with a full batch.
+    engine_plan_begin(t->e);
+    Tensor* loss = forward_loss(t, o->batch, NULL, NULL, NULL);
+    engine_backward(t->e, loss);
+    engine_plan_end(t->e);
+
+    long params, macs, executed;
+    mobilenet_count(&t->model, &params, &macs, &executed);
+    char act[32];
+    printf("model: MobileNet-CIFAR width %g, %.3f M parameters, %.2f M multiply-adds per image "
+           "(%.2f M executed: depthwise by diagonalwise refactorization, g = %d)\n",
+           (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, t->model.blocks[0].conv1.g);
+    printf("memory: %s of activations for batch %d\n",
+           nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), o->batch);
+    printf("recipe: %d epochs x %d steps, batch %d, SGD lr %g momentum %g%s wd %g, %s schedule%s, seed %llu%s\n",
+           o->epochs, t->steps_per_epoch, o->batch, (double)o->lr, (double)o->momentum,
+           o->nesterov ? " (nesterov)" : "", (double)o->weight_decay, schedule_name(o->schedule),
+           o->warmup_epochs > 0 ? " after warm-up" : "", (unsigned long long)o->seed,
+           o->augment ? ", crop+flip augmentation" : ", no augmentation");
+}
+
+int main(int argc, char** argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    Trainer t;
+    memset(&t, 0, sizeof(t));
+    setup(&t, argc, argv);
+    Options* o = &t.opt;
+
+    if (o->eval_only) {
+        double loss, acc;
+        double t0 = nn_now();
+        evaluate(&t, &loss, &acc);
+        printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc,
+               o->limit_test && o->limit_test < t.data.n_test ? o->limit_test : t.data.n_test, nn_now() - t0);
+        return 0;
+    }
+
+    FILE* log = NULL;
+    if (o->log[0]) {
+        log = fopen(o->log, o->resume[0] ? "a" : "w");
+        if (!log) nn_fatal("cannot open --log '%s' for writing", o->log);
+    }
+    if (o->resume[0])
+        printf("resuming '%s' at epoch %d, batch %d/%d (step %ld)\n", o->resume, t.epoch + 1, t.batch,
+               t.steps_per_epoch, t.step);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int tty = isatty(fileno(stdout));
+    const int batch = o->batch;
+
+    while (t.epoch < o->epochs) {
+        if (t.batch >= t.steps_per_epoch) { // a checkpoint taken right at an epoch's end
+            t.epoch++, t.batch = 0, t.seen = 0, t.epoch_seconds = 0;
+            trainer_set_metrics(&t, 0.0f, 0);
+            continue;
+        }
+        loader_start_epoch(t.train_loader, t.epoch, t.batch);
+        double start = nn_now() - t.epoch_seconds, last_print = 0.0;
+        long steps_here = 0, first_seen = t.seen;
+        double first_time = nn_now();
+        const Batch* b;
+        int stop = 0;
+        while ((b = loader_next(t.train_loader))) {
+            train_step(&t, b);
+            steps_here++;
+            double now = nn_now();
+            int last = t.batch == t.steps_per_epoch;
+            stop = interrupted || (o->max_steps && t.step >= o->max_steps);
+            if (last || stop || (tty ? now - last_print > 0.5 : t.batch % (t.steps_per_epoch / 10 + 1) == 0)) {
+                double loss_sum;
+                long correct;
+                trainer_read_metrics(&t, &loss_sum, &correct);
+                check_finite(&t, loss_sum);
+                now = nn_now();
+                double rate = (t.seen - first_seen) / (now - first_time);
+                char eta[32];
+                format_eta(eta, sizeof(eta), (t.steps_per_epoch - t.batch) * (double)batch / (rate > 0 ? rate : 1));
+                printf("%sepoch %d/%d [%4d/%d] loss %.4f acc %6.2f%% %6.0f img/s ETA %s%s", tty ? "\r" : "",
+                       t.epoch + 1, o->epochs, t.batch, t.steps_per_epoch, loss_sum / t.seen,
+                       100.0 * correct / t.seen, rate, eta, tty ? "   " : "\n");
+                fflush(stdout);
+                last_print = now;
+            }
+            if (stop) break;
+        }
+        if (tty) printf("\n");
+        double seconds = nn_now() - start;
+        t.epoch_seconds = seconds;
+        double img_s = (t.seen - first_seen) / (nn_now() - first_time);
+        double loss_sum;
+        long correct;
+        trainer_read_metrics(&t, &loss_sum, &correct);
+        double train_loss = loss_sum / t.seen, train_acc = 100.0 * correct / t.seen;
+        int epoch_done = t.batch == t.steps_per_epoch;
+        if (interrupted) {
+            if (o->checkpoint[0]) {
+                trainer_save(&t, o->checkpoint);
+                printf("interrupted: saved '%s' at epoch %d, batch %d (step %ld); continue with --resume %s\n",
+                       o->checkpoint, t.epoch + 1, t.batch, t.step, o->checkpoint);
+            } else {
+                printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t.epoch + 1, t.batch);
+            }
+            return 130;
+        }
+        if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
+        double test_loss, test_acc;
+        evaluate(&t, &test_loss, &test_acc);
+        printf("epoch %d/%d%s: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5g | %.1f s, %.0f img/s\n",
+               t.epoch + 1, o->epochs, epoch_done ? "" : " (stopped early)", train_loss, train_acc,
+               test_loss, test_acc, (double)t.sgd.lr, seconds, img_s);
+        log_epoch(log, &t, train_loss, train_acc, test_loss, test_acc, seconds, img_s, !epoch_done);
+        if (stop) {
+            printf("stopped at --max-steps %ld%s%s\n", o->max_steps, o->checkpoint[0] ? "; saved " : "",
+                   o->checkpoint);
+            break;
+        }
+        t.epoch++, t.batch = 0, t.seen = 0, t.epoch_seconds = 0;
+        trainer_set_metrics(&t, 0.0f, 0);
+    }
+    if (log) fclose(log);
+    loader_destroy(t.train_loader);
+    loader_destroy(t.test_loader);
+    cifar10_free(&t.data);
+    engine_destroy(t.e);
+    return 0;
+}

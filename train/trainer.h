@@ -1,0 +1,47 @@
+// The training run: the engine and model, the optimizer and schedule, the data loaders, the run's
+// position (epoch, batch, step) and its running metrics. train.c drives it; state.c saves and
+// restores it.
+#ifndef TRAIN_TRAINER_H
+#define TRAIN_TRAINER_H
+
+#include "../data/cifar10.h"
+#include "../data/loader.h"
+#include "../models/mobilenet.h"
+#include "../nn/sgd.h"
+#include "options.h"
+
+typedef struct Trainer {
+    Options opt;
+    const Backend* be;
+    Engine* e;
+    MobileNet model;
+    SGD sgd;
+    Schedule schedule;
+    Cifar10 data;
+    Loader* train_loader;
+    Loader* test_loader;
+    int steps_per_epoch;
+
+    // Position of the run: the next step is batch `batch` of epoch `epoch`, optimizer step `step`.
+    int epoch, batch;
+    long step;
+
+    // Running metrics in backend memory, so a step need not wait for the device.
+    float* loss_sum; // (1) sum over samples of the loss
+    int* correct;    // (1) samples whose argmax equals the label
+    long seen;       // samples counted so far in the current epoch (host side)
+    double epoch_seconds; // training time spent in the current epoch (across resumes)
+} Trainer;
+
+// state.c: the checkpoint of a whole run.
+void trainer_save(Trainer* t, const char* path);
+// Restores weights, momentum, running statistics, the recipe and the run's position. Refuses a
+// checkpoint from another model/width, and explicit recipe flags that contradict it (exit 2).
+void trainer_resume(Trainer* t, const char* path);
+// Loads only the weights and running statistics (--init, --eval-only).
+void trainer_load_weights(Trainer* t, const char* path);
+// The running metrics (waits for the device), and setting them (zero at an epoch's start).
+void trainer_read_metrics(Trainer* t, double* loss_sum, long* correct);
+void trainer_set_metrics(Trainer* t, float loss_sum, int correct);
+
+#endif
