@@ -107,6 +107,16 @@ typedef struct Backend {
     // (buf starts at zero, which makes the first step buf = d, as in PyTorch)
     void (*sgd_step)(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
                      float weight_decay, int nesterov);
+
+    // Profiling. Events are timestamps taken in stream order (CPU: the host clock; CUDA: cudaEvent),
+    // so timing every op needs no synchronization; event_elapsed_ms waits for `end`. The range
+    // functions name what follows for external profilers (NVTX on CUDA) and may be NULL.
+    void* (*event_create)(void);
+    void (*event_destroy)(void* ev);
+    void (*event_record)(void* ev);
+    float (*event_elapsed_ms)(void* start, void* end);
+    void (*range_push)(const char* name);
+    void (*range_pop)(void);
 } Backend;
 
 // The registry (kernels/backends.c). name: "cpu", "cuda" or "auto" (CUDA when a GPU is usable,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile.h"
 #include "rng.h"
 #include "util.h"
 
@@ -258,6 +259,7 @@ TapeEntry* engine_record(Engine* e, BackwardFn backward, const char* kind, const
     t->kind = kind;
     t->name = name;
     t->out = out;
+    if (!e->planning) profiler_mark_forward(e->profiler, e->tape_len - 1, name);
     return t;
 }
 
@@ -268,6 +270,7 @@ void engine_backward_from(Engine* e, Tensor* out, const float* host_seed) {
     NN_ASSERT(e->training, "backward in evaluation mode: no tape was recorded");
     if (e->planning) return;
     NN_ASSERT(out->grad, "backward from a tensor without a gradient buffer");
+    profiler_mark_forward(e->profiler, -1, NULL);
     e->be->upload(out->grad, host_seed, tensor_numel(out) * sizeof(float));
     out->grad_written = 1;
     for (int i = e->tape_len - 1; i >= 0; i--) {
@@ -275,8 +278,10 @@ void engine_backward_from(Engine* e, Tensor* out, const float* host_seed) {
         Tensor* o = t->out->base ? t->out->base : t->out;
         // An output nobody consumed has no gradient: its op contributes nothing.
         if (!o->grad_written) continue;
+        profiler_mark_backward(e->profiler, i, t->name);
         t->backward(e, t);
     }
+    profiler_mark_backward(e->profiler, -1, NULL);
 }
 
 void engine_backward(Engine* e, Tensor* loss) {

@@ -92,6 +92,7 @@ struct Engine {
     int planned;
     int training;             // 1: batch statistics, tape recorded, activation gradients allocated
     size_t alloc_calls;       // backend allocations made by the engine (tests check steady state)
+    struct Profiler* profiler; // when set (and active), every op boundary is timestamped (nn/profile.h)
 };
 
 Engine* engine_create(const Backend* be);

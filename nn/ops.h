@@ -5,6 +5,8 @@
 #ifndef NN_OPS_H
 #define NN_OPS_H
 
+#include <stdio.h>
+
 #include "engine.h"
 
 #define LAYER_NAME_LEN 48
@@ -53,6 +55,10 @@ void linear_init(Linear* m, Engine* e, const char* name, int in, int out);
 int depthwise_group_size(int c, int g);
 // Changes the group size of a depthwise layer (e.g. after --dw-group auto measured the best one).
 void depthwise_set_group(DepthwiseConv2d* m, int g);
+// --dw-group auto: times forward + backward of the layer for g = 1, 2, 4, ... on its real input shape
+// (n, c, h, w) through the backend, sets and returns the fastest g, and logs the timings to `log`
+// (may be NULL). Must run before the engine's planning pass (g changes the scratch sizes).
+int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int w, FILE* log);
 
 // Ops. Each returns a new activation; shapes are checked and a mismatch is a fatal error naming the
 // layer. relu = 1 fuses a ReLU into the batch norm's output (one pass instead of two).

@@ -20,57 +20,6 @@ static void on_signal(int sig) {
     signal(sig, SIG_DFL); // a second Ctrl-C kills at once (the checkpoint file is still safe)
 }
 
-// The batch for the planning pass and the shapes of a step: images (n, 3, 32, 32), labels (n).
-static Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels_host, Tensor** logits_out) {
-    Engine* e = t->e;
-    Tensor* x = engine_input(e, n, 3, 32, 32, images);
-    int* labels = engine_labels(e, n, labels_host);
-    Tensor* logits = mobilenet_forward(e, &t->model, x);
-    Tensor* loss = cross_entropy(e, logits, labels, "loss");
-    if (logits_out) *logits_out = logits;
-    // Metrics accumulate in backend memory; nothing here waits for the device.
-    if (!engine_skip(e))
-        e->be->metrics_accumulate(t->loss_sum + (e->training ? 0 : 2), t->correct + (e->training ? 0 : 2),
-                                  loss->data, logits->data, labels, n, t->model.num_classes);
-    return loss;
-}
-
-static void train_step(Trainer* t, const Batch* b) {
-    Engine* e = t->e;
-    t->sgd.lr = schedule_lr(&t->schedule, t->step);
-    engine_begin(e, 1);
-    Tensor* loss = forward_loss(t, b->n, b->images, b->labels, NULL);
-    engine_zero_grad(e);
-    engine_backward(e, loss);
-    sgd_step(e, &t->sgd);
-    t->step++;
-    t->batch++;
-    t->seen += b->n;
-}
-
-// Mean loss and accuracy (%) over the test set (or its first --limit-test images).
-static void evaluate(Trainer* t, double* loss, double* acc) {
-    const Backend* be = t->be;
-    float zero_f = 0.0f;
-    int zero_i = 0;
-    be->upload(t->loss_sum + 2, &zero_f, sizeof(float));
-    be->upload(t->correct + 2, &zero_i, sizeof(int));
-    long seen = 0;
-    loader_start_epoch(t->test_loader, 0, 0);
-    const Batch* b;
-    while ((b = loader_next(t->test_loader))) {
-        engine_begin(t->e, 0);
-        forward_loss(t, b->n, b->images, b->labels, NULL);
-        seen += b->n;
-    }
-    float l;
-    int c;
-    be->download(&l, t->loss_sum + 2, sizeof(float));
-    be->download(&c, t->correct + 2, sizeof(int));
-    *loss = seen ? l / seen : 0.0;
-    *acc = seen ? 100.0 * c / seen : 0.0;
-}
-
 static void format_eta(char* buf, size_t len, double seconds) {
     long s = (long)(seconds + 0.5);
     if (s >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
@@ -160,18 +109,29 @@ static void setup(Trainer* t, int argc, char** argv) {
                              .warmup_steps = (long)(o->warmup_epochs * t->steps_per_epoch + 0.5),
                              .step_size = (long)o->step_epochs * t->steps_per_epoch, .gamma = o->step_gamma};
 
+    if (o->dw_group == 0 && !o->resume[0]) {
+        printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", o->batch);
+        mobilenet_autotune(&t->model, t->be, o->batch, stdout);
+    }
+
     // Size the activation arena once, for the largest step: training with a full batch.
     engine_plan_begin(t->e);
-    Tensor* loss = forward_loss(t, o->batch, NULL, NULL, NULL);
-    engine_backward(t->e, loss);
+    engine_backward(t->e, forward_loss(t, o->batch, NULL, NULL));
     engine_plan_end(t->e);
 
     long params, macs, executed;
     mobilenet_count(&t->model, &params, &macs, &executed);
-    char act[32];
+    char groups[160] = "";
+    int uniform = 1;
+    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
+        uniform &= t->model.blocks[i].conv1.g == t->model.blocks[0].conv1.g;
+        snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s%d", i ? "," : "", t->model.blocks[i].conv1.g);
+    }
+    if (uniform) snprintf(groups, sizeof(groups), "%d", t->model.blocks[0].conv1.g);
     printf("model: MobileNet-CIFAR width %g, %.3f M parameters, %.2f M multiply-adds per image "
-           "(%.2f M executed: depthwise by diagonalwise refactorization, g = %d)\n",
-           (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, t->model.blocks[0].conv1.g);
+           "(%.2f M executed: depthwise by diagonalwise refactorization, g = %s%s)\n",
+           (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, uniform ? "" : "per layer ", groups);
+    char act[32];
     printf("memory: %s of activations for batch %d\n",
            nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), o->batch);
     printf("recipe: %d epochs x %d steps, batch %d, SGD lr %g momentum %g%s wd %g, %s schedule%s, seed %llu%s\n",
@@ -188,6 +148,7 @@ int main(int argc, char** argv) {
     setup(&t, argc, argv);
     Options* o = &t.opt;
 
+    if (o->profile) return run_profile(&t);
     if (o->eval_only) {
         double loss, acc;
         double t0 = nn_now();
@@ -223,7 +184,7 @@ int main(int argc, char** argv) {
         const Batch* b;
         int stop = 0;
         while ((b = loader_next(t.train_loader))) {
-            train_step(&t, b);
+            train_step(&t, b, NULL);
             steps_here++;
             double now = nn_now();
             int last = t.batch == t.steps_per_epoch;

@@ -33,6 +33,15 @@ typedef struct Trainer {
     double epoch_seconds; // training time spent in the current epoch (across resumes)
 } Trainer;
 
+// step.c: one training step, evaluation. timers may be NULL (they time the step and its optimizer).
+typedef struct StepTimers StepTimers;
+Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels);
+void train_step(Trainer* t, const Batch* b, StepTimers* timers);
+void evaluate(Trainer* t, double* loss, double* acc);
+
+// profile.c: --profile (prints the per-layer table, writes --profile-json); returns the exit code.
+int run_profile(Trainer* t);
+
 // state.c: the checkpoint of a whole run.
 void trainer_save(Trainer* t, const char* path);
 // Restores weights, momentum, running statistics, the recipe and the run's position. Refuses a
