@@ -1,0 +1,358 @@
+// The CUDA backend: device set-up, memory, error reporting and the backend table. Convolutions are
+// in cuda_conv.cu (cuDNN), the linear layer in cuda_linear.cu (cuBLAS), the rest are our kernels.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+#include "cuda_stream.h"
+
+#if __has_include(<nvtx3/nvToolsExt.h>)
+#include <nvtx3/nvToolsExt.h> // header-only NVTX 3: no library to link, a no-op without a profiler
+#define HAVE_NVTX 1
+#endif
+
+CudaContext g_cuda;
+
+#define DEFAULT_WORKSPACE_LIMIT ((size_t)256 << 20)
+#define CUBLAS_WORKSPACE_BYTES ((size_t)4 << 20) // cuBLAS would otherwise allocate its own lazily
+#define RING_SLOTS 4                              // uploads in flight before the host waits
+#define RING_SLOT_BYTES ((size_t)8 << 20)         // larger uploads go through the ring in chunks
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+const char* cuda_format_bytes(char* buf, size_t len, double bytes) {
+    const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 4) bytes /= 1024.0, u++;
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+    return buf;
+}
+
+void cuda_fail(const char* file, int line, const char* lib, const char* call, const char* message,
+               const char* detail) {
+    fflush(stdout);
+    fprintf(stderr, "error: %s:%d: %s call failed: %s\n  %s%s%s\n", file, line, lib, call, message,
+            detail && *detail ? " | " : "", detail ? detail : "");
+    if (!g_cuda.sync_debug)
+        fprintf(stderr, "  (kernels run asynchronously: an error reported here may come from earlier "
+                        "work; rerun with DRNET_CUDA_SYNC=1 to stop at the call that caused it)\n");
+    exit(1);
+}
+
+void cuda_after_launch(const char* file, int line, const char* kernel) {
+    char call[160];
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        snprintf(call, sizeof(call), "launch of kernel %s", kernel);
+        cuda_fail(file, line, "CUDA", call, cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    if (g_cuda.sync_debug) {
+        e = cudaStreamSynchronize(g_cuda.stream);
+        if (e != cudaSuccess) {
+            snprintf(call, sizeof(call), "kernel %s (while it ran)", kernel);
+            cuda_fail(file, line, "CUDA", call, cudaGetErrorString(e), cudaGetErrorName(e));
+        }
+    }
+}
+
+void cuda_after_library(const char* file, int line, const char* call) {
+    if (!g_cuda.sync_debug) return;
+    cudaError_t e = cudaStreamSynchronize(g_cuda.stream);
+    if (e != cudaSuccess) {
+        char what[160];
+        snprintf(what, sizeof(what), "%s (while it ran)", call);
+        cuda_fail(file, line, "CUDA", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+void* cuda_device_alloc(size_t bytes, const char* what) {
+    void* p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e == cudaSuccess && p) return p;
+    if (e != cudaErrorMemoryAllocation) { // not a lack of memory: e.g. an earlier kernel faulted
+        char call[160];
+        snprintf(call, sizeof(call), "cudaMalloc of %zu bytes for %s", bytes, what);
+        cuda_fail(__FILE__, __LINE__, "CUDA", call, cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    (void)cudaGetLastError(); // an allocation failure is not sticky: clear it before querying
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    char need[32], fr[32], tot[32];
+    fflush(stdout);
+    fprintf(stderr,
+            "error: out of GPU memory: %s needs %s, but only %s of the GPU's %s are free (%s). "
+            "Lower --batch or --width, or free the GPU of other processes.\n",
+            what, cuda_format_bytes(need, sizeof(need), (double)bytes),
+            cuda_format_bytes(fr, sizeof(fr), (double)free_b),
+            cuda_format_bytes(tot, sizeof(tot), (double)total_b), cudaGetErrorString(e));
+    exit(1);
+}
+
+static void* cuda_alloc(size_t bytes, const char* what) { return cuda_device_alloc(bytes, what); }
+
+static void cuda_free(void* p) {
+    if (!p) return;
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // queued work may still use p
+    CUDA_CHECK(cudaFree(p));
+}
+
+static void cuda_zero(void* p, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g_cuda.stream));
+}
+
+// Uploads go through pinned staging slots, so that cudaMemcpyAsync is truly asynchronous and
+// `src` may be reused as soon as upload returns. A slot is refilled only after the event recorded
+// behind its previous copy has fired.
+struct RingSlot {
+    void* host;        // (RING_SLOT_BYTES) pinned
+    cudaEvent_t done;  // recorded on the stream after the slot's latest copy
+};
+static RingSlot ring[RING_SLOTS];
+static int ring_next;
+
+static void cuda_upload(void* dst, const void* src, size_t bytes) {
+    const char* s = (const char*)src;
+    char* d = (char*)dst;
+    while (bytes > 0) {
+        size_t chunk = bytes < RING_SLOT_BYTES ? bytes : RING_SLOT_BYTES;
+        RingSlot* slot = &ring[ring_next];
+        ring_next = (ring_next + 1) % RING_SLOTS;
+        CUDA_CHECK(cudaEventSynchronize(slot->done)); // returns at once if never recorded
+        memcpy(slot->host, s, chunk);
+        CUDA_CHECK(cudaMemcpyAsync(d, slot->host, chunk, cudaMemcpyHostToDevice, g_cuda.stream));
+        CUDA_CHECK(cudaEventRecord(slot->done, g_cuda.stream));
+        s += chunk, d += chunk, bytes -= chunk;
+    }
+}
+
+static void cuda_download(void* dst, const void* src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_cuda.stream));
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
+}
+
+static void cuda_copy(void* dst, const void* src, size_t bytes) {
+    if (!bytes || dst == src) return;
+    const char *d = (const char*)dst, *s = (const char*)src;
+    if (d < s + bytes && s < d + bytes) {
+        fprintf(stderr, "error: %s:%d: backend copy of %zu bytes between overlapping ranges (%p <- %p): "
+                        "the CUDA backend's copy does not support overlap\n",
+                __FILE__, __LINE__, bytes, dst, src);
+        exit(1);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream));
+}
+
+static void cuda_synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); }
+
+// ---------------------------------------------------------------------------------------------
+// Profiling: events recorded on the stream, so timing an op never waits for the device.
+
+static void* cuda_event_create(void) {
+    cudaEvent_t ev;
+    CUDA_CHECK(cudaEventCreate(&ev)); // with timing
+    return (void*)ev;
+}
+
+static void cuda_event_destroy(void* ev) {
+    if (ev) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
+}
+
+static void cuda_event_record(void* ev) { CUDA_CHECK(cudaEventRecord((cudaEvent_t)ev, g_cuda.stream)); }
+
+static float cuda_event_elapsed_ms(void* start, void* end) {
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)end));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
+    return ms;
+}
+
+#ifdef HAVE_NVTX
+static void cuda_range_push(const char* name) { nvtxRangePushA(name); }
+static void cuda_range_pop(void) { nvtxRangePop(); }
+#define CUDA_RANGE_PUSH cuda_range_push
+#define CUDA_RANGE_POP cuda_range_pop
+#else
+#define CUDA_RANGE_PUSH NULL
+#define CUDA_RANGE_POP NULL
+#endif
+
+extern "C" cudaStream_t drnet_cuda_stream(void) { return g_cuda.stream; }
+
+// ---------------------------------------------------------------------------------------------
+// Set-up
+
+static __global__ void probe_kernel(int* out) { *out = 42; }
+
+static int env_flag(const char* name) {
+    const char* v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+#define INIT_CUDA(call)                                                                           \
+    do {                                                                                          \
+        cudaError_t e_ = (call);                                                                  \
+        if (e_ != cudaSuccess) {                                                                  \
+            (void)cudaGetLastError();                                                             \
+            snprintf(err, errlen, "%s failed: %s (%s)", #call, cudaGetErrorString(e_),            \
+                     cudaGetErrorName(e_));                                                       \
+            return 1;                                                                             \
+        }                                                                                         \
+    } while (0)
+
+// Device 0, the stream, the library handles and the upload ring; once per process.
+static int open_device(char* err, size_t errlen) {
+    CudaContext* g = &g_cuda;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        snprintf(err, errlen, "no usable CUDA device: cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e),
+                 cudaGetErrorName(e));
+        return 1;
+    }
+    if (count == 0) {
+        snprintf(err, errlen, "no CUDA device found (cudaGetDeviceCount returned 0)");
+        return 1;
+    }
+    INIT_CUDA(cudaSetDevice(0));
+    INIT_CUDA(cudaGetDeviceProperties(&g->prop, 0));
+    INIT_CUDA(cudaStreamCreate(&g->stream));
+
+    // One tiny kernel proves that this build has code for the device and that the context works.
+    int* probe = NULL;
+    int got = 0;
+    INIT_CUDA(cudaMalloc(&probe, sizeof(int)));
+    probe_kernel<<<1, 1, 0, g->stream>>>(probe);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        snprintf(err, errlen, "cannot run kernels on %s (sm_%d%d): %s (%s); this build targets "
+                 "CMAKE_CUDA_ARCHITECTURES (default 80;90): rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d",
+                 g->prop.name, g->prop.major, g->prop.minor, cudaGetErrorString(e), cudaGetErrorName(e),
+                 g->prop.major, g->prop.minor);
+        return 1;
+    }
+    INIT_CUDA(cudaMemcpyAsync(&got, probe, sizeof(int), cudaMemcpyDeviceToHost, g->stream));
+    INIT_CUDA(cudaStreamSynchronize(g->stream));
+    INIT_CUDA(cudaFree(probe));
+    if (got != 42) {
+        snprintf(err, errlen, "a test kernel on %s did not run (read %d, expected 42)", g->prop.name, got);
+        return 1;
+    }
+
+    size_t v = cudnnGetVersion();
+    if ((int)(v / 10000) != CUDNN_MAJOR) {
+        snprintf(err, errlen, "built against cuDNN %d.%d.%d but loaded cuDNN %zu.%zu.%zu", CUDNN_MAJOR,
+                 CUDNN_MINOR, CUDNN_PATCHLEVEL, v / 10000, v % 10000 / 100, v % 100);
+        return 1;
+    }
+    cudnnStatus_t ds = cudnnCreate(&g->cudnn);
+    if (ds != CUDNN_STATUS_SUCCESS) {
+        char detail[256] = "";
+        CUDNN_LAST_ERROR(detail);
+        snprintf(err, errlen, "cudnnCreate failed: %s %s", cudnnGetErrorString(ds), detail);
+        return 1;
+    }
+    ds = cudnnSetStream(g->cudnn, g->stream);
+    if (ds != CUDNN_STATUS_SUCCESS) {
+        snprintf(err, errlen, "cudnnSetStream failed: %s", cudnnGetErrorString(ds));
+        return 1;
+    }
+    cublasStatus_t bs = cublasCreate(&g->cublas);
+    if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(g->cublas, g->stream);
+    void* cublas_ws = NULL;
+    if (bs == CUBLAS_STATUS_SUCCESS) {
+        INIT_CUDA(cudaMalloc(&cublas_ws, CUBLAS_WORKSPACE_BYTES));
+        bs = cublasSetWorkspace(g->cublas, cublas_ws, CUBLAS_WORKSPACE_BYTES); // after SetStream, which resets it
+    }
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        snprintf(err, errlen, "cuBLAS set-up failed: %s", cublasGetStatusString(bs));
+        return 1;
+    }
+
+    for (int i = 0; i < RING_SLOTS; i++) {
+        INIT_CUDA(cudaMallocHost(&ring[i].host, RING_SLOT_BYTES));
+        INIT_CUDA(cudaEventCreateWithFlags(&ring[i].done, cudaEventDisableTiming));
+    }
+    g->sync_debug = env_flag("DRNET_CUDA_SYNC");
+    g->verbose = env_flag("DRNET_CUDA_VERBOSE");
+    g->initialized = 1;
+    return 0;
+}
+
+// May be called again (tests switch TF32): the device stays, the options change. Convolution
+// algorithms are cached per TF32 setting, so both settings can be used in one process.
+static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
+    if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
+    g_cuda.tf32 = opt && opt->tf32;
+    g_cuda.workspace_limit = opt && opt->workspace_limit ? opt->workspace_limit : DEFAULT_WORKSPACE_LIMIT;
+    // The flag covers cuBLAS too (nn/backend.h). PyTorch's own default for matmuls is strict FP32
+    // (torch.backends.cuda.matmul.allow_tf32 = False); our only GEMM is the classifier, 0.02% of
+    // the FLOPs, so the choice changes neither speed nor accuracy measurably.
+    CUBLAS_CHECK(cublasSetMathMode(g_cuda.cublas, g_cuda.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    return 0;
+}
+
+static void cuda_describe(char* buf, size_t len) {
+    const cudaDeviceProp* p = &g_cuda.prop;
+    int runtime = 0, driver = 0;
+    cudaRuntimeGetVersion(&runtime);
+    cudaDriverGetVersion(&driver);
+    size_t v = cudnnGetVersion();
+    char ws[32];
+    snprintf(buf, len,
+             "CUDA: %s (sm_%d%d, %d SMs, %.1f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, "
+             "TF32 %s, conv workspace limit %s",
+             p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
+             runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
+             v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
+             cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table, in the field order of nn/backend.h (C++ has no C99 designated initializers).
+static_assert(sizeof(Backend) == 36 * sizeof(void*), "nn/backend.h changed: update cuda_backend below");
+
+extern "C" const Backend cuda_backend = {
+    "cuda",                           // name
+    cuda_init,                        // init
+    cuda_describe,                    // describe
+    cuda_alloc,                       // alloc
+    cuda_free,                        // free
+    cuda_zero,                        // zero
+    cuda_upload,                      // upload
+    cuda_download,                    // download
+    cuda_copy,                        // copy
+    cuda_synchronize,                 // synchronize
+    cuda_conv2d_forward,              // conv2d_forward
+    cuda_conv2d_backward_data,        // conv2d_backward_data
+    cuda_conv2d_backward_filter,      // conv2d_backward_filter
+    cuda_dr_scatter,                  // dr_scatter
+    cuda_dr_gather,                   // dr_gather
+    cuda_batchnorm_forward_train,     // batchnorm_forward_train
+    cuda_batchnorm_forward_eval,      // batchnorm_forward_eval
+    cuda_batchnorm_backward,          // batchnorm_backward
+    cuda_relu_forward,                // relu_forward
+    cuda_relu_backward,               // relu_backward
+    cuda_avgpool_forward,             // avgpool_forward
+    cuda_avgpool_backward,            // avgpool_backward
+    cuda_maxpool_forward,             // maxpool_forward
+    cuda_maxpool_backward,            // maxpool_backward
+    cuda_linear_forward,              // linear_forward
+    cuda_linear_backward,             // linear_backward
+    cuda_cross_entropy_forward,       // cross_entropy_forward
+    cuda_cross_entropy_backward,      // cross_entropy_backward
+    cuda_metrics_accumulate,          // metrics_accumulate
+    cuda_sgd_step,                    // sgd_step
+    cuda_event_create,                // event_create
+    cuda_event_destroy,               // event_destroy
+    cuda_event_record,                // event_record
+    cuda_event_elapsed_ms,            // event_elapsed_ms
+    CUDA_RANGE_PUSH,                  // range_push (NVTX)
+    CUDA_RANGE_POP,                   // range_pop
+};

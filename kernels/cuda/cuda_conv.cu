@@ -1,0 +1,265 @@
+// Convolutions through cuDNN's legacy API (NCHW float, cross-correlation, groups through
+// cudnnSetConvolutionGroupCount). The depthwise layer's grouped convolutions come here too; its
+// two small weight kernels are in cuda_dr.cu.
+//
+// Each distinct ConvShape (with the TF32 setting) gets a ConvPlan: its descriptors, created once,
+// and per direction the algorithm cudnnFind* measured fastest among those that succeeded, keep the
+// requested precision and need at most workspace_limit bytes of workspace. The search runs the
+// first time a direction is used with that shape (the first training step); after that a call is
+// a table look-up and one cuDNN call. All convolutions share one workspace buffer: there is one
+// stream, so no two of them ever run at once. It only grows during a search.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+enum { FWD, BWD_DATA, BWD_FILTER, DIRECTIONS };
+static const char* const DIRECTION[DIRECTIONS] = {"forward", "backward-data", "backward-filter"};
+
+static const char* algo_name(int dir, int algo) {
+    static const char* const fwd[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
+                                      "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+    static const char* const data[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD",
+                                       "WINOGRAD_NONFUSED"};
+    static const char* const filter[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD",
+                                         "WINOGRAD_NONFUSED", "FFT_TILING"};
+    const char* const* names = dir == FWD ? fwd : dir == BWD_DATA ? data : filter;
+    int count = dir == FWD ? 8 : dir == BWD_DATA ? 6 : 7;
+    return algo >= 0 && algo < count ? names[algo] : "?";
+}
+
+static const char* math_name(cudnnMathType_t m) {
+    switch (m) {
+    case CUDNN_DEFAULT_MATH: return "default (TF32 allowed)";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op + FP16 conversion";
+    case CUDNN_FMA_MATH: return "FMA (strict FP32)";
+    }
+    return "?";
+}
+
+// With TF32 off only FMA math keeps FP32 exact. cudnnFind reports per result the math type it
+// measured, and may list CUDNN_DEFAULT_MATH results (TF32 allowed on sm_80+) whatever the descriptor
+// asked for; those are refused. With TF32 on anything but a down-conversion to FP16 is acceptable.
+static int math_allowed(cudnnMathType_t m) {
+    if (!g_cuda.tf32) return m == CUDNN_FMA_MATH;
+    return m == CUDNN_DEFAULT_MATH || m == CUDNN_TENSOR_OP_MATH || m == CUDNN_FMA_MATH;
+}
+
+struct ConvPlan {
+    ConvShape s; // the key, with tf32
+    int tf32;
+    cudnnTensorDescriptor_t x;                     // (n, c_in, h, w)
+    cudnnTensorDescriptor_t y;                     // (n, c_out, h_out, w_out)
+    cudnnFilterDescriptor_t w;                     // (c_out, c_in / groups, k, k)
+    cudnnConvolutionDescriptor_t conv[DIRECTIONS]; // one per direction: each carries its algorithm's math type
+    int ready[DIRECTIONS];                         // the direction's algorithm has been chosen
+    int algo[DIRECTIONS];                          // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
+    size_t ws[DIRECTIONS];                         // workspace bytes that algorithm needs
+};
+
+#define MAX_PLANS 1024
+static ConvPlan plans[MAX_PLANS];
+static int num_plans;
+static void* workspace;        // (workspace_bytes) shared by every convolution
+static size_t workspace_bytes;
+
+static void shape_text(char* buf, size_t len, const ConvShape* s, int tf32) {
+    snprintf(buf, len, "x (%d, %d, %d, %d) -> y (%d, %d, %d, %d), %dx%d kernel, stride %d, pad %d, "
+             "%d group%s, TF32 %s", s->n, s->c_in, s->h, s->w, s->n, s->c_out, s->h_out, s->w_out,
+             s->k, s->k, s->stride, s->pad, s->groups, s->groups == 1 ? "" : "s", tf32 ? "on" : "off");
+}
+
+// A cuDNN failure on a convolution: the shape is what makes it actionable.
+static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, const char* file, int line) {
+    if (st == CUDNN_STATUS_SUCCESS) return;
+    char detail[512] = "", shape[200], both[760];
+    CUDNN_LAST_ERROR(detail);
+    shape_text(shape, sizeof(shape), &p->s, p->tf32);
+    snprintf(both, sizeof(both), "convolution %s%s%s", shape, *detail ? " | " : "", detail);
+    cuda_fail(file, line, "cuDNN", call, cudnnGetErrorString(st), both);
+}
+#define PLAN_CHECK(p, call) plan_check((p), (call), #call, __FILE__, __LINE__)
+
+static ConvPlan* plan_for(const ConvShape* s) {
+    for (int i = 0; i < num_plans; i++)
+        if (plans[i].tf32 == g_cuda.tf32 && memcmp(&plans[i].s, s, sizeof(*s)) == 0) return &plans[i];
+    if (num_plans == MAX_PLANS) {
+        fprintf(stderr, "error: %s:%d: more than %d distinct convolution shapes; raise MAX_PLANS\n",
+                __FILE__, __LINE__, MAX_PLANS);
+        exit(1);
+    }
+    ConvPlan* p = &plans[num_plans];
+    memset(p, 0, sizeof(*p));
+    p->s = *s;
+    p->tf32 = g_cuda.tf32;
+    PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->x));
+    PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->y));
+    PLAN_CHECK(p, cudnnCreateFilterDescriptor(&p->w));
+    PLAN_CHECK(p, cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c_in, s->h, s->w));
+    PLAN_CHECK(p, cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c_out,
+                                             s->h_out, s->w_out));
+    PLAN_CHECK(p, cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->c_out,
+                                             s->c_in / s->groups, s->k, s->k));
+    for (int d = 0; d < DIRECTIONS; d++) {
+        PLAN_CHECK(p, cudnnCreateConvolutionDescriptor(&p->conv[d]));
+        PLAN_CHECK(p, cudnnSetConvolution2dDescriptor(p->conv[d], s->pad, s->pad, s->stride, s->stride, 1, 1,
+                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+        PLAN_CHECK(p, cudnnSetConvolutionGroupCount(p->conv[d], s->groups));
+        // What the search starts from; each direction then runs with the math type it measured.
+        PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[d], g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    }
+    int n, c, h, w;
+    PLAN_CHECK(p, cudnnGetConvolution2dForwardOutputDim(p->conv[FWD], p->x, p->w, &n, &c, &h, &w));
+    if (n != s->n || c != s->c_out || h != s->h_out || w != s->w_out) {
+        char shape[200];
+        shape_text(shape, sizeof(shape), s, p->tf32);
+        fprintf(stderr, "error: %s:%d: cuDNN computes output (%d, %d, %d, %d) for convolution %s\n",
+                __FILE__, __LINE__, n, c, h, w, shape);
+        exit(1);
+    }
+    num_plans++;
+    return p;
+}
+
+// One result of a cudnnFind* call, whatever the direction.
+struct Candidate {
+    int algo;
+    cudnnStatus_t status;
+    float ms;
+    size_t memory;
+    cudnnMathType_t math;
+};
+#define MAX_CANDIDATES 16
+
+template <typename Perf>
+static int to_candidates(const Perf* perf, int n, Candidate* c) {
+    for (int i = 0; i < n; i++)
+        c[i] = Candidate{(int)perf[i].algo, perf[i].status, perf[i].time, perf[i].memory, perf[i].mathType};
+    return n;
+}
+
+// Runs every algorithm for the direction (cuDNN allocates its own buffers for this, so our
+// tensors are untouched) and returns the results, fastest first.
+static int measure(ConvPlan* p, int dir, Candidate* c) {
+    cudnnHandle_t h = g_cuda.cudnn;
+    int max = 0, n = 0;
+    if (dir == FWD) {
+        cudnnConvolutionFwdAlgoPerf_t perf[MAX_CANDIDATES];
+        PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
+        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        PLAN_CHECK(p, cudnnFindConvolutionForwardAlgorithm(h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
+        return to_candidates(perf, n, c);
+    }
+    if (dir == BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_CANDIDATES];
+        PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
+        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        PLAN_CHECK(p, cudnnFindConvolutionBackwardDataAlgorithm(h, p->w, p->y, p->conv[BWD_DATA], p->x, max,
+                                                                &n, perf));
+        return to_candidates(perf, n, c);
+    }
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_CANDIDATES];
+    PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
+    max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+    PLAN_CHECK(p, cudnnFindConvolutionBackwardFilterAlgorithm(h, p->x, p->y, p->conv[BWD_FILTER], p->w, max,
+                                                              &n, perf));
+    return to_candidates(perf, n, c);
+}
+
+// Workspace for `algo` with the descriptor's current math type (not checked: a failure rejects the candidate).
+static cudnnStatus_t workspace_size(const ConvPlan* p, int dir, int algo, size_t* bytes) {
+    cudnnHandle_t h = g_cuda.cudnn;
+    if (dir == FWD)
+        return cudnnGetConvolutionForwardWorkspaceSize(h, p->x, p->w, p->conv[FWD], p->y,
+                                                       (cudnnConvolutionFwdAlgo_t)algo, bytes);
+    if (dir == BWD_DATA)
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w, p->y, p->conv[BWD_DATA], p->x,
+                                                            (cudnnConvolutionBwdDataAlgo_t)algo, bytes);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x, p->y, p->conv[BWD_FILTER], p->w,
+                                                          (cudnnConvolutionBwdFilterAlgo_t)algo, bytes);
+}
+
+static void print_candidates(FILE* f, const ConvPlan* p, int dir, const Candidate* c, int n, int chosen) {
+    char shape[200], mem[32];
+    shape_text(shape, sizeof(shape), &p->s, p->tf32);
+    fprintf(f, "cuda: %s %s: %d algorithms measured\n", DIRECTION[dir], shape, n);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  %c %-22s %-22s %9.4f ms  workspace %-10s %s\n", i == chosen ? '*' : ' ',
+                algo_name(dir, c[i].algo), c[i].status == CUDNN_STATUS_SUCCESS ? "ok" : cudnnGetErrorString(c[i].status),
+                (double)c[i].ms, cuda_format_bytes(mem, sizeof(mem), (double)c[i].memory), math_name(c[i].math));
+}
+
+static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
+    p->algo[dir] = algo;
+    p->ws[dir] = need;
+    p->ready[dir] = 1;
+    if (need <= workspace_bytes) return;
+    size_t grown = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); // whole MiB
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // queued convolutions may use the old buffer
+    if (workspace) CUDA_CHECK(cudaFree(workspace));
+    workspace = cuda_device_alloc(grown, "the cuDNN convolution workspace (capped by BackendOptions.workspace_limit)");
+    workspace_bytes = grown;
+}
+
+static void choose(ConvPlan* p, int dir) {
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
+    Candidate c[MAX_CANDIDATES] = {};
+    int n = measure(p, dir, c);
+    size_t limit = g_cuda.workspace_limit;
+    for (int i = 0; i < n; i++) {
+        if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
+        // Run with exactly the math type that was measured (cuDNN picks kernels by algo + math type).
+        PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], c[i].math));
+        size_t need = 0;
+        if (workspace_size(p, dir, c[i].algo, &need) != CUDNN_STATUS_SUCCESS) continue;
+        need = need > c[i].memory ? need : c[i].memory;
+        if (need > limit) continue;
+        if (g_cuda.verbose) print_candidates(stderr, p, dir, c, n, i);
+        adopt(p, dir, c[i].algo, need);
+        return;
+    }
+    // Nothing qualified (never seen in practice): algorithm 0, the generic implicit GEMM, with the
+    // requested precision, which cuDNN supports for every shape and which needs no workspace.
+    print_candidates(stderr, p, dir, c, n, -1);
+    fprintf(stderr, "cuda: warning: no %s algorithm above fits the %zu-byte workspace limit with the requested "
+                    "precision; using %s\n", DIRECTION[dir], limit, algo_name(dir, 0));
+    PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    size_t need = 0;
+    PLAN_CHECK(p, workspace_size(p, dir, 0, &need));
+    adopt(p, dir, 0, need);
+}
+
+static ConvPlan* ready_plan(const ConvShape* s, int dir) {
+    ConvPlan* p = plan_for(s);
+    if (!p->ready[dir]) choose(p, dir);
+    return p;
+}
+
+static const float ONE = 1.0f, ZERO = 0.0f; // cuDNN's alpha and beta (host pointers)
+
+void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
+    ConvPlan* p = ready_plan(s, FWD);
+    PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, x, p->w, w, p->conv[FWD],
+                                          (cudnnConvolutionFwdAlgo_t)p->algo[FWD], workspace, p->ws[FWD],
+                                          &ZERO, p->y, y));
+    LIBRARY_DONE("cudnnConvolutionForward");
+}
+
+// beta = 0 overwrites dx without reading it (it may hold NaN); beta = 1 adds.
+void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
+    ConvPlan* p = ready_plan(s, BWD_DATA);
+    PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, w, p->y, dy, p->conv[BWD_DATA],
+                                               (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA], workspace,
+                                               p->ws[BWD_DATA], accumulate ? &ONE : &ZERO, p->x, dx));
+    LIBRARY_DONE("cudnnConvolutionBackwardData");
+}
+
+void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
+    ConvPlan* p = ready_plan(s, BWD_FILTER);
+    PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, x, p->y, dy, p->conv[BWD_FILTER],
+                                                 (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], workspace,
+                                                 p->ws[BWD_FILTER], accumulate ? &ONE : &ZERO, p->w, dw));
+    LIBRARY_DONE("cudnnConvolutionBackwardFilter");
+}
