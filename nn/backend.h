@@ -8,7 +8,9 @@
 //  - `accumulate` = 0: overwrite the output; 1: add to it. Parameter gradients (dw, db, dgamma,
 //    dbeta) are always accumulated: the engine zeroes the gradient arena once per step;
 //  - every function is stream-ordered: it may return before the work is done (CUDA); `download`
-//    and `synchronize` wait for everything issued before them.
+//    and `synchronize` wait for everything issued before them;
+//  - a backend keeps global state (handles, caches, workspace): call it from one thread. init may be
+//    called again to change options (tests switch TF32 so); caches made before stay valid.
 #ifndef NN_BACKEND_H
 #define NN_BACKEND_H
 
@@ -48,7 +50,7 @@ typedef struct Backend {
     void (*zero)(void* p, size_t bytes);
     void (*upload)(void* dst, const void* src, size_t bytes);   // host -> backend
     void (*download)(void* dst, const void* src, size_t bytes); // backend -> host, waits
-    void (*copy)(void* dst, const void* src, size_t bytes);     // backend -> backend
+    void (*copy)(void* dst, const void* src, size_t bytes);     // backend -> backend, no overlap
     void (*synchronize)(void);
 
     // Convolution: y = conv(x, w), cross-correlation as in PyTorch, no bias.
@@ -92,6 +94,9 @@ typedef struct Backend {
                             const float* w, int n, int in, int out, int accumulate_dx);
 
     // Softmax cross-entropy, mean over the batch. loss: (1); probs: (n, classes) saved for backward.
+    // A label outside 0..classes-1 is an error: the CPU exits with a message; a GPU kernel cannot,
+    // so it prints the label and makes the loss NaN, which the trainer reports (the loader has
+    // already validated every label, so neither should happen).
     void (*cross_entropy_forward)(float* loss, float* probs, const float* logits, const int* labels,
                                   int n, int classes);
     // dlogits = dloss[0] * (probs - onehot(labels)) / n   (dloss: the loss's gradient, (1))

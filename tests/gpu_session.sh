@@ -44,6 +44,7 @@ if [ ! -f /usr/include/zlib.h ] && [ -f .device/zlib/usr/include/zlib.h ]; then
 fi
 export CIFAR10_PATH=/tmp/cifar
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-16}
+export DRNET_REQUIRE_GPU=1 # GPU tests fail instead of skipping if the device is unusable here
 
 build() {
   : > "$log"
