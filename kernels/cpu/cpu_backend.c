@@ -9,30 +9,41 @@
 #include <omp.h>
 #endif
 
-#define MAX_THREADS 256
-#define SCRATCH_SLOTS 4
 
 typedef struct Scratch {
     float* p;
     size_t count;
 } Scratch;
-static Scratch scratch[MAX_THREADS][SCRATCH_SLOTS];
+static Scratch scratch[CPU_MAX_THREADS][SCRATCH_SLOTS];
 
 int cpu_max_threads(void) {
 #ifdef _OPENMP
     int t = omp_get_max_threads();
-    return t < MAX_THREADS ? t : MAX_THREADS;
+    return t < CPU_MAX_THREADS ? t : CPU_MAX_THREADS;
 #else
     return 1;
 #endif
 }
 
-float* cpu_scratch(int slot, size_t count) {
-    int t = 0;
+int cpu_thread_num(void) {
 #ifdef _OPENMP
-    t = omp_get_thread_num();
+    return omp_get_thread_num();
+#else
+    return 0;
 #endif
-    NN_ASSERT(t < MAX_THREADS && slot < SCRATCH_SLOTS, "scratch slot %d of thread %d", slot, t);
+}
+
+int cpu_in_parallel(void) {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return 0;
+#endif
+}
+
+float* cpu_scratch(int slot, size_t count) {
+    int t = cpu_thread_num();
+    NN_ASSERT(t < CPU_MAX_THREADS && slot < SCRATCH_SLOTS, "scratch slot %d of thread %d", slot, t);
     Scratch* s = &scratch[t][slot];
     if (s->count < count) {
         free(s->p);

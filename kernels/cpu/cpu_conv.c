@@ -1,154 +1,79 @@
-// Convolution on the CPU by im2col + GEMM, one image and one group at a time, images spread over
-// the OpenMP threads. A 1x1 convolution with stride 1 and no padding needs no im2col: the input
-// plane is already the GEMM operand.
+// Convolution on the CPU: every pass is a GEMM (cpu_gemm.c); this file chooses the lowering.
 //
-// For image n and group g (ci = c_in/groups channels in, co = c_out/groups out, kk = k*k, P = h_out*w_out):
-//   col (ci*kk, P)   im2col of x[n, g]: row (c, ky, kx), column (oy, ox) holds x[c, oy*s-p+ky, ox*s-p+kx]
-//   forward:          y[n, g] (co, P)        = w[g] (co, ci*kk)   * col
-//   backward-data:    dcol    (ci*kk, P)     = w[g]^T             * dy[n, g];  dx[n, g] = col2im(dcol)
-//   backward-filter:  dw[g]   (co, ci*kk)   += dy[n, g] (co, P)   * col^T
+// 1x1 convolutions (stride 1, no padding: MobileNet's pointwise layers, ~95% of its arithmetic) need
+// no lowering at all: for group g, with P = h*w pixels per image,
+//   forward:         y[:, g] (co, n*P)   = w[g] (co, ci)        * x[:, g] (ci, n*P)
+//   backward-data:   dx[:, g] (ci, n*P)  = w[g]^T (ci, co)      * dy[:, g] (co, n*P)
+//   backward-filter: dw[g] (co, ci)     += dy[:, g] (co, n*P)   * x[:, g]^T (n*P, ci)
+// where (c, n*P) is the whole batch seen through an NCHW view (cpu_gemm.h: columns jump from image
+// to image), so the late layers with 4x4 and 2x2 maps still make one GEMM of 2048 or 512 columns
+// instead of 128 tiny ones. Every other convolution (3x3 stem, the depthwise layers run as grouped
+// convolutions by diagonalwise refactorization, any stride and padding) goes through flat phase
+// planes (cpu_conv_flat.c).
 #include <string.h>
 
+#include "cpu_conv.h"
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+static int is_pointwise(const ConvShape* s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
 
-// Scratch slots of cpu_scratch used here (cpu_sgemm uses 2 and 3).
-enum { SLOT_COL = 0, SLOT_DW = 1 };
-
-static int is_pointwise(const ConvShape* s) {
-    return s->k == 1 && s->stride == 1 && s->pad == 0;
+// The batch's channels [c0, c0 + c) of an (n, C, P) tensor as a (c, n*P) matrix.
+static GemmOperand channels_by_pixels(const float* t, int C, int P, int c0) {
+    return (GemmOperand){.p = t + (size_t)c0 * P, .free = {1, P, (ptrdiff_t)C * P}, .red = gemm_axis(P)};
 }
-
-// col (ci*k*k, ho*wo) from x (ci, h, w).
-static void im2col(float* col, const float* x, int ci, int h, int w, int k, int stride, int pad,
-                   int ho, int wo) {
-    for (int c = 0; c < ci; c++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                float* row = col + ((size_t)(c * k + ky) * k + kx) * ho * wo;
-                const float* plane = x + (size_t)c * h * w;
-                for (int oy = 0; oy < ho; oy++) {
-                    int iy = oy * stride - pad + ky;
-                    float* out = row + (size_t)oy * wo;
-                    if (iy < 0 || iy >= h) {
-                        memset(out, 0, (size_t)wo * sizeof(float));
-                        continue;
-                    }
-                    const float* in = plane + (size_t)iy * w;
-                    for (int ox = 0; ox < wo; ox++) {
-                        int ix = ox * stride - pad + kx;
-                        out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
-                    }
-                }
-            }
+static GemmOut out_channels_by_pixels(float* t, int C, int P, int c0) {
+    return (GemmOut){.p = t + (size_t)c0 * P, .row = gemm_axis(P), .col = {1, P, (ptrdiff_t)C * P}};
 }
-
-// x (ci, h, w) += col2im(col): the adjoint of im2col.
-static void col2im_add(float* x, const float* col, int ci, int h, int w, int k, int stride, int pad,
-                       int ho, int wo) {
-    for (int c = 0; c < ci; c++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                const float* row = col + ((size_t)(c * k + ky) * k + kx) * ho * wo;
-                float* plane = x + (size_t)c * h * w;
-                for (int oy = 0; oy < ho; oy++) {
-                    int iy = oy * stride - pad + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    float* out = plane + (size_t)iy * w;
-                    const float* in = row + (size_t)oy * wo;
-                    for (int ox = 0; ox < wo; ox++) {
-                        int ix = ox * stride - pad + kx;
-                        if (ix >= 0 && ix < w) out[ix] += in[ox];
-                    }
-                }
-            }
+// The same channels with the pixels as the depth (reduction) index: the operands of a filter gradient.
+static GemmOperand pixels_by_channels(const float* t, int C, int P, int c0) {
+    return (GemmOperand){.p = t + (size_t)c0 * P, .free = gemm_axis(P), .red = {1, P, (ptrdiff_t)C * P}};
 }
 
 void cpu_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
-    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, kk = s->k * s->k;
-    int P = s->h_out * s->w_out, rows = ci * kk;
-    size_t in_plane = (size_t)s->h * s->w;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < s->n; n++) {
-        float* col = is_pointwise(s) ? NULL : cpu_scratch(SLOT_COL, (size_t)rows * P);
-        for (int g = 0; g < G; g++) {
-            const float* xg = x + ((size_t)n * s->c_in + (size_t)g * ci) * in_plane;
-            const float* B = xg;
-            if (col) {
-                im2col(col, xg, ci, s->h, s->w, s->k, s->stride, s->pad, s->h_out, s->w_out);
-                B = col;
-            }
-            float* yg = y + ((size_t)n * s->c_out + (size_t)g * co) * P;
-            cpu_sgemm(0, 0, co, P, rows, 1.0f, w + (size_t)g * co * rows, rows, B, P, 0.0f, yg, P);
-        }
+    if (!is_pointwise(s)) {
+        cpu_conv_flat_forward(y, x, w, s);
+        return;
+    }
+    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
+    for (int g = 0; g < G; g++) {
+        GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 0);
+        GemmOperand B = channels_by_pixels(x, s->c_in, P, g * ci);
+        GemmOut C = out_channels_by_pixels(y, s->c_out, P, g * co);
+        cpu_gemm(co, s->n * P, ci, 1.0f, &A, &B, 0.0f, &C);
     }
 }
 
 void cpu_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
-    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, kk = s->k * s->k;
-    int P = s->h_out * s->w_out, rows = ci * kk;
-    size_t in_plane = (size_t)s->h * s->w;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < s->n; n++) {
-        float* dcol = is_pointwise(s) ? NULL : cpu_scratch(SLOT_COL, (size_t)rows * P);
-        for (int g = 0; g < G; g++) {
-            float* dxg = dx + ((size_t)n * s->c_in + (size_t)g * ci) * in_plane;
-            const float* dyg = dy + ((size_t)n * s->c_out + (size_t)g * co) * P;
-            const float* wg = w + (size_t)g * co * rows;
-            if (!dcol) {
-                cpu_sgemm(1, 0, rows, P, co, 1.0f, wg, rows, dyg, P, accumulate ? 1.0f : 0.0f, dxg, P);
-                continue;
-            }
-            cpu_sgemm(1, 0, rows, P, co, 1.0f, wg, rows, dyg, P, 0.0f, dcol, P);
-            if (!accumulate) memset(dxg, 0, (size_t)ci * in_plane * sizeof(float));
-            col2im_add(dxg, dcol, ci, s->h, s->w, s->k, s->stride, s->pad, s->h_out, s->w_out);
-        }
+    if (!is_pointwise(s)) {
+        cpu_conv_flat_backward_data(dx, dy, w, s, accumulate);
+        return;
+    }
+    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
+    for (int g = 0; g < G; g++) {
+        GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 1); // w[g]^T
+        GemmOperand B = channels_by_pixels(dy, s->c_out, P, g * co);
+        GemmOut C = out_channels_by_pixels(dx, s->c_in, P, g * ci);
+        cpu_gemm(ci, s->n * P, co, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }
 }
 
 void cpu_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
-    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, kk = s->k * s->k;
-    int P = s->h_out * s->w_out, rows = ci * kk;
-    size_t in_plane = (size_t)s->h * s->w, wsize = (size_t)s->c_out * rows;
-    int threads = cpu_max_threads();
-    float* partial[256] = {0}; // each thread's own dw accumulator, summed in thread order below
-    if (threads > 256) threads = 256;
-#pragma omp parallel num_threads(threads)
-    {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        float* acc = cpu_scratch(SLOT_DW, wsize);
-        memset(acc, 0, wsize * sizeof(float));
-        partial[t] = acc;
-        float* col = is_pointwise(s) ? NULL : cpu_scratch(SLOT_COL, (size_t)rows * P);
-#pragma omp for schedule(static)
-        for (int n = 0; n < s->n; n++) {
-            for (int g = 0; g < G; g++) {
-                const float* xg = x + ((size_t)n * s->c_in + (size_t)g * ci) * in_plane;
-                const float* dyg = dy + ((size_t)n * s->c_out + (size_t)g * co) * P;
-                const float* B = xg;
-                if (col) {
-                    im2col(col, xg, ci, s->h, s->w, s->k, s->stride, s->pad, s->h_out, s->w_out);
-                    B = col;
-                }
-                cpu_sgemm(0, 1, co, rows, P, 1.0f, dyg, P, B, P, 1.0f, acc + (size_t)g * co * rows, rows);
-            }
-        }
+    if (!is_pointwise(s)) {
+        cpu_conv_flat_backward_filter(dw, dy, x, s, accumulate);
+        return;
     }
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < wsize; i++) {
-        float sum = accumulate ? dw[i] : 0.0f;
-        for (int t = 0; t < threads; t++)
-            if (partial[t]) sum += partial[t][i];
-        dw[i] = sum;
+    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
+    for (int g = 0; g < G; g++) {
+        GemmOperand A = pixels_by_channels(dy, s->c_out, P, g * co); // dy[:, g] (co, n*P), depth along pixels
+        GemmOperand B = pixels_by_channels(x, s->c_in, P, g * ci);   // x[:, g]^T (n*P, ci)
+        GemmOut C = gemm_c_matrix(dw + (size_t)g * co * ci, ci);
+        cpu_gemm(co, ci, s->n * P, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }
 }
 
+// Diagonalwise refactorization's weight plumbing (nn/depthwise.c): the block-diagonal weight is
+// an ordinary dense grouped-convolution weight to everything above.
 void cpu_dr_scatter(float* wbig, const float* w, int c, int g, int kk) {
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < c; o++) {

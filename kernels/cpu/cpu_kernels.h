@@ -8,15 +8,36 @@
 #include "../../nn/backend.h"
 
 // Row-major single-precision GEMM: C (M, N) = alpha * op(A) * op(B) + beta * C, where op(A) is
-// (M, K) and op(B) is (K, N); transA/transB say that A is stored (K, M) or B (N, K).
-// Runs on the calling thread (callers parallelize over independent GEMMs).
+// (M, K) and op(B) is (K, N); transA/transB say that A is stored (K, M) or B (N, K). beta = 0 never
+// reads C. Called outside a parallel region it uses all threads (see cpu_gemm in cpu_gemm.h, the
+// general form that the convolutions use); inside one, only the calling thread.
 void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc);
 
-// Per-thread scratch that only grows: returns at least `count` floats for slot `slot` of the
-// calling OpenMP thread. Steady-state steps therefore allocate nothing.
+// Threads. Every parallel loop of the backend uses a static partition, so results are bit-identical
+// run to run for a given thread count.
+#define CPU_MAX_THREADS 256
+int cpu_max_threads(void);  // the team size a parallel region gets
+int cpu_thread_num(void);   // this thread's number in its team (0 outside parallel regions)
+int cpu_in_parallel(void);  // inside an active parallel region: kernels must not start another
+
+// Per-thread scratch that only grows: returns at least `count` floats (64-byte aligned) for slot
+// `slot` of the calling thread. Steady-state steps therefore allocate nothing. Each user owns a slot:
+enum {
+    SLOT_GEMM_A,       // cpu_gemm.c: packed A block
+    SLOT_GEMM_B,       // cpu_gemm.c: packed B block
+    SLOT_GEMM_PARTIAL, // cpu_gemm.c: this thread's partial C when the depth is split
+    SLOT_GEMM_STAGE,   // cpu_gemm.c: C staged for a layout the micro-kernel cannot store into
+    SLOT_CONV_A,       // cpu_conv_flat.c: flat input planes
+    SLOT_CONV_B,       // cpu_conv_flat.c: output grid
+    SLOT_CONV_C,       // cpu_conv_flat.c: this thread's partial filter gradient
+    SLOT_CONV_W,       // cpu_conv_flat.c: rearranged weights (calling thread only)
+    SLOT_NORM,         // cpu_norm.c: per-thread partial statistics
+    SLOT_NORM_SHARED,  // cpu_norm.c: per-element coefficients the threads share
+    SLOT_NORM_CALLER,  // cpu_norm.c: per-channel coefficients (calling thread)
+    SCRATCH_SLOTS
+};
 float* cpu_scratch(int slot, size_t count);
-int cpu_max_threads(void);
 
 void cpu_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s);
 void cpu_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate);

@@ -1,0 +1,106 @@
+// The CPU GEMM's internal interface: operand views, packing and the micro-kernels.
+//
+// C (M, N) = alpha * A (M, K) * B (K, N) + beta * C, computed the BLIS way: A is copied ("packed")
+// into panels of MR rows and B into panels of NR columns, both k-major, so that a register-blocked
+// micro-kernel computes an MR x NR tile of C from two contiguous streams. Packing is also where the
+// layout is absorbed: an operand is described by a view (below) or by its own packer (im2col of a
+// convolution input), never by a copy made beforehand.
+#ifndef KERNELS_CPU_GEMM_H
+#define KERNELS_CPU_GEMM_H
+
+#include <stddef.h>
+
+// How an index i along one dimension of a matrix maps to memory: inside a block of `block`
+// consecutive indices they are `stride` apart; blocks are `block_stride` apart.
+//   offset(i) = (i / block) * block_stride + (i % block) * stride
+// A plain dimension has one block (block = 0 means "unbounded"). This is what lets a GEMM see a
+// whole NCHW batch as one matrix: for x (n, c, h, w), the matrix (c, n*h*w) has rows {stride h*w}
+// and columns {stride 1, block h*w, block_stride c*h*w}.
+typedef struct GemmAxis {
+    ptrdiff_t stride;
+    int block;
+    ptrdiff_t block_stride;
+} GemmAxis;
+
+static inline ptrdiff_t gemm_offset(const GemmAxis* a, int i) {
+    if (a->block <= 0) return (ptrdiff_t)i * a->stride;
+    return (ptrdiff_t)(i / a->block) * a->block_stride + (ptrdiff_t)(i % a->block) * a->stride;
+}
+
+static inline GemmAxis gemm_axis(ptrdiff_t stride) { return (GemmAxis){stride, 0, 0}; }
+
+typedef struct GemmOperand GemmOperand;
+
+// Packs panels of an operand: panel q (q = 0 .. ceil(fn / W) - 1) is written to dst + q * W * rn as
+// rn rows of W floats, row r holding the operand at free index f0 + q*W + w, reduction index r0 + r.
+// (For A the free index is the row of A, for B the column of B; the reduction index is k.) Lanes past
+// fn are zero-filled: the micro-kernel reads full panels.
+typedef void (*GemmPackFn)(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W,
+                           float scale);
+
+// An operand: element (free f, reduction r) at p + offset(&free, f) + offset(&red, r), unless `pack`
+// is set, in which case that function produces the panels (ctx is its argument).
+struct GemmOperand {
+    const float* p;
+    GemmAxis free, red;
+    GemmPackFn pack;
+    const void* ctx;
+};
+
+// The result: C (i, j) at p + offset(&row, i) + offset(&col, j).
+typedef struct GemmOut {
+    float* p;
+    GemmAxis row, col;
+} GemmOut;
+
+// Plain row-major matrices (leading dimension ld); trans: stored transposed.
+GemmOperand gemm_a_matrix(const float* a, int lda, int trans); // A (M, K) or stored (K, M)
+GemmOperand gemm_b_matrix(const float* b, int ldb, int trans); // B (K, N) or stored (N, K)
+GemmOut gemm_c_matrix(float* c, int ldc);
+
+// The general entry point. C = alpha * A B + beta * C; beta = 0 never reads C. When called outside
+// an OpenMP parallel region it splits the work over the threads (a static partition chosen from the
+// shape: the result is bit-identical for a given thread count); inside one it runs on the calling
+// thread alone.
+void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+              const GemmOut* C);
+
+// The packer for views (what cpu_gemm uses when op->pack is NULL).
+void gemm_pack_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale);
+
+// --- micro-kernels --------------------------------------------------------------------------------
+// c (m x n tile, row stride ldc) = [c +] sum over k of a[k*MR + i] * b[k*NR + j], i < m <= MR,
+// j < n <= NR; a and b are packed panels. accumulate = 0 overwrites c without reading it.
+// The tile's columns are two contiguous halves: columns j < NR/2 at c + j, columns j >= NR/2 at
+// c + hi + (j - NR/2) (hi = NR/2 for an ordinary matrix). A tile of a batched view whose halves fall
+// in different images (16 pixels per image and NR = 32) is thus still stored straight from registers.
+typedef void (*GemmKernelFn)(int k, const float* a, const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                             int m, int n, int accumulate);
+
+// The dot-product form, for products whose depth is long and contiguous in both operands (filter
+// gradients: the depth is every pixel of the batch) and whose M and N are small:
+//   c[i * ldc + j] += sum over t < len of a[i][t] * b[j][t],   i < m, j < n
+// Rows are given by pointers, so they may be shifted views of one plane. Vectors run along t; each
+// block of rows keeps its products in registers over the whole length and is reduced once.
+typedef void (*GemmDotFn)(int m, int n, int len, const float* const* a, const float* const* b, float* c,
+                          ptrdiff_t ldc);
+
+typedef struct GemmIsa {
+    const char* name;   // "avx512", "avx2", "generic"
+    int mr, nr;         // tile of the micro-kernel
+    int mc, kc, nc;     // cache blocking: A block (mc x kc) stays in L2, B panel (kc x nr) in L1
+    GemmKernelFn kernel;
+    GemmDotFn dot;
+} GemmIsa;
+
+extern const GemmIsa gemm_isa_avx512, gemm_isa_avx2, gemm_isa_generic;
+int gemm_cpu_has_avx512(void); // run-time CPU checks (the build never assumes them)
+int gemm_cpu_has_avx2(void);
+
+// The ISA in use: the best the CPU supports, or the one named by the environment variable
+// DRNET_CPU_ISA (avx512, avx2, generic). gemm_set_isa overrides it (tests and benchmarks); it returns
+// 0 if the CPU lacks that ISA.
+const GemmIsa* gemm_isa(void);
+int gemm_set_isa(const char* name);
+
+#endif

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""PyTorch side of the CPU training-speed comparison (train/bench/bench_cpu.c runs it).
+
+Trains the same MobileNet-CIFAR (kuangliu/pytorch-cifar layout: native depthwise convs, BN+ReLU, 2x2
+average pool, linear) on synthetic data, one SGD step (lr 0.1, momentum 0.9, wd 5e-4) per batch, and
+prints the median img/s over --reps timed runs of --steps steps each after --warmup steps:
+
+    /usr/bin/python3 tests/reference/bench_torch.py --batch 128 --threads 2 --width 1
+
+The last line is machine-readable: "torch_img_per_s <median> <min> <max>".
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CFG = [64, (128, 2), 128, (256, 2), 256, (512, 2), 512, 512, 512, 512, 512, (1024, 2), 1024]
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv2 = nn.Conv2d(cin, cout, 1, 1, 0, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(x)))
+
+
+class MobileNet(nn.Module):
+    def __init__(self, width=1.0, num_classes=10):
+        super().__init__()
+        c = int(32 * width)
+        self.conv1 = nn.Conv2d(3, c, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        layers = []
+        for item in CFG:
+            out, stride = (item, 1) if isinstance(item, int) else item
+            out = int(out * width)
+            layers.append(Block(c, out, stride))
+            c = out
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        x = F.avg_pool2d(x, 2)
+        return self.linear(x.flatten(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = MobileNet(a.width)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(a.batch, 3, 32, 32)
+    y = torch.randint(0, 10, (a.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(a.warmup):
+        step()
+    rates = []
+    for _ in range(a.reps):
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            step()
+        rates.append(a.steps * a.batch / (time.perf_counter() - t0))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn {torch.backends.mkldnn.is_available()}, "
+          f"batch {a.batch}, width {a.width}: runs {' '.join(f'{r:.1f}' for r in rates)} img/s")
+    print(f"torch_img_per_s {statistics.median(rates):.2f} {min(rates):.2f} {max(rates):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+// bench-gemm: the CPU GEMM against the machine's measured peak.
+//
+//   bench-gemm [--threads T] [--isa avx512|avx2|generic] [--reps R]
+//
+// First it measures the FMA peak of each thread count with a register-only loop (12 independent
+// FMA chains, no memory traffic): that is the ceiling any GEMM can reach. Then it times the GEMM on
+// square matrices and on the exact products of a MobileNet-CIFAR training step at batch 128 (the 1x1
+// convolutions' forward, data gradient and filter gradient, as the CPU backend issues them: whole
+// batches as one GEMM through NCHW views), reporting GFLOP/s and the fraction of peak. Each figure is
+// the median of R timed runs.
+#include <immintrin.h> // its intrinsics carry their own target attributes; callers below match them
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/cpu/cpu_gemm.h"
+#include "../../kernels/cpu/cpu_kernels.h"
+#include "../../nn/util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// --- peak -------------------------------------------------------------------------------------------
+
+__attribute__((target("avx512f"))) static float fma_chains_512(long iters) {
+    __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    __m512 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) static float fma_chains_256(long iters) {
+    __m256 a[12], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    __m256 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
+
+static volatile float sink;
+
+// GFLOP/s of T threads running the FMA chains (lanes: 16 for AVX-512, 8 for AVX2).
+static double peak_gflops(int threads, int lanes) {
+    long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = nn_now();
+#pragma omp parallel num_threads(threads)
+        sink = lanes == 16 ? fma_chains_512(iters) : fma_chains_256(iters);
+        double g = threads * iters * 12.0 * lanes * 2 / (nn_now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+// --- GEMM timing -------------------------------------------------------------------------------------
+
+static int cmp_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct Shape {
+    const char* what;
+    int M, N, K;
+    // 0: plain row-major A (M, K), B (K, N); 1..3: 1x1 convolution of a batch of n images of P
+    // pixels (forward, data gradient, filter gradient) through NCHW views.
+    int conv, n, P;
+} Shape;
+
+static double time_shape(const Shape* s, int reps) {
+    int M = s->M, N = s->N, K = s->K, P = s->P;
+    size_t sa = (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;
+    float* a = NN_ALIGNED_ALLOC(64, sa * sizeof(float));
+    float* b = NN_ALIGNED_ALLOC(64, sb * sizeof(float));
+    float* c = NN_ALIGNED_ALLOC(64, sc * sizeof(float));
+    for (size_t i = 0; i < sa; i++) a[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+    for (size_t i = 0; i < sb; i++) b[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
+    memset(c, 0, sc * sizeof(float));
+    GemmOperand A, B;
+    GemmOut C;
+    switch (s->conv) {
+    case 0: // plain
+        A = gemm_a_matrix(a, K, 0), B = gemm_b_matrix(b, N, 0), C = gemm_c_matrix(c, N);
+        break;
+    case 1: // forward: y (co, n*P) = w (co, ci) * x (ci, n*P); M = co, K = ci
+        A = gemm_a_matrix(a, K, 0);
+        B = (GemmOperand){.p = b, .free = {1, P, (ptrdiff_t)K * P}, .red = gemm_axis(P)};
+        C = (GemmOut){.p = c, .row = gemm_axis(P), .col = {1, P, (ptrdiff_t)M * P}};
+        break;
+    case 2: // data gradient: dx (ci, n*P) = w^T (ci, co) * dy (co, n*P); M = ci, K = co
+        A = gemm_a_matrix(a, M, 1);
+        B = (GemmOperand){.p = b, .free = {1, P, (ptrdiff_t)K * P}, .red = gemm_axis(P)};
+        C = (GemmOut){.p = c, .row = gemm_axis(P), .col = {1, P, (ptrdiff_t)M * P}};
+        break;
+    default: // filter gradient: dw (co, ci) = dy (co, n*P) * x^T (n*P, ci); M = co, N = ci, K = n*P
+        A = (GemmOperand){.p = a, .free = gemm_axis(P), .red = {1, P, (ptrdiff_t)M * P}};
+        B = (GemmOperand){.p = b, .free = gemm_axis(P), .red = {1, P, (ptrdiff_t)N * P}};
+        C = gemm_c_matrix(c, N);
+        break;
+    }
+    cpu_gemm(M, N, K, 1.0f, &A, &B, 0.0f, &C); // warm-up: scratch, caches
+    double t[64];
+    if (reps > 64) reps = 64;
+    for (int r = 0; r < reps; r++) {
+        double t0 = nn_now();
+        cpu_gemm(M, N, K, 1.0f, &A, &B, s->conv == 3 ? 1.0f : 0.0f, &C);
+        t[r] = nn_now() - t0;
+    }
+    qsort(t, reps, sizeof(double), cmp_double);
+    free(a), free(b), free(c);
+    return 2.0 * M * N * K / t[reps / 2] / 1e9;
+}
+
+int main(int argc, char** argv) {
+    int threads = 0, reps = 7;
+    const char* isa = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) isa = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (isa && !gemm_set_isa(isa)) nn_fatal("--isa %s: not supported by this CPU", isa);
+    int max_threads = threads > 0 ? threads : cpu_max_threads();
+    int lanes = !strcmp(gemm_isa()->name, "avx512") ? 16 : 8;
+    printf("GEMM micro-kernel: %s (%d x %d tile), blocking mc %d kc %d nc %d\n", gemm_isa()->name,
+           gemm_isa()->mr, gemm_isa()->nr, gemm_isa()->mc, gemm_isa()->kc, gemm_isa()->nc);
+
+    const int n = 128; // the training batch
+    const Shape shapes[] = {
+        {"square 256", 256, 256, 256, 0, 0, 0},
+        {"square 512", 512, 512, 512, 0, 0, 0},
+        {"square 1024", 1024, 1024, 1024, 0, 0, 0},
+        {"square 2048", 2048, 2048, 2048, 0, 0, 0},
+        {"pw  32->64   32x32 fwd", 64, n * 1024, 32, 1, n, 1024},
+        {"pw 128->128  16x16 fwd", 128, n * 256, 128, 1, n, 256},
+        {"pw 256->256   8x8  fwd", 256, n * 64, 256, 1, n, 64},
+        {"pw 512->512   4x4  fwd", 512, n * 16, 512, 1, n, 16},
+        {"pw 1024->1024 2x2  fwd", 1024, n * 4, 1024, 1, n, 4},
+        {"pw  32->64   32x32 dgrad", 32, n * 1024, 64, 2, n, 1024},
+        {"pw 128->128  16x16 dgrad", 128, n * 256, 128, 2, n, 256},
+        {"pw 512->512   4x4  dgrad", 512, n * 16, 512, 2, n, 16},
+        {"pw 1024->1024 2x2  dgrad", 1024, n * 4, 1024, 2, n, 4},
+        {"pw  32->64   32x32 wgrad", 64, 32, n * 1024, 3, n, 1024},
+        {"pw 128->128  16x16 wgrad", 128, 128, n * 256, 3, n, 256},
+        {"pw 512->512   4x4  wgrad", 512, 512, n * 16, 3, n, 16},
+        {"pw 1024->1024 2x2  wgrad", 1024, 1024, n * 4, 3, n, 4},
+    };
+    const int nshapes = sizeof(shapes) / sizeof(shapes[0]);
+    for (int t = 1; t <= max_threads; t *= 2) {
+#ifdef _OPENMP
+        omp_set_num_threads(t);
+#endif
+        double peak = peak_gflops(t, lanes);
+        printf("\n%d thread%s: measured peak %.1f GFLOP/s (%s FMA chains)\n", t, t > 1 ? "s" : "", peak,
+               lanes == 16 ? "AVX-512" : "AVX2");
+        printf("  %-26s %6s %7s %7s %9s %7s\n", "shape", "M", "N", "K", "GFLOP/s", "% peak");
+        for (int i = 0; i < nshapes; i++) {
+            const Shape* s = &shapes[i];
+            double g = time_shape(s, reps);
+            printf("  %-26s %6d %7d %7d %9.1f %6.1f%%\n", s->what, s->M, s->N, s->K, g, 100.0 * g / peak);
+        }
+        if (t == max_threads) break;
+        if (t * 2 > max_threads) t = max_threads / 2;
+    }
+    return 0;
+}
