@@ -19,8 +19,9 @@
 // fail: a perturbation of a few tolerances in any one tensor is flagged, and so is each of three wrong
 // SGD rules (no nesterov, no weight decay, no momentum).
 //
-// Usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--no-ties]
-// (--no-ties, for diagnosis: keep our own ReLU decisions on ties, to see what a flipped one costs)
+// Usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--no-ties] [--bounds float32|tf32]
+// Diagnostics: --no-ties keeps our own ReLU decisions on ties (to see what a flipped one costs);
+// --bounds picks the tolerance set (default: tf32 for cuda --tf32 on, else float32).
 // With cuda it exits 77 (skipped) when the build has no CUDA backend or no GPU is usable.
 #include <math.h>
 #include <stdio.h>
@@ -40,40 +41,60 @@
 #define DEFAULT_REF DRNET_SOURCE_DIR "/tests/reference/parity_mobilenet_w0.2_b16.bin"
 
 // ---------------------------------------------------------------------------------------------------
-// Tolerances: bounds on ||ours - ref|| / ||ref|| per kind of tensor.
+// Tolerances
+
+// A bound on one kind of tensor: on ||ours - ref|| / ||ref||, or with by_norm on the size alone,
+// | ||ours|| - ||ref|| | / ||ref||. tol = INFINITY: compared for information only.
+typedef struct Bound {
+    double tol;
+    int by_norm;
+} Bound;
 
 typedef struct Tolerances {
     const char* name;
-    double logits, loss;  // the first forward's logits; the loss of every step's forward
-    double grad, grad_si; // parameter gradients of the first step; of scale-invariant BN weights
-    double step, step_si; // one SGD step: the change of each parameter and its momentum buffer
-    double stats;         // one step's change of the running statistics
+    Bound logits, loss;                   // the first forward's logits; every step's loss
+    Bound grad, grad_si, grad_linear;     // first-step gradients: conv/depthwise/bn, scale-invariant
+                                          // bn weights (see scale_invariant), the classifier
+    Bound step, step_si, step_linear;     // one SGD step: each parameter's change and momentum buffer
+    Bound stats;                          // one step's change of the running statistics
+    int rules_required;                   // whether the wrong SGD rules must be flagged
 } Tolerances;
 
 // Float32 (CPU, and CUDA with TF32 off). The scale to compare with is PyTorch's own float32 error:
 // its run against float64 from the same state is off by logits 1.6e-5, loss 3e-7, gradients 2.5e-5,
-// scale-invariant gradients 6.9e-3 (make_parity_reference.py prints them). Those come from a
-// network at initialisation amplifying rounding by ~1.2x per batch-normalized layer (the logits'
-// error grows from 1e-7 after the stem to 1.6e-5), not from sloppy sums, and ours is another float32
-// result with other summation orders (GEMM blocking, batch-norm sums in double), so it is as far from
-// PyTorch as both are from exact: ~sqrt(2) x PyTorch's error. The bounds are 4-10x that, except the
-// loss (a mean over the batch, far more accurate: bound 1e-5 as asked). Logits: 1e-5 as asked is below
-// what float32 delivers here (PyTorch itself misses it), hence 1e-4, still far below the effect of
-// any semantic slip (normalizing by the unbiased variance, say, scales the last layers' activations
-// by 0.8%). Measured values: the final
-// report and tests/reference/README.md.
+// scale-invariant gradients 6.9e-3 (make_parity_reference.py prints them). These are large for
+// float32 because the network at initialisation amplifies relative perturbations by ~1.2x per
+// batch-normalized layer (PyTorch's forward error grows from 1e-7 after the stem to 1.6e-5 at the
+// logits). Ours is another float32 result with other summation orders (GEMM blocking, batch-norm
+// sums in double), so it lies ~sqrt(2)x PyTorch's error from PyTorch. The bounds are 4-10x that,
+// except the loss (a batch mean, far more accurate: 1e-5 as asked). For the logits, 1e-5 is below what
+// float32 delivers for this network (PyTorch itself is 1.6e-5 from exact), hence 1e-4: still far
+// below any semantic slip (normalizing by the unbiased variance, say, moves the logits by ~1e-2).
+// Measured values: the report this test prints, and tests/reference/README.md.
+#define REL(x) {(x), 0}
+#define NORM(x) {(x), 1}
 static const Tolerances TOL_FP32 = {
-    .name = "float32", .logits = 1e-4, .loss = 1e-5, .grad = 2e-4, .grad_si = 5e-2,
-    .step = 2e-4, .step_si = 2e-2, .stats = 1e-4,
+    .name = "float32", .logits = REL(1e-4), .loss = REL(1e-5),
+    .grad = REL(2e-4), .grad_si = REL(5e-2), .grad_linear = REL(2e-4),
+    .step = REL(2e-4), .step_si = REL(2e-2), .step_linear = REL(2e-4),
+    .stats = REL(1e-4), .rules_required = 1,
 };
-// CUDA with TF32: cuDNN rounds convolution operands to a 10-bit mantissa (relative 2^-11 ~ 4.9e-4 per
-// operand), so each of the 28 convolutions adds ~5e-4..1e-3 relative error, accumulating through
-// the network to ~1e-2 relative at the deepest activations. Pre-activations then move by up to ~1e-2,
-// far beyond the tie margin, so some ReLU masks flip, and each flip moves a gradient by ~1e-2. The
-// bounds are set from an emulation of TF32 rounding in PyTorch (tests/reference/README.md) with ~3x margin.
+// CUDA with TF32 on. cuDNN and cuBLAS round every product's operands to a 10-bit mantissa (relative
+// 2^-11 ~ 4.9e-4 each), so each convolution adds ~5e-4..1e-3 relative error, and the network
+// amplifies it as it amplifies float32 rounding (x ~100 from the stem to the logits): ~5e-2 at the
+// logits. Pre-activations then move by ~5e-2, so ReLU masks flip by the hundred and the gradients of
+// all but the last layers change direction by O(1) (relative error 0.3-1.1), their size less
+// (0.1-0.4). tests/reference/tf32_error.py emulates exactly this in PyTorch and measures, worst of
+// round-to-nearest and truncation: logits 5.4e-2, loss 1.4e-3, classifier gradient 5.0e-2, running
+// statistics 1.2e-2; gradient sizes 0.41, scale-invariant updates 0.51. So the logits, the loss, the
+// classifier and the running statistics keep a relative-error bound (~3x those); the other gradients,
+// updates and momenta are checked by size only, at 0.9 (below 1, so a zero or doubled gradient
+// fails); scale-invariant gradients (size error 6.5) and the wrong-rule self-checks are information.
 static const Tolerances TOL_TF32 = {
-    .name = "tf32", .logits = 2e-2, .loss = 5e-3, .grad = 1e-1, .grad_si = 5e-1,
-    .step = 1e-1, .step_si = 2e-1, .stats = 5e-2,
+    .name = "tf32", .logits = REL(0.15), .loss = REL(5e-3),
+    .grad = NORM(0.9), .grad_si = REL(INFINITY), .grad_linear = REL(0.15),
+    .step = NORM(0.9), .step_si = NORM(0.9), .step_linear = REL(0.15),
+    .stats = REL(5e-2), .rules_required = 0,
 };
 
 // The batch-norm weights (gamma) whose output reaches, through a ReLU, a depthwise convolution and its
@@ -97,7 +118,8 @@ static int scale_invariant(const char* param) {
 typedef struct Row {
     char name[112];
     const char* kind;
-    double ref_norm, ours_norm, err, tol;
+    double ref_norm, ours_norm, err; // err: relative error, of the size alone if bound.by_norm
+    Bound bound;
 } Row;
 
 typedef struct Report {
@@ -110,57 +132,73 @@ typedef struct Report {
     int info;            // rows are informational: never count as failures
 } Report;
 
-// Self-check of one comparison: ours with one element (the one largest in magnitude in ref) moved by
-// 3 * tol * ||ref|| must be flagged. Returns 1 if it is.
-static int perturbation_flagged(const float* ours, const float* ref, size_t n, double tol, float* scratch) {
-    size_t at = 0;
-    for (size_t i = 1; i < n; i++)
-        if (fabsf(ref[i]) > fabsf(ref[at])) at = i;
+static double measure(const float* ours, const float* ref, size_t n, int by_norm) {
+    if (!by_norm) return rel_error(ours, ref, n);
+    double a = l2_norm(ours, n), b = l2_norm(ref, n);
+    if (isnan(a)) return 1e30;
+    return b > 0 ? fabs(a - b) / b : (a == 0 ? 0.0 : 1e30);
+}
+
+// Self-check of one comparison: ours moved by 3 tolerances must be flagged -- one element (the one
+// largest in ref) by 3 * tol * ||ref||, or for a size bound the whole tensor scaled by 1 + 3 * tol.
+static int perturbation_flagged(const float* ours, const float* ref, size_t n, Bound b, float* scratch) {
     memcpy(scratch, ours, n * sizeof(float));
-    double norm = l2_norm(ref, n);
-    scratch[at] += (float)(3.0 * tol * (norm > 0 ? norm : 1.0));
-    return rel_error(scratch, ref, n) > tol;
+    if (b.by_norm) {
+        for (size_t i = 0; i < n; i++) scratch[i] *= (float)(1.0 + 3.0 * b.tol);
+    } else {
+        size_t at = 0;
+        for (size_t i = 1; i < n; i++)
+            if (fabsf(ref[i]) > fabsf(ref[at])) at = i;
+        double norm = l2_norm(ref, n);
+        scratch[at] += (float)(3.0 * b.tol * (norm > 0 ? norm : 1.0));
+    }
+    return measure(scratch, ref, n, b.by_norm) > b.tol;
 }
 
 static void compare(Report* r, const char* name, const char* kind, const float* ours, const float* ref,
-                    size_t n, double tol, float* scratch) {
+                    size_t n, Bound b, float* scratch) {
     NN_ASSERT(r->n < MAX_ROWS, "too many compared tensors");
     Row* row = &r->rows[r->n++];
     snprintf(row->name, sizeof(row->name), "%s", name);
     row->kind = kind;
     row->ref_norm = l2_norm(ref, n);
     row->ours_norm = l2_norm(ours, n);
-    row->err = rel_error(ours, ref, n);
-    row->tol = tol;
-    if (r->info) return;
-    if (row->err > tol) {
+    row->err = measure(ours, ref, n, b.by_norm);
+    row->bound = b;
+    if (r->info || isinf(b.tol)) return;
+    if (row->err > b.tol) {
         r->failures++;
         if (!r->quiet)
-            CHECK(0, "%s (%s): relative error %.3e > tolerance %.1e (||ours|| = %.6g, ||ref|| = %.6g)",
-                  name, kind, row->err, tol, row->ours_norm, row->ref_norm);
+            CHECK(0, "%s (%s): relative error%s %.3e > tolerance %.1e (||ours|| = %.6g, ||ref|| = %.6g)",
+                  name, kind, b.by_norm ? " of the norm" : "", row->err, b.tol, row->ours_norm, row->ref_norm);
     }
     if (!r->quiet) {
         r->checks++;
-        if (!perturbation_flagged(ours, ref, n, tol, scratch)) r->blind++;
+        if (!perturbation_flagged(ours, ref, n, b, scratch)) r->blind++;
     }
 }
 
+static const char* verdict(const Report* r, const Row* row) {
+    if (r->info || isinf(row->bound.tol)) return "info";
+    if (row->err > row->bound.tol) return row->bound.by_norm ? "FAIL norm" : "FAIL";
+    return row->bound.by_norm ? "ok norm" : "ok";
+}
+
 static void print_table(const Report* r, const char* title) {
-    printf("\n%s\n%-44s %-18s %12s %12s %10s %8s\n", title, "tensor", "kind", "||ref||", "rel err",
-           "tolerance", "");
+    printf("\n%s\n%-44s %-22s %12s %12s %10s %s\n", title, "tensor", "kind", "||ref||", "rel err",
+           "tolerance", "(norm: of the size alone)");
     for (int i = 0; i < r->n; i++) {
         const Row* row = &r->rows[i];
-        if (r->info)
-            printf("%-44s %-18s %12.5g %12.3e %10s %8s\n", row->name, row->kind, row->ref_norm, row->err, "-", "info");
-        else
-            printf("%-44s %-18s %12.5g %12.3e %10.1e %8s\n", row->name, row->kind, row->ref_norm, row->err,
-                   row->tol, row->err <= row->tol ? "ok" : "FAIL");
+        char tol[16] = "-";
+        if (!r->info && !isinf(row->bound.tol)) snprintf(tol, sizeof(tol), "%.1e", row->bound.tol);
+        printf("%-44s %-22s %12.5g %12.3e %10s %s\n", row->name, row->kind, row->ref_norm, row->err, tol,
+               verdict(r, row));
     }
 }
 
 // Worst relative error per kind (kinds in order of first appearance).
 static void print_summary(const Report* r, const char* title) {
-    printf("\n%s\n%-20s %6s %12s %10s %8s  %s\n", title, "kind", "count", "worst", "tolerance", "margin",
+    printf("\n%s\n%-22s %6s %12s %10s %8s  %s\n", title, "kind", "count", "worst", "tolerance", "margin",
            "worst tensor");
     const char* kinds[32];
     int nk = 0;
@@ -177,11 +215,12 @@ static void print_summary(const Report* r, const char* title) {
             count++;
             if (!worst || r->rows[i].err > worst->err) worst = &r->rows[i];
         }
-        if (r->info)
-            printf("%-20s %6d %12.3e %10s %8s  %s\n", kinds[k], count, worst->err, "-", "-", worst->name);
+        if (r->info || isinf(worst->bound.tol))
+            printf("%-22s %6d %12.3e %10s %8s  %s\n", kinds[k], count, worst->err, "-", "-", worst->name);
         else
-            printf("%-20s %6d %12.3e %10.1e %7.0fx  %s\n", kinds[k], count, worst->err, worst->tol,
-                   worst->err > 0 ? worst->tol / worst->err : INFINITY, worst->name);
+            printf("%-22s %6d %12.3e %10.1e %7.0fx  %s%s\n", kinds[k], count, worst->err, worst->bound.tol,
+                   worst->err > 0 ? worst->bound.tol / worst->err : INFINITY, worst->name,
+                   worst->bound.by_norm ? " (size only)" : "");
     }
 }
 
@@ -334,8 +373,8 @@ static void compare_grads(Ctx* c, Report* r) {
         ParamKind kind = param_kind(p);
         snprintf(name, sizeof(name), "grad.%s", p->name);
         engine_read_grad(e, c->ours, &p->t);
-        compare(r, name, GRAD_KIND[kind], c->ours, ref_tensor(c->ref, name, p, 0), p->numel,
-                kind == K_BN_SI ? c->tol->grad_si : c->tol->grad, c->scratch);
+        Bound b = kind == K_BN_SI ? c->tol->grad_si : kind == K_LINEAR ? c->tol->grad_linear : c->tol->grad;
+        compare(r, name, GRAD_KIND[kind], c->ours, ref_tensor(c->ref, name, p, 0), p->numel, b, c->scratch);
     }
 }
 
@@ -359,12 +398,14 @@ static void compare_state(Ctx* c, int k, Report* r) {
         }
         double change = l2_norm(c->ours2, p->numel);
         double resolution = change > 0 ? ldexp(l2_norm(ref1, p->numel), -23) / change : 0.0;
-        double tol = kind == K_STAT ? c->tol->stats : kind == K_BN_SI ? c->tol->step_si : c->tol->step;
-        compare(r, after, UPDATE_KIND[kind], c->ours, c->ours2, p->numel, tol + resolution, c->scratch);
+        Bound b = kind == K_STAT ? c->tol->stats : kind == K_BN_SI ? c->tol->step_si
+                : kind == K_LINEAR ? c->tol->step_linear : c->tol->step;
+        Bound with_resolution = {b.tol + resolution, b.by_norm};
+        compare(r, after, UPDATE_KIND[kind], c->ours, c->ours2, p->numel, with_resolution, c->scratch);
         if (p->is_buffer || k >= c->steps) continue; // momentum recorded after steps 1 .. steps-1
         snprintf(after, sizeof(after), "mom%d.%s", k, p->name);
         e->be->download(c->ours, e->param_momentum + p->offset, p->numel * sizeof(float));
-        compare(r, after, MOMENTUM_KIND[kind], c->ours, ref_tensor(c->ref, after, p, 0), p->numel, tol,
+        compare(r, after, MOMENTUM_KIND[kind], c->ours, ref_tensor(c->ref, after, p, 0), p->numel, b,
                 c->scratch);
     }
 }
@@ -376,9 +417,10 @@ static void against_float64(Ctx* c, const char* name, const float* ours, size_t 
     if (!c->vs64 || !ckpt_find(&c->ref->ck, exact)) return;
     const float* f64 = ref_tensor(c->ref, exact, NULL, n);
     snprintf(row, sizeof(row), "%s: ours", name);
-    compare(c->vs64, row, "vs float64", ours, f64, n, 0.0, c->scratch);
+    compare(c->vs64, row, "vs float64", ours, f64, n, (Bound)REL(INFINITY), c->scratch);
     snprintf(row, sizeof(row), "%s: PyTorch float32", name);
-    compare(c->vs64, row, "vs float64", ref_tensor(c->ref, name, NULL, n), f64, n, 0.0, c->scratch);
+    compare(c->vs64, row, "vs float64", ref_tensor(c->ref, name, NULL, n), f64, n, (Bound)REL(INFINITY),
+            c->scratch);
 }
 
 // Step k of the reference run from the engine's current state: the forward's loss (and the first
@@ -512,12 +554,16 @@ static void wrong_rule(Ctx* c, const SGD* rule, const char* what) {
     Report* r = NN_CALLOC(1, sizeof(Report));
     r->quiet = 1;
     run_all(c, rule, 1, r);
-    const Row* worst = &r->rows[0];
-    for (int i = 1; i < r->n; i++)
-        if (r->rows[i].err / r->rows[i].tol > worst->err / worst->tol) worst = &r->rows[i];
-    printf("  %-22s %3d of %d tensors flagged; worst %s: rel err %.3e = %.0fx its tolerance\n", what,
-           r->failures, r->n, worst->name, worst->err, worst->err / worst->tol);
-    CHECK(r->failures > 0, "the wrong SGD rule '%s' went unnoticed", what);
+    const Row* worst = NULL;
+    for (int i = 0; i < r->n; i++) {
+        const Row* row = &r->rows[i];
+        if (!isinf(row->bound.tol) && (!worst || row->err / row->bound.tol > worst->err / worst->bound.tol))
+            worst = row;
+    }
+    printf("  %-22s %3d of %d tensors flagged; worst %s: rel err %.3e = %.0fx its tolerance%s\n", what,
+           r->failures, r->n, worst->name, worst->err, worst->err / worst->bound.tol,
+           c->tol->rules_required ? "" : " (information under TF32 bounds)");
+    if (c->tol->rules_required) CHECK(r->failures > 0, "the wrong SGD rule '%s' went unnoticed", what);
     free(r);
 }
 
@@ -543,16 +589,19 @@ int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char* ref_path = DEFAULT_REF;
     int tf32 = 0, no_ties = 0;
+    const char* bounds = NULL;
     if (argc < 2 || (strcmp(argv[1], "cpu") && strcmp(argv[1], "cuda")))
-        nn_fatal("usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--no-ties]");
+        nn_fatal("usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--no-ties] [--bounds float32|tf32]");
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = !strcmp(argv[++i], "on");
         else if (!strcmp(argv[i], "--ref") && i + 1 < argc) ref_path = argv[++i];
         else if (!strcmp(argv[i], "--no-ties")) no_ties = 1;
+        else if (!strcmp(argv[i], "--bounds") && i + 1 < argc) bounds = argv[++i];
         else nn_fatal("test_parity: unknown argument '%s'", argv[i]);
     }
     const Backend* be = open_backend(argv[1], tf32);
     const Tolerances* tol = !strcmp(argv[1], "cuda") && tf32 ? &TOL_TF32 : &TOL_FP32;
+    if (bounds) tol = !strcmp(bounds, "tf32") ? &TOL_TF32 : &TOL_FP32;
 
     Ref ref;
     ref_load(&ref, ref_path);
@@ -594,8 +643,9 @@ int main(int argc, char** argv) {
     print_summary(free_run, "For information, not checked: our own trajectory from the initial weights "
                             "(rounding amplified by training;\nPyTorch's float32 and float64 runs diverge as much):");
 
-    printf("\nSelf-checks (every run):\n  perturbation: %d of %d comparisons flag one element moved by 3x "
-           "the tolerance x ||ref||\n", checked->checks - checked->blind, checked->checks);
+    printf("\nSelf-checks (every run):\n  perturbation: %d of %d comparisons flag ours moved by 3 tolerances "
+           "(one element by 3 tol ||ref||; a size bound: all scaled by 1 + 3 tol)\n",
+           checked->checks - checked->blind, checked->checks);
     CHECK(checked->blind == 0, "%d comparisons did not notice a perturbation of 3x their tolerance", checked->blind);
     SGD wrong = rule;
     wrong.nesterov = !rule.nesterov;
