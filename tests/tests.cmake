@@ -23,3 +23,7 @@ drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
 add_executable(bench-cpu train/bench/bench_cpu.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
+# Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
+add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
+set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
