@@ -1,8 +1,9 @@
 // Batch normalization, optionally fused with the ReLU that follows it. The statistics kernels give
-// each channel one block, which reduces the channel's n * hw values in double exactly as the CPU
-// backend does (two passes: the mean, then squared deviations from it), so both backends agree to
-// float rounding. Element-wise arithmetic uses the _rn intrinsics where the CPU expression is a
-// multiply followed by an add: nvcc would otherwise fuse them into one FMA and round differently.
+// each channel one block, which reduces the channel's n * hw values in double in two passes (the
+// mean, then squared deviations from it): at least as accurate as the CPU backend's shifted
+// one-pass sums, so both backends agree to float rounding. Element-wise arithmetic uses the _rn
+// intrinsics where the CPU expression is a multiply followed by an add, so that nvcc does not fuse
+// them into one FMA (the CPU's vectorized kernels may, so this is no longer bit-exact).
 // (A later issue tunes these: a block per channel under-fills the GPU when channels are few.)
 #include "cuda_internal.h"
 #include "cuda_reduce.h"
