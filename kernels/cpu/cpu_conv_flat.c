@@ -15,8 +15,8 @@
 //
 //   grid (co, Q) = W_g (co, ci*k*k) * B (ci*k*k, Q),   B[(c, tap)][q] = flat[c][phase(tap)][q + shift(tap)]
 //
-// whose B rows are plain contiguous vectors (the packer copies them, no bounds, no per-row logic). The
-// price: the grid also covers the padding columns and rows (q with ox >= w_out or oy >= h_out), which
+// whose B rows are plain contiguous vectors: the micro-kernel reads them in place through a table of
+// row pointers (gemm_indirect), nothing is packed, no bounds are checked. The price: the grid also covers the padding columns and rows (q with ox >= w_out or oy >= h_out), which
 // are computed and dropped when the grid is copied out: 13% more columns on 32x32 maps, 2.25x on 4x4.
 //
 // Backward-data is the same machinery on dy (polyphase: output phase (a, b) of dx gathers the taps
@@ -31,10 +31,13 @@
 
 #include "../../nn/util.h"
 #include "cpu_conv.h"
+#include "cpu_conv_flat.h"
 #include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 #define MAX_TAPS 256                // k*k of the largest kernel handled (16x16)
+#define MAX_MASKS 1024              // planes up to 16K floats can use the AVX-512 expand/compress copies
+#define VECTOR_COPY_BELOW 16        // ... when their rows are shorter than this
 #define CHUNK_FLOATS (96 * 1024)    // flat input + output grid of one chunk: ~384 KiB, L2-resident
 
 static int cdiv(int a, int b) { return a <= 0 ? 0 : (a + b - 1) / b; }
@@ -51,45 +54,93 @@ typedef struct Flat {
     size_t seq;        // floats per (channel, phase): nb * plane, then zeros for the largest shift
 } Flat;
 
+// The lane masks of a flat plane for the AVX-512 copies: bit e % 16 of masks[e / 16] is set when
+// position e = u*ws + v of the plane holds data, i.e. rows [y0, y0 + h) and columns [x0, x0 + w).
+// Returns NULL (use the loops) unless the CPU path is AVX-512 and the rows are short.
+static const uint16_t* plane_masks(uint16_t* masks, int hs, int ws, int y0, int x0, int h, int w) {
+    int plane = hs * ws;
+    if (gemm_isa() != &gemm_isa_avx512 || plane > 16 * MAX_MASKS) return NULL;
+    memset(masks, 0, (size_t)(plane + 15) / 16 * sizeof(uint16_t));
+    for (int u = y0; u < y0 + h && u < hs; u++)
+        for (int v = x0; v < x0 + w && v < ws; v++) {
+            int e = u * ws + v;
+            masks[e / 16] |= (uint16_t)(1u << (e % 16));
+        }
+    return masks;
+}
+
+// Copies and zero fills of a few floats each: loops the compiler vectorizes in place (with the libc
+// calls GCC would otherwise substitute, a 4-float row would cost more in the call than in the copy).
+#define ROW_LOOPS __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
+
 // flat[(c*s*s + a*s + b) * seq + n*plane + u*ws + v] = src[n][c][u*s + a - pad_y][v*s + b - pad_x], 0
 // outside the data. src: the chunk's first image and channel; images img_stride floats apart.
-static void to_flat(float* flat, const Flat* F, const float* src, size_t img_stride, int channels) {
-    int s = F->s;
+// masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks.
+ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
+                              const uint16_t* masks) {
+    int s = F->s, ws = F->ws;
     size_t hw = (size_t)F->h * F->w;
+    if (masks) {
+        for (int c = 0; c < channels; c++) {
+            float* seq = flat + (size_t)c * F->seq;
+            flat_expand_avx512(seq, F->plane, src + (size_t)c * hw, img_stride, F->nb, masks, F->plane);
+            for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
+        }
+        return;
+    }
+    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512) { // zero, then split plane by plane
+        for (int c = 0; c < channels; c++) {
+            float* seq = flat + (size_t)c * 4 * F->seq;
+            for (size_t e = 0; e < 4 * F->seq; e++) seq[e] = 0.0f;
+            for (int n = 0; n < F->nb; n++)
+                flat_split2_avx512(seq + (size_t)n * F->plane, F->seq, ws, src + (size_t)n * img_stride + (size_t)c * hw,
+                                   F->h, F->w, F->pad_y);
+        }
+        return;
+    }
     for (int c = 0; c < channels; c++)
         for (int a = 0; a < s; a++)
             for (int b = 0; b < s; b++) {
                 float* seq = flat + ((size_t)c * s * s + a * s + b) * F->seq;
                 // Rows u whose source row u*s + a - pad_y is inside [0, h); columns likewise.
                 int u_lo = cdiv(F->pad_y - a, s), u_hi = imin(F->hs, cdiv(F->h + F->pad_y - a, s));
-                int v_lo = cdiv(F->pad_x - b, s), v_hi = imin(F->ws, cdiv(F->w + F->pad_x - b, s));
+                int v_lo = cdiv(F->pad_x - b, s), v_hi = imin(ws, cdiv(F->w + F->pad_x - b, s));
                 if (v_hi < v_lo) v_hi = v_lo;
+                if (u_hi < u_lo) u_hi = u_lo;
                 for (int n = 0; n < F->nb; n++) {
                     const float* sp = src + (size_t)n * img_stride + (size_t)c * hw;
                     float* pl = seq + (size_t)n * F->plane;
-                    for (int u = 0; u < F->hs; u++) {
-                        float* row = pl + (size_t)u * F->ws;
-                        if (u < u_lo || u >= u_hi) {
-                            memset(row, 0, (size_t)F->ws * sizeof(float));
-                            continue;
-                        }
+                    for (int e = 0; e < u_lo * ws; e++) pl[e] = 0.0f;
+                    for (int u = u_lo; u < u_hi; u++) {
+                        float* row = pl + (size_t)u * ws;
                         const float* sr = sp + (ptrdiff_t)(u * s + a - F->pad_y) * F->w + (b - F->pad_x);
                         for (int v = 0; v < v_lo; v++) row[v] = 0.0f;
-                        if (s == 1) memcpy(row + v_lo, sr + v_lo, (size_t)(v_hi - v_lo) * sizeof(float));
+                        if (s == 1)
+                            for (int v = v_lo; v < v_hi; v++) row[v] = sr[v];
                         else
                             for (int v = v_lo; v < v_hi; v++) row[v] = sr[(ptrdiff_t)v * s];
-                        for (int v = v_hi; v < F->ws; v++) row[v] = 0.0f;
+                        for (int v = v_hi; v < ws; v++) row[v] = 0.0f;
                     }
+                    for (int e = u_hi * ws; e < F->plane; e++) pl[e] = 0.0f;
                 }
-                size_t used = (size_t)F->nb * F->plane;
-                memset(seq + used, 0, (F->seq - used) * sizeof(float));
+                for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
             }
 }
 
 // dst[n][c][a + step*u][b + step*v] (+)= grid[c*ld + n*plane + u*ws + v] for u < hu, v < wu: the valid
 // part of an output grid back into NCHW (dst: the chunk's first image and channel).
-static void from_grid(float* dst, size_t img_stride, int h, int w, int channels, const float* grid, size_t ld,
-                      const Flat* F, int hu, int wu, int step, int a, int b, int accumulate) {
+// masks (only when the valid part is the whole destination plane: hu = h, wu = w, step 1, else NULL):
+// the AVX-512 compressing copy of plane_masks.
+ROW_LOOPS static void from_grid(float* dst, size_t img_stride, int h, int w, int channels, const float* grid,
+                                size_t ld, const Flat* F, int hu, int wu, int step, int a, int b, int accumulate,
+                                const uint16_t* masks) {
+    if (masks) {
+        for (int c = 0; c < channels; c++)
+            flat_compress_avx512(dst + (size_t)c * h * w, img_stride, grid + (size_t)c * ld, F->plane, F->nb, masks,
+                                 F->plane, accumulate);
+        return;
+    }
+
     for (int c = 0; c < channels; c++)
         for (int n = 0; n < F->nb; n++) {
             const float* g = grid + (size_t)c * ld + (size_t)n * F->plane;
@@ -97,8 +148,12 @@ static void from_grid(float* dst, size_t img_stride, int h, int w, int channels,
             for (int u = 0; u < hu; u++) {
                 const float* gr = g + (size_t)u * F->ws;
                 float* dr = d + (size_t)u * step * w;
-                if (step == 1 && !accumulate) memcpy(dr, gr, (size_t)wu * sizeof(float));
-                else if (accumulate)
+                if (step == 1) {
+                    if (accumulate)
+                        for (int v = 0; v < wu; v++) dr[v] += gr[v];
+                    else
+                        for (int v = 0; v < wu; v++) dr[v] = gr[v];
+                } else if (accumulate)
                     for (int v = 0; v < wu; v++) dr[(size_t)v * step] += gr[v];
                 else
                     for (int v = 0; v < wu; v++) dr[(size_t)v * step] = gr[v];
@@ -106,31 +161,9 @@ static void from_grid(float* dst, size_t img_stride, int h, int w, int channels,
         }
 }
 
-// The B operand: row k = (channel k / taps, tap k % taps) is the channel's phase plane sequence
-// shifted by the tap; column q. Packing copies contiguous runs of W floats.
-typedef struct Shifted {
-    const float* flat;
-    size_t seq;
-    int taps, phases;      // taps per channel; phase planes per channel in `flat`
-    const int* phase;      // (taps) the phase plane each tap reads
-    const ptrdiff_t* shift; // (taps) its shift along q
-} Shifted;
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void pack_shifted(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale) {
-    const Shifted* sh = op->ctx;
-    (void)scale; // B is never scaled (alpha goes into A)
-    for (int r = 0; r < rn; r++) {
-        int ch = (r0 + r) / sh->taps, t = (r0 + r) % sh->taps;
-        const float* src = sh->flat + ((size_t)ch * sh->phases + sh->phase[t]) * sh->seq + sh->shift[t] + f0;
-        // Lanes past fn read the zeroed tail of the sequence (or the next image's plane): finite
-        // values in columns whose results are never stored.
-        for (int q = 0; q * W < fn; q++) {
-            float* d = dst + ((size_t)q * rn + r) * W;
-            const float* sq = src + (size_t)q * W;
-            for (int w = 0; w < W; w++) d[w] = sq[w];
-        }
-    }
+// A table of `count` row pointers in per-thread scratch (the indirect GEMM's B rows).
+static const float** row_table(int slot, int count) {
+    return (const float**)(void*)cpu_scratch(slot, ((size_t)count * sizeof(float*) + sizeof(float) - 1) / sizeof(float));
 }
 
 // Geometry of the input side (forward and filter gradient): phase planes of the padded input, and
@@ -179,25 +212,29 @@ void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvS
     F.seq = (size_t)F.nb * F.plane + max_shift + 64;
     size_t img_x = (size_t)s->c_in * s->h * s->w, img_y = (size_t)s->c_out * s->h_out * s->w_out;
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
+    uint16_t in_m[MAX_MASKS], out_m[MAX_MASKS];
+    const uint16_t* in_masks = S2 == 1 ? plane_masks(in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
+    const uint16_t* out_masks = plane_masks(out_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
 #pragma omp parallel num_threads(T)
     {
         int lo, hi;
         thread_images(s->n, T, &lo, &hi);
         float* flat = cpu_scratch(SLOT_CONV_A, (size_t)ci * S2 * F.seq);          // (ci, s*s, seq)
         float* grid = cpu_scratch(SLOT_CONV_B, (size_t)co * F.nb * F.plane);      // (co, nb*plane)
+        const float** rows = row_table(SLOT_CONV_ROWS, ci * kk); // B row (c, tap): its shifted phase plane
+        for (int c = 0; c < ci; c++)
+            for (int t = 0; t < kk; t++) rows[c * kk + t] = flat + ((size_t)c * S2 + phase[t]) * F.seq + shift[t];
         for (int n0 = lo; n0 < hi; n0 += F.nb) {
             Flat C = F;
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci);
-                Shifted sh = {flat, C.seq, kk, S2, phase, shift};
+                to_flat(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
                 GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci * kk, ci * kk, 0); // w[g] (co, ci*kk)
-                GemmOperand B = {.pack = pack_shifted, .ctx = &sh};
                 GemmOut out = gemm_c_matrix(grid, Q);
-                cpu_gemm(co, Q, ci * kk, 1.0f, &A, &B, 0.0f, &out);
+                gemm_indirect(co, Q, ci * kk, &A, rows, &out);
                 from_grid(y + n0 * img_y + g * co * out_plane, img_y, s->h_out, s->w_out, co, grid, Q, &C,
-                          s->h_out, s->w_out, 1, 0, 0, 0);
+                          s->h_out, s->w_out, 1, 0, 0, 0, out_masks);
             }
         }
     }
@@ -249,20 +286,25 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
             off += (size_t)G * ci * co * L;
         }
 
+    uint16_t in_m[MAX_MASKS], out_m[MAX_MASKS];
+    const uint16_t* in_masks = plane_masks(in_m, F.hs, F.ws, pad_lo, pad_lo, s->h_out, s->w_out);
+    int merge2 = st == 2 && gemm_isa() == &gemm_isa_avx512 && ntap[0] > 0 && ntap[1] > 0;
+    const uint16_t* out_masks = st == 1 ? plane_masks(out_m, F.hs, F.ws, 0, 0, s->h, s->w) : NULL;
 #pragma omp parallel num_threads(T)
     {
         int lo, hi;
         thread_images(s->n, T, &lo, &hi);
         float* flat = cpu_scratch(SLOT_CONV_A, (size_t)co * F.seq);          // (co, seq)
-        float* grid = cpu_scratch(SLOT_CONV_B, (size_t)ci * F.nb * F.plane); // (ci, nb*plane)
-        int zero_phase[MAX_TAPS] = {0};
-        ptrdiff_t shift[MAX_TAPS];
+        // (phases, ci, nb*plane): stride 2 on AVX-512 keeps the four phase grids and interleaves them
+        // into dx in one pass (flat_merge2_avx512); otherwise each phase is written out on its own.
+        float* grid = cpu_scratch(SLOT_CONV_B, (size_t)(merge2 ? 4 : 1) * ci * F.nb * F.plane);
+        const float** rows = row_table(SLOT_CONV_ROWS, co * kk);             // B row (o, tap)
         for (int n0 = lo; n0 < hi; n0 += F.nb) {
             Flat C = F;
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat(flat, &C, dy + n0 * img_y + g * co * out_plane, img_y, co);
+                to_flat(flat, &C, dy + n0 * img_y + g * co * out_plane, img_y, co, in_masks);
                 float* dxg = dx + n0 * img_x + g * ci * in_plane;
                 for (int a = 0; a < st; a++)
                     for (int b = 0; b < st; b++) {
@@ -276,15 +318,24 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
                                                 dxg[n * img_x + c * in_plane + (size_t)(a + u * st) * s->w + b + v * st] = 0.0f;
                             continue;
                         }
-                        for (int t = 0; t < L; t++)
-                            shift[t] = (ptrdiff_t)(d[a][t / ntap[b]] + pad_lo) * C.ws + d[b][t % ntap[b]] + pad_lo;
-                        Shifted sh = {flat, C.seq, L, 1, zero_phase, shift};
+                        for (int o = 0; o < co; o++)
+                            for (int t = 0; t < L; t++)
+                                rows[o * L + t] = flat + (size_t)o * C.seq +
+                                                  (ptrdiff_t)(d[a][t / ntap[b]] + pad_lo) * C.ws + d[b][t % ntap[b]] + pad_lo;
                         GemmOperand A = gemm_a_matrix(Aall + a_off[a * st + b] + (size_t)g * ci * co * L, co * L, 0);
-                        GemmOperand B = {.pack = pack_shifted, .ctx = &sh};
-                        GemmOut out = gemm_c_matrix(grid, Q);
-                        cpu_gemm(ci, Q, co * L, 1.0f, &A, &B, 0.0f, &out);
-                        from_grid(dxg, img_x, s->h, s->w, ci, grid, Q, &C, hu, wu, st, a, b, accumulate);
+                        float* pg = grid + (merge2 ? (size_t)(a * st + b) * ci * Q : 0);
+                        GemmOut out = gemm_c_matrix(pg, Q);
+                        gemm_indirect(ci, Q, co * L, &A, rows, &out);
+                        if (!merge2)
+                            from_grid(dxg, img_x, s->h, s->w, ci, pg, Q, &C, hu, wu, st, a, b, accumulate, out_masks);
                     }
+                if (merge2)
+                    for (int c = 0; c < ci; c++)
+                        for (int n = 0; n < C.nb; n++) {
+                            const float* ph[4];
+                            for (int p4 = 0; p4 < 4; p4++) ph[p4] = grid + ((size_t)p4 * ci + c) * Q + (size_t)n * C.plane;
+                            flat_merge2_avx512(dxg + n * img_x + c * in_plane, s->h, s->w, ph, C.ws, accumulate);
+                        }
             }
         }
     }
@@ -306,6 +357,9 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
     size_t wsize = (size_t)s->c_out * ci * kk;
     float* partial[CPU_MAX_THREADS] = {0};
+    uint16_t in_m[MAX_MASKS], dy_m[MAX_MASKS];
+    const uint16_t* in_masks = S2 == 1 ? plane_masks(in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
+    const uint16_t* dy_masks = plane_masks(dy_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
     const GemmIsa* isa = gemm_isa();
 #pragma omp parallel num_threads(T)
     {
@@ -323,8 +377,8 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
             C.nb = E.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci);
-                to_flat(dyg, &E, dy + n0 * img_y + g * co * out_plane, img_y, co);
+                to_flat(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
+                to_flat(dyg, &E, dy + n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
                 // dw[g][o][c*kk + tap] += sum over q of dy[o][q] * flat[c][phase(tap)][q + shift(tap)]
                 float* dwg = part + (size_t)g * co * ci * kk;
                 for (int i0 = 0; i0 < co; i0 += ROWS)

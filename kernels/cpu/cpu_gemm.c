@@ -80,7 +80,9 @@ static inline int run_end(const GemmAxis* a, int i, int end) {
 //   free axis contiguous (activations as B, W^T as A): per reduction row, copy runs of W lanes;
 //   reduction axis contiguous (W as A, transposed activations): per lane, a strided column write.
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+// (no-tree-loop-distribute-patterns: keep the copy loops inline; a libc memcpy call per 32-float
+// row costs more than the copy)
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
 static void pack_free_contiguous(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W,
                                  float scale) {
     for (int q = 0; q * W < fn; q++) {
@@ -93,14 +95,16 @@ static void pack_free_contiguous(float* dst, const GemmOperand* op, int f0, int 
             for (int r = 0; r < rn; r++) {
                 const float* s = src + gemm_offset(&op->red, r0 + r);
                 float* d = panel + (size_t)r * W + w;
-                if (scale == 1.0f) memcpy(d, s, (size_t)len * sizeof(float));
+                if (scale == 1.0f)
+                    for (int t = 0; t < len; t++) d[t] = s[t];
                 else
                     for (int t = 0; t < len; t++) d[t] = s[t] * scale;
             }
             w += len;
         }
         if (lanes < W)
-            for (int r = 0; r < rn; r++) memset(panel + (size_t)r * W + lanes, 0, (size_t)(W - lanes) * sizeof(float));
+            for (int r = 0; r < rn; r++)
+                for (int w = lanes; w < W; w++) panel[(size_t)r * W + w] = 0.0f;
     }
 }
 
@@ -125,8 +129,30 @@ static void pack_red_contiguous(float* dst, const GemmOperand* op, int f0, int f
     }
 }
 
+// The same through the ISA's in-register transpose: per run of contiguous reduction indices, the
+// panel's lanes are W row pointers.
+static void pack_red_transpose(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale,
+                               GemmTransposeFn transpose) {
+    const float* rows[64];
+    for (int q = 0; q * W < fn; q++) {
+        float* panel = dst + (size_t)q * W * rn;
+        int lanes = fn - q * W < W ? fn - q * W : W;
+        for (int r = r0; r < r0 + rn;) {
+            int re = run_end(&op->red, r, r0 + rn);
+            ptrdiff_t ro = gemm_offset(&op->red, r);
+            for (int w = 0; w < lanes; w++) rows[w] = op->p + gemm_offset(&op->free, f0 + q * W + w) + ro;
+            transpose(panel + (size_t)(r - r0) * W, W, rows, lanes, re - r, scale);
+            r = re;
+        }
+        if (lanes < W)
+            for (int r = 0; r < rn; r++) memset(panel + (size_t)r * W + lanes, 0, (size_t)(W - lanes) * sizeof(float));
+    }
+}
+
 void gemm_pack_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale) {
+    GemmTransposeFn transpose = gemm_isa()->transpose;
     if (op->free.stride == 1) pack_free_contiguous(dst, op, f0, fn, r0, rn, W, scale);
+    else if (op->red.stride == 1 && transpose && W <= 64) pack_red_transpose(dst, op, f0, fn, r0, rn, W, scale, transpose);
     else if (op->red.stride == 1) pack_red_contiguous(dst, op, f0, fn, r0, rn, W, scale);
     else
         for (int q = 0; q * W < fn; q++)
@@ -218,6 +244,25 @@ static void gemm_serial(int i0, int i1, int j0, int j1, int k0, int k1, float al
             }
         }
         if (!direct) copy_out(C, i0, jc, i1 - i0, nc, stage, NCP, accumulate);
+    }
+}
+
+void gemm_indirect(int M, int N, int K, const GemmOperand* A, const float* const* b, const GemmOut* C) {
+    const GemmIsa* isa = gemm_isa();
+    int MR = isa->mr, NR = isa->nr, KC = depth_block(K, 512);
+    NN_ASSERT(C->row.block <= 0 && C->col.stride == 1 && C->col.block <= 0, "gemm_indirect: C must be a plain matrix");
+    float* abuf = cpu_scratch(SLOT_GEMM_A, (size_t)KC * ((M + MR - 1) / MR * MR)); // (M/MR panels, kc, MR)
+    for (int pc = 0; pc < K; pc += KC) {
+        int kc = K - pc < KC ? K - pc : KC;
+        pack(abuf, A, 0, M, pc, kc, MR, 1.0f);
+        for (int j = 0; j < N; j += NR) { // a column tile's B rows stay in L1 across the A panels
+            int n = N - j < NR ? N - j : NR;
+            for (int i = 0; i < M; i += MR) {
+                int m = M - i < MR ? M - i : MR;
+                float* c = C->p + gemm_offset(&C->row, i) + j;
+                isa->indirect(kc, abuf + (size_t)i * kc, b + pc, j, c, C->row.stride, NR / 2, m, n, pc > 0);
+            }
+        }
     }
 }
 

@@ -65,6 +65,11 @@ GemmOut gemm_c_matrix(float* c, int ldc);
 void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
               const GemmOut* C);
 
+// C (M, N) = A (M, K) * B with B[k][j] = b[k][j]: row pointers, read in place by the indirect
+// micro-kernel. C must be a plain matrix (rows evenly spaced, columns contiguous); b[k] + N + NR
+// floats must be readable. Runs on the calling thread (convolutions call it from their own threads).
+void gemm_indirect(int M, int N, int K, const GemmOperand* A, const float* const* b, const GemmOut* C);
+
 // The packer for views (what cpu_gemm uses when op->pack is NULL).
 void gemm_pack_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale);
 
@@ -85,12 +90,25 @@ typedef void (*GemmKernelFn)(int k, const float* a, const float* b, float* c, pt
 typedef void (*GemmDotFn)(int m, int n, int len, const float* const* a, const float* const* b, float* c,
                           ptrdiff_t ldc);
 
+// The indirect form of the micro-kernel: row k of B is not packed but read in place, NR floats at
+// b[k] + j (rows given by pointers). A convolution lowered onto shifted planes has B rows that are
+// already contiguous in memory, so packing them would only copy. Reads the full NR floats of each row
+// even when n < NR (callers keep that memory readable); stores like the packed kernel.
+typedef void (*GemmIndirectFn)(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
+                               ptrdiff_t hi, int m, int n, int accumulate);
+
+// Transposing copy for packing operands whose depth is contiguous (filter gradients read pixels
+// along k): dst[r * W + w] = scale * src[w][r] for w < wn <= W, r < rn. NULL: the portable loop.
+typedef void (*GemmTransposeFn)(float* dst, int W, const float* const* src, int wn, int rn, float scale);
+
 typedef struct GemmIsa {
     const char* name;   // "avx512", "avx2", "generic"
     int mr, nr;         // tile of the micro-kernel
     int mc, kc, nc;     // cache blocking: A block (mc x kc) stays in L2, B panel (kc x nr) in L1
     GemmKernelFn kernel;
+    GemmIndirectFn indirect;
     GemmDotFn dot;
+    GemmTransposeFn transpose;
 } GemmIsa;
 
 extern const GemmIsa gemm_isa_avx512, gemm_isa_avx2, gemm_isa_generic;

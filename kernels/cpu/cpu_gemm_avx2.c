@@ -14,6 +14,38 @@ static inline __m256i lanes_below(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// Stores (or adds) an m x (8 * halves) tile: columns 0-7 at c, 8-15 at c + hi, none past n.
+static inline __attribute__((always_inline)) void store(const int m, const int halves, const __m256* c0,
+                                                        const __m256* c1, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                                                        int n, int accumulate) {
+    if (n == NR) {
+#pragma GCC unroll 6
+        for (int i = 0; i < m; i++) {
+            float* ci = c + i * ldc;
+            __m256 v0 = c0[i], v1 = c1[i];
+            if (accumulate) {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci + hi));
+            }
+            _mm256_storeu_ps(ci, v0);
+            _mm256_storeu_ps(ci + hi, v1);
+        }
+        return;
+    }
+    __m256i k0 = lanes_below(n), k1 = lanes_below(n - 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < m; i++) {
+        float* ci = c + i * ldc;
+        __m256 v0 = c0[i], v1 = c1[i];
+        if (accumulate) {
+            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ci, k0));
+            if (halves > 1) v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ci + hi, k1));
+        }
+        _mm256_maskstore_ps(ci, k0, v0);
+        if (halves > 1) _mm256_maskstore_ps(ci + hi, k1, v1);
+    }
+}
+
 static inline __attribute__((always_inline)) void tile(const int m, const int halves, int k, const float* a,
                                                        const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                                                        int n, int accumulate) {
@@ -31,30 +63,28 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
         a += MR;
         b += NR;
     }
-    if (n == NR) {
+    store(m, halves, c0, c1, c, ldc, hi, n, accumulate);
+}
+
+// The same with B read in place: row p is the 16 floats at b[p] + j.
+static inline __attribute__((always_inline)) void itile(const int m, const int halves, int k, const float* a,
+                                                        const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
+                                                        ptrdiff_t hi, int n, int accumulate) {
+    __m256 c0[MR], c1[MR];
+    for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int p = 0; p < k; p++) {
+        const float* bp = b[p] + j;
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = halves > 1 ? _mm256_loadu_ps(bp + 8) : b0;
 #pragma GCC unroll 6
         for (int i = 0; i < m; i++) {
-            float* ci = c + i * ldc;
-            if (accumulate) {
-                c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
-                c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + hi));
-            }
-            _mm256_storeu_ps(ci, c0[i]);
-            _mm256_storeu_ps(ci + hi, c1[i]);
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            if (halves > 1) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
         }
-        return;
+        a += MR;
     }
-    __m256i k0 = lanes_below(n), k1 = lanes_below(n - 8);
-#pragma GCC unroll 6
-    for (int i = 0; i < m; i++) {
-        float* ci = c + i * ldc;
-        if (accumulate) {
-            c0[i] = _mm256_add_ps(c0[i], _mm256_maskload_ps(ci, k0));
-            if (halves > 1) c1[i] = _mm256_add_ps(c1[i], _mm256_maskload_ps(ci + hi, k1));
-        }
-        _mm256_maskstore_ps(ci, k0, c0[i]);
-        if (halves > 1) _mm256_maskstore_ps(ci + hi, k1, c1[i]);
-    }
+    store(m, halves, c0, c1, c, ldc, hi, n, accumulate);
 }
 
 #define INSTANCE(M)                                                                                      \
@@ -65,6 +95,14 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
     static void tile##M##x8(int k, const float* a, const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, int n, \
                             int acc) {                                                                   \
         tile(M, 1, k, a, b, c, ldc, hi, n, acc);                                                         \
+    }                                                                                                    \
+    static void itile##M##x16(int k, const float* a, const float* const* b, ptrdiff_t j, float* c,        \
+                              ptrdiff_t ldc, ptrdiff_t hi, int n, int acc) {                             \
+        itile(M, 2, k, a, b, j, c, ldc, hi, n, acc);                                                     \
+    }                                                                                                    \
+    static void itile##M##x8(int k, const float* a, const float* const* b, ptrdiff_t j, float* c,         \
+                             ptrdiff_t ldc, ptrdiff_t hi, int n, int acc) {                              \
+        itile(M, 1, k, a, b, j, c, ldc, hi, n, acc);                                                     \
     }
 INSTANCE(1) INSTANCE(2) INSTANCE(3) INSTANCE(4) INSTANCE(5) INSTANCE(6)
 #undef INSTANCE
@@ -76,6 +114,15 @@ static const TileFn TILES8[MR + 1] = {0, tile1x8, tile2x8, tile3x8, tile4x8, til
 static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, int m, int n,
                    int accumulate) {
     (n > 8 ? TILES16 : TILES8)[m](k, a, b, c, ldc, hi, n, accumulate);
+}
+
+typedef void (*ITileFn)(int, const float*, const float* const*, ptrdiff_t, float*, ptrdiff_t, ptrdiff_t, int, int);
+static const ITileFn ITILES16[MR + 1] = {0, itile1x16, itile2x16, itile3x16, itile4x16, itile5x16, itile6x16};
+static const ITileFn ITILES8[MR + 1] = {0, itile1x8, itile2x8, itile3x8, itile4x8, itile5x8, itile6x8};
+
+static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                     int m, int n, int accumulate) {
+    (n > 8 ? ITILES16 : ITILES8)[m](k, a, b, j, c, ldc, hi, n, accumulate);
 }
 
 // --- the dot-product form: a 3 x 4 block of rows, 12 accumulators of 8 partial sums each ----------
@@ -148,5 +195,6 @@ const GemmIsa gemm_isa_avx2 = {
     .kc = 256,  // B panel 256 x 16 floats = 16 KiB (L1)
     .nc = 3072,
     .kernel = kernel,
+    .indirect = indirect,
     .dot = dot,
 };

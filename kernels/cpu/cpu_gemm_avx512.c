@@ -11,6 +11,24 @@
 
 enum { MR = 12, NR = 32 };
 
+// Stores (or adds) the accumulators of an m x (16 * halves) tile: columns 0-15 at c, 16-31 at c + hi,
+// masked by m0/m1 past the tile's n columns.
+static inline __attribute__((always_inline)) void store(const int m, const int halves, const __m512* c0,
+                                                        const __m512* c1, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                                                        __mmask16 m0, __mmask16 m1, int accumulate) {
+#pragma GCC unroll 12
+    for (int i = 0; i < m; i++) {
+        float* ci = c + i * ldc;
+        __m512 v0 = c0[i], v1 = c1[i];
+        if (accumulate) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            if (halves > 1) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + hi));
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        if (halves > 1) _mm512_mask_storeu_ps(ci + hi, m1, v1);
+    }
+}
+
 // One m x (16 * halves) tile; m and halves are compile-time constants in each instance, so the
 // accumulator arrays live in registers. m0/m1 mask the columns past n on store (the B panel itself
 // is zero-padded, so the FMAs need no masks).
@@ -32,16 +50,28 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
         a += MR;
         b += NR;
     }
+    store(m, halves, c0, c1, c, ldc, hi, m0, m1, accumulate);
+}
+
+// The same with B read in place: row p is the 32 floats at b[p] + j.
+static inline __attribute__((always_inline)) void itile(const int m, const int halves, int k, const float* a,
+                                                        const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
+                                                        ptrdiff_t hi, __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 c0[MR], c1[MR];
+    for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int p = 0; p < k; p++) {
+        const float* bp = b[p] + j;
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = halves > 1 ? _mm512_loadu_ps(bp + 16) : b0;
 #pragma GCC unroll 12
-    for (int i = 0; i < m; i++) {
-        float* ci = c + i * ldc;
-        if (accumulate) {
-            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
-            if (halves > 1) c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + hi));
+        for (int i = 0; i < m; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            if (halves > 1) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
-        _mm512_mask_storeu_ps(ci, m0, c0[i]);
-        if (halves > 1) _mm512_mask_storeu_ps(ci + hi, m1, c1[i]);
+        a += MR;
     }
+    store(m, halves, c0, c1, c, ldc, hi, m0, m1, accumulate);
 }
 
 #define INSTANCE(M)                                                                                    \
@@ -52,6 +82,14 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
     static void tile##M##x16(int k, const float* a, const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, \
                              __mmask16 m0, __mmask16 m1, int acc) {                                    \
         tile(M, 1, k, a, b, c, ldc, hi, m0, m1, acc);                                                  \
+    }                                                                                                  \
+    static void itile##M##x32(int k, const float* a, const float* const* b, ptrdiff_t j, float* c,      \
+                              ptrdiff_t ldc, ptrdiff_t hi, __mmask16 m0, __mmask16 m1, int acc) {       \
+        itile(M, 2, k, a, b, j, c, ldc, hi, m0, m1, acc);                                              \
+    }                                                                                                  \
+    static void itile##M##x16(int k, const float* a, const float* const* b, ptrdiff_t j, float* c,      \
+                              ptrdiff_t ldc, ptrdiff_t hi, __mmask16 m0, __mmask16 m1, int acc) {       \
+        itile(M, 1, k, a, b, j, c, ldc, hi, m0, m1, acc);                                              \
     }
 INSTANCE(1) INSTANCE(2) INSTANCE(3) INSTANCE(4) INSTANCE(5) INSTANCE(6)
 INSTANCE(7) INSTANCE(8) INSTANCE(9) INSTANCE(10) INSTANCE(11) INSTANCE(12)
@@ -63,12 +101,26 @@ static const TileFn TILES32[MR + 1] = {0, tile1x32, tile2x32, tile3x32, tile4x32
 static const TileFn TILES16[MR + 1] = {0, tile1x16, tile2x16, tile3x16, tile4x16, tile5x16, tile6x16,
                                        tile7x16, tile8x16, tile9x16, tile10x16, tile11x16, tile12x16};
 
+typedef void (*ITileFn)(int, const float*, const float* const*, ptrdiff_t, float*, ptrdiff_t, ptrdiff_t, __mmask16,
+                        __mmask16, int);
+static const ITileFn ITILES32[MR + 1] = {0, itile1x32, itile2x32, itile3x32, itile4x32, itile5x32, itile6x32,
+                                         itile7x32, itile8x32, itile9x32, itile10x32, itile11x32, itile12x32};
+static const ITileFn ITILES16[MR + 1] = {0, itile1x16, itile2x16, itile3x16, itile4x16, itile5x16, itile6x16,
+                                         itile7x16, itile8x16, itile9x16, itile10x16, itile11x16, itile12x16};
+
 // Columns past n (a tile at the right edge of C) are masked; n <= 16 runs the half-width tile.
 static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, int m, int n,
                    int accumulate) {
     __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
     (n > 16 ? TILES32 : TILES16)[m](k, a, b, c, ldc, hi, m0, m1, accumulate);
+}
+
+static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                     int m, int n, int accumulate) {
+    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    (n > 16 ? ITILES32 : ITILES16)[m](k, a, b, j, c, ldc, hi, m0, m1, accumulate);
 }
 
 // --- the dot-product form: a 4 x 6 block of rows, 24 accumulators of 16 partial sums each ---------
@@ -124,6 +176,51 @@ static void dot(int m, int n, int len, const float* const* a, const float* const
         }
 }
 
+// --- transposing pack: 16 x 16 blocks transposed in registers ------------------------------------
+
+static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// r[i] holds row i (16 floats); afterwards r[j] holds column j.
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    // r[4q + e] now holds, in each 128-bit lane l, column e of rows 4l'.. of block q; regroup lanes
+    for (int e = 0; e < 4; e++) {
+        __m512 a0 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88), a1 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd);
+        __m512 a2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88), a3 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
+        t[e] = _mm512_shuffle_f32x4(a0, a2, 0x88);
+        t[8 + e] = _mm512_shuffle_f32x4(a0, a2, 0xdd);
+        t[4 + e] = _mm512_shuffle_f32x4(a1, a3, 0x88);
+        t[12 + e] = _mm512_shuffle_f32x4(a1, a3, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+static void transpose(float* dst, int W, const float* const* src, int wn, int rn, float scale) {
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int w0 = 0; w0 < wn; w0 += 16) {
+        int wb = wn - w0 < 16 ? wn - w0 : 16;
+        for (int r0 = 0; r0 < rn; r0 += 16) {
+            __mmask16 rm = below(rn - r0), wm = below(wb);
+            __m512 v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = i < wb ? _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(rm, src[w0 + i] + r0)) : _mm512_setzero_ps();
+            transpose16(v);
+            int rb = rn - r0 < 16 ? rn - r0 : 16;
+            for (int i = 0; i < rb; i++) _mm512_mask_storeu_ps(dst + (size_t)(r0 + i) * W + w0, wm, v[i]);
+        }
+    }
+}
+
 #pragma GCC pop_options
 
 const GemmIsa gemm_isa_avx512 = {
@@ -134,5 +231,7 @@ const GemmIsa gemm_isa_avx512 = {
     .kc = 256,  // B panel 256 x 32 floats = 32 KiB: stays in the 48 KiB L1 while A panels stream by
     .nc = 3072, // packed B block 256 x 3072 floats = 3 MiB
     .kernel = kernel,
+    .indirect = indirect,
     .dot = dot,
+    .transpose = transpose,
 };

@@ -21,6 +21,22 @@ static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ld
         }
 }
 
+static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                     int m, int n, int accumulate) {
+    float acc[MR][NR] = {{0}};
+    for (int p = 0; p < k; p++) {
+        const float* bp = b[p] + j;
+        for (int i = 0; i < MR; i++)
+            for (int t = 0; t < NR; t++) acc[i][t] += a[i] * bp[t];
+        a += MR;
+    }
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < n; t++) {
+            float* cij = c + i * ldc + (t < NR / 2 ? t : hi + t - NR / 2);
+            *cij = accumulate ? *cij + acc[i][t] : acc[i][t];
+        }
+}
+
 static void dot(int m, int n, int len, const float* const* a, const float* const* b, float* c, ptrdiff_t ldc) {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -41,5 +57,6 @@ const GemmIsa gemm_isa_generic = {
     .kc = 256,
     .nc = 2048,
     .kernel = kernel,
+    .indirect = indirect,
     .dot = dot,
 };

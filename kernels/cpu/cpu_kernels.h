@@ -32,6 +32,7 @@ enum {
     SLOT_CONV_B,       // cpu_conv_flat.c: output grid
     SLOT_CONV_C,       // cpu_conv_flat.c: this thread's partial filter gradient
     SLOT_CONV_W,       // cpu_conv_flat.c: rearranged weights (calling thread only)
+    SLOT_CONV_ROWS,    // cpu_conv_flat.c: row pointers of the indirect GEMM
     SLOT_NORM,         // cpu_norm.c: per-thread partial statistics
     SLOT_NORM_SHARED,  // cpu_norm.c: per-element coefficients the threads share
     SLOT_NORM_CALLER,  // cpu_norm.c: per-channel coefficients (calling thread)

@@ -1,0 +1,96 @@
+// AVX-512 copies between NCHW planes and the flat planes of cpu_conv_flat.c, where plain loops lose
+// to the shape of the data:
+//  - small maps (rows of 2 to 8 floats): a padded plane is cut into 16-float vectors; mask bit l of
+//    vector i says whether lane l holds a value of the source plane (else padding or a dropped grid
+//    position). The source values being consecutive, one expand fills a vector of the padded plane
+//    (zeros included) and one compress gathers a grid vector's valid lanes.
+//  - stride 2: splitting rows into even and odd columns (the phase planes), and writing a phase back
+//    to every other column, are two-register permutes instead of strided scalar accesses.
+// Compiled for AVX-512 (target pragma); runs only when gemm_isa() chose AVX-512.
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#include <immintrin.h>
+
+#include "cpu_conv_flat.h"
+
+static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
+                        const uint16_t* masks, int plane) {
+    for (int p = 0; p < planes; p++) {
+        const float* s = src + (size_t)p * src_stride;
+        float* d = dst + (size_t)p * dst_stride;
+        for (int e = 0; e < plane; e += 16) {
+            __mmask16 m = masks[e / 16];
+            int cnt = __builtin_popcount(m);
+            // register form: the memory form of vexpandps is microcoded on Intel cores
+            __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(cnt), s));
+            _mm512_mask_storeu_ps(d + e, below(plane - e), v);
+            s += cnt;
+        }
+    }
+}
+
+void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size_t grid_stride, int planes,
+                          const uint16_t* masks, int plane, int accumulate) {
+    for (int p = 0; p < planes; p++) {
+        const float* g = grid + (size_t)p * grid_stride;
+        float* d = dst + (size_t)p * dst_stride;
+        for (int e = 0; e < plane; e += 16) {
+            __mmask16 m = masks[e / 16] & below(plane - e);
+            if (!m) continue;
+            int cnt = __builtin_popcount(m);
+            __m512 v = _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, g + e));
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(below(cnt), d));
+            _mm512_mask_storeu_ps(d, below(cnt), v);
+            d += cnt;
+        }
+    }
+}
+
+void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    // Column x = 2i (even) lands in phase column be at v = i + ve; x = 2i + 1 in phase bo at i + vo.
+    int be = pad & 1, bo = be ^ 1, ve = pad >> 1, vo = (pad + 1) >> 1;
+    for (int y = 0; y < h; y++) {
+        int a = (y + pad) & 1, u = (y + pad) >> 1;
+        float* re = ph + (size_t)(2 * a + be) * phase_stride + (size_t)u * ws + ve;
+        float* ro = ph + (size_t)(2 * a + bo) * phase_stride + (size_t)u * ws + vo;
+        const float* sr = src + (size_t)y * w;
+        for (int x = 0; x < w; x += 32) {
+            int n = w - x;
+            __m512 lo = _mm512_maskz_loadu_ps(below(n), sr + x);
+            __m512 hi = _mm512_maskz_loadu_ps(below(n > 16 ? n - 16 : 0), sr + x + 16);
+            _mm512_mask_storeu_ps(re + x / 2, below((n + 1) / 2), _mm512_permutex2var_ps(lo, even, hi));
+            _mm512_mask_storeu_ps(ro + x / 2, below(n / 2), _mm512_permutex2var_ps(lo, odd, hi));
+        }
+    }
+}
+
+void flat_merge2_avx512(float* dst, int h, int w, const float* const grid[4], int ws, int accumulate) {
+    // out lanes 0..15 take g0[0], g1[0], g0[1], g1[1], ...; lanes 16..31 the next 8 of each
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
+    for (int y = 0; y < h; y++) {
+        int a = y & 1, u = y >> 1;
+        const float* g0 = grid[2 * a] + (size_t)u * ws;     // columns 0, 2, 4, ...
+        const float* g1 = grid[2 * a + 1] + (size_t)u * ws; // columns 1, 3, 5, ...
+        float* d = dst + (size_t)y * w;
+        for (int x = 0; x < w; x += 32) {
+            int n = w - x;
+            __m512 e = _mm512_maskz_loadu_ps(below((n + 1) / 2), g0 + x / 2);
+            __m512 o = _mm512_maskz_loadu_ps(below(n / 2), g1 + x / 2);
+            __m512 v0 = _mm512_permutex2var_ps(e, lo_idx, o), v1 = _mm512_permutex2var_ps(e, hi_idx, o);
+            __mmask16 m0 = below(n), m1 = below(n > 16 ? n - 16 : 0);
+            if (accumulate) {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, d + x));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, d + x + 16));
+            }
+            _mm512_mask_storeu_ps(d + x, m0, v0);
+            _mm512_mask_storeu_ps(d + x + 16, m1, v1);
+        }
+    }
+}
+
+#pragma GCC pop_options
