@@ -36,9 +36,8 @@
 #include "cpu_kernels.h"
 
 #define MAX_TAPS 256                // k*k of the largest kernel handled (16x16)
-#define MAX_MASKS 1024              // planes up to 16K floats can use the AVX-512 expand/compress copies
-#define VECTOR_COPY_BELOW 16        // ... when their rows are shorter than this
-#define CHUNK_FLOATS (96 * 1024)    // flat input + output grid of one chunk: ~384 KiB, L2-resident
+#define CHUNK_FLOATS (96 * 1024)    // flat input + output grid of one chunk: at most ~384 KiB (L2)
+#define TARGET_COLUMNS 1024         // grid columns per chunk
 
 static int cdiv(int a, int b) { return a <= 0 ? 0 : (a + b - 1) / b; }
 static int imin(int a, int b) { return a < b ? a : b; }
@@ -54,19 +53,21 @@ typedef struct Flat {
     size_t seq;        // floats per (channel, phase): nb * plane, then zeros for the largest shift
 } Flat;
 
-// The lane masks of a flat plane for the AVX-512 copies: bit e % 16 of masks[e / 16] is set when
-// position e = u*ws + v of the plane holds data, i.e. rows [y0, y0 + h) and columns [x0, x0 + w).
-// Returns NULL (use the loops) unless the CPU path is AVX-512 and the rows are short.
-static const uint16_t* plane_masks(uint16_t* masks, int hs, int ws, int y0, int x0, int h, int w) {
-    int plane = hs * ws;
-    if (gemm_isa() != &gemm_isa_avx512 || plane > 16 * MAX_MASKS) return NULL;
-    memset(masks, 0, (size_t)(plane + 15) / 16 * sizeof(uint16_t));
+// The lane masks of a flat plane for the AVX-512 copies (cpu_conv_flat.h): the data occupies rows
+// [y0, y0 + h) and columns [x0, x0 + w) of the hs x ws plane. Returns NULL (use the loops) unless the
+// CPU path is AVX-512 and the plane is small enough for the table.
+static const FlatMasks* plane_masks(FlatMasks* fm, int hs, int ws, int y0, int x0, int h, int w) {
+    int plane = hs * ws, nvec = (plane + 15) / 16;
+    if (gemm_isa() != &gemm_isa_avx512 || nvec > FLAT_MAX_VECTORS) return NULL;
+    fm->plane = plane;
+    memset(fm->mask, 0, (size_t)nvec * sizeof(fm->mask[0]));
     for (int u = y0; u < y0 + h && u < hs; u++)
         for (int v = x0; v < x0 + w && v < ws; v++) {
             int e = u * ws + v;
-            masks[e / 16] |= (uint16_t)(1u << (e % 16));
+            fm->mask[e / 16] |= (uint16_t)(1u << (e % 16));
         }
-    return masks;
+    for (int i = 0, sum = 0; i < nvec; i++) fm->offset[i] = sum, sum += __builtin_popcount(fm->mask[i]);
+    return fm;
 }
 
 // Copies and zero fills of a few floats each: loops the compiler vectorizes in place (with the libc
@@ -77,13 +78,13 @@ static const uint16_t* plane_masks(uint16_t* masks, int hs, int ws, int y0, int 
 // outside the data. src: the chunk's first image and channel; images img_stride floats apart.
 // masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks.
 ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
-                              const uint16_t* masks) {
+                              const FlatMasks* masks) {
     int s = F->s, ws = F->ws;
     size_t hw = (size_t)F->h * F->w;
     if (masks) {
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * F->seq;
-            flat_expand_avx512(seq, F->plane, src + (size_t)c * hw, img_stride, F->nb, masks, F->plane);
+            flat_expand_avx512(seq, F->plane, src + (size_t)c * hw, img_stride, F->nb, masks);
             for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
         }
         return;
@@ -133,11 +134,11 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size
 // the AVX-512 compressing copy of plane_masks.
 ROW_LOOPS static void from_grid(float* dst, size_t img_stride, int h, int w, int channels, const float* grid,
                                 size_t ld, const Flat* F, int hu, int wu, int step, int a, int b, int accumulate,
-                                const uint16_t* masks) {
+                                const FlatMasks* masks) {
     if (masks) {
         for (int c = 0; c < channels; c++)
             flat_compress_avx512(dst + (size_t)c * h * w, img_stride, grid + (size_t)c * ld, F->plane, F->nb, masks,
-                                 F->plane, accumulate);
+                                 accumulate);
         return;
     }
 
@@ -187,12 +188,16 @@ static Flat input_flat(const ConvShape* s, int* phase, ptrdiff_t* shift, ptrdiff
 // The threads a pass uses (1 when called inside someone else's parallel region).
 static int team_size(void) { return cpu_in_parallel() ? 1 : cpu_max_threads(); }
 
-// Images per chunk: as many as keep `per_image` floats of buffers under CHUNK_FLOATS (at least 1),
-// but no more than a thread's share of the batch.
-static int chunk_images(const ConvShape* s, size_t per_image, int T) {
+// Images per chunk: enough for about TARGET_COLUMNS grid columns (the GEMM's N; one 32x32 image is
+// already 1156), no more (at most CHUNK_FLOATS of buffers, at most a thread's share of the batch).
+// Few images per chunk matter more than cache fit: a chunk reads one group's channels of each of its
+// images, so with one image the sweep over the groups walks through that image's memory in order,
+// while with dozens it would hop between dozens of 4 KiB planes, defeating the prefetchers.
+static int chunk_images(const ConvShape* s, int plane, size_t per_image, int T) {
     int share = (s->n + T - 1) / T;
-    int nb = (int)(CHUNK_FLOATS / (per_image ? per_image : 1));
-    return imax(1, imin(nb, share));
+    int want = (TARGET_COLUMNS + plane - 1) / plane;
+    int fit = (int)(CHUNK_FLOATS / (per_image ? per_image : 1));
+    return imax(1, imin(imin(want, fit), share));
 }
 
 // Thread t of T takes images [lo, hi): a static split of the batch.
@@ -208,13 +213,13 @@ void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvS
     ptrdiff_t shift[MAX_TAPS], max_shift;
     Flat F = input_flat(s, phase, shift, &max_shift);
     int T = team_size();
-    F.nb = chunk_images(s, (size_t)(ci * S2 + co) * F.plane, T);
-    F.seq = (size_t)F.nb * F.plane + max_shift + 64;
+    F.nb = chunk_images(s, F.plane, (size_t)(ci * S2 + co) * F.plane, T);
+    F.seq = (size_t)F.nb * F.plane + max_shift + GEMM_INDIRECT_SLACK;
     size_t img_x = (size_t)s->c_in * s->h * s->w, img_y = (size_t)s->c_out * s->h_out * s->w_out;
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
-    uint16_t in_m[MAX_MASKS], out_m[MAX_MASKS];
-    const uint16_t* in_masks = S2 == 1 ? plane_masks(in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
-    const uint16_t* out_masks = plane_masks(out_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
+    static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
+    const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
+    const FlatMasks* out_masks = plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
 #pragma omp parallel num_threads(T)
     {
         int lo, hi;
@@ -262,8 +267,8 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
     F.ws = imax(pad_lo + s->w_out, cdiv(s->w, st) + d_max + pad_lo);
     F.plane = F.hs * F.ws;
     int T = team_size();
-    F.nb = chunk_images(s, (size_t)(co + ci) * F.plane, T);
-    F.seq = (size_t)F.nb * F.plane + (size_t)(d_max + pad_lo) * (F.ws + 1) + 64;
+    F.nb = chunk_images(s, F.plane, (size_t)(co + ci) * F.plane, T);
+    F.seq = (size_t)F.nb * F.plane + (size_t)(d_max + pad_lo) * (F.ws + 1) + GEMM_INDIRECT_SLACK;
     size_t img_x = (size_t)s->c_in * s->h * s->w, img_y = (size_t)s->c_out * s->h_out * s->w_out;
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
 
@@ -286,10 +291,10 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
             off += (size_t)G * ci * co * L;
         }
 
-    uint16_t in_m[MAX_MASKS], out_m[MAX_MASKS];
-    const uint16_t* in_masks = plane_masks(in_m, F.hs, F.ws, pad_lo, pad_lo, s->h_out, s->w_out);
+    static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
+    const FlatMasks* in_masks = plane_masks(&in_m, F.hs, F.ws, pad_lo, pad_lo, s->h_out, s->w_out);
     int merge2 = st == 2 && gemm_isa() == &gemm_isa_avx512 && ntap[0] > 0 && ntap[1] > 0;
-    const uint16_t* out_masks = st == 1 ? plane_masks(out_m, F.hs, F.ws, 0, 0, s->h, s->w) : NULL;
+    const FlatMasks* out_masks = st == 1 ? plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h, s->w) : NULL;
 #pragma omp parallel num_threads(T)
     {
         int lo, hi;
@@ -348,8 +353,8 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
     ptrdiff_t shift[MAX_TAPS], max_shift;
     Flat F = input_flat(s, phase, shift, &max_shift);
     int T = team_size();
-    F.nb = chunk_images(s, (size_t)(ci * S2 + co) * F.plane, T);
-    F.seq = (size_t)F.nb * F.plane + max_shift + 64;
+    F.nb = chunk_images(s, F.plane, (size_t)(ci * S2 + co) * F.plane, T);
+    F.seq = (size_t)F.nb * F.plane + max_shift + GEMM_INDIRECT_SLACK;
     // dy on the same grid as the forward output (zeros at the dropped positions), no shifts.
     Flat D = {.s = 1, .h = s->h_out, .w = s->w_out, .hs = F.hs, .ws = F.ws, .plane = F.plane, .nb = F.nb};
     D.seq = (size_t)F.nb * F.plane;
@@ -357,9 +362,9 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
     size_t wsize = (size_t)s->c_out * ci * kk;
     float* partial[CPU_MAX_THREADS] = {0};
-    uint16_t in_m[MAX_MASKS], dy_m[MAX_MASKS];
-    const uint16_t* in_masks = S2 == 1 ? plane_masks(in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
-    const uint16_t* dy_masks = plane_masks(dy_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
+    static __thread FlatMasks in_m, dy_m;
+    const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
+    const FlatMasks* dy_masks = plane_masks(&dy_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
     const GemmIsa* isa = gemm_isa();
 #pragma omp parallel num_threads(T)
     {

@@ -5,15 +5,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// `planes` planes: dst (plane floats each, dst_stride apart) = the source plane's values (consecutive,
-// src_stride apart) spread over the lanes that masks select (bit l of masks[i]: lane l of the plane's
-// i-th 16-float vector), zeros elsewhere.
+// Where the values of a plane go in a flat plane of `plane` floats: bit l of mask[i] says whether lane
+// l of the flat plane's i-th 16-float vector holds a value (else padding, or a grid position that is
+// dropped); offset[i] is the index of that vector's first value among the plane's values.
+#define FLAT_MAX_VECTORS 1024
+typedef struct FlatMasks {
+    int plane;
+    uint16_t mask[FLAT_MAX_VECTORS];
+    int32_t offset[FLAT_MAX_VECTORS];
+} FlatMasks;
+
+// `planes` planes: dst (plane floats each, dst_stride apart) = the values of a source plane
+// (consecutive, src_stride apart) spread as the masks say, zeros elsewhere.
 void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
-                        const uint16_t* masks, int plane);
-// The reverse: dst (consecutive values, dst_stride apart) (+)= the lanes of each grid plane that masks
-// select.
+                        const FlatMasks* fm);
+// The reverse: dst (consecutive values, dst_stride apart) (+)= the selected lanes of each grid plane.
 void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size_t grid_stride, int planes,
-                          const uint16_t* masks, int plane, int accumulate);
+                          const FlatMasks* fm, int accumulate);
 // Stride 2: the plane src (h, w) into the four phase planes ph + (2a + b) * phase_stride (rows of ws
 // floats, already zero): element (y, x) goes to phase ((y + pad) % 2, (x + pad) % 2) at
 // ((y + pad) / 2, (x + pad) / 2).

@@ -15,35 +15,37 @@
 
 static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
+// Each vector's source offset comes from the table (a prefix sum of the masks' popcounts) rather
+// than from the previous vector: no loop-carried dependency, so the loads stream.
 void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
-                        const uint16_t* masks, int plane) {
+                        const FlatMasks* fm) {
+    int plane = fm->plane, nvec = (plane + 15) / 16;
     for (int p = 0; p < planes; p++) {
         const float* s = src + (size_t)p * src_stride;
         float* d = dst + (size_t)p * dst_stride;
-        for (int e = 0; e < plane; e += 16) {
-            __mmask16 m = masks[e / 16];
-            int cnt = __builtin_popcount(m);
+        for (int i = 0; i < nvec; i++) {
+            __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
-            __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(cnt), s));
-            _mm512_mask_storeu_ps(d + e, below(plane - e), v);
-            s += cnt;
+            __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(__builtin_popcount(m)), s + fm->offset[i]));
+            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), v);
         }
     }
 }
 
 void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size_t grid_stride, int planes,
-                          const uint16_t* masks, int plane, int accumulate) {
+                          const FlatMasks* fm, int accumulate) {
+    int plane = fm->plane, nvec = (plane + 15) / 16;
     for (int p = 0; p < planes; p++) {
         const float* g = grid + (size_t)p * grid_stride;
         float* d = dst + (size_t)p * dst_stride;
-        for (int e = 0; e < plane; e += 16) {
-            __mmask16 m = masks[e / 16] & below(plane - e);
+        for (int i = 0; i < nvec; i++) {
+            __mmask16 m = fm->mask[i];
             if (!m) continue;
-            int cnt = __builtin_popcount(m);
-            __m512 v = _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, g + e));
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(below(cnt), d));
-            _mm512_mask_storeu_ps(d, below(cnt), v);
-            d += cnt;
+            __mmask16 out = below(__builtin_popcount(m));
+            float* di = d + fm->offset[i];
+            __m512 v = _mm512_maskz_compress_ps(m, _mm512_maskz_loadu_ps(m, g + 16 * i));
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(out, di));
+            _mm512_mask_storeu_ps(di, out, v);
         }
     }
 }

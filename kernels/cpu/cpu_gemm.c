@@ -255,8 +255,9 @@ void gemm_indirect(int M, int N, int K, const GemmOperand* A, const float* const
     for (int pc = 0; pc < K; pc += KC) {
         int kc = K - pc < KC ? K - pc : KC;
         pack(abuf, A, 0, M, pc, kc, MR, 1.0f);
-        for (int j = 0; j < N; j += NR) { // a column tile's B rows stay in L1 across the A panels
-            int n = N - j < NR ? N - j : NR;
+        int NW = M <= 2 && isa->indirect_wide[M] ? isa->indirect_wide[M] : NR; // columns per call
+        for (int j = 0; j < N; j += NW) { // a column tile's B rows stay in L1 across the A panels
+            int n = N - j < NW ? N - j : NW;
             for (int i = 0; i < M; i += MR) {
                 int m = M - i < MR ? M - i : MR;
                 float* c = C->p + gemm_offset(&C->row, i) + j;

@@ -66,8 +66,8 @@ void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
               const GemmOut* C);
 
 // C (M, N) = A (M, K) * B with B[k][j] = b[k][j]: row pointers, read in place by the indirect
-// micro-kernel. C must be a plain matrix (rows evenly spaced, columns contiguous); b[k] + N + NR
-// floats must be readable. Runs on the calling thread (convolutions call it from their own threads).
+// micro-kernel. C must be a plain matrix (rows evenly spaced, columns contiguous); b[k] + N +
+// GEMM_INDIRECT_SLACK floats must be readable. Runs on the calling thread (convolutions call it from their own threads).
 void gemm_indirect(int M, int N, int K, const GemmOperand* A, const float* const* b, const GemmOut* C);
 
 // The packer for views (what cpu_gemm uses when op->pack is NULL).
@@ -96,6 +96,8 @@ typedef void (*GemmDotFn)(int m, int n, int len, const float* const* a, const fl
 // even when n < NR (callers keep that memory readable); stores like the packed kernel.
 typedef void (*GemmIndirectFn)(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
                                ptrdiff_t hi, int m, int n, int accumulate);
+// Rows past the end of a B row that an indirect kernel may read (the widest tile).
+#define GEMM_INDIRECT_SLACK 128
 
 // Transposing copy for packing operands whose depth is contiguous (filter gradients read pixels
 // along k): dst[r * W + w] = scale * src[w][r] for w < wn <= W, r < rn. NULL: the portable loop.
@@ -107,6 +109,8 @@ typedef struct GemmIsa {
     int mc, kc, nc;     // cache blocking: A block (mc x kc) stays in L2, B panel (kc x nr) in L1
     GemmKernelFn kernel;
     GemmIndirectFn indirect;
+    int indirect_wide[3]; // columns per indirect call for m = 1, 2 rows (0: nr): with so few rows, a wider
+                          // tile keeps enough independent accumulators to hide the FMA latency
     GemmDotFn dot;
     GemmTransposeFn transpose;
 } GemmIsa;

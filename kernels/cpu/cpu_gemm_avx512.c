@@ -116,8 +116,49 @@ static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ld
     (n > 16 ? TILES32 : TILES16)[m](k, a, b, c, ldc, hi, m0, m1, accumulate);
 }
 
+// Wide tiles for one or two rows: m x (16 * v) with m * v = 8 accumulators, columns contiguous.
+static inline __attribute__((always_inline)) void wtile(const int m, const int v, int k, const float* a,
+                                                        const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
+                                                        int n, int accumulate) {
+    __m512 acc[2][8];
+    for (int i = 0; i < m; i++)
+        for (int q = 0; q < v; q++) acc[i][q] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int p = 0; p < k; p++) {
+        const float* bp = b[p] + j;
+        __m512 ai[2];
+        for (int i = 0; i < m; i++) ai[i] = _mm512_set1_ps(a[i]);
+        for (int q = 0; q < v; q++) {
+            __m512 bq = _mm512_loadu_ps(bp + 16 * q);
+            for (int i = 0; i < m; i++) acc[i][q] = _mm512_fmadd_ps(ai[i], bq, acc[i][q]);
+        }
+        a += MR;
+    }
+    for (int i = 0; i < m; i++)
+        for (int q = 0; q < v; q++) {
+            int left = n - 16 * q;
+            if (left <= 0) break;
+            __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            float* cq = c + i * ldc + 16 * q;
+            __m512 r = acc[i][q];
+            if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
+            _mm512_mask_storeu_ps(cq, mk, r);
+        }
+}
+
+static void wtile1(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, int n, int acc) {
+    wtile(1, 8, k, a, b, j, c, ldc, n, acc);
+}
+static void wtile2(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, int n, int acc) {
+    wtile(2, 4, k, a, b, j, c, ldc, n, acc);
+}
+
 static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                      int m, int n, int accumulate) {
+    if (n > 32) { // a wide tile (gemm_indirect asks for them only when m <= 2)
+        (m == 1 ? wtile1 : wtile2)(k, a, b, j, c, ldc, n, accumulate);
+        return;
+    }
     __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
     (n > 16 ? ITILES32 : ITILES16)[m](k, a, b, j, c, ldc, hi, m0, m1, accumulate);
@@ -232,6 +273,7 @@ const GemmIsa gemm_isa_avx512 = {
     .nc = 3072, // packed B block 256 x 3072 floats = 3 MiB
     .kernel = kernel,
     .indirect = indirect,
+    .indirect_wide = {0, 128, 64},
     .dot = dot,
     .transpose = transpose,
 };

@@ -7,8 +7,9 @@
 // decay 5e-4), on synthetic images (the data loader is not what is measured). Our figure is the median
 // img/s of --reps runs of --steps steps, taken before and after PyTorch's; PyTorch's is the median of
 // tests/reference/bench_torch.py (same model with its native depthwise convolutions, batch, threads)
-// run in between by PYTHON (default /usr/bin/python3; --torch off skips it). The last lines give both
-// and the ratio. --profile adds a per-layer table (forward/backward ms, GFLOP/s) and totals per kind of
+// run in between by PYTHON (default /usr/bin/python3; --torch off skips it), once in PyTorch's default
+// NCHW layout and once in channels_last (oneDNN's fast path on this CPU). The last lines give the
+// figures and our ratio to each. --profile adds a per-layer table (forward/backward ms, GFLOP/s) and totals per kind of
 // layer; --sweep-g times every depthwise layer shape and the whole step for g = 1, 2, 4, ..., 32.
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,11 +113,11 @@ static void print_load(const char* when) {
 
 // --- PyTorch ---------------------------------------------------------------------------------------
 
-static double run_torch(const Opts* o) {
+static double run_torch(const Opts* o, int channels_last) {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "%s %s/tests/reference/bench_torch.py --batch %d --threads %d --width %g "
-             "--steps %d --reps %d --warmup %d 2>&1", o->torch, DRNET_SOURCE_DIR, o->batch, o->threads,
-             (double)o->width, o->steps, o->reps, o->warmup);
+             "--steps %d --reps %d --warmup %d%s 2>&1", o->torch, DRNET_SOURCE_DIR, o->batch, o->threads,
+             (double)o->width, o->steps, o->reps, o->warmup, channels_last ? " --channels-last" : "");
     printf("$ %s\n", cmd);
     fflush(stdout);
     FILE* p = popen(cmd, "r");
@@ -319,22 +320,22 @@ int main(int argc, char** argv) {
 
     print_load("before");
     for (int i = 0; i < o.warmup; i++) step(&b);
-    double ours[64];
+    double ours[96];
     time_steps(&b, o.steps, o.reps, ours);
-    double torch = 0;
-    if (strcmp(o.torch, "off")) torch = run_torch(&o);
+    double torch = 0, torch_cl = 0;
+    if (strcmp(o.torch, "off")) torch = run_torch(&o, 0);
     time_steps(&b, o.steps, o.reps, ours + o.reps);
+    if (strcmp(o.torch, "off")) torch_cl = run_torch(&o, 1);
+    time_steps(&b, o.steps, o.reps, ours + 2 * o.reps);
     print_load("after");
     printf("ours  runs:");
-    for (int i = 0; i < 2 * o.reps; i++) printf(" %.1f", ours[i]);
+    for (int i = 0; i < 3 * o.reps; i++) printf(" %.1f", ours[i]);
     printf(" img/s\n");
-    double med = median(ours, 2 * o.reps);
+    double med = median(ours, 3 * o.reps);
     if (o.profile) profile(&b, o.steps);
-    printf("\nours:    %.1f img/s (median of %d runs of %d steps)\n", med, 2 * o.reps, o.steps);
-    if (torch > 0) {
-        printf("pytorch: %.1f img/s\n", torch);
-        printf("ratio:   %.2fx PyTorch\n", med / torch);
-    }
+    printf("\nours:                    %.1f img/s (median of %d runs of %d steps)\n", med, 3 * o.reps, o.steps);
+    if (torch > 0) printf("pytorch (NCHW):          %.1f img/s   ratio %.2fx\n", torch, med / torch);
+    if (torch_cl > 0) printf("pytorch (channels_last): %.1f img/s   ratio %.2fx\n", torch_cl, med / torch_cl);
     bench_free(&b);
     return 0;
 }
