@@ -12,16 +12,22 @@
 // The statistics take one pass: sums of (x - K) and (x - K)^2 with K = the channel's first value, a
 // shift that keeps the variance free of cancellation (var = E[(x-K)^2] - E[x-K]^2 with x - K small).
 // Within a row (one image, one channel) the sums run in 16 float lanes; rows are added in double.
-// Maps smaller than 32 pixels are processed "flat": image by image, over the whole contiguous
-// (c, h*w) block with per-element coefficients, since a 4-pixel row is too short to vectorize; the
-// float lanes then hold one image's (c, h*w) values and are added into double every 8 images.
+// Kernels are plain C on GCC vector types, cloned for AVX-512, AVX2 and the baseline.
+// Maps smaller than 32 pixels are processed "flat": over the whole contiguous (c, h*w) block of each
+// image with per-element coefficients, since a 4-pixel row is too short to vectorize; the float
+// lanes then sum 8 images before going into double (a per-row sum of lanes would cost more than the
+// row).
 #include <math.h>
 #include <string.h>
 
 #include "cpu_kernels.h"
 
+// The v16 helpers below are always inlined, so no function ever passes a v16 by value: GCC's note
+// that such an ABI would differ between the AVX-512 clone and the others does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #define LANES 16
-#define FLAT_BELOW 32 // h*w below this: flat mode
+#define FLAT_BELOW 32 // h*w below this (4x4 maps and smaller): flat mode
 #define FLUSH 8       // flat mode: images summed in float before adding into double
 
 static int team_size(void) { return cpu_in_parallel() ? 1 : cpu_max_threads(); }
@@ -31,54 +37,118 @@ static void thread_images(int n, int T, int* lo, int* hi) {
     *lo = (int)((long)n * t / T), *hi = (int)((long)n * (t + 1) / T);
 }
 
-// --- pass 1 kernels: per-channel sums over images [lo, hi) -----------------------------------------
-// s1[ch] += sum of u, s2[ch] += sum of u * v over the channel's values, where forward: u = v = x - K,
-// backward: u = dz, v = x - mean. One function for both: `dy`/`y` NULL means forward.
+// --- pass 1 kernels: per-channel sums over images [lo, hi) ------------------------------------------
+// Written with GCC vector types: a v16 is 16 floats, one zmm register in the AVX-512 clone, two ymm in
+// the AVX2 one, four xmm in the portable one, and the accumulators stay in registers.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+typedef int v16i __attribute__((vector_size(64)));
+#define INLINE static inline __attribute__((always_inline)) // (always: a v16 never crosses a call)
 
+INLINE v16 load16(const float* p) {
+    v16 v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+INLINE void store16(float* p, v16 v) { memcpy(p, &v, sizeof(v)); }
+INLINE v16 splat(float f) { return (v16){0} + f; }
+INLINE v16 keep_if(v16 v, v16i m) { return (v16)((v16i)v & m); } // lanes where m is all ones
+// The 16 lanes' sum, as a tree of halves (16 -> 8 -> 4 -> 1): ~8 operations instead of 15 dependent adds.
+INLINE double hsum(v16 v) {
+    v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    return (double)((q[0] + q[2]) + (q[1] + q[3]));
+}
+
+// Forward: s1 += sum(x - K), s2 += sum((x - K)^2) per channel, K = center.
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void sums_rows(double* s1, double* s2, const float* x, const float* dy, const float* y, const float* center,
-                      int lo, int hi, int c, int hw, int relu) {
+static void stats_rows(double* s1, double* s2, const float* x, const float* center, int lo, int hi, int c, int hw) {
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
-            size_t off = ((size_t)i * c + ch) * hw;
-            const float *xr = x + off, *dyr = dy ? dy + off : NULL, *yr = y ? y + off : NULL;
-            float k = center[ch], l1[LANES] = {0}, l2[LANES] = {0};
+            const float* xr = x + ((size_t)i * c + ch) * hw;
+            float k = center[ch];
+            v16 a = {0}, b = {0}, kv = splat(k);
             int j = 0;
-            for (; j + LANES <= hw; j += LANES)
-                for (int l = 0; l < LANES; l++) {
-                    float v = xr[j + l] - k;
-                    float u = !dyr ? v : relu && yr[j + l] <= 0.0f ? 0.0f : dyr[j + l];
-                    l1[l] += u, l2[l] += u * v;
-                }
-            for (; j < hw; j++) {
-                float v = xr[j] - k;
-                float u = !dyr ? v : relu && yr[j] <= 0.0f ? 0.0f : dyr[j];
-                l1[0] += u, l2[0] += u * v;
+            for (; j + LANES <= hw; j += LANES) {
+                v16 d = load16(xr + j) - kv;
+                a += d, b += d * d;
             }
-            double a = 0, b = 0;
-            for (int l = 0; l < LANES; l++) a += l1[l], b += l2[l];
-            s1[ch] += a, s2[ch] += b;
+            double ta = hsum(a), tb = hsum(b);
+            for (; j < hw; j++) ta += xr[j] - k, tb += (double)(xr[j] - k) * (xr[j] - k);
+            s1[ch] += ta, s2[ch] += tb;
         }
 }
 
-// Flat mode: acc1/acc2 (c*hw floats) are scratch; centers expanded per element (c*hw).
+// Backward: s1 += sum(dz), s2 += sum(dz * (x - mean)) per channel, dz = dy masked by y > 0 (relu).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void sums_flat(double* s1, double* s2, float* acc1, float* acc2, const float* x, const float* dy,
-                      const float* y, const float* center_el, int lo, int hi, int c, int hw, int relu) {
-    size_t m = (size_t)c * hw;
-    for (int i0 = lo; i0 < hi; i0 += FLUSH) {
-        memset(acc1, 0, m * sizeof(float));
-        memset(acc2, 0, m * sizeof(float));
-        for (int i = i0; i < hi && i < i0 + FLUSH; i++) {
-            const float *xr = x + (size_t)i * m, *dyr = dy ? dy + (size_t)i * m : NULL, *yr = y ? y + (size_t)i * m : NULL;
-            for (size_t e = 0; e < m; e++) {
-                float v = xr[e] - center_el[e];
-                float u = !dyr ? v : relu && yr[e] <= 0.0f ? 0.0f : dyr[e];
-                acc1[e] += u, acc2[e] += u * v;
+static void grad_rows(double* s1, double* s2, const float* x, const float* dy, const float* y, const float* mean,
+                      int lo, int hi, int c, int hw, int relu) {
+    v16 zero = {0};
+    for (int i = lo; i < hi; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t off = ((size_t)i * c + ch) * hw;
+            const float *xr = x + off, *dyr = dy + off, *yr = y + off;
+            float mu = mean[ch];
+            v16 a = {0}, b = {0}, mv = splat(mu);
+            int j = 0;
+            for (; j + LANES <= hw; j += LANES) {
+                v16 dz = load16(dyr + j);
+                if (relu) dz = keep_if(dz, load16(yr + j) > zero);
+                a += dz, b += dz * (load16(xr + j) - mv);
             }
+            double ta = hsum(a), tb = hsum(b);
+            for (; j < hw; j++) {
+                float dz = relu && yr[j] <= 0.0f ? 0.0f : dyr[j];
+                ta += dz, tb += (double)dz * (xr[j] - mu);
+            }
+            s1[ch] += ta, s2[ch] += tb;
         }
-        for (int ch = 0; ch < c; ch++)
-            for (int j = 0; j < hw; j++) s1[ch] += acc1[(size_t)ch * hw + j], s2[ch] += acc2[(size_t)ch * hw + j];
+}
+
+// Flat mode (maps under FLAT_BELOW pixels): the same sums over whole (c*hw) images, 16 elements
+// (16 / hw channels) at a time. For each 16-element block, FLUSH images are summed in registers, then
+// added into per-element doubles acc1/acc2 (c*hw each); the caller folds those into channels.
+typedef double v8d __attribute__((vector_size(64)));
+
+INLINE void add_to_doubles(double* acc, v16 v) {
+    v8d lo, hi;
+    memcpy(&lo, acc, sizeof(lo));
+    memcpy(&hi, acc + 8, sizeof(hi));
+    lo += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), v8d);
+    hi += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), v8d);
+    memcpy(acc, &lo, sizeof(lo));
+    memcpy(acc + 8, &hi, sizeof(hi));
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void sums_flat(double* acc1, double* acc2, const float* x, const float* dy, const float* y,
+                      const float* center_el, int lo, int hi, size_t m, int relu) {
+    v16 zero = {0};
+    for (int i0 = lo; i0 < hi; i0 += FLUSH) {
+        int i1 = hi < i0 + FLUSH ? hi : i0 + FLUSH;
+        size_t e = 0;
+        for (; e + LANES <= m; e += LANES) {
+            v16 a = {0}, b = {0}, k = load16(center_el + e);
+            for (int i = i0; i < i1; i++) {
+                size_t o = (size_t)i * m + e;
+                v16 v = load16(x + o) - k, u = v;
+                if (dy) {
+                    u = load16(dy + o);
+                    if (relu) u = keep_if(u, load16(y + o) > zero);
+                }
+                a += u, b += u * v;
+            }
+            add_to_doubles(acc1 + e, a);
+            add_to_doubles(acc2 + e, b);
+        }
+        for (; e < m; e++)
+            for (int i = i0; i < i1; i++) {
+                size_t o = (size_t)i * m + e;
+                float v = x[o] - center_el[e];
+                float u = !dy ? v : relu && y[o] <= 0.0f ? 0.0f : dy[o];
+                acc1[e] += u, acc2[e] += (double)u * v;
+            }
     }
 }
 
@@ -98,13 +168,18 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
     {
         int lo, hi, t = cpu_thread_num();
         thread_images(n, T, &lo, &hi);
-        // (2c doubles) this thread's sums, then flat mode's (2, c*hw) float lanes
-        float* buf = cpu_scratch(SLOT_NORM, 4 * (size_t)c + (flat ? 2 * m : 0));
-        double* p = (double*)buf;
-        memset(p, 0, 2 * (size_t)c * sizeof(double));
+        // (2c doubles) this thread's sums; flat mode first sums per element, (2, c*hw) doubles
+        double* p = (double*)cpu_scratch(SLOT_NORM, 4 * (size_t)c + (flat ? 4 * m : 0));
+        memset(p, 0, (2 * (size_t)c + (flat ? 2 * m : 0)) * sizeof(double));
         part[t] = p;
-        if (flat) sums_flat(p, p + c, buf + 4 * c, buf + 4 * c + m, x, dy, y, center_el, lo, hi, c, hw, relu);
-        else sums_rows(p, p + c, x, dy, y, center, lo, hi, c, hw, relu);
+        if (flat) {
+            double *acc1 = p + 2 * c, *acc2 = acc1 + m;
+            sums_flat(acc1, acc2, x, dy, y, center_el, lo, hi, m, relu);
+            for (int ch = 0; ch < c; ch++)
+                for (int j = 0; j < hw; j++) p[ch] += acc1[(size_t)ch * hw + j], p[c + ch] += acc2[(size_t)ch * hw + j];
+        }
+        else if (dy) grad_rows(p, p + c, x, dy, y, center, lo, hi, c, hw, relu);
+        else stats_rows(p, p + c, x, center, lo, hi, c, hw);
     }
     for (int ch = 0; ch < c; ch++) {
         double a = 0, b = 0;
@@ -113,55 +188,95 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
     }
 }
 
-// --- pass 2 kernels: out = a * u + b * x + k per channel, u = dz (backward) or unused ------------------
+// --- pass 2 kernels ----------------------------------------------------------------------------------
 
-// forward: y = relu?(x * a + k); backward: dx (+)= a * dz + b * x + k.
+// Forward: y = x * a + k per channel, then the ReLU.
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void apply_rows(float* out, const float* x, const float* dy, const float* y, const float* a, const float* b,
-                       const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
+static void normalize_rows(float* y, const float* x, const float* a, const float* k, int lo, int hi, int c, int hw,
+                           int relu) {
+    v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
             const float* xr = x + off;
-            float* o = out + off;
-            float ac = a[ch], kc = k[ch];
-            if (!dy) {
-                for (int j = 0; j < hw; j++) {
-                    float v = xr[j] * ac + kc;
-                    o[j] = relu && v < 0.0f ? 0.0f : v;
-                }
-                continue;
+            float* yr = y + off;
+            v16 av = splat(a[ch]), kv = splat(k[ch]);
+            int j = 0;
+            for (; j + LANES <= hw; j += LANES) {
+                v16 v = load16(xr + j) * av + kv;
+                store16(yr + j, relu ? keep_if(v, v > zero) : v);
             }
-            const float *dyr = dy + off, *yr = y + off;
-            float bc = b[ch];
-            for (int j = 0; j < hw; j++) {
+            for (; j < hw; j++) {
+                float v = xr[j] * a[ch] + k[ch];
+                yr[j] = relu && v < 0.0f ? 0.0f : v;
+            }
+        }
+}
+
+// Backward: dx (+)= a * dz + b * x + k per channel, dz = dy masked by y > 0 (relu).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void dx_rows(float* dx, const float* x, const float* dy, const float* y, const float* a, const float* b,
+                    const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
+    v16 zero = {0};
+    for (int i = lo; i < hi; i++)
+        for (int ch = 0; ch < c; ch++) {
+            size_t off = ((size_t)i * c + ch) * hw;
+            const float *xr = x + off, *dyr = dy + off, *yr = y + off;
+            float* o = dx + off;
+            v16 av = splat(a[ch]), bv = splat(b[ch]), kv = splat(k[ch]);
+            int j = 0;
+            for (; j + LANES <= hw; j += LANES) {
+                v16 dz = load16(dyr + j);
+                if (relu) dz = keep_if(dz, load16(yr + j) > zero);
+                v16 v = av * dz + bv * load16(xr + j) + kv;
+                store16(o + j, accumulate ? load16(o + j) + v : v);
+            }
+            for (; j < hw; j++) {
                 float dz = relu && yr[j] <= 0.0f ? 0.0f : dyr[j];
-                float v = ac * dz + bc * xr[j] + kc;
+                float v = a[ch] * dz + b[ch] * xr[j] + k[ch];
                 o[j] = accumulate ? o[j] + v : v;
             }
         }
 }
 
-// The same over flat (c*hw) images with per-element coefficients.
+// Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward), 16 elements at
+// a time for FLUSH images, so the coefficients are loaded once per block.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void apply_flat(float* out, const float* x, const float* dy, const float* y, const float* a, const float* b,
                        const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
-    for (int i = lo; i < hi; i++) {
-        const float* xr = x + (size_t)i * m;
-        float* o = out + (size_t)i * m;
-        if (!dy) {
-            for (size_t e = 0; e < m; e++) {
-                float v = xr[e] * a[e] + k[e];
-                o[e] = relu && v < 0.0f ? 0.0f : v;
+    v16 zero = {0};
+    for (int i0 = lo; i0 < hi; i0 += FLUSH) {
+        int i1 = hi < i0 + FLUSH ? hi : i0 + FLUSH;
+        size_t e = 0;
+        for (; e + LANES <= m; e += LANES) {
+            v16 av = load16(a + e), kv = load16(k + e), bv = dy ? load16(b + e) : zero;
+            for (int i = i0; i < i1; i++) {
+                size_t o = (size_t)i * m + e;
+                v16 v;
+                if (!dy) {
+                    v = load16(x + o) * av + kv;
+                    if (relu) v = keep_if(v, v > zero);
+                } else {
+                    v16 dz = load16(dy + o);
+                    if (relu) dz = keep_if(dz, load16(y + o) > zero);
+                    v = av * dz + bv * load16(x + o) + kv;
+                    if (accumulate) v += load16(out + o);
+                }
+                store16(out + o, v);
             }
-            continue;
         }
-        const float *dyr = dy + (size_t)i * m, *yr = y + (size_t)i * m;
-        for (size_t e = 0; e < m; e++) {
-            float dz = relu && yr[e] <= 0.0f ? 0.0f : dyr[e];
-            float v = a[e] * dz + b[e] * xr[e] + k[e];
-            o[e] = accumulate ? o[e] + v : v;
-        }
+        for (; e < m; e++)
+            for (int i = i0; i < i1; i++) {
+                size_t o = (size_t)i * m + e;
+                if (!dy) {
+                    float v = x[o] * a[e] + k[e];
+                    out[o] = relu && v < 0.0f ? 0.0f : v;
+                } else {
+                    float dz = relu && y[o] <= 0.0f ? 0.0f : dy[o];
+                    float v = a[e] * dz + b[e] * x[o] + k[e];
+                    out[o] = accumulate ? out[o] + v : v;
+                }
+            }
     }
 }
 
@@ -189,7 +304,8 @@ static void apply(float* out, const float* x, const float* dy, const float* y, c
     {
         int lo, hi;
         thread_images(n, T, &lo, &hi);
-        apply_rows(out, x, dy, y, a, b, k, lo, hi, c, hw, relu, accumulate);
+        if (dy) dx_rows(out, x, dy, y, a, b, k, lo, hi, c, hw, relu, accumulate);
+        else normalize_rows(out, x, a, k, lo, hi, c, hw, relu);
     }
 }
 
