@@ -16,8 +16,10 @@
 //   grid (co, Q) = W_g (co, ci*k*k) * B (ci*k*k, Q),   B[(c, tap)][q] = flat[c][phase(tap)][q + shift(tap)]
 //
 // whose B rows are plain contiguous vectors: the micro-kernel reads them in place through a table of
-// row pointers (gemm_indirect), nothing is packed, no bounds are checked. The price: the grid also covers the padding columns and rows (q with ox >= w_out or oy >= h_out), which
-// are computed and dropped when the grid is copied out: 13% more columns on 32x32 maps, 2.25x on 4x4.
+// row pointers (gemm_indirect), nothing is packed, no bounds are checked. The price: the grid also
+// covers the padding columns and rows (q with ox >= w_out or oy >= h_out), which are computed and
+// dropped when the grid is copied out: 13% more columns on 32x32 maps, 2.25x on 4x4. The copies in
+// and out are the real cost at small g (AVX-512: mask-driven expand / compress, cpu_conv_flat_avx512.c).
 //
 // Backward-data is the same machinery on dy (polyphase: output phase (a, b) of dx gathers the taps
 // with ky = a + pad (mod s), each again a shift, with the weight transposed per tap); stride 1 is one
@@ -25,8 +27,9 @@
 // zeros at the dropped positions) with the shifted rows of the flat input.
 //
 // Threads split the batch (static: images [t*n/T, (t+1)*n/T)); each handles its images a few at a
-// time (a chunk sized to stay in L2), group by group, with single-threaded GEMMs. Filter gradients
-// are summed per thread and then across threads in thread order: deterministic for a thread count.
+// time (about 1024 grid columns per chunk), group by group, with single-threaded GEMMs. Filter
+// gradients are summed per thread and then across threads in thread order: deterministic for a
+// thread count.
 #include <string.h>
 
 #include "../../nn/util.h"

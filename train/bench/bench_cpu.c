@@ -1,6 +1,6 @@
 // bench-cpu: training throughput of MobileNet-CIFAR on the CPU backend, side by side with PyTorch.
 //
-//   bench-cpu [--batch 128] [--threads 2] [--width 1] [--dw-group 4] [--steps 10] [--reps 5]
+//   bench-cpu [--batch 128] [--threads 2] [--width 1] [--dw-group 1] [--steps 10] [--reps 5]
 //             [--torch off|PYTHON] [--profile] [--sweep-g] [--isa avx512|avx2|generic]
 //
 // A step is exactly ./train's: zero-grad, forward, cross-entropy, backward, SGD (momentum 0.9, weight
@@ -275,7 +275,7 @@ static void sweep_g(const Opts* o) {
 
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    Opts o = {.batch = 128, .threads = 2, .dw_group = 4, .steps = 10, .reps = 5, .warmup = 3, .width = 1.0f};
+    Opts o = {.batch = 128, .threads = 2, .dw_group = 1, .steps = 10, .reps = 5, .warmup = 3, .width = 1.0f};
     snprintf(o.torch, sizeof(o.torch), "/usr/bin/python3");
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
