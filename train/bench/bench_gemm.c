@@ -7,7 +7,8 @@
 // square matrices and on the exact products of a MobileNet-CIFAR training step at batch 128 (the 1x1
 // convolutions' forward, data gradient and filter gradient, as the CPU backend issues them: whole
 // batches as one GEMM through NCHW views), reporting GFLOP/s and the fraction of peak. Each figure is
-// the median of R timed runs.
+// the median of R timed runs. A short FMA probe before and after each shape flags the rows measured
+// while something else was running (on a shared machine).
 #include <immintrin.h> // its intrinsics carry their own target attributes; callers below match them
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,11 +50,11 @@ __attribute__((target("avx2,fma"))) static float fma_chains_256(long iters) {
 
 static volatile float sink;
 
-// GFLOP/s of T threads running the FMA chains (lanes: 16 for AVX-512, 8 for AVX2).
-static double peak_gflops(int threads, int lanes) {
-    long iters = 20000000;
+// GFLOP/s of T threads running the FMA chains (lanes: 16 for AVX-512, 8 for AVX2), best of `tries`
+// runs of `iters` iterations.
+static double fma_rate(int threads, int lanes, long iters, int tries) {
     double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < tries; rep++) {
         double t0 = nn_now();
 #pragma omp parallel num_threads(threads)
         sink = lanes == 16 ? fma_chains_512(iters) : fma_chains_256(iters);
@@ -62,6 +63,11 @@ static double peak_gflops(int threads, int lanes) {
     }
     return best;
 }
+
+static double peak_gflops(int threads, int lanes) { return fma_rate(threads, lanes, 20000000, 3); }
+// A ~10 ms probe taken right before and after each shape: the machine is shared, and a row whose
+// probes fall short of the section's peak was measured while something else ran.
+static double probe_gflops(int threads, int lanes) { return fma_rate(threads, lanes, 2000000, 1); }
 
 // --- GEMM timing -------------------------------------------------------------------------------------
 
@@ -165,15 +171,28 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
         omp_set_num_threads(t);
 #endif
-        double peak = peak_gflops(t, lanes);
+        // The peak is the best FMA rate seen in the section (the initial measurement or any probe):
+        // on a shared machine any single reading may have been taken while something else ran.
+        double peak = peak_gflops(t, lanes), rate[64], low[64];
+        for (int i = 0; i < nshapes; i++) {
+            double before = probe_gflops(t, lanes);
+            rate[i] = time_shape(&shapes[i], reps);
+            double after = probe_gflops(t, lanes);
+            low[i] = before < after ? before : after;
+            if (before > peak) peak = before;
+            if (after > peak) peak = after;
+        }
         printf("\n%d thread%s: measured peak %.1f GFLOP/s (%s FMA chains)\n", t, t > 1 ? "s" : "", peak,
                lanes == 16 ? "AVX-512" : "AVX2");
         printf("  %-26s %6s %7s %7s %9s %7s\n", "shape", "M", "N", "K", "GFLOP/s", "% peak");
+        int busy = 0;
         for (int i = 0; i < nshapes; i++) {
             const Shape* s = &shapes[i];
-            double g = time_shape(s, reps);
-            printf("  %-26s %6d %7d %7d %9.1f %6.1f%%\n", s->what, s->M, s->N, s->K, g, 100.0 * g / peak);
+            printf("  %-26s %6d %7d %7d %9.1f %6.1f%%", s->what, s->M, s->N, s->K, rate[i], 100.0 * rate[i] / peak);
+            if (low[i] < 0.9 * peak) printf("   (busy: the FMA probe around it ran at %.0f%% of peak)", 100.0 * low[i] / peak), busy++;
+            printf("\n");
         }
+        if (busy) printf("  ** %d row(s) measured while the machine was busy: discard them **\n", busy);
         if (t == max_threads) break;
         if (t * 2 > max_threads) t = max_threads / 2;
     }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Writes the CPU benchmark log: machine, commit, and the exact commands with their output.
 #
-#   train/bench/cpu_bench_log.sh BUILD_DIR > docs/results/cpu-<date>.log
+#   train/bench/cpu_bench_log.sh BUILD_DIR [all|sweep] > docs/results/cpu-<date>.log
 #
 # Runs bench-gemm (GEMM against the measured FMA peak, 1 and 2 threads), bench-cpu (our training step
 # against PyTorch's, NCHW and channels_last, batch 128, 2 threads, with the per-layer profile) at the
@@ -9,14 +9,15 @@
 # and the busiest processes: on a shared 2-core machine a figure is only worth what that says.
 set -u
 build=${1:-build}
+what=${2:-all}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 
 section() {
     echo
     echo "=================================================================================================="
     echo "$ $*"
-    echo "--- load: $(cat /proc/loadavg); busiest processes:"
-    top -bn1 | sed -n '8,11p'
+    echo "--- load: $(cat /proc/loadavg); busiest processes over the last second:"
+    top -b -n 2 -d 1 | awk '/^top -/ { frame++ } frame == 2' | sed -n '8,10p'
     echo "---"
     "$@" 2>&1
 }
@@ -29,9 +30,11 @@ echo "uncommitted changes under kernels/ train/bench/: $(git -C "$src" status --
 echo "compiler: $(gcc --version | head -1); build: cmake -B $build -S . && cmake --build $build -j2 (Release, -O3)"
 echo "pytorch: $(/usr/bin/python3 -c 'import torch; print(torch.__version__, "oneDNN", torch.backends.mkldnn.is_available())' 2>&1)"
 
-section "$build/bench-gemm" --reps 7
-section "$build/bench-cpu" --dw-group 1 --batch 128 --threads 2 --steps 5 --reps 5 --profile
-section "$build/bench-cpu" --dw-group 32 --batch 128 --threads 2 --steps 5 --reps 3 --torch off
+if [ "$what" = all ]; then
+    section "$build/bench-gemm" --reps 7
+    section "$build/bench-cpu" --dw-group 1 --batch 128 --threads 2 --steps 5 --reps 5 --profile
+    section "$build/bench-cpu" --dw-group 32 --batch 128 --threads 2 --steps 5 --reps 3 --torch off
+fi
 section "$build/bench-cpu" --sweep-g --batch 128 --threads 2 --steps 5 --reps 5
 echo
 echo "end: $(date -u '+%H:%M UTC'), load $(cat /proc/loadavg)"
