@@ -4,8 +4,8 @@
 #   train/bench/cpu_bench_log.sh BUILD_DIR [all|sweep] > docs/results/cpu-<date>.log
 #
 # Runs bench-gemm (GEMM against the measured FMA peak, 1 and 2 threads), bench-cpu (our training step
-# against PyTorch's, NCHW and channels_last, batch 128, 2 threads, with the per-layer profile) at the
-# recommended g = 1 and at the paper's g = 32, and the g sweep. Each command is preceded by the load
+# against PyTorch's, NCHW and channels_last, batch 128, 2 threads; twice, the first with the per-layer
+# profile) at the recommended g = 1, ours at the paper's g = 32, and the g sweep. Each command is preceded by the load
 # and the busiest processes: on a shared 2-core machine a figure is only worth what that says.
 set -u
 build=${1:-build}
@@ -33,6 +33,7 @@ echo "pytorch: $(/usr/bin/python3 -c 'import torch; print(torch.__version__, "on
 if [ "$what" = all ]; then
     section "$build/bench-gemm" --reps 7
     section "$build/bench-cpu" --dw-group 1 --batch 128 --threads 2 --steps 5 --reps 5 --profile
+    section "$build/bench-cpu" --dw-group 1 --batch 128 --threads 2 --steps 5 --reps 5
     section "$build/bench-cpu" --dw-group 32 --batch 128 --threads 2 --steps 5 --reps 3 --torch off
 fi
 section "$build/bench-cpu" --sweep-g --batch 128 --threads 2 --steps 5 --reps 5
