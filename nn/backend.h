@@ -122,6 +122,10 @@ typedef struct Backend {
     float (*event_elapsed_ms)(void* start, void* end);
     void (*range_push)(const char* name);
     void (*range_pop)(void);
+
+    // The depthwise group size g this backend runs fastest on MobileNet, measured (bench-depthwise,
+    // docs/results/): the default of --dw-group. 0 means the paper's 32.
+    int default_dw_group;
 } Backend;
 
 // The registry (kernels/backends.c). name: "cpu", "cuda" or "auto" (CUDA when a GPU is usable,

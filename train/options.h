@@ -30,7 +30,7 @@ typedef struct Options {
     int augment;
     // model
     float width;
-    int dw_group; // channels per diagonalwise group; 0 = auto (measure at start-up)
+    int dw_group; // channels per diagonalwise group; 0 = auto (measure at start-up), -1 = the backend's default
     // data
     char data[PATH_LEN];
     int limit_train, limit_test; // use only the first N images (0 = all): quick experiments, tests

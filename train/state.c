@@ -158,7 +158,7 @@ void trainer_resume(Trainer* t, const char* path) {
         nn_fatal("checkpoint '%s' has no valid meta.dw_groups", path);
     for (int i = 0; i < MOBILENET_BLOCKS; i++) {
         int gi = (int)((const int64_t*)groups->data)[i];
-        if ((g & GIVEN_DW_GROUP) && o->dw_group && depthwise_group_size(t->model.blocks[i].conv1.c, o->dw_group) != gi) {
+        if ((g & GIVEN_DW_GROUP) && o->dw_group > 0 && depthwise_group_size(t->model.blocks[i].conv1.c, o->dw_group) != gi) {
             fprintf(stderr, "error: --dw-group %d contradicts the checkpoint '%s' (layer %s used g = %d)\n",
                     o->dw_group, path, t->model.blocks[i].conv1.name, gi);
             exit(2);

@@ -62,7 +62,7 @@ static void setup(Trainer* t, int argc, char** argv) {
 
     if (o->print_model) {
         Engine* e = engine_create(&(Backend){0});
-        mobilenet_init(&t->model, e, o->width, o->dw_group ? o->dw_group : 32, 10);
+        mobilenet_init(&t->model, e, o->width, o->dw_group > 0 ? o->dw_group : 32, 10);
         mobilenet_print(&t->model, stdout);
         exit(0);
     }
@@ -75,7 +75,8 @@ static void setup(Trainer* t, int argc, char** argv) {
     printf("device: %s\n", dev);
 
     t->e = engine_create(t->be);
-    mobilenet_init(&t->model, t->e, o->width, o->dw_group ? o->dw_group : 32, 10);
+    int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
+    mobilenet_init(&t->model, t->e, o->width, g, 10);
     engine_alloc_params(t->e);
     engine_init_params(t->e, o->seed);
     t->loss_sum = t->be->alloc(4 * sizeof(float), "metrics");

@@ -316,7 +316,8 @@ static void cuda_describe(char* buf, size_t len) {
 
 // ---------------------------------------------------------------------------------------------
 // The table, in the field order of nn/backend.h (C++ has no C99 designated initializers).
-static_assert(sizeof(Backend) == 36 * sizeof(void*), "nn/backend.h changed: update cuda_backend below");
+static_assert(offsetof(Backend, default_dw_group) == 36 * sizeof(void*) && sizeof(Backend) == 37 * sizeof(void*),
+              "nn/backend.h changed: update cuda_backend below");
 
 extern "C" const Backend cuda_backend = {
     "cuda",                           // name
@@ -355,4 +356,5 @@ extern "C" const Backend cuda_backend = {
     cuda_event_elapsed_ms,            // event_elapsed_ms
     CUDA_RANGE_PUSH,                  // range_push (NVTX)
     CUDA_RANGE_POP,                   // range_pop
+    32,                               // default_dw_group: the paper's, until measured on the GPU
 };
