@@ -228,66 +228,73 @@ int ckpt_get_str(const Checkpoint* c, const char* name, char* out, size_t outlen
 // ---------------------------------------------------------------------------------------------
 // Engine tensors
 
+// The engine tensors a checkpoint holds, in order: every parameter and buffer under its own name
+// (pass 0), then, with momentum, each parameter's SGD momentum (pass 1). Returns the backend memory
+// of slot (pass, i) and writes its record name, or returns NULL where that slot holds nothing.
+static float* engine_slot(Engine* e, int pass, int i, char* name, size_t len) {
+    Param* p = &e->params[i];
+    if (pass == 1 && p->is_buffer) return NULL;
+    snprintf(name, len, pass == 0 ? "%s" : "optimizer.momentum.%s", p->name);
+    return pass == 0 ? p->t.data : e->param_momentum + p->offset;
+}
+
+static void shape_text(char* buf, size_t len, int ndim, const int64_t* dims) {
+    buf[0] = 0;
+    for (int d = 0; d < ndim; d++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%lld", d ? "x" : "", (long long)dims[d]);
+}
+
 void ckpt_put_engine(CkptWriter* w, Engine* e, int momentum) {
     size_t most = 0;
     for (int i = 0; i < e->num_params; i++)
         if (e->params[i].numel > most) most = e->params[i].numel;
     float* host = NN_MALLOC(most * sizeof(float));
+    char name[160];
     for (int pass = 0; pass < (momentum ? 2 : 1); pass++)
         for (int i = 0; i < e->num_params; i++) {
+            const float* src = engine_slot(e, pass, i, name, sizeof(name));
+            if (!src) continue;
             Param* p = &e->params[i];
-            if (pass == 1 && p->is_buffer) continue;
             int64_t dims[4];
             for (int d = 0; d < p->ndim; d++) dims[d] = p->dims[d];
-            char name[160];
-            if (pass == 0) {
-                snprintf(name, sizeof(name), "%s", p->name);
-                engine_read(e, host, &p->t);
-            } else {
-                snprintf(name, sizeof(name), "optimizer.momentum.%s", p->name);
-                e->be->download(host, e->param_momentum + p->offset, p->numel * sizeof(float));
-            }
+            e->be->download(host, src, p->numel * sizeof(float));
             ckpt_put(w, name, CKPT_F32, p->ndim, dims, host, p->numel * sizeof(float));
         }
     free(host);
 }
 
 int ckpt_get_engine(const Checkpoint* c, Engine* e, int momentum, char* err, size_t errlen) {
+    char name[160];
+    // Check everything before anything is overwritten.
     for (int pass = 0; pass < (momentum ? 2 : 1); pass++)
         for (int i = 0; i < e->num_params; i++) {
-            Param* p = &e->params[i];
-            if (pass == 1 && p->is_buffer) continue;
-            char name[160];
-            snprintf(name, sizeof(name), pass == 0 ? "%s" : "optimizer.momentum.%s", p->name);
+            if (!engine_slot(e, pass, i, name, sizeof(name))) continue;
+            const Param* p = &e->params[i];
             const CkptRecord* r = ckpt_find(c, name);
             if (!r) {
                 snprintf(err, errlen, "checkpoint '%s' has no tensor '%s': it was saved from a different "
                          "model or configuration (--width, classes)", c->path, name);
                 return 1;
             }
+            int64_t want_dims[4];
             int same = r->dtype == CKPT_F32 && r->ndim == p->ndim;
-            for (int d = 0; same && d < p->ndim; d++) same = r->dims[d] == p->dims[d];
+            for (int d = 0; d < p->ndim; d++) {
+                want_dims[d] = p->dims[d];
+                same = same && r->dims[d] == p->dims[d];
+            }
             if (!same) {
-                char have[64] = "", want[64] = "";
-                for (int d = 0; d < r->ndim; d++)
-                    snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%lld", d ? "x" : "", (long long)r->dims[d]);
-                for (int d = 0; d < p->ndim; d++)
-                    snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d", d ? "x" : "", p->dims[d]);
+                char have[64], want[64];
+                shape_text(have, sizeof(have), r->ndim, r->dims);
+                shape_text(want, sizeof(want), p->ndim, want_dims);
                 snprintf(err, errlen, "checkpoint '%s': tensor '%s' has shape %s, the model needs %s "
                          "(was it saved with another --width?)", c->path, name, have, want);
                 return 1;
             }
         }
-    // Everything matches: now copy.
     for (int pass = 0; pass < (momentum ? 2 : 1); pass++)
         for (int i = 0; i < e->num_params; i++) {
-            Param* p = &e->params[i];
-            if (pass == 1 && p->is_buffer) continue;
-            char name[160];
-            snprintf(name, sizeof(name), pass == 0 ? "%s" : "optimizer.momentum.%s", p->name);
-            const CkptRecord* r = ckpt_find(c, name);
-            float* dst = pass == 0 ? p->t.data : e->param_momentum + p->offset;
-            e->be->upload(dst, r->data, p->numel * sizeof(float));
+            float* dst = engine_slot(e, pass, i, name, sizeof(name));
+            if (dst) e->be->upload(dst, ckpt_find(c, name)->data, e->params[i].numel * sizeof(float));
         }
     return 0;
 }

@@ -16,45 +16,9 @@ import statistics
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-CFG = [64, (128, 2), 128, (256, 2), 256, (512, 2), 512, 512, 512, 512, 512, (1024, 2), 1024]
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
-        self.bn1 = nn.BatchNorm2d(cin)
-        self.conv2 = nn.Conv2d(cin, cout, 1, 1, 0, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(x)))
-
-
-class MobileNet(nn.Module):
-    def __init__(self, width=1.0, num_classes=10):
-        super().__init__()
-        c = int(32 * width)
-        self.conv1 = nn.Conv2d(3, c, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c)
-        layers = []
-        for item in CFG:
-            out, stride = (item, 1) if isinstance(item, int) else item
-            out = int(out * width)
-            layers.append(Block(c, out, stride))
-            c = out
-        self.layers = nn.Sequential(*layers)
-        self.linear = nn.Linear(c, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layers(x)
-        x = F.avg_pool2d(x, 2)
-        return self.linear(x.flatten(1))
+from mobilenet_ref import MobileNet  # the same model the parity test and the weight exchange use
 
 
 def main():
