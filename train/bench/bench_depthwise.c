@@ -1,7 +1,9 @@
 // bench-depthwise: does diagonalwise refactorization win? For each of the 13 depthwise layers of
 // MobileNet-CIFAR (at --batch, 128 by default) it times forward, backward-data and backward-filter:
 //   DR g=...     our layer as it runs: block-diagonal weight (scatter), one grouped convolution
-//                with C/g groups, the dense filter gradient's diagonal (gather); g in 2..64 and C;
+//                with C/g groups, the dense filter gradient's diagonal (gather); g in 1..64 and C
+//                (g = 1 is the CPU backend's default; it differs from the first baseline only by
+//                the scatter and gather);
 //   grouped C    BASELINE: the backend's grouped convolution with groups = C on the (C,1,3,3)
 //                weight (cuDNN's native depthwise path on the GPU; im2col + GEMM on the CPU);
 //   direct       BASELINE: a straightforward direct depthwise loop (CPU, OpenMP) or kernel (CUDA,
@@ -169,8 +171,8 @@ int main(int argc, char** argv) {
         for (int j = 0; j < i; j++)
             if (layers[j].c == l->c && layers[j].h == l->h && layers[j].stride == l->stride) l->same_as = j;
         h = l->ho;
-        const int gs[] = {2, 4, 8, 16, 32, 64};
-        for (int k = 0; k < 6; k++)
+        const int gs[] = {1, 2, 4, 8, 16, 32, 64};
+        for (int k = 0; k < 7; k++)
             if (gs[k] < l->c && l->c % gs[k] == 0) {
                 char name[24];
                 snprintf(name, sizeof(name), "DR g=%d", gs[k]);
