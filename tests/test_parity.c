@@ -8,10 +8,11 @@
 // sgd_step and compare every tensor by ||ours - ref|| / ||ref||.
 //
 // Two things make a float32 comparison meaningful, both explained in make_parity_reference.py:
-//  - Every step starts from the reference's state (weights, running statistics, momentum) rather than
-//    from ours: at lr 0.1 the training map amplifies rounding (PyTorch's own float32 and float64 runs
-//    are ~1e-1 apart after 3 steps), while one step from a given state agrees to ~1e-5. The free-running
-//    divergence is printed for information, not checked.
+//  - The reference network was pretrained for 100 steps: at initialisation it amplifies rounding
+//    ~1.2x per batch-normalized layer, which would hide errors below ~2e-5 behind float32 noise.
+//  - Each step is checked twice: starting from the reference's state (weights, running statistics,
+//    momentum), so each application of the rule is judged alone, and along our own chained 3-step
+//    trajectory from the initial weights, with 3x wider bounds since rounding compounds.
 //  - ReLU ties (pre-activations within ref.tie = 2e-3 of zero) take PyTorch's decision: one flipped
 //    mask element would move the whole gradient by ~1e-2.
 //
@@ -43,11 +44,9 @@
 // ---------------------------------------------------------------------------------------------------
 // Tolerances
 
-// A bound on one kind of tensor: on ||ours - ref|| / ||ref||, or with by_norm on the size alone,
-// | ||ours|| - ||ref|| | / ||ref||. tol = INFINITY: compared for information only.
+// A bound on one kind of tensor, on ||ours - ref|| / ||ref||. tol = INFINITY: information only.
 typedef struct Bound {
     double tol;
-    int by_norm;
 } Bound;
 
 typedef struct Tolerances {
@@ -61,40 +60,39 @@ typedef struct Tolerances {
 } Tolerances;
 
 // Float32 (CPU, and CUDA with TF32 off). The scale to compare with is PyTorch's own float32 error:
-// its run against float64 from the same state is off by logits 1.6e-5, loss 3e-7, gradients 2.5e-5,
-// scale-invariant gradients 6.9e-3 (make_parity_reference.py prints them). These are large for
-// float32 because the network at initialisation amplifies relative perturbations by ~1.2x per
-// batch-normalized layer (PyTorch's forward error grows from 1e-7 after the stem to 1.6e-5 at the
-// logits). Ours is another float32 result with other summation orders (GEMM blocking, batch-norm
-// sums in double), so it lies ~sqrt(2)x PyTorch's error from PyTorch. The bounds are 4-10x that,
-// except the loss (a batch mean, far more accurate: 1e-5 as asked). For the logits, 1e-5 is below what
-// float32 delivers for this network (PyTorch itself is 1.6e-5 from exact), hence 1e-4: still far
-// below any semantic slip (normalizing by the unbiased variance, say, moves the logits by ~1e-2).
+// from the same state, its run is off float64 by logits 4.3e-7, loss 2.9e-7, gradients 3.6e-6,
+// scale-invariant gradients 4.2e-5, one step's updates 1e-5..2.5e-4 (make_parity_reference.py prints
+// them). The reference network is pretrained for 100 steps because at initialisation it amplifies
+// rounding ~1.2x per batch-normalized layer (PyTorch's own logits were then 1.6e-5 from exact, which
+// would have hidden errors of that size). Ours is another float32 result with other summation orders
+// (GEMM blocking, batch-norm sums), so it lies ~sqrt(2)x PyTorch's error from PyTorch. Measured, worst
+// over the AVX-512, AVX2 and portable GEMMs and 1, 2 and 3 threads: loss 2.1e-7, logits 5.1e-7,
+// gradients 3.9e-6 (scale-invariant 6.9e-5, classifier 1.0e-6), updates and momenta 1.9e-5
+// (scale-invariant 1.0e-4, classifier 1.0e-6), running statistics 2.7e-5. The bounds are 4-50x that:
+// 1e-5 on logits and loss as the issue asks, and far below any semantic slip (normalizing by the
+// unbiased variance, say, moves the logits by ~1e-2; a wrong SGD rule moves updates by 1e-1..1).
 // Measured values: the report this test prints, and tests/reference/README.md.
-#define REL(x) {(x), 0}
-#define NORM(x) {(x), 1}
+#define REL(x) {(x)}
+#define FREE_RUN_SCALE 3.0 // our own chained trajectory: see main
 static const Tolerances TOL_FP32 = {
-    .name = "float32", .logits = REL(1e-4), .loss = REL(1e-5),
-    .grad = REL(2e-4), .grad_si = REL(5e-2), .grad_linear = REL(2e-4),
-    .step = REL(2e-4), .step_si = REL(2e-2), .step_linear = REL(2e-4),
+    .name = "float32", .logits = REL(1e-5), .loss = REL(1e-5),
+    .grad = REL(4e-5), .grad_si = REL(1e-3), .grad_linear = REL(1e-5),
+    .step = REL(1e-4), .step_si = REL(2e-3), .step_linear = REL(2e-5),
     .stats = REL(1e-4), .rules_required = 1,
 };
 // CUDA with TF32 on. cuDNN and cuBLAS round every product's operands to a 10-bit mantissa (relative
-// 2^-11 ~ 4.9e-4 each), so each convolution adds ~5e-4..1e-3 relative error, and the network
-// amplifies it as it amplifies float32 rounding (x ~100 from the stem to the logits): ~5e-2 at the
-// logits. Pre-activations then move by ~5e-2, so ReLU masks flip by the hundred and the gradients of
-// all but the last layers change direction by O(1) (relative error 0.3-1.1), their size less
-// (0.1-0.4). tests/reference/tf32_error.py emulates exactly this in PyTorch and measures, worst of
-// round-to-nearest and truncation: logits 5.4e-2, loss 1.4e-3, classifier gradient 5.0e-2, running
-// statistics 1.2e-2; gradient sizes 0.41, scale-invariant updates 0.51. So the logits, the loss, the
-// classifier and the running statistics keep a relative-error bound (~3x those); the other gradients,
-// updates and momenta are checked by size only, at 0.9 (below 1, so a zero or doubled gradient
-// fails); scale-invariant gradients (size error 6.5) and the wrong-rule self-checks are information.
+// 2^-11 ~ 4.9e-4 each), so each convolution adds ~5e-4..1e-3 relative error, which the network
+// carries to the logits and the gradients; pre-activations move, and some ReLU masks flip.
+// tests/reference/tf32_error.py emulates exactly this in PyTorch on the committed reference and
+// measures, worst of round-to-nearest and truncation: loss 1.3e-3, logits 1.7e-3, gradients and
+// updates 0.13 (scale-invariant 0.22, classifier 2.9e-3), running statistics 9.3e-2. The bounds are
+// ~3x those; every tensor keeps a relative-error bound (a zero or doubled gradient, error 1, fails).
+// The wrong-rule self-checks are information here: TF32 noise is as large as some of their effects.
 static const Tolerances TOL_TF32 = {
-    .name = "tf32", .logits = REL(0.15), .loss = REL(5e-3),
-    .grad = NORM(0.9), .grad_si = REL(INFINITY), .grad_linear = REL(0.15),
-    .step = NORM(0.9), .step_si = NORM(0.9), .step_linear = REL(0.15),
-    .stats = REL(5e-2), .rules_required = 0,
+    .name = "tf32", .logits = REL(5e-3), .loss = REL(5e-3),
+    .grad = REL(0.4), .grad_si = REL(0.65), .grad_linear = REL(1e-2),
+    .step = REL(0.4), .step_si = REL(0.65), .step_linear = REL(1e-2),
+    .stats = REL(0.3), .rules_required = 0,
 };
 
 // The batch-norm weights (gamma) whose output reaches, through a ReLU, a depthwise convolution and its
@@ -118,7 +116,7 @@ static int scale_invariant(const char* param) {
 typedef struct Row {
     char name[112];
     const char* kind;
-    double ref_norm, ours_norm, err; // err: relative error, of the size alone if bound.by_norm
+    double ref_norm, ours_norm, err; // err: relative error
     Bound bound;
 } Row;
 
@@ -130,47 +128,38 @@ typedef struct Report {
     int blind;           // rows where a perturbation of 3x the tolerance went unnoticed
     int quiet;           // collect only: no FAIL messages, no perturbation checks (wrong-rule runs)
     int info;            // rows are informational: never count as failures
+    double scale;        // every bound multiplied by this (0: 1)
 } Report;
 
-static double measure(const float* ours, const float* ref, size_t n, int by_norm) {
-    if (!by_norm) return rel_error(ours, ref, n);
-    double a = l2_norm(ours, n), b = l2_norm(ref, n);
-    if (isnan(a)) return 1e30;
-    return b > 0 ? fabs(a - b) / b : (a == 0 ? 0.0 : 1e30);
-}
-
 // Self-check of one comparison: ours moved by 3 tolerances must be flagged -- one element (the one
-// largest in ref) by 3 * tol * ||ref||, or for a size bound the whole tensor scaled by 1 + 3 * tol.
+// largest in ref) moved by 3 * tol * ||ref||.
 static int perturbation_flagged(const float* ours, const float* ref, size_t n, Bound b, float* scratch) {
     memcpy(scratch, ours, n * sizeof(float));
-    if (b.by_norm) {
-        for (size_t i = 0; i < n; i++) scratch[i] *= (float)(1.0 + 3.0 * b.tol);
-    } else {
-        size_t at = 0;
-        for (size_t i = 1; i < n; i++)
-            if (fabsf(ref[i]) > fabsf(ref[at])) at = i;
-        double norm = l2_norm(ref, n);
-        scratch[at] += (float)(3.0 * b.tol * (norm > 0 ? norm : 1.0));
-    }
-    return measure(scratch, ref, n, b.by_norm) > b.tol;
+    size_t at = 0;
+    for (size_t i = 1; i < n; i++)
+        if (fabsf(ref[i]) > fabsf(ref[at])) at = i;
+    double norm = l2_norm(ref, n);
+    scratch[at] += (float)(3.0 * b.tol * (norm > 0 ? norm : 1.0));
+    return rel_error(scratch, ref, n) > b.tol;
 }
 
 static void compare(Report* r, const char* name, const char* kind, const float* ours, const float* ref,
                     size_t n, Bound b, float* scratch) {
     NN_ASSERT(r->n < MAX_ROWS, "too many compared tensors");
     Row* row = &r->rows[r->n++];
+    if (r->scale > 0) b.tol *= r->scale;
     snprintf(row->name, sizeof(row->name), "%s", name);
     row->kind = kind;
     row->ref_norm = l2_norm(ref, n);
     row->ours_norm = l2_norm(ours, n);
-    row->err = measure(ours, ref, n, b.by_norm);
+    row->err = rel_error(ours, ref, n);
     row->bound = b;
     if (r->info || isinf(b.tol)) return;
     if (row->err > b.tol) {
         r->failures++;
         if (!r->quiet)
-            CHECK(0, "%s (%s): relative error%s %.3e > tolerance %.1e (||ours|| = %.6g, ||ref|| = %.6g)",
-                  name, kind, b.by_norm ? " of the norm" : "", row->err, b.tol, row->ours_norm, row->ref_norm);
+            CHECK(0, "%s (%s): relative error %.3e > tolerance %.1e (||ours|| = %.6g, ||ref|| = %.6g)",
+                  name, kind, row->err, b.tol, row->ours_norm, row->ref_norm);
     }
     if (!r->quiet) {
         r->checks++;
@@ -180,8 +169,7 @@ static void compare(Report* r, const char* name, const char* kind, const float* 
 
 static const char* verdict(const Report* r, const Row* row) {
     if (r->info || isinf(row->bound.tol)) return "info";
-    if (row->err > row->bound.tol) return row->bound.by_norm ? "FAIL norm" : "FAIL";
-    return row->bound.by_norm ? "ok norm" : "ok";
+    return row->err > row->bound.tol ? "FAIL" : "ok";
 }
 
 static void print_table(const Report* r, const char* title) {
@@ -218,9 +206,8 @@ static void print_summary(const Report* r, const char* title) {
         if (r->info || isinf(worst->bound.tol))
             printf("%-22s %6d %12.3e %10s %8s  %s\n", kinds[k], count, worst->err, "-", "-", worst->name);
         else
-            printf("%-22s %6d %12.3e %10.1e %7.0fx  %s%s\n", kinds[k], count, worst->err, worst->bound.tol,
-                   worst->err > 0 ? worst->bound.tol / worst->err : INFINITY, worst->name,
-                   worst->bound.by_norm ? " (size only)" : "");
+            printf("%-22s %6d %12.3e %10.1e %7.0fx  %s\n", kinds[k], count, worst->err, worst->bound.tol,
+                   worst->err > 0 ? worst->bound.tol / worst->err : INFINITY, worst->name);
     }
 }
 
@@ -400,7 +387,7 @@ static void compare_state(Ctx* c, int k, Report* r) {
         double resolution = change > 0 ? ldexp(l2_norm(ref1, p->numel), -23) / change : 0.0;
         Bound b = kind == K_STAT ? c->tol->stats : kind == K_BN_SI ? c->tol->step_si
                 : kind == K_LINEAR ? c->tol->step_linear : c->tol->step;
-        Bound with_resolution = {b.tol + resolution, b.by_norm};
+        Bound with_resolution = {b.tol + resolution};
         compare(r, after, UPDATE_KIND[kind], c->ours, c->ours2, p->numel, with_resolution, c->scratch);
         if (p->is_buffer || k >= c->steps) continue; // momentum recorded after steps 1 .. steps-1
         snprintf(after, sizeof(after), "mom%d.%s", k, p->name);
@@ -637,16 +624,21 @@ int main(int argc, char** argv) {
                "aligned to PyTorch\n", (double)ref.tie, c.ties, c.ties_changed);
     print_summary(checked, "Worst relative error per kind of tensor (tolerances: see test_parity.c):");
 
+    // Our own trajectory: three chained steps from the initial weights, without PyTorch's state in
+    // between. Rounding differences compound from step to step, so the bounds are 3x wider; under
+    // TF32 the trajectory is information only.
     Report* free_run = NN_CALLOC(1, sizeof(Report));
-    free_run->info = 1;
+    free_run->scale = FREE_RUN_SCALE;
+    free_run->info = tol == &TOL_TF32;
     run_all(&c, &rule, 0, free_run);
-    print_summary(free_run, "For information, not checked: our own trajectory from the initial weights "
-                            "(rounding amplified by training;\nPyTorch's float32 and float64 runs diverge as much):");
+    print_summary(free_run, free_run->info ? "For information: our own 3-step trajectory from the initial weights:"
+                                           : "Our own 3-step trajectory from the initial weights (bounds x3):");
+    CHECK(free_run->failures == 0, "%d tensors of our own trajectory out of tolerance", free_run->failures);
 
     printf("\nSelf-checks (every run):\n  perturbation: %d of %d comparisons flag ours moved by 3 tolerances "
            "(one element by 3 tol ||ref||; a size bound: all scaled by 1 + 3 tol)\n",
-           checked->checks - checked->blind, checked->checks);
-    CHECK(checked->blind == 0, "%d comparisons did not notice a perturbation of 3x their tolerance", checked->blind);
+           checked->checks - checked->blind + free_run->checks - free_run->blind, checked->checks + free_run->checks);
+    CHECK(checked->blind == 0 && free_run->blind == 0, "%d comparisons did not notice a perturbation of 3x their tolerance", checked->blind);
     SGD wrong = rule;
     wrong.nesterov = !rule.nesterov;
     wrong_rule(&c, &wrong, rule.nesterov ? "nesterov off" : "nesterov on");
