@@ -30,6 +30,10 @@ const Backend* backend_open(const char* name, const BackendOptions* opt, char* e
             snprintf(err, errlen, "--device cuda: %s", why);
             return NULL;
         }
+        // auto falls back to the CPU; err tells the caller why (it is not an error).
+        if (cpu_backend.init(opt, err, errlen) != 0) return NULL;
+        snprintf(err, errlen, "GPU not used: %s", why);
+        return &cpu_backend;
 #else
         if (strcmp(name, "cuda") == 0) {
             snprintf(err, errlen, "--device cuda: this build has no CUDA backend (configure with the "

@@ -68,11 +68,12 @@ static void setup(Trainer* t, int argc, char** argv) {
     }
 
     BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32};
+    err[0] = 0;
     t->be = backend_open(o->device, &bo, err, sizeof(err));
     if (!t->be) nn_fatal("%s", err);
     char dev[256];
     t->be->describe(dev, sizeof(dev));
-    printf("device: %s\n", dev);
+    printf("device: %s%s%s%s\n", dev, err[0] ? " (" : "", err, err[0] ? ")" : "");
 
     t->e = engine_create(t->be);
     int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
