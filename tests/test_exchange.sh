@@ -32,8 +32,10 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 # run NAME CMD...: runs CMD with its output in $tmp/NAME.out, shown if it fails.
 run() {
   local name=$1; shift
-  if ! "$@" > "$tmp/$name.out" 2>&1; then
-    fail "$name: '$*' exited $?"
+  "$@" > "$tmp/$name.out" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    fail "$name: '$*' exited $rc"
     sed 's/^/    | /' "$tmp/$name.out" | tail -15
     return 1
   fi

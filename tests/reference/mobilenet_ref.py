@@ -84,15 +84,24 @@ def default_data_path():
 
 
 def load_cifar10(path, split):
-    """Records (n, 3073) uint8 of the official binary CIFAR-10 tar.gz: split 'train' (data_batch_1..5 in
-    order, 50000) or 'test' (test_batch, 10000)."""
+    """Records (n, 3073) uint8 of the official binary CIFAR-10 -- the tar.gz, or (like data/cifar10.c)
+    a directory holding cifar-10-batches-bin/ or being it: split 'train' (data_batch_1..5 in order,
+    50000) or 'test' (test_batch, 10000)."""
     names = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
     found = {}
-    with tarfile.open(path, "r:gz") as tar:
-        for member in tar:
-            base = os.path.basename(member.name)
-            if member.isfile() and base in names:
-                found[base] = tar.extractfile(member).read()
+    if os.path.isdir(path):
+        inner = os.path.join(path, "cifar-10-batches-bin")
+        folder = inner if os.path.isdir(inner) else path
+        for n in names:
+            if os.path.isfile(os.path.join(folder, n)):
+                with open(os.path.join(folder, n), "rb") as f:
+                    found[n] = f.read()
+    else:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                base = os.path.basename(member.name)
+                if member.isfile() and base in names:
+                    found[base] = tar.extractfile(member).read()
     missing = [n for n in names if n not in found]
     if missing:
         raise FileNotFoundError(f"'{path}' lacks {', '.join(missing)}: not the CIFAR-10 binary archive")
