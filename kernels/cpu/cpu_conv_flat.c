@@ -209,15 +209,25 @@ static void thread_images(int n, int T, int* lo, int* hi) {
     *lo = (int)((long)n * t / T), *hi = (int)((long)n * (t + 1) / T);
 }
 
-void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvShape* s) {
-    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, kk = s->k * s->k, S2 = s->stride * s->stride;
-    NN_ASSERT(kk <= MAX_TAPS, "convolution kernel %dx%d is larger than the CPU backend handles", s->k, s->k);
-    int phase[MAX_TAPS];
-    ptrdiff_t shift[MAX_TAPS], max_shift;
+// The forward's and the filter gradient's input grid: input_flat, with images chunked so a chunk's
+// planes (ci * S2 input phases + co outputs per image) stay small, and the flat sequence long enough
+// for the largest tap shift.
+static Flat input_flat_chunked(const ConvShape* s, int* phase, ptrdiff_t* shift, int T) {
+    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, S2 = s->stride * s->stride;
+    NN_ASSERT(s->k * s->k <= MAX_TAPS, "convolution kernel %dx%d is larger than the CPU backend handles", s->k, s->k);
+    ptrdiff_t max_shift;
     Flat F = input_flat(s, phase, shift, &max_shift);
-    int T = team_size();
     F.nb = chunk_images(s, F.plane, (size_t)(ci * S2 + co) * F.plane, T);
     F.seq = (size_t)F.nb * F.plane + max_shift + GEMM_INDIRECT_SLACK;
+    return F;
+}
+
+void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvShape* s) {
+    int G = s->groups, ci = s->c_in / G, co = s->c_out / G, kk = s->k * s->k, S2 = s->stride * s->stride;
+    int phase[MAX_TAPS];
+    ptrdiff_t shift[MAX_TAPS];
+    int T = team_size();
+    Flat F = input_flat_chunked(s, phase, shift, T);
     size_t img_x = (size_t)s->c_in * s->h * s->w, img_y = (size_t)s->c_out * s->h_out * s->w_out;
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
@@ -351,13 +361,10 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
 
 void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
     int G = s->groups, ci = s->c_in / G, co = s->c_out / G, kk = s->k * s->k, S2 = s->stride * s->stride;
-    NN_ASSERT(kk <= MAX_TAPS, "convolution kernel %dx%d is larger than the CPU backend handles", s->k, s->k);
     int phase[MAX_TAPS];
-    ptrdiff_t shift[MAX_TAPS], max_shift;
-    Flat F = input_flat(s, phase, shift, &max_shift);
+    ptrdiff_t shift[MAX_TAPS];
     int T = team_size();
-    F.nb = chunk_images(s, F.plane, (size_t)(ci * S2 + co) * F.plane, T);
-    F.seq = (size_t)F.nb * F.plane + max_shift + GEMM_INDIRECT_SLACK;
+    Flat F = input_flat_chunked(s, phase, shift, T);
     // dy on the same grid as the forward output (zeros at the dropped positions), no shifts.
     Flat D = {.s = 1, .h = s->h_out, .w = s->w_out, .hs = F.hs, .ws = F.ws, .plane = F.plane, .nb = F.nb};
     D.seq = (size_t)F.nb * F.plane;
