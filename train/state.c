@@ -10,18 +10,18 @@
 #include "../nn/util.h"
 #include "trainer.h"
 
-void trainer_read_metrics(Trainer* t, double* loss_sum, long* correct) {
+void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct) {
     float l;
     int c;
-    t->be->download(&l, t->loss_sum, sizeof(float));
-    t->be->download(&c, t->correct, sizeof(int));
+    t->be->download(&l, t->loss_sum + slot, sizeof(float));
+    t->be->download(&c, t->correct + slot, sizeof(int));
     *loss_sum = l;
     *correct = c;
 }
 
-void trainer_set_metrics(Trainer* t, float loss_sum, int correct) {
-    t->be->upload(t->loss_sum, &loss_sum, sizeof(float));
-    t->be->upload(t->correct, &correct, sizeof(int));
+void trainer_set_metrics(Trainer* t, int slot, float loss_sum, int correct) {
+    t->be->upload(t->loss_sum + slot, &loss_sum, sizeof(float));
+    t->be->upload(t->correct + slot, &correct, sizeof(int));
 }
 
 void trainer_save(Trainer* t, const char* path) {
@@ -53,7 +53,7 @@ void trainer_save(Trainer* t, const char* path) {
 
     double loss_sum;
     long correct;
-    trainer_read_metrics(t, &loss_sum, &correct);
+    trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
     ckpt_put_i64(&w, "train.epoch", t->epoch);
     ckpt_put_i64(&w, "train.batch", t->batch);
     ckpt_put_i64(&w, "train.step", t->step);
@@ -177,6 +177,6 @@ void trainer_resume(Trainer* t, const char* path) {
     t->epoch = (int)epoch, t->batch = (int)batch, t->step = step;
     t->seen = seen;
     t->epoch_seconds = seconds;
-    trainer_set_metrics(t, loss_sum, (int)correct);
+    trainer_set_metrics(t, METRICS_TRAIN, loss_sum, (int)correct);
     ckpt_free(&c);
 }

@@ -15,8 +15,8 @@ Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels_h
     Tensor* loss = cross_entropy(e, logits, labels, "loss");
     // Metrics accumulate in backend memory: nothing here waits for the device.
     if (!engine_skip(e))
-        e->be->metrics_accumulate(t->loss_sum + (e->training ? 0 : 2), t->correct + (e->training ? 0 : 2),
-                                  loss->data, logits->data, labels, n, t->model.num_classes);
+        e->be->metrics_accumulate(t->loss_sum + (e->training ? METRICS_TRAIN : METRICS_EVAL),
+                                  t->correct + (e->training ? METRICS_TRAIN : METRICS_EVAL), loss->data, logits->data, labels, n, t->model.num_classes);
     return loss;
 }
 
@@ -38,11 +38,7 @@ void train_step(Trainer* t, const Batch* b, StepTimers* timers) {
 
 // Mean loss and accuracy (%) over the test set (or its first --limit-test images).
 void evaluate(Trainer* t, double* loss, double* acc) {
-    const Backend* be = t->be;
-    float zero_f = 0.0f;
-    int zero_i = 0;
-    be->upload(t->loss_sum + 2, &zero_f, sizeof(float));
-    be->upload(t->correct + 2, &zero_i, sizeof(int));
+    trainer_set_metrics(t, METRICS_EVAL, 0.0f, 0);
     long seen = 0;
     loader_start_epoch(t->test_loader, 0, 0);
     const Batch* b;
@@ -51,10 +47,9 @@ void evaluate(Trainer* t, double* loss, double* acc) {
         forward_loss(t, b->n, b->images, b->labels);
         seen += b->n;
     }
-    float l;
-    int c;
-    be->download(&l, t->loss_sum + 2, sizeof(float));
-    be->download(&c, t->correct + 2, sizeof(int));
-    *loss = seen ? l / seen : 0.0;
-    *acc = seen ? 100.0 * c / seen : 0.0;
+    double loss_sum;
+    long correct;
+    trainer_read_metrics(t, METRICS_EVAL, &loss_sum, &correct);
+    *loss = seen ? loss_sum / seen : 0.0;
+    *acc = seen ? 100.0 * correct / seen : 0.0;
 }

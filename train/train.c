@@ -80,10 +80,10 @@ static void setup(Trainer* t, int argc, char** argv) {
     mobilenet_init(&t->model, t->e, o->width, g, 10);
     engine_alloc_params(t->e);
     engine_init_params(t->e, o->seed);
-    t->loss_sum = t->be->alloc(4 * sizeof(float), "metrics");
-    t->correct = t->be->alloc(4 * sizeof(int), "metrics");
-    t->be->zero(t->loss_sum, 4 * sizeof(float));
-    t->be->zero(t->correct, 4 * sizeof(int));
+    t->loss_sum = t->be->alloc(2 * sizeof(float), "metrics");
+    t->correct = t->be->alloc(2 * sizeof(int), "metrics");
+    t->be->zero(t->loss_sum, 2 * sizeof(float));
+    t->be->zero(t->correct, 2 * sizeof(int));
     if (o->resume[0]) trainer_resume(t, o->resume);
     else if (o->init[0]) trainer_load_weights(t, o->init);
 
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
     while (t.epoch < o->epochs) {
         if (t.batch >= t.steps_per_epoch) { // a checkpoint taken right at an epoch's end
             t.epoch++, t.batch = 0, t.seen = 0, t.epoch_seconds = 0;
-            trainer_set_metrics(&t, 0.0f, 0);
+            trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
             continue;
         }
         loader_start_epoch(t.train_loader, t.epoch, t.batch);
@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
             if (last || stop || (tty ? now - last_print > 0.5 : t.batch % (t.steps_per_epoch / 10 + 1) == 0)) {
                 double loss_sum;
                 long correct;
-                trainer_read_metrics(&t, &loss_sum, &correct);
+                trainer_read_metrics(&t, METRICS_TRAIN, &loss_sum, &correct);
                 check_finite(&t, loss_sum);
                 now = nn_now();
                 double rate = (t.seen - first_seen) / (now - first_time);
@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
         double img_s = (t.seen - first_seen) / (nn_now() - first_time);
         double loss_sum;
         long correct;
-        trainer_read_metrics(&t, &loss_sum, &correct);
+        trainer_read_metrics(&t, METRICS_TRAIN, &loss_sum, &correct);
         double train_loss = loss_sum / t.seen, train_acc = 100.0 * correct / t.seen;
         int epoch_done = t.batch == t.steps_per_epoch;
         if (interrupted) {
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
             break;
         }
         t.epoch++, t.batch = 0, t.seen = 0, t.epoch_seconds = 0;
-        trainer_set_metrics(&t, 0.0f, 0);
+        trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
     }
     if (log) fclose(log);
     loader_destroy(t.train_loader);

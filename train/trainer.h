@@ -26,9 +26,10 @@ typedef struct Trainer {
     int epoch, batch;
     long step;
 
-    // Running metrics in backend memory, so a step need not wait for the device.
-    float* loss_sum; // (1) sum over samples of the loss
-    int* correct;    // (1) samples whose argmax equals the label
+    // Running metrics in backend memory, so a step need not wait for the device; one slot for the
+    // training epoch, one for evaluation (METRICS_TRAIN, METRICS_EVAL).
+    float* loss_sum; // (2) sum over samples of the loss
+    int* correct;    // (2) samples whose argmax equals the label
     long seen;       // samples counted so far in the current epoch (host side)
     double epoch_seconds; // training time spent in the current epoch (across resumes)
 } Trainer;
@@ -49,8 +50,9 @@ void trainer_save(Trainer* t, const char* path);
 void trainer_resume(Trainer* t, const char* path);
 // Loads only the weights and running statistics (--init, --eval-only).
 void trainer_load_weights(Trainer* t, const char* path);
-// The running metrics (waits for the device), and setting them (zero at an epoch's start).
-void trainer_read_metrics(Trainer* t, double* loss_sum, long* correct);
-void trainer_set_metrics(Trainer* t, float loss_sum, int correct);
+// The running metrics of a slot (waits for the device), and setting them (zero at an epoch's start).
+enum { METRICS_TRAIN, METRICS_EVAL };
+void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct);
+void trainer_set_metrics(Trainer* t, int slot, float loss_sum, int correct);
 
 #endif
