@@ -28,3 +28,5 @@ add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchan
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 drnet_test(test_crafted TIMEOUT 120)
+# Failures leave a valid run: crafted checkpoints, early path checks, NaN/Inf stops, --log errors.
+drnet_test(test_guard ARGS $<TARGET_FILE:train> TIMEOUT 300)

@@ -11,6 +11,7 @@
 
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
+#include "guard.h"
 #include "trainer.h"
 
 static volatile sig_atomic_t interrupted = 0;
@@ -49,16 +50,12 @@ static void log_epoch(FILE* log, const Trainer* t, double train_loss, double tra
 static void setup(Trainer* t, int argc, char** argv) {
     Options* o = &t->opt;
     options_parse(o, argc, argv);
+    guard_paths(o);
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model unless --width says otherwise.
     const char* ckpt = o->resume[0] ? o->resume : o->init[0] ? o->init : NULL;
-    if (ckpt && !(o->given & GIVEN_WIDTH)) {
-        Checkpoint c;
-        if (ckpt_load(&c, ckpt, err, sizeof(err)) != 0) nn_fatal("%s", err);
-        ckpt_get_f32(&c, "meta.width", &o->width);
-        ckpt_free(&c);
-    }
+    if (ckpt && !(o->given & GIVEN_WIDTH)) trainer_checkpoint_width(ckpt, &o->width);
 
     if (o->print_model) {
         Engine* e = engine_create(&(Backend){0});
@@ -155,6 +152,7 @@ int main(int argc, char** argv) {
         double loss, acc;
         double t0 = nn_now();
         evaluate(&t, &loss, &acc);
+        guard_test_loss(&t, loss);
         printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc,
                o->limit_test && o->limit_test < t.data.n_test ? o->limit_test : t.data.n_test, nn_now() - t0);
         return 0;
@@ -196,6 +194,7 @@ int main(int argc, char** argv) {
                 long correct;
                 trainer_read_metrics(&t, METRICS_TRAIN, &loss_sum, &correct);
                 check_finite(&t, loss_sum);
+                guard_weights(&t);
                 now = nn_now();
                 double rate = (t.seen - first_seen) / (now - first_time);
                 char eta[32];
@@ -227,13 +226,15 @@ int main(int argc, char** argv) {
             }
             return 130;
         }
-        if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
         double test_loss, test_acc;
         evaluate(&t, &test_loss, &test_acc);
+        guard_test_loss(&t, test_loss);
+        if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
         printf("epoch %d/%d%s: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5g | %.1f s, %.0f img/s\n",
                t.epoch + 1, o->epochs, epoch_done ? "" : " (stopped early)", train_loss, train_acc,
                test_loss, test_acc, (double)t.sgd.lr, seconds, img_s);
         log_epoch(log, &t, train_loss, train_acc, test_loss, test_acc, seconds, img_s, !epoch_done);
+        guard_log(log, o->log);
         if (stop) {
             printf("stopped at --max-steps %ld%s%s\n", o->max_steps, o->checkpoint[0] ? "; saved " : "",
                    o->checkpoint);
