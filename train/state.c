@@ -29,6 +29,17 @@ void trainer_set_metrics(Trainer* t, int slot, float loss_sum, int correct) {
 // CPU threads the run computes with (0 on a GPU backend, where the count does not matter).
 static int64_t run_threads(const Trainer* t) { return strcmp(t->be->name, "cpu") == 0 ? cpu_max_threads() : 0; }
 
+int trainer_destroy(Trainer* t, int rc) {
+    if (t->train_loader) loader_destroy(t->train_loader);
+    if (t->test_loader) loader_destroy(t->test_loader);
+    cifar10_free(&t->data);
+    if (t->loss_sum) t->be->free(t->loss_sum);
+    if (t->correct) t->be->free(t->correct);
+    engine_destroy(t->e);
+    memset(t, 0, sizeof(*t));
+    return rc;
+}
+
 void trainer_save(Trainer* t, const char* path) {
     char err[1200];
     CkptWriter w;

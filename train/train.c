@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     setup(&t, argc, argv);
     Options* o = &t.opt;
 
-    if (o->profile) return run_profile(&t);
+    if (o->profile) return trainer_destroy(&t, run_profile(&t));
     if (o->eval_only) {
         double loss, acc;
         double t0 = nn_now();
@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
         guard_test_loss(&t, loss);
         printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc,
                o->limit_test && o->limit_test < t.data.n_test ? o->limit_test : t.data.n_test, nn_now() - t0);
-        return 0;
+        return trainer_destroy(&t, 0);
     }
 
     FILE* log = NULL;
@@ -224,7 +224,8 @@ int main(int argc, char** argv) {
             } else {
                 printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t.epoch + 1, t.batch);
             }
-            return 130;
+            if (log) fclose(log);
+            return trainer_destroy(&t, 130);
         }
         double test_loss, test_acc;
         evaluate(&t, &test_loss, &test_acc);
@@ -244,9 +245,5 @@ int main(int argc, char** argv) {
         trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
     }
     if (log) fclose(log);
-    loader_destroy(t.train_loader);
-    loader_destroy(t.test_loader);
-    cifar10_free(&t.data);
-    engine_destroy(t.e);
-    return 0;
+    return trainer_destroy(&t, 0);
 }
