@@ -1,5 +1,5 @@
 // What ./train does when something is wrong, each case provoked for real: crafted checkpoints whose
-// CRCs pass but whose values no command line could give (tests/crafted/*.ckpt) are refused naming
+// CRCs pass but whose values no command line could give (tests/crafted/*.bin) are refused naming
 // the file and the record; an unwritable --checkpoint or --log is refused at start-up, before the
 // data is read; a --log write error stops the run; a NaN test loss and non-finite weights stop the
 // run with the epoch and step, exit 1 and leave the previous checkpoint byte for byte; resuming with
@@ -83,17 +83,17 @@ static void rewrite(const char* src, const char* dst, const char* const* names, 
 
 static void crafted_checkpoints(void) {
     static const char* const cases[][2] = {
-        {"batch_zero.ckpt", "recipe.batch is 0"},
-        {"batch_huge.ckpt", "recipe.batch is 1099511627776"},
-        {"epochs_zero.ckpt", "recipe.epochs is 0"},
-        {"dw_groups_negative.ckpt", "meta.dw_groups is -4"},
-        {"schedule_unknown.ckpt", "recipe.schedule is 'linear'"},
-        {"warmup_nan.ckpt", "recipe.warmup_epochs is nan"},
-        {"width_nan.ckpt", "meta.width is nan"},
-        {"lr_inf.ckpt", "recipe.lr is inf"},
-        {"epoch_negative.ckpt", "train.epoch is out of range"},
-        {"seen_huge.ckpt", "train.epoch_seen is out of range"},
-        {"no_tensors.ckpt", "has no tensor 'conv1.weight'"},
+        {"batch_zero.bin", "recipe.batch is 0"},
+        {"batch_huge.bin", "recipe.batch is 1099511627776"},
+        {"epochs_zero.bin", "recipe.epochs is 0"},
+        {"dw_groups_negative.bin", "meta.dw_groups is -4"},
+        {"schedule_unknown.bin", "recipe.schedule is 'linear'"},
+        {"warmup_nan.bin", "recipe.warmup_epochs is nan"},
+        {"width_nan.bin", "meta.width is nan"},
+        {"lr_inf.bin", "recipe.lr is inf"},
+        {"epoch_negative.bin", "train.epoch is out of range"},
+        {"seen_huge.bin", "train.epoch_seen is out of range"},
+        {"no_tensors.bin", "has no tensor 'conv1.weight'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char path[1024], args[1200], named[1100];

@@ -1,4 +1,4 @@
-"""Writes the crafted checkpoints in this directory: resumable-looking training states (valid CRCs,
+"""Writes the crafted checkpoints in this directory (*.bin: *.ckpt is git-ignored): resumable-looking training states (valid CRCs,
 every meta/recipe/train record, no tensors) with one value no command line could have produced.
 `train --resume FILE` must refuse each with a message naming the file and the record, before it
 touches data or tensors; without the value checks they reached internal asserts, exited 0 doing
@@ -25,16 +25,16 @@ BASE = {
 }
 
 CASES = {  # file: (record, bad value)
-    "batch_zero.ckpt": ("recipe.batch", 0),
-    "batch_huge.ckpt": ("recipe.batch", 1 << 40),
-    "epochs_zero.ckpt": ("recipe.epochs", 0),
-    "dw_groups_negative.ckpt": ("meta.dw_groups", np.full(13, -4, dtype=np.int64)),
-    "schedule_unknown.ckpt": ("recipe.schedule", "linear"),
-    "warmup_nan.ckpt": ("recipe.warmup_epochs", float("nan")),
-    "width_nan.ckpt": ("meta.width", float("nan")),
-    "lr_inf.ckpt": ("recipe.lr", float("inf")),
-    "epoch_negative.ckpt": ("train.epoch", -1),
-    "seen_huge.ckpt": ("train.epoch_seen", 1 << 50),
+    "batch_zero.bin": ("recipe.batch", 0),
+    "batch_huge.bin": ("recipe.batch", 1 << 40),
+    "epochs_zero.bin": ("recipe.epochs", 0),
+    "dw_groups_negative.bin": ("meta.dw_groups", np.full(13, -4, dtype=np.int64)),
+    "schedule_unknown.bin": ("recipe.schedule", "linear"),
+    "warmup_nan.bin": ("recipe.warmup_epochs", float("nan")),
+    "width_nan.bin": ("meta.width", float("nan")),
+    "lr_inf.bin": ("recipe.lr", float("inf")),
+    "epoch_negative.bin": ("train.epoch", -1),
+    "seen_huge.bin": ("train.epoch_seen", 1 << 50),
 }
 
 if __name__ == "__main__":
@@ -43,4 +43,4 @@ if __name__ == "__main__":
         records = dict(BASE)
         records[record] = value
         drnet_ckpt.write(os.path.join(here, name), records)
-    drnet_ckpt.write(os.path.join(here, "no_tensors.ckpt"), BASE)  # the control: valid, no tensors
+    drnet_ckpt.write(os.path.join(here, "no_tensors.bin"), BASE)  # the control: valid, no tensors

@@ -70,12 +70,12 @@ drnet_ckpt.write("/tmp/seed.ckpt", {
     "conv.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2),
     "meta.dw_groups": np.ones(13, dtype=np.int64), "empty": np.zeros((0, 3), dtype=np.float32)})
 with open("/tmp/seed.ckpt", "rb") as f:
-    save("checkpoint", "v2_tensors.ckpt", f.read())
+    save("checkpoint", "v2_tensors.bin", f.read())
 os.unlink("/tmp/seed.ckpt")
-with open(os.path.join(HERE, "..", "crafted", "no_tensors.ckpt"), "rb") as f:
-    save("checkpoint", "v2_training_state.ckpt", f.read())
+with open(os.path.join(HERE, "..", "crafted", "no_tensors.bin"), "rb") as f:
+    save("checkpoint", "v2_training_state.bin", f.read())
 # version 1: CRC of the data only
 v1 = bytearray(b"DRNETCKP" + struct.pack("<II", 1, 2))
 for name, dtype, value in ((b"train.step", 2, struct.pack("<q", 77)), (b"meta.width", 1, struct.pack("<f", 0.5))):
     v1 += struct.pack("<H", len(name)) + name + struct.pack("<BBQI", dtype, 0, len(value), zlib.crc32(value)) + value
-save("checkpoint", "v1_scalars.ckpt", bytes(v1))
+save("checkpoint", "v1_scalars.bin", bytes(v1))

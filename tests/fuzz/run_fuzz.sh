@@ -47,6 +47,6 @@ if [ "$seconds" != 0 ] && command -v "$clang" > /dev/null &&
 else
   [ "$seconds" != 0 ] && echo "fuzz_$name: clang with libFuzzer not available (see $work/build_$name.log); replaying the corpus"
   crafted=()
-  [ $name = checkpoint ] && crafted=("$src"/tests/crafted/*.ckpt)
+  [ $name = checkpoint ] && crafted=("$src"/tests/crafted/*.bin)
   "$replay" "$seeds" "${crafted[@]}"
 fi
