@@ -18,17 +18,21 @@ void guard_paths(const Options* o) {
         if (stat(o->checkpoint, &st) == 0 && S_ISDIR(st.st_mode))
             nn_fatal("--checkpoint '%s' is a directory; give a file name (e.g. %s/run.ckpt)", o->checkpoint,
                      o->checkpoint);
-        // The save writes PATH.tmp and renames it over PATH: try exactly that file now, not an
-        // epoch from now.
-        char tmp[PATH_LEN + 8];
+        // The save creates PATH.tmp in PATH's directory and renames it over PATH: the directory must
+        // exist and be writable, and a stale PATH.tmp (left by a kill) must be writable too. Nothing
+        // is created here, so a run that fails later leaves no trace.
+        char dir[PATH_LEN], tmp[PATH_LEN + 8];
+        snprintf(dir, sizeof(dir), "%s", o->checkpoint);
+        char* slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
         snprintf(tmp, sizeof(tmp), "%s.tmp", o->checkpoint);
-        int existed = access(tmp, F_OK) == 0;
-        FILE* f = fopen(tmp, "ab");
-        if (!f)
-            nn_fatal("--checkpoint '%s' cannot be written: creating '%s' failed: %s", o->checkpoint, tmp,
+        if (access(dir, W_OK | X_OK) != 0)
+            nn_fatal("--checkpoint '%s' cannot be written: directory '%s': %s", o->checkpoint, dir,
                      strerror(errno));
-        fclose(f);
-        if (!existed) unlink(tmp);
+        if (access(tmp, F_OK) == 0 && access(tmp, W_OK) != 0)
+            nn_fatal("--checkpoint '%s' cannot be written: '%s': %s", o->checkpoint, tmp, strerror(errno));
     }
     if (o->log[0] && !o->eval_only && !o->profile) {
         struct stat st;

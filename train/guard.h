@@ -9,8 +9,8 @@
 
 #include "trainer.h"
 
-// At start-up, before anything slow: --checkpoint's directory is writable (the save's temporary
-// file can be created) and the path is not a directory; --log can be opened for appending.
+// At start-up, before anything slow: --checkpoint's directory is writable (where the save creates
+// its temporary file) and the path is not a directory; --log can be opened for appending.
 void guard_paths(const Options* o);
 
 // After training steps, before anything is saved: every parameter, SGD momentum and running
