@@ -31,6 +31,18 @@ static void check_result(int rc, const Cifar10* ds, const char* err, const char*
 }
 
 static char dir[64];
+static const char* const names[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                     "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+
+// At exit (libFuzzer ends with exit()): the scratch directory goes.
+static void remove_dir(void) {
+    char path[128];
+    for (int k = 0; k < 6; k++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
 
 static void write_file(const char* name, const uint8_t* data, size_t len) {
     char path[128];
@@ -54,9 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "/tmp/drnet-fuzz-dir-XXXXXX");
         if (!mkdtemp(dir)) abort();
+        atexit(remove_dir);
     }
-    static const char* const names[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
-                                         "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
     // the rest in six slices; byte 0's upper bits drop one file (a missing member)
     size_t n = size - 1, missing = (data[0] >> 1) % 8;
     for (int k = 0; k < 6; k++) {
