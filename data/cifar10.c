@@ -39,11 +39,15 @@ static int fail(char* err, size_t errlen, const char* fmt, ...) {
     return -1;
 }
 
+// Records in each of the six files: 10000, or fewer through cifar10_load_small (fuzzing, tests).
+static int per_file(const Cifar10* ds) { return ds->n_test; }
+static size_t file_bytes(const Cifar10* ds) { return (size_t)per_file(ds) * CIFAR10_RECORD; }
+
 // Where file k of FILE_NAMES goes: train files fill train[] in batch order, whatever order the tar
 // stores them in.
 static uint8_t* file_dest(Cifar10* ds, int k) {
     if (k == N_FILES - 1) return ds->test;
-    return ds->train + (size_t)k * CIFAR10_FILE_BYTES;
+    return ds->train + (size_t)k * file_bytes(ds);
 }
 
 // Index in FILE_NAMES of a path's last component, or -1 for members we do not need.
@@ -57,17 +61,18 @@ static int file_index(const char* path) {
 
 // Every label must be a class index: a byte outside 0..9 means the file is not what we think it is.
 // Returns the first bad record, or -1.
-static int find_bad_label(const uint8_t* data) {
-    for (int r = 0; r < CIFAR10_PER_FILE; r++)
+static int find_bad_label(const uint8_t* data, int records) {
+    for (int r = 0; r < records; r++)
         if (data[(size_t)r * CIFAR10_RECORD] >= CIFAR10_CLASSES) return r;
     return -1;
 }
 
-static void alloc_arrays(Cifar10* ds) {
-    ds->train = NN_MALLOC((size_t)CIFAR10_TRAIN * CIFAR10_RECORD);
-    ds->test = NN_MALLOC((size_t)CIFAR10_TEST * CIFAR10_RECORD);
-    ds->n_train = CIFAR10_TRAIN;
-    ds->n_test = CIFAR10_TEST;
+// per_file records in each file: the test set is one file, the training set five.
+static void alloc_arrays(Cifar10* ds, int per_file) {
+    ds->train = NN_MALLOC((size_t)(N_FILES - 1) * per_file * CIFAR10_RECORD);
+    ds->test = NN_MALLOC((size_t)per_file * CIFAR10_RECORD);
+    ds->n_train = (N_FILES - 1) * per_file;
+    ds->n_test = per_file;
 }
 
 void cifar10_free(Cifar10* ds) {
@@ -88,31 +93,31 @@ static int load_file(Cifar10* ds, const char* dir, int k, char* err, size_t errl
     int rc = 0;
     if (fstat(fileno(f), &st) != 0) {
         rc = fail(err, errlen, "%s: %s", path, strerror(errno));
-    } else if (st.st_size != CIFAR10_FILE_BYTES) {
-        rc = fail(err, errlen, "%s: file is %lld bytes, expected %d (%d records of %d bytes)", path,
-                  (long long)st.st_size, CIFAR10_FILE_BYTES, CIFAR10_PER_FILE, CIFAR10_RECORD);
+    } else if (st.st_size < 0 || (uint64_t)st.st_size != file_bytes(ds)) {
+        rc = fail(err, errlen, "%s: file is %lld bytes, expected %zu (%d records of %d bytes)", path,
+                  (long long)st.st_size, file_bytes(ds), per_file(ds), CIFAR10_RECORD);
     } else {
-        size_t got = fread(file_dest(ds, k), 1, CIFAR10_FILE_BYTES, f);
-        if (got != CIFAR10_FILE_BYTES)
+        size_t got = fread(file_dest(ds, k), 1, file_bytes(ds), f);
+        if (got != file_bytes(ds))
             rc = ferror(f) ? fail(err, errlen, "%s: read error at byte %zu: %s", path, got,
                                   strerror(errno))
                            : fail(err, errlen, "%s: unexpected end of file at byte %zu", path, got);
     }
     fclose(f);
-    int r = rc ? -1 : find_bad_label(file_dest(ds, k));
+    int r = rc ? -1 : find_bad_label(file_dest(ds, k), per_file(ds));
     if (r >= 0)
         rc = fail(err, errlen, "%s: record %d (byte offset %zu): label %d is outside 0..9", path, r,
                   (size_t)r * CIFAR10_RECORD, file_dest(ds, k)[(size_t)r * CIFAR10_RECORD]);
     return rc;
 }
 
-static int load_dir(Cifar10* ds, const char* path, char* err, size_t errlen) {
+static int load_dir(Cifar10* ds, const char* path, int records, char* err, size_t errlen) {
     // Accept both the folder the tarball extracts into and the folder that holds it.
     char dir[1024];
     struct stat st;
     snprintf(dir, sizeof dir, "%s/cifar-10-batches-bin", path);
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) snprintf(dir, sizeof dir, "%s", path);
-    alloc_arrays(ds);
+    alloc_arrays(ds, records);
     for (int k = 0; k < N_FILES; k++)
         if (load_file(ds, dir, k, err, errlen)) return -1;
     snprintf(ds->source, sizeof ds->source, "%s", dir);
@@ -311,21 +316,29 @@ static void header_name(const unsigned char* h, char* out, size_t outlen) {
         snprintf(out, outlen, "%.100s", (const char*)h);
 }
 
-// Extracts "path=" from pax extended-header records ("LEN key=value\n" each) into name.
-static void pax_path(const char* data, size_t len, char* name, size_t namelen) {
+// Extracts "path=" from pax extended-header records ("LEN key=value\n" each, LEN counting the whole
+// record) into name. LEN comes from the file, so it must be plain digits and every bound is checked
+// in a form that cannot overflow (a LEN of "-6" once made strtoul return 2^64 - 6 and the loop spin
+// forever). Returns 0, or the offset + 1 of the first malformed record.
+static size_t pax_path(const char* data, size_t len, char* name, size_t namelen) {
     size_t pos = 0;
     while (pos < len) {
-        char* end;
-        unsigned long rec = strtoul(data + pos, &end, 10);
-        if (rec == 0 || pos + rec > len || *end != ' ') return;
-        const char* kv = end + 1;
-        size_t kvlen = (size_t)(data + pos + rec - 1 - kv); // without the trailing newline
+        size_t i = pos, rec = 0;
+        while (i < len && data[i] >= '0' && data[i] <= '9' && rec <= len)
+            rec = rec * 10 + (size_t)(data[i++] - '0');
+        // digits, a space, at least an empty key and the newline, all inside the data
+        if (i == pos || i >= len || data[i] != ' ' || rec > len - pos || rec < i - pos + 2 ||
+            data[pos + rec - 1] != '\n')
+            return pos + 1;
+        const char* kv = data + i + 1;
+        size_t kvlen = rec - (i - pos) - 2; // without the trailing newline
         if (kvlen > 5 && kvlen - 5 < namelen && memcmp(kv, "path=", 5) == 0) {
             memcpy(name, kv + 5, kvlen - 5);
             name[kvlen - 5] = '\0';
         }
         pos += rec;
     }
+    return 0;
 }
 
 static uint64_t padding(uint64_t size) { return (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK; }
@@ -340,9 +353,16 @@ static int read_name_entry(GzStream* g, char type, uint64_t size, uint64_t hpos,
     int rc = gz_read(g, data, (size_t)size);
     if (rc == 0) {
         data[size] = '\0';
+        size_t bad = 0;
         if (type == 'L') snprintf(name, TAR_NAME_MAX, "%s", data);
-        else pax_path(data, (size_t)size, name, TAR_NAME_MAX);
-        rc = gz_skip(g, padding(size));
+        else bad = pax_path(data, (size_t)size, name, TAR_NAME_MAX);
+        if (bad)
+            rc = fail(g->err, g->errlen,
+                      "%s: tar header at byte %llu: pax extended header has a malformed record at "
+                      "byte %zu of its data (expected \"LENGTH key=value\\n\")",
+                      g->path, (unsigned long long)hpos, bad - 1);
+        else
+            rc = gz_skip(g, padding(size));
     }
     free(data);
     return rc;
@@ -372,17 +392,17 @@ static int read_bin_member(GzStream* g, Cifar10* ds, int k, const char* name, ui
     if (found[k])
         return fail(g->err, g->errlen, "%s: member %s (tar header at byte %llu) is a second copy of %s",
                     g->path, name, (unsigned long long)hpos, FILE_NAMES[k]);
-    if (size != CIFAR10_FILE_BYTES)
+    if (size != file_bytes(ds))
         return fail(g->err, g->errlen,
-                    "%s: member %s (tar header at byte %llu) is %llu bytes, expected %d (%d records of %d bytes)",
+                    "%s: member %s (tar header at byte %llu) is %llu bytes, expected %zu (%d records of %d bytes)",
                     g->path, name, (unsigned long long)hpos, (unsigned long long)size,
-                    CIFAR10_FILE_BYTES, CIFAR10_PER_FILE, CIFAR10_RECORD);
+                    file_bytes(ds), per_file(ds), CIFAR10_RECORD);
     g->member = name;
     g->member_start = g->out_pos;
     g->member_size = size;
-    if (gz_read(g, file_dest(ds, k), CIFAR10_FILE_BYTES)) return -1;
+    if (gz_read(g, file_dest(ds, k), file_bytes(ds))) return -1;
     g->member = NULL;
-    int r = find_bad_label(file_dest(ds, k));
+    int r = find_bad_label(file_dest(ds, k), per_file(ds));
     if (r >= 0) return report_bad_label(g, name, r, file_dest(ds, k)[(size_t)r * CIFAR10_RECORD]);
     found[k] = 1;
     return gz_skip(g, padding(size));
@@ -454,10 +474,9 @@ static int read_tar(GzStream* g, Cifar10* ds) {
     return gz_finish(g, "after the tar end-of-archive block, before the end of the gzip stream");
 }
 
-static int load_targz(Cifar10* ds, const char* path, char* err, size_t errlen) {
-    GzStream g = {.path = path, .err = err, .errlen = errlen};
-    g.f = fopen(path, "rb");
-    if (!g.f) return fail(err, errlen, "%s: %s", path, strerror(errno));
+// Reads the tar.gz open in f (closed here); path names it in messages.
+static int load_targz(Cifar10* ds, FILE* f, const char* path, int records, char* err, size_t errlen) {
+    GzStream g = {.path = path, .f = f, .err = err, .errlen = errlen};
     g.in = NN_MALLOC(GZ_IN_BYTES);
     g.sink = NN_MALLOC(SKIP_BYTES);
     int rc;
@@ -467,7 +486,7 @@ static int load_targz(Cifar10* ds, const char* path, char* err, size_t errlen) {
         rc = fail(err, errlen, "%s: inflateInit2 failed (zlib: %s)", path, zError(zret));
     } else {
         g.zs_ready = 1;
-        alloc_arrays(ds);
+        alloc_arrays(ds, records);
         rc = read_tar(&g, ds);
     }
     if (g.zs_ready) inflateEnd(&g.zs);
@@ -478,15 +497,41 @@ static int load_targz(Cifar10* ds, const char* path, char* err, size_t errlen) {
     return rc;
 }
 
-int cifar10_load(Cifar10* ds, const char* path, char* err, size_t errlen) {
+int cifar10_load_small(Cifar10* ds, const char* path, int records, char* err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
     if (err && errlen) err[0] = '\0';
+    if (records < 1 || records > CIFAR10_PER_FILE)
+        return fail(err, errlen, "%s: %d records per file requested (1..%d)", path, records,
+                    CIFAR10_PER_FILE);
     if (strlen(path) >= sizeof ds->source - 32)
         return fail(err, errlen, "%.200s...: path is too long", path);
     struct stat st;
     if (stat(path, &st) != 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
-    int rc = S_ISDIR(st.st_mode) ? load_dir(ds, path, err, errlen)
-                                 : load_targz(ds, path, err, errlen);
+    int rc;
+    if (S_ISDIR(st.st_mode)) {
+        rc = load_dir(ds, path, records, err, errlen);
+    } else {
+        FILE* f = fopen(path, "rb");
+        rc = f ? load_targz(ds, f, path, records, err, errlen)
+               : fail(err, errlen, "%s: %s", path, strerror(errno));
+    }
+    if (rc) cifar10_free(ds);
+    return rc;
+}
+
+int cifar10_load(Cifar10* ds, const char* path, char* err, size_t errlen) {
+    return cifar10_load_small(ds, path, CIFAR10_PER_FILE, err, errlen);
+}
+
+int cifar10_load_targz_memory(Cifar10* ds, const void* data, size_t len, int records, char* err,
+                              size_t errlen) {
+    memset(ds, 0, sizeof *ds);
+    if (err && errlen) err[0] = '\0';
+    if (records < 1 || records > CIFAR10_PER_FILE || len == 0)
+        return fail(err, errlen, "(memory): nothing to read or %d records per file", records);
+    FILE* f = fmemopen((void*)data, len, "rb");
+    if (!f) return fail(err, errlen, "(memory): fmemopen: %s", strerror(errno));
+    int rc = load_targz(ds, f, "(memory)", records, err, errlen);
     if (rc) cifar10_free(ds);
     return rc;
 }

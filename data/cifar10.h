@@ -35,6 +35,14 @@ typedef struct Cifar10 {
 // The train records are data_batch_1..5 in that order, whatever the order of the tar members.
 int cifar10_load(Cifar10* ds, const char* path, char* err, size_t errlen);
 void cifar10_free(Cifar10* ds);
+// The same reader for files of `records` records each (1..10000) instead of 10000: n_train is
+// 5 x records, n_test records. The fuzz harnesses and tests use it so that an input of a few
+// kilobytes reaches every check without allocating the full 184 MB.
+int cifar10_load_small(Cifar10* ds, const char* path, int records, char* err, size_t errlen);
+// A tar.gz held in memory (len bytes at data), read as cifar10_load_small reads a file; messages
+// name it "(memory)".
+int cifar10_load_targz_memory(Cifar10* ds, const void* data, size_t len, int records, char* err,
+                              size_t errlen);
 
 // Resolution order: flag_path if non-NULL; else $CIFAR10_PATH (if set and non-empty); else
 // data/cifar-10-binary.tar.gz (or an extracted data/cifar-10-batches-bin/) relative to the working

@@ -2,8 +2,10 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -34,19 +36,40 @@ int ckpt_begin(CkptWriter* w, const char* path, char* err, size_t errlen) {
     return 0;
 }
 
+// The record header as written: u16 name length | name | u8 dtype | u8 ndim | i64 dims[ndim] | u64
+// nbytes. Format version 2's CRC covers these bytes and then the data, so a flipped name or
+// dimension is caught like a flipped weight. Returns the header's length in buf.
+static size_t record_header(uint8_t* buf, const char* name, int dtype, int ndim, const int64_t* dims,
+                            uint64_t nbytes) {
+    uint16_t len = (uint16_t)strlen(name);
+    size_t at = 0;
+    memcpy(buf + at, &len, 2), at += 2;
+    memcpy(buf + at, name, len), at += len;
+    buf[at++] = (uint8_t)dtype;
+    buf[at++] = (uint8_t)ndim;
+    if (ndim) memcpy(buf + at, dims, 8 * (size_t)ndim), at += 8 * (size_t)ndim;
+    memcpy(buf + at, &nbytes, 8), at += 8;
+    return at;
+}
+
+// zlib's crc32 takes a uInt length: large data goes in pieces.
+static uint32_t crc_update(uint32_t crc, const void* data, uint64_t n) {
+    const Bytef* p = data;
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, p, chunk);
+        p += chunk, n -= chunk;
+    }
+    return crc;
+}
+
 void ckpt_put(CkptWriter* w, const char* name, int dtype, int ndim, const int64_t* dims,
               const void* data, size_t nbytes) {
-    uint16_t len = (uint16_t)strlen(name);
-    uint8_t t = (uint8_t)dtype, nd = (uint8_t)ndim;
-    uint64_t nb = nbytes;
-    uint32_t crc = (uint32_t)crc32(0L, (const Bytef*)data, (uInt)nbytes);
-    NN_ASSERT(len < sizeof(((CkptRecord*)0)->name) && ndim >= 0 && ndim <= 4, "checkpoint record '%s'", name);
-    put_bytes(w, &len, 2);
-    put_bytes(w, name, len);
-    put_bytes(w, &t, 1);
-    put_bytes(w, &nd, 1);
-    put_bytes(w, dims, sizeof(int64_t) * (size_t)ndim);
-    put_bytes(w, &nb, 8);
+    NN_ASSERT(strlen(name) < sizeof(((CkptRecord*)0)->name) && ndim >= 0 && ndim <= 4, "checkpoint record '%s'", name);
+    uint8_t head[2 + 128 + 2 + 32 + 8]; // (record header) at most
+    size_t hlen = record_header(head, name, dtype, ndim, dims, nbytes);
+    uint32_t crc = crc_update(crc_update((uint32_t)crc32(0L, Z_NULL, 0), head, hlen), data, nbytes);
+    put_bytes(w, head, hlen);
     put_bytes(w, &crc, 4);
     put_bytes(w, data, nbytes);
     w->count++;
@@ -85,20 +108,35 @@ int ckpt_commit(CkptWriter* w, char* err, size_t errlen) {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+// The file is read whole into memory and parsed from there: every field is bounds-checked against
+// the bytes that remain, so no size read from the file can make the reader overrun or over-allocate.
 typedef struct Reader {
-    FILE* f;
+    const uint8_t* buf;
+    uint64_t size, offset;
     const char* path;
-    long offset;
+    char* err;
+    size_t errlen;
 } Reader;
 
-static int get_bytes(Reader* r, void* p, size_t n, const char* what, char* err, size_t errlen) {
-    if (n && fread(p, 1, n, r->f) != n) {
-        snprintf(err, errlen, "checkpoint '%s' is truncated: end of file at byte %ld while reading %s",
-                 r->path, r->offset, what);
+static int get_bytes(Reader* r, void* p, uint64_t n, const char* what) {
+    if (n > r->size - r->offset) {
+        snprintf(r->err, r->errlen, "checkpoint '%s' is truncated: end of file at byte %llu while reading %s "
+                 "(%llu bytes at byte %llu)", r->path, (unsigned long long)r->size, what,
+                 (unsigned long long)n, (unsigned long long)r->offset);
         return 1;
     }
-    r->offset += (long)n;
+    if (n) memcpy(p, r->buf + r->offset, n);
+    r->offset += n;
     return 0;
+}
+
+static int refuse(Reader* r, const char* fmt, ...) NN_PRINTF(2, 3);
+static int refuse(Reader* r, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, r->errlen, fmt, ap);
+    va_end(ap);
+    return 1;
 }
 
 void ckpt_free(Checkpoint* c) {
@@ -108,92 +146,128 @@ void ckpt_free(Checkpoint* c) {
     c->count = 0;
 }
 
+// One record at r->offset into rec (its data allocated), checked: name length, type, rank, dims,
+// that the data lies inside the file, its CRC (version 1: the data; version 2: header and data) and
+// that the size matches the dimensions.
+static int read_record(Reader* r, CkptRecord* rec, uint32_t i, uint32_t version) {
+    const char* path = r->path;
+    uint64_t start = r->offset;
+    uint16_t len;
+    uint8_t dtype, ndim;
+    uint64_t nbytes;
+    uint32_t crc;
+    if (get_bytes(r, &len, 2, "a record header")) return 1;
+    if (len == 0 || len >= sizeof(rec->name))
+        return refuse(r, "checkpoint '%s': record %u at byte %llu has a bad name length %u", path, i,
+                      (unsigned long long)start, len);
+    if (get_bytes(r, rec->name, len, "a record name")) return 1;
+    rec->name[len] = '\0';
+    if (memchr(rec->name, '\0', len))
+        return refuse(r, "checkpoint '%s': record %u at byte %llu has a NUL byte in its name", path, i,
+                      (unsigned long long)start);
+    if (get_bytes(r, &dtype, 1, "a record header") || get_bytes(r, &ndim, 1, "a record header")) return 1;
+    if (ndim > 4 || dtype < CKPT_F32 || dtype > CKPT_BYTES)
+        return refuse(r, "checkpoint '%s': record '%s' at byte %llu has a bad type %u or rank %u", path,
+                      rec->name, (unsigned long long)start, dtype, ndim);
+    if (get_bytes(r, rec->dims, 8u * ndim, "record dimensions")) return 1;
+    if (get_bytes(r, &nbytes, 8, "a record size") || get_bytes(r, &crc, 4, "a record checksum")) return 1;
+    uint64_t header_end = r->offset - 4; // the CRC field itself is not covered
+    if (nbytes > r->size - r->offset)
+        return refuse(r, "checkpoint '%s' is truncated: record '%s' at byte %llu needs %llu bytes, the "
+                      "file has %llu left", path, rec->name, (unsigned long long)start,
+                      (unsigned long long)nbytes, (unsigned long long)(r->size - r->offset));
+    // Dimensions: each in 0..nbytes, and their product times the element size equal to nbytes
+    // (checked without overflow: a running product never exceeds nbytes unless a dim is 0).
+    size_t elem = dtype == CKPT_F32 ? 4 : dtype == CKPT_I64 ? 8 : 1;
+    uint64_t numel = 1;
+    int ok = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (rec->dims[d] < 0 || (uint64_t)rec->dims[d] > nbytes) ok = 0;
+        else if (numel && (uint64_t)rec->dims[d] > nbytes / numel) ok = 0;
+        else numel *= (uint64_t)rec->dims[d];
+    }
+    uint64_t data_at = r->offset;
+    const uint8_t* data = r->buf + data_at;
+    uint32_t want = version >= 2
+        ? crc_update(crc_update((uint32_t)crc32(0L, Z_NULL, 0), r->buf + start, header_end - start), data, nbytes)
+        : crc_update((uint32_t)crc32(0L, Z_NULL, 0), data, nbytes);
+    if (want != crc)
+        return refuse(r, "checkpoint '%s' is corrupt: record '%s' (at byte %llu, data at byte %llu, %llu "
+                      "bytes) fails its CRC32%s", path, rec->name, (unsigned long long)start,
+                      (unsigned long long)data_at, (unsigned long long)nbytes,
+                      version >= 2 ? " (which covers its name, type, dimensions and data)" : "");
+    if (!ok || numel > nbytes / elem || numel * elem != nbytes)
+        return refuse(r, "checkpoint '%s': record '%s' at byte %llu holds %llu bytes, which does not match "
+                      "its dimensions", path, rec->name, (unsigned long long)start,
+                      (unsigned long long)nbytes);
+    rec->dtype = dtype, rec->ndim = ndim, rec->nbytes = nbytes;
+    rec->data = NN_MALLOC(nbytes ? nbytes : 1);
+    memcpy(rec->data, data, nbytes);
+    r->offset += nbytes;
+    return 0;
+}
+
+int ckpt_parse(Checkpoint* c, const void* buf, size_t size, const char* path, char* err, size_t errlen) {
+    memset(c, 0, sizeof(*c));
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    Reader r = {.buf = buf, .size = size, .path = path, .err = err, .errlen = errlen};
+    char magic[8];
+    uint32_t version, count;
+    if (get_bytes(&r, magic, 8, "the header")) return 1;
+    if (memcmp(magic, MAGIC, 8) != 0)
+        return refuse(&r, "'%s' is not a drnet checkpoint (bad magic bytes at offset 0)", path);
+    if (get_bytes(&r, &version, 4, "the header")) return 1;
+    if (version < 1 || version > CKPT_VERSION)
+        return refuse(&r, "checkpoint '%s' has format version %u; this program reads versions 1 to %d",
+                      path, version, CKPT_VERSION);
+    if (get_bytes(&r, &count, 4, "the header")) return 1;
+    // The smallest record (1-byte name, scalar, no data) is 17 bytes: a count the file cannot hold is
+    // refused before anything is allocated for it.
+    if (count > 100000 || count > (size - 16) / 17)
+        return refuse(&r, "checkpoint '%s': implausible record count %u at byte 12 for a file of %zu bytes",
+                      path, count, size);
+    c->records = NN_CALLOC(count ? count : 1, sizeof(CkptRecord));
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < count; i++) {
+        rc = read_record(&r, &c->records[i], i, version);
+        if (!rc) c->count = (int)i + 1;
+    }
+    if (!rc && r.offset != r.size)
+        rc = refuse(&r, "checkpoint '%s' has %llu unexpected bytes after its last record (byte %llu)", path,
+                    (unsigned long long)(r.size - r.offset), (unsigned long long)r.offset);
+    if (rc) ckpt_free(c);
+    return rc;
+}
+
 int ckpt_load(Checkpoint* c, const char* path, char* err, size_t errlen) {
     memset(c, 0, sizeof(*c));
     snprintf(c->path, sizeof(c->path), "%s", path);
-    Reader r = {.path = path};
-    r.f = fopen(path, "rb");
-    if (!r.f) {
+    FILE* f = fopen(path, "rb");
+    if (!f) {
         snprintf(err, errlen, "cannot open checkpoint '%s': %s", path, strerror(errno));
         return 1;
     }
-    fseek(r.f, 0, SEEK_END);
-    long size = ftell(r.f);
-    fseek(r.f, 0, SEEK_SET);
-    char magic[8];
-    uint32_t version, count;
-    int rc = get_bytes(&r, magic, 8, "the header", err, errlen);
-    if (!rc && memcmp(magic, MAGIC, 8) != 0) {
-        snprintf(err, errlen, "'%s' is not a drnet checkpoint (bad magic bytes at offset 0)", path);
+    struct stat st;
+    errno = 0;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cannot read checkpoint '%s': %s", path,
+                 errno ? strerror(errno) : "not a regular file");
+        fclose(f);
+        return 1;
+    }
+    long size = (long)st.st_size;
+    uint8_t* buf = NN_MALLOC((size_t)size + 1); // (size) the whole file
+    size_t got = fread(buf, 1, (size_t)size, f);
+    int rc;
+    if (got != (size_t)size) {
+        snprintf(err, errlen, "cannot read checkpoint '%s': %s at byte %zu of %ld", path,
+                 ferror(f) ? strerror(errno) : "end of file", got, size);
         rc = 1;
+    } else {
+        rc = ckpt_parse(c, buf, (size_t)size, path, err, errlen);
     }
-    rc = rc || get_bytes(&r, &version, 4, "the header", err, errlen);
-    if (!rc && version != CKPT_VERSION) {
-        snprintf(err, errlen, "checkpoint '%s' has format version %u; this program reads version %d",
-                 path, version, CKPT_VERSION);
-        rc = 1;
-    }
-    rc = rc || get_bytes(&r, &count, 4, "the header", err, errlen);
-    if (!rc && count > 100000) {
-        snprintf(err, errlen, "checkpoint '%s': implausible record count %u at byte 12", path, count);
-        rc = 1;
-    }
-    if (!rc) c->records = NN_CALLOC(count ? count : 1, sizeof(CkptRecord));
-    for (uint32_t i = 0; !rc && i < count; i++) {
-        CkptRecord* rec = &c->records[i];
-        long start = r.offset;
-        uint16_t len;
-        uint8_t dtype, ndim;
-        uint64_t nbytes;
-        uint32_t crc;
-        rc = get_bytes(&r, &len, 2, "a record header", err, errlen);
-        if (!rc && len >= sizeof(rec->name)) {
-            snprintf(err, errlen, "checkpoint '%s': record %u at byte %ld has a bad name length %u", path, i, start, len);
-            rc = 1;
-        }
-        rc = rc || get_bytes(&r, rec->name, len, "a record name", err, errlen);
-        rc = rc || get_bytes(&r, &dtype, 1, "a record header", err, errlen);
-        rc = rc || get_bytes(&r, &ndim, 1, "a record header", err, errlen);
-        if (!rc && (ndim > 4 || dtype < CKPT_F32 || dtype > CKPT_BYTES)) {
-            snprintf(err, errlen, "checkpoint '%s': record '%s' at byte %ld has a bad type %u or rank %u",
-                     path, rec->name, start, dtype, ndim);
-            rc = 1;
-        }
-        rc = rc || get_bytes(&r, rec->dims, 8u * ndim, "record dimensions", err, errlen);
-        rc = rc || get_bytes(&r, &nbytes, 8, "a record size", err, errlen);
-        rc = rc || get_bytes(&r, &crc, 4, "a record checksum", err, errlen);
-        if (!rc && nbytes > (uint64_t)(size - r.offset)) {
-            snprintf(err, errlen, "checkpoint '%s' is truncated: record '%s' at byte %ld needs %llu bytes, "
-                     "the file has %ld left", path, rec->name, start, (unsigned long long)nbytes, size - r.offset);
-            rc = 1;
-        }
-        if (rc) break;
-        rec->dtype = dtype, rec->ndim = ndim, rec->nbytes = nbytes;
-        rec->data = NN_MALLOC(nbytes ? nbytes : 1);
-        c->count = (int)i + 1;
-        long data_at = r.offset;
-        rc = get_bytes(&r, rec->data, nbytes, rec->name, err, errlen);
-        if (!rc && (uint32_t)crc32(0L, (const Bytef*)rec->data, (uInt)nbytes) != crc) {
-            snprintf(err, errlen, "checkpoint '%s' is corrupt: record '%s' (data at byte %ld, %llu bytes) "
-                     "fails its CRC32", path, rec->name, data_at, (unsigned long long)nbytes);
-            rc = 1;
-        }
-        size_t elem = dtype == CKPT_F32 ? 4 : dtype == CKPT_I64 ? 8 : 1;
-        uint64_t numel = 1;
-        for (int d = 0; d < ndim; d++) numel *= (uint64_t)rec->dims[d];
-        if (!rc && numel * elem != nbytes) {
-            snprintf(err, errlen, "checkpoint '%s': record '%s' at byte %ld holds %llu bytes for %llu elements",
-                     path, rec->name, start, (unsigned long long)nbytes, (unsigned long long)numel);
-            rc = 1;
-        }
-    }
-    if (!rc && r.offset != size) {
-        snprintf(err, errlen, "checkpoint '%s' has %ld unexpected bytes after its last record (byte %ld)",
-                 path, size - r.offset, r.offset);
-        rc = 1;
-    }
-    fclose(r.f);
-    if (rc) ckpt_free(c);
+    free(buf);
+    fclose(f);
     return rc;
 }
 

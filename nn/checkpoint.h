@@ -1,9 +1,11 @@
 // Checkpoint files: a versioned list of named, typed records, each with its own CRC32.
 // The format is specified in docs/checkpoint-format.md; in short, little-endian:
 //
-//   header   "DRNETCKP" (8 bytes) | u32 version = 1 | u32 record count
+//   header   "DRNETCKP" (8 bytes) | u32 version = 2 | u32 record count
 //   record   u16 name length | name (UTF-8, no NUL) | u8 dtype (1 f32, 2 i64, 3 bytes) | u8 ndim (0-4)
-//            | i64 dims[ndim] | u64 data bytes | u32 CRC32 (zlib) of the data | data
+//            | i64 dims[ndim] | u64 data bytes | u32 CRC32 (zlib) | data
+// The CRC of version 2 covers the record's header (everything before the CRC) and its data; version
+// 1 files, whose CRC covers the data only, are still read.
 //
 // Saving writes PATH.tmp, flushes it to disk and renames it over PATH, so a crash or Ctrl-C during a
 // save never leaves a damaged or missing checkpoint. Loading reads and verifies everything before
@@ -18,7 +20,7 @@
 
 #include "engine.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2 // written; versions 1 and 2 are read
 enum { CKPT_F32 = 1, CKPT_I64 = 2, CKPT_BYTES = 3 };
 
 typedef struct CkptRecord {
@@ -54,6 +56,9 @@ void ckpt_abort(CkptWriter* w);
 
 // Reading: loads and verifies the whole file.
 int ckpt_load(Checkpoint* c, const char* path, char* err, size_t errlen);
+// The same checks on a file already in memory (size bytes at buf); path names it in messages. The
+// fuzz harness drives the reader through this.
+int ckpt_parse(Checkpoint* c, const void* buf, size_t size, const char* path, char* err, size_t errlen);
 void ckpt_free(Checkpoint* c);
 const CkptRecord* ckpt_find(const Checkpoint* c, const char* name);
 // Scalars and strings by name; return 0 if present with the right type, else non-zero.

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../nn/checkpoint.h"
 #include "../nn/ops.h"
@@ -137,6 +138,73 @@ int main(void) {
     expect_refused(bad, "trailing bytes", "unexpected bytes");
     snprintf(bad, sizeof(bad), "%s/missing.ckpt", dir);
     expect_refused(bad, "missing file", "No such file");
+
+    // Format version 2: the CRC covers each record's header, so flipping any byte of a name, type,
+    // rank, dimension or size is refused too (version 1 accepted a flipped name or dimension).
+    int header_flips = 0, accepted = 0;
+    {
+        size_t n = (size_t)size;
+        uint8_t* buf = NN_MALLOC(n);
+        FILE* in = NN_FOPEN(path, "rb");
+        CHECK(fread(buf, 1, n, in) == n, "read back %s", path);
+        fclose(in);
+        size_t at = 16;
+        while (at < n) {
+            uint16_t len;
+            memcpy(&len, buf + at, 2);
+            uint8_t ndim = buf[at + 2 + len + 1];
+            size_t head = 2 + (size_t)len + 2 + 8 * (size_t)ndim + 8; // before the CRC
+            uint64_t nbytes;
+            memcpy(&nbytes, buf + at + head - 8, 8);
+            for (size_t b = at; b < at + head; b++) {
+                for (int bit = 0; bit < 8; bit += 3) {
+                    buf[b] ^= (uint8_t)(1u << bit);
+                    Checkpoint d;
+                    char derr[1200];
+                    if (ckpt_parse(&d, buf, n, "flip", derr, sizeof(derr)) == 0) {
+                        if (accepted++ < 3) CHECK(0, "header byte %zu flipped (bit %d) was accepted", b, bit);
+                        ckpt_free(&d);
+                    }
+                    buf[b] ^= (uint8_t)(1u << bit);
+                    header_flips++;
+                }
+            }
+            at += head + 4 + nbytes;
+        }
+        free(buf);
+    }
+    CHECK(accepted == 0, "%d of %d header bit flips were accepted", accepted, header_flips);
+    printf("  %-28s refused: all %d bit flips of record headers\n", "flipped header bits", header_flips);
+
+    // A version 1 file (CRC of the data only), as earlier releases wrote it, still loads.
+    {
+        snprintf(bad, sizeof(bad), "%s/v1.ckpt", dir);
+        FILE* v1 = NN_FOPEN(bad, "wb");
+        uint32_t version = 1, count = 2;
+        fwrite("DRNETCKP", 1, 8, v1), fwrite(&version, 4, 1, v1), fwrite(&count, 4, 1, v1);
+        const char* names[2] = {"train.step", "meta.width"};
+        int64_t i_val = 77;
+        float f_val = 0.25f;
+        const void* vals[2] = {&i_val, &f_val};
+        uint8_t dtypes[2] = {CKPT_I64, CKPT_F32};
+        uint64_t sizes[2] = {8, 4};
+        for (int k = 0; k < 2; k++) {
+            uint16_t len = (uint16_t)strlen(names[k]);
+            uint8_t ndim = 0;
+            uint32_t crc = (uint32_t)crc32(0L, vals[k], (uInt)sizes[k]);
+            fwrite(&len, 2, 1, v1), fwrite(names[k], 1, len, v1), fwrite(&dtypes[k], 1, 1, v1);
+            fwrite(&ndim, 1, 1, v1), fwrite(&sizes[k], 8, 1, v1), fwrite(&crc, 4, 1, v1);
+            fwrite(vals[k], 1, sizes[k], v1);
+        }
+        fclose(v1);
+        int64_t s1 = 0;
+        float w1 = 0;
+        CHECK(ckpt_load(&c, bad, err, sizeof(err)) == 0, "version 1 file refused: %s", err);
+        CHECK(!ckpt_get_i64(&c, "train.step", &s1) && s1 == 77 && !ckpt_get_f32(&c, "meta.width", &w1) &&
+              w1 == 0.25f, "version 1 values");
+        ckpt_free(&c);
+        printf("  %-28s loaded\n", "version 1 file");
+    }
 
     // A failed save (directory not writable) must leave the previous checkpoint alone.
     snprintf(bad, sizeof(bad), "%s/no/such/dir/x.ckpt", dir);

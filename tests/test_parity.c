@@ -20,7 +20,13 @@
 // fail: a perturbation of a few tolerances in any one tensor is flagged, and so is each of three wrong
 // SGD rules (no nesterov, no weight decay, no momentum).
 //
-// Usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--no-ties] [--bounds float32|tf32]
+// Also eval mode: from each reference state, the logits with batch norm on its running statistics
+// against PyTorch's model.eval() (tests/reference/parity_eval_*.bin), which training-mode records
+// cannot check. The diagonalwise group size does not change the reference: --dw-group N (default 32;
+// CTest also runs 1, the CPU's default, and 5, which gives odd groups 3 and 5) must meet the same bounds.
+//
+// Usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--eval-ref FILE] [--dw-group N] [--no-ties]
+//        [--bounds float32|tf32]
 // Diagnostics: --no-ties keeps our own ReLU decisions on ties (to see what a flipped one costs);
 // --bounds picks the tolerance set (default: tf32 for cuda --tf32 on, else float32).
 // With cuda it exits 77 (skipped) when the build has no CUDA backend or no GPU is usable.
@@ -44,6 +50,13 @@
 
 #define REF_VERSION 1
 #define DEFAULT_REF DRNET_SOURCE_DIR "/tests/reference/parity_mobilenet_w0.2_b16.bin"
+// Eval-mode logits of the same states (make_parity_reference.py --eval-from DEFAULT_REF).
+#define DEFAULT_EVAL_REF DRNET_SOURCE_DIR "/tests/reference/parity_eval_mobilenet_w0.2_b16.bin"
+
+// Channels per diagonalwise group requested for every depthwise layer (--dw-group; lowered per
+// layer to a divisor of its channels). The reference does not depend on it: DR at any g computes the
+// same depthwise convolution, so every g must meet the same bounds.
+static int dw_group = 32;
 
 // ---------------------------------------------------------------------------------------------------
 // Tolerances
@@ -451,6 +464,45 @@ static void run_all(Ctx* c, const SGD* rule, int forced, Report* r) {
     }
 }
 
+// Eval mode: from each reference state, the logits with batch norm normalizing by the running
+// statistics (engine_begin(e, 0)), against PyTorch's model.eval() logits in the file ev.
+static void compare_eval(Ctx* c, const Checkpoint* ev, Report* r) {
+    size_t count = (size_t)c->n * (size_t)c->classes;
+    for (int k = 0; k <= c->steps; k++) {
+        load_state(c, k, 0);
+        engine_begin(c->e, 0);
+        Tensor* x = engine_input(c->e, c->n, 3, 32, 32, c->images);
+        Tensor* logits = mobilenet_forward(c->e, &c->net, x);
+        engine_read(c->e, c->ours, logits);
+        char name[64], exact[80], row[96];
+        snprintf(name, sizeof(name), "eval%d.logits", k);
+        const CkptRecord* rec = ckpt_find(ev, name);
+        if (!rec || rec->dtype != CKPT_F32 || rec->nbytes != count * sizeof(float))
+            nn_fatal("eval reference '%s': no float32 '%s' of %zu values", ev->path, name, count);
+        compare(r, name, "eval logits", c->ours, rec->data, count, c->tol->logits, c->scratch);
+        snprintf(exact, sizeof(exact), "float64.%s", name);
+        const CkptRecord* f64 = ckpt_find(ev, exact);
+        if (c->vs64 && f64 && f64->dtype == CKPT_F32 && f64->nbytes == count * sizeof(float)) {
+            snprintf(row, sizeof(row), "%s: ours", name);
+            compare(c->vs64, row, "vs float64", c->ours, f64->data, count, (Bound)REL(INFINITY), c->scratch);
+            snprintf(row, sizeof(row), "%s: PyTorch float32", name);
+            compare(c->vs64, row, "vs float64", rec->data, f64->data, count, (Bound)REL(INFINITY), c->scratch);
+        }
+    }
+}
+
+// The eval reference must describe the same run as the main one.
+static void eval_ref_load(Checkpoint* ev, const char* path, const Ref* ref) {
+    char err[1200];
+    if (ckpt_load(ev, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
+    float width;
+    int64_t batch, steps;
+    if (ckpt_get_f32(ev, "ref.width", &width) || ckpt_get_i64(ev, "ref.batch", &batch) ||
+        ckpt_get_i64(ev, "ref.steps", &steps) || width != ref->width || batch != ref->batch || steps != ref->steps)
+        nn_fatal("eval reference '%s' does not match '%s' (width, batch, steps); regenerate it as "
+                 "tests/reference/README.md says", path, ref->ck.path);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Set-up
 
@@ -479,7 +531,7 @@ static void ctx_init(Ctx* c, const Backend* be, const Ref* ref, const Tolerances
     for (int i = 0; i < c->n; i++) c->labels[i] = (int)((const int64_t*)labels->data)[i];
 
     c->e = engine_create(be);
-    mobilenet_init(&c->net, c->e, ref->width, 32, c->classes); // g = 32, the default
+    mobilenet_init(&c->net, c->e, ref->width, dw_group, c->classes);
     engine_alloc_params(c->e);
     size_t most = (size_t)c->n * (size_t)c->classes;
     for (int i = 0; i < c->e->num_params; i++)
@@ -575,13 +627,17 @@ static const Backend* open_backend(const char* name, int tf32) {
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char* ref_path = DEFAULT_REF;
+    const char* eval_path = NULL;
     int tf32 = 0, no_ties = 0;
     const char* bounds = NULL;
     if (argc < 2 || (strcmp(argv[1], "cpu") && strcmp(argv[1], "cuda")))
-        nn_fatal("usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--no-ties] [--bounds float32|tf32]");
+        nn_fatal("usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--eval-ref FILE] [--dw-group N] "
+                 "[--no-ties] [--bounds float32|tf32]");
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = !strcmp(argv[++i], "on");
         else if (!strcmp(argv[i], "--ref") && i + 1 < argc) ref_path = argv[++i];
+        else if (!strcmp(argv[i], "--eval-ref") && i + 1 < argc) eval_path = argv[++i];
+        else if (!strcmp(argv[i], "--dw-group") && i + 1 < argc && atoi(argv[i + 1]) >= 1) dw_group = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-ties")) no_ties = 1;
         else if (!strcmp(argv[i], "--bounds") && i + 1 < argc) bounds = argv[++i];
         else nn_fatal("test_parity: unknown argument '%s'", argv[i]);
@@ -613,6 +669,15 @@ int main(int argc, char** argv) {
     c.vs64 = NN_CALLOC(1, sizeof(Report));
     c.vs64->info = 1;
     run_all(&c, &rule, 1, checked);
+    // Eval mode: the default reference's eval file, or --eval-ref (none for another --ref).
+    if (!eval_path && ref_path == (const char*)DEFAULT_REF) eval_path = DEFAULT_EVAL_REF;
+    Checkpoint ev = {0};
+    if (eval_path) {
+        eval_ref_load(&ev, eval_path, &ref);
+        compare_eval(&c, &ev, checked);
+    } else {
+        printf("eval mode: not checked (no --eval-ref for this --ref)\n");
+    }
     print_table(checked, "Every tensor, ours vs PyTorch (each step from PyTorch's state before it):");
     print_table(c.vs64, "For information: the float32 forwards, ours and PyTorch's, against PyTorch in float64:");
     free(c.vs64);
@@ -654,5 +719,6 @@ int main(int argc, char** argv) {
     free(checked), free(free_run);
     ctx_free(&c);
     ckpt_free(&ref.ck);
+    ckpt_free(&ev);
     return test_finish("test_parity");
 }

@@ -19,6 +19,9 @@ add_executable(bench-gemm train/bench/bench_gemm.c)
 target_link_libraries(bench-gemm PRIVATE drnet)
 drnet_test(test_cuda_ops)
 drnet_test(test_parity ARGS cpu)
+# The same reference at the CPU's default g = 1 and at --dw-group 5 (odd groups of 3 and 5 channels).
+drnet_test(test_parity_g1 SOURCES tests/test_parity.c ARGS cpu --dw-group 1)
+drnet_test(test_parity_g5 SOURCES tests/test_parity.c ARGS cpu --dw-group 5)
 drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
 # The GPU resume: bit-identical with --deterministic (test_resume.c says why).
@@ -32,3 +35,29 @@ target_link_libraries(bench-cpu PRIVATE drnet)
 add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+drnet_test(test_crafted TIMEOUT 120)
+# Failures leave a valid run: crafted checkpoints, early path checks, NaN/Inf stops, --log errors.
+drnet_test(test_guard ARGS $<TARGET_FILE:train> TIMEOUT 300)
+# Fuzzing: each harness runs for DRNET_FUZZ_SECONDS under libFuzzer when clang is there (the
+# checkpoint reader must reach 100k executions), else replays its corpus; the sanitizer build only
+# replays (under ASan and UBSan). DRNET_FUZZ_SECONDS=0 in the environment replays only.
+set(DRNET_FUZZ_SECONDS 60 CACHE STRING "Seconds each fuzz harness runs in ctest (0: replay the corpus)")
+foreach(h cifar10 checkpoint)
+  add_executable(fuzz_replay_${h} tests/fuzz/fuzz_${h}.c tests/fuzz/replay_main.c)
+  target_link_libraries(fuzz_replay_${h} PRIVATE drnet)
+  if(DRNET_SANITIZE)
+    set(_seconds 0)
+  else()
+    set(_seconds ${DRNET_FUZZ_SECONDS})
+  endif()
+  if(h STREQUAL checkpoint)
+    set(_min 100000)
+  else()
+    set(_min 1000)
+  endif()
+  add_test(NAME fuzz_${h} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh ${h} ${_seconds} ${_min}
+           $<TARGET_FILE:fuzz_replay_${h}> ${CMAKE_BINARY_DIR}/fuzz)
+  set_tests_properties(fuzz_${h} PROPERTIES TIMEOUT 300)
+endforeach()
+# kill -9 at several moments (also mid-save): the checkpoint is always the old or the new one.
+drnet_test(test_kill ARGS $<TARGET_FILE:train> TIMEOUT 400)

@@ -2,10 +2,12 @@
 // checkpoint records what the run was (model, width, depthwise groups, the recipe) and where it
 // stands (epoch, batch, step, the epoch's running metrics), so that --resume continues exactly:
 // the data order and augmentation are functions of (seed, epoch, index), so nothing else is needed.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cpu/cpu_kernels.h"
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "trainer.h"
@@ -22,6 +24,20 @@ void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct)
 void trainer_set_metrics(Trainer* t, int slot, float loss_sum, int correct) {
     t->be->upload(t->loss_sum + slot, &loss_sum, sizeof(float));
     t->be->upload(t->correct + slot, &correct, sizeof(int));
+}
+
+// CPU threads the run computes with (0 on a GPU backend, where the count does not matter).
+static int64_t run_threads(const Trainer* t) { return strcmp(t->be->name, "cpu") == 0 ? cpu_max_threads() : 0; }
+
+int trainer_destroy(Trainer* t, int rc) {
+    if (t->train_loader) loader_destroy(t->train_loader);
+    if (t->test_loader) loader_destroy(t->test_loader);
+    cifar10_free(&t->data);
+    if (t->loss_sum) t->be->free(t->loss_sum);
+    if (t->correct) t->be->free(t->correct);
+    engine_destroy(t->e);
+    memset(t, 0, sizeof(*t));
+    return rc;
 }
 
 void trainer_save(Trainer* t, const char* path) {
@@ -61,6 +77,10 @@ void trainer_save(Trainer* t, const char* path) {
     ckpt_put_i64(&w, "train.epoch_correct", correct);
     ckpt_put_i64(&w, "train.epoch_seen", t->seen);
     ckpt_put_f32(&w, "train.epoch_seconds", (float)t->epoch_seconds);
+    // What the arithmetic depended on besides the recipe: the backend, and on the CPU the thread
+    // count (reductions are split per thread, so another count rounds differently).
+    ckpt_put_str(&w, "run.device", t->be->name);
+    ckpt_put_i64(&w, "run.threads", run_threads(t));
 
     ckpt_put_engine(&w, t->e, 1);
     if (ckpt_commit(&w, err, sizeof(err)) != 0) nn_fatal("%s", err);
@@ -78,12 +98,28 @@ static void check_model(Trainer* t, const Checkpoint* c) {
     int64_t classes;
     if (ckpt_get_str(c, "meta.model", model, sizeof(model)) || strcmp(model, t->opt.model) != 0)
         nn_fatal("checkpoint '%s' holds model '%s', not '%s'", c->path, model, t->opt.model);
+    if (!ckpt_get_f32(c, "meta.width", &width) && !(width >= 0.01f && width <= 16.0f))
+        nn_fatal("checkpoint '%s': meta.width is %g, outside 0.01..16: the file is damaged or was not "
+                 "written by this program", c->path, (double)width);
     if (!ckpt_get_f32(c, "meta.width", &width) && width != t->opt.width)
         nn_fatal("checkpoint '%s' was saved with --width %g; this run uses --width %g", c->path,
                  (double)width, (double)t->opt.width);
     if (!ckpt_get_i64(c, "meta.num_classes", &classes) && classes != t->model.num_classes)
         nn_fatal("checkpoint '%s' has %lld classes, the model %d", c->path, (long long)classes,
                  t->model.num_classes);
+}
+
+void trainer_checkpoint_width(const char* path, float* width) {
+    Checkpoint c;
+    load_or_die(&c, path);
+    float w;
+    if (!ckpt_get_f32(&c, "meta.width", &w)) {
+        if (!(w >= 0.01f && w <= 16.0f))
+            nn_fatal("checkpoint '%s': meta.width is %g, outside 0.01..16: the file is damaged or was "
+                     "not written by this program", path, (double)w);
+        *width = w;
+    }
+    ckpt_free(&c);
 }
 
 void trainer_load_weights(Trainer* t, const char* path) {
@@ -96,11 +132,26 @@ void trainer_load_weights(Trainer* t, const char* path) {
 }
 
 // Recipe values: taken from the checkpoint; an explicit flag that disagrees is an error.
-static void restore_i64(const Checkpoint* c, const char* name, const char* flag, int given, long* value) {
+// A value the checkpoint holds that the command line could never have given (a damaged or foreign
+// file whose CRCs still pass) is refused here, naming the file and record, rather than reaching an
+// internal assert or silently running something else.
+static NN_NORETURN void bad_value(const Checkpoint* c, const char* name, const char* value, const char* want) {
+    nn_fatal("checkpoint '%s': %s is %s, expected %s: the file is damaged or was not written by this "
+             "program (use --init to start a new run from its weights)", c->path, name, value, want);
+}
+
+static void restore_i64(const Checkpoint* c, const char* name, const char* flag, int given, long* value,
+                        int64_t lo, int64_t hi) {
     int64_t v;
     if (ckpt_get_i64(c, name, &v))
         nn_fatal("checkpoint '%s' has no '%s': it is not a resumable training state (use --init to "
                  "start from its weights)", c->path, name);
+    if (v < lo || v > hi) {
+        char have[32], want[64];
+        snprintf(have, sizeof(have), "%lld", (long long)v);
+        snprintf(want, sizeof(want), "an integer in %lld..%lld", (long long)lo, (long long)hi);
+        bad_value(c, name, have, want);
+    }
     if (given && v != *value) {
         fprintf(stderr, "error: %s %ld contradicts the checkpoint '%s', saved with %s %lld; --resume "
                 "continues the saved run as it was (use --init to start a new run from its weights)\n",
@@ -110,10 +161,17 @@ static void restore_i64(const Checkpoint* c, const char* name, const char* flag,
     *value = (long)v;
 }
 
-static void restore_f32(const Checkpoint* c, const char* name, const char* flag, int given, float* value) {
+static void restore_f32(const Checkpoint* c, const char* name, const char* flag, int given, float* value,
+                        double lo, double hi) {
     float v;
     if (ckpt_get_f32(c, name, &v))
         nn_fatal("checkpoint '%s' has no '%s': it is not a resumable training state", c->path, name);
+    if (!isfinite(v) || v < lo || v > hi) {
+        char have[32], want[64];
+        snprintf(have, sizeof(have), "%g", (double)v);
+        snprintf(want, sizeof(want), "a number in %g..%g", lo, hi);
+        bad_value(c, name, have, want);
+    }
     if (given && v != *value) {
         fprintf(stderr, "error: %s %g contradicts the checkpoint '%s', saved with %s %g; --resume "
                 "continues the saved run as it was (use --init to start a new run from its weights)\n",
@@ -131,12 +189,12 @@ void trainer_resume(Trainer* t, const char* path) {
     Options* o = &t->opt;
     long v;
     unsigned g = o->given;
-    v = o->epochs, restore_i64(&c, "recipe.epochs", "--epochs", g & GIVEN_EPOCHS, &v), o->epochs = (int)v;
-    v = o->batch, restore_i64(&c, "recipe.batch", "--batch", g & GIVEN_BATCH, &v), o->batch = (int)v;
-    restore_f32(&c, "recipe.lr", "--lr", g & GIVEN_LR, &o->lr);
-    restore_f32(&c, "recipe.momentum", "--momentum", g & GIVEN_MOMENTUM, &o->momentum);
-    restore_f32(&c, "recipe.weight_decay", "--wd", g & GIVEN_WD, &o->weight_decay);
-    v = o->nesterov, restore_i64(&c, "recipe.nesterov", "--nesterov", g & GIVEN_NESTEROV, &v), o->nesterov = (int)v;
+    v = o->epochs, restore_i64(&c, "recipe.epochs", "--epochs", g & GIVEN_EPOCHS, &v, 1, 100000), o->epochs = (int)v;
+    v = o->batch, restore_i64(&c, "recipe.batch", "--batch", g & GIVEN_BATCH, &v, 2, 65536), o->batch = (int)v;
+    restore_f32(&c, "recipe.lr", "--lr", g & GIVEN_LR, &o->lr, 0, 100);
+    restore_f32(&c, "recipe.momentum", "--momentum", g & GIVEN_MOMENTUM, &o->momentum, 0, 0.9999);
+    restore_f32(&c, "recipe.weight_decay", "--wd", g & GIVEN_WD, &o->weight_decay, 0, 1);
+    v = o->nesterov, restore_i64(&c, "recipe.nesterov", "--nesterov", g & GIVEN_NESTEROV, &v, 0, 1), o->nesterov = (int)v;
     char sched[32];
     if (ckpt_get_str(&c, "recipe.schedule", sched, sizeof(sched))) nn_fatal("checkpoint '%s' has no schedule", path);
     if ((g & GIVEN_SCHEDULE) && strcmp(sched, schedule_name(o->schedule)) != 0) {
@@ -144,20 +202,34 @@ void trainer_resume(Trainer* t, const char* path) {
                 schedule_name(o->schedule), path, sched);
         exit(2);
     }
+    if (strcmp(sched, "cosine") && strcmp(sched, "step") && strcmp(sched, "constant")) {
+        char shown[48];
+        snprintf(shown, sizeof(shown), "'%.40s'", sched);
+        bad_value(&c, "recipe.schedule", shown, "cosine, step or constant");
+    }
     o->schedule = !strcmp(sched, "step") ? SCHEDULE_STEP : !strcmp(sched, "constant") ? SCHEDULE_CONSTANT : SCHEDULE_COSINE;
-    restore_f32(&c, "recipe.warmup_epochs", "--warmup-epochs", g & GIVEN_WARMUP, &o->warmup_epochs);
-    v = o->step_epochs, restore_i64(&c, "recipe.step_epochs", "--step-epochs", g & GIVEN_STEP_EPOCHS, &v), o->step_epochs = (int)v;
-    restore_f32(&c, "recipe.step_gamma", "--step-gamma", g & GIVEN_STEP_GAMMA, &o->step_gamma);
-    v = (long)o->seed, restore_i64(&c, "recipe.seed", "--seed", g & GIVEN_SEED, &v), o->seed = (uint64_t)v;
-    v = o->augment, restore_i64(&c, "recipe.augment", "--augment", g & GIVEN_AUGMENT, &v), o->augment = (int)v;
-    v = o->limit_train, restore_i64(&c, "recipe.limit_train", "--limit-train", g & GIVEN_LIMIT_TRAIN, &v), o->limit_train = (int)v;
+    restore_f32(&c, "recipe.warmup_epochs", "--warmup-epochs", g & GIVEN_WARMUP, &o->warmup_epochs, 0, 100000);
+    v = o->step_epochs, restore_i64(&c, "recipe.step_epochs", "--step-epochs", g & GIVEN_STEP_EPOCHS, &v, 1, 100000), o->step_epochs = (int)v;
+    restore_f32(&c, "recipe.step_gamma", "--step-gamma", g & GIVEN_STEP_GAMMA, &o->step_gamma, 0, 1);
+    v = (long)o->seed, restore_i64(&c, "recipe.seed", "--seed", g & GIVEN_SEED, &v, INT64_MIN, INT64_MAX), o->seed = (uint64_t)v;
+    v = o->augment, restore_i64(&c, "recipe.augment", "--augment", g & GIVEN_AUGMENT, &v, 0, 1), o->augment = (int)v;
+    v = o->limit_train, restore_i64(&c, "recipe.limit_train", "--limit-train", g & GIVEN_LIMIT_TRAIN, &v, 0, 1 << 30), o->limit_train = (int)v;
 
     // The depthwise group sizes the run used (e.g. chosen by --dw-group auto).
     const CkptRecord* groups = ckpt_find(&c, "meta.dw_groups");
     if (!groups || groups->dtype != CKPT_I64 || groups->nbytes != sizeof(int64_t) * MOBILENET_BLOCKS)
         nn_fatal("checkpoint '%s' has no valid meta.dw_groups", path);
     for (int i = 0; i < MOBILENET_BLOCKS; i++) {
-        int gi = (int)((const int64_t*)groups->data)[i];
+        int64_t gv;
+        memcpy(&gv, (const char*)groups->data + 8 * i, 8);
+        int ci = t->model.blocks[i].conv1.c;
+        if (gv < 1 || gv > ci || ci % gv != 0) {
+            char have[64], want[96];
+            snprintf(have, sizeof(have), "%lld for layer %d", (long long)gv, i);
+            snprintf(want, sizeof(want), "a divisor of its %d channels", ci);
+            bad_value(&c, "meta.dw_groups", have, want);
+        }
+        int gi = (int)gv;
         if ((g & GIVEN_DW_GROUP) && o->dw_group > 0 && depthwise_group_size(t->model.blocks[i].conv1.c, o->dw_group) != gi) {
             fprintf(stderr, "error: --dw-group %d contradicts the checkpoint '%s' (layer %s used g = %d)\n",
                     o->dw_group, path, t->model.blocks[i].conv1.name, gi);
@@ -173,6 +245,31 @@ void trainer_resume(Trainer* t, const char* path) {
         ckpt_get_i64(&c, "train.epoch_correct", &correct) || ckpt_get_i64(&c, "train.epoch_seen", &seen) ||
         ckpt_get_f32(&c, "train.epoch_seconds", &seconds))
         nn_fatal("checkpoint '%s' lacks the run's position (train.*): it is not a resumable training state", path);
+    char have[256];
+    const char* bad = epoch < 0 || epoch >= o->epochs ? "train.epoch" : batch < 0 || batch > (1 << 30) ? "train.batch"
+                    : step < 0 ? "train.step" : seen < 0 || seen > (int64_t)batch * o->batch ? "train.epoch_seen"
+                    : correct < 0 || correct > seen ? "train.epoch_correct"
+                    : !isfinite(loss_sum) || loss_sum < 0 ? "train.epoch_loss_sum"
+                    : !isfinite(seconds) || seconds < 0 ? "train.epoch_seconds" : NULL;
+    if (bad) {
+        snprintf(have, sizeof(have), "out of range (epoch %lld of %d, batch %lld, step %lld, seen %lld, correct "
+                 "%lld, loss sum %g, %g s)", (long long)epoch, o->epochs, (long long)batch, (long long)step,
+                 (long long)seen, (long long)correct, (double)loss_sum, (double)seconds);
+        bad_value(&c, bad, have, "a position inside the run");
+    }
+    // Bit-identity with an uninterrupted run needs the same arithmetic: same backend, and on the
+    // CPU the same thread count. Another one still resumes correctly, only not bit for bit.
+    char device[16] = "";
+    int64_t threads = -1;
+    if (!ckpt_get_str(&c, "run.device", device, sizeof(device)) && strcmp(device, t->be->name) != 0)
+        printf("note: checkpoint '%s' was saved on the %s backend, this run uses %s: it continues the same "
+               "run, but its results will not be bit-identical to an uninterrupted one\n", path, device,
+               t->be->name);
+    else if (!ckpt_get_i64(&c, "run.threads", &threads) && threads != run_threads(t))
+        printf("note: checkpoint '%s' was saved by a run with %lld CPU threads, this run uses %lld "
+               "(--threads): it continues the same run, but its results will not be bit-identical to an "
+               "uninterrupted one (reductions are split per thread)\n", path, (long long)threads,
+               (long long)run_threads(t));
     if (ckpt_get_engine(&c, t->e, 1, err, sizeof(err)) != 0) nn_fatal("%s", err);
     t->epoch = (int)epoch, t->batch = (int)batch, t->step = step;
     t->seen = seen;

@@ -11,6 +11,7 @@
 
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
+#include "guard.h"
 #include "trainer.h"
 
 static volatile sig_atomic_t interrupted = 0;
@@ -49,16 +50,12 @@ static void log_epoch(FILE* log, const Trainer* t, double train_loss, double tra
 static void setup(Trainer* t, int argc, char** argv) {
     Options* o = &t->opt;
     options_parse(o, argc, argv);
+    guard_paths(o);
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model unless --width says otherwise.
     const char* ckpt = o->resume[0] ? o->resume : o->init[0] ? o->init : NULL;
-    if (ckpt && !(o->given & GIVEN_WIDTH)) {
-        Checkpoint c;
-        if (ckpt_load(&c, ckpt, err, sizeof(err)) != 0) nn_fatal("%s", err);
-        ckpt_get_f32(&c, "meta.width", &o->width);
-        ckpt_free(&c);
-    }
+    if (ckpt && !(o->given & GIVEN_WIDTH)) trainer_checkpoint_width(ckpt, &o->width);
 
     if (o->print_model) {
         Engine* e = engine_create(&(Backend){0});
@@ -150,14 +147,15 @@ int main(int argc, char** argv) {
     setup(&t, argc, argv);
     Options* o = &t.opt;
 
-    if (o->profile) return run_profile(&t);
+    if (o->profile) return trainer_destroy(&t, run_profile(&t));
     if (o->eval_only) {
         double loss, acc;
         double t0 = nn_now();
         evaluate(&t, &loss, &acc);
+        guard_test_loss(&t, loss);
         printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc,
                o->limit_test && o->limit_test < t.data.n_test ? o->limit_test : t.data.n_test, nn_now() - t0);
-        return 0;
+        return trainer_destroy(&t, 0);
     }
 
     FILE* log = NULL;
@@ -196,6 +194,7 @@ int main(int argc, char** argv) {
                 long correct;
                 trainer_read_metrics(&t, METRICS_TRAIN, &loss_sum, &correct);
                 check_finite(&t, loss_sum);
+                guard_weights(&t);
                 now = nn_now();
                 double rate = (t.seen - first_seen) / (now - first_time);
                 char eta[32];
@@ -225,15 +224,18 @@ int main(int argc, char** argv) {
             } else {
                 printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t.epoch + 1, t.batch);
             }
-            return 130;
+            if (log) fclose(log);
+            return trainer_destroy(&t, 130);
         }
-        if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
         double test_loss, test_acc;
         evaluate(&t, &test_loss, &test_acc);
+        guard_test_loss(&t, test_loss);
+        if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
         printf("epoch %d/%d%s: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5g | %.1f s, %.0f img/s\n",
                t.epoch + 1, o->epochs, epoch_done ? "" : " (stopped early)", train_loss, train_acc,
                test_loss, test_acc, (double)t.sgd.lr, seconds, img_s);
         log_epoch(log, &t, train_loss, train_acc, test_loss, test_acc, seconds, img_s, !epoch_done);
+        guard_log(log, o->log);
         if (stop) {
             printf("stopped at --max-steps %ld%s%s\n", o->max_steps, o->checkpoint[0] ? "; saved " : "",
                    o->checkpoint);
@@ -243,9 +245,5 @@ int main(int argc, char** argv) {
         trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
     }
     if (log) fclose(log);
-    loader_destroy(t.train_loader);
-    loader_destroy(t.test_loader);
-    cifar10_free(&t.data);
-    engine_destroy(t.e);
-    return 0;
+    return trainer_destroy(&t, 0);
 }

@@ -48,8 +48,13 @@ void trainer_save(Trainer* t, const char* path);
 // Restores weights, momentum, running statistics, the recipe and the run's position. Refuses a
 // checkpoint from another model/width, and explicit recipe flags that contradict it (exit 2).
 void trainer_resume(Trainer* t, const char* path);
+// The width a checkpoint was saved with (meta.width), validated; width is left alone if it has none.
+void trainer_checkpoint_width(const char* path, float* width);
 // Loads only the weights and running statistics (--init, --eval-only).
 void trainer_load_weights(Trainer* t, const char* path);
+// Frees everything the trainer holds (engine, metrics, loaders, data); returns rc, so that main can
+// `return trainer_destroy(&t, rc)` and a leak checker finds nothing at exit.
+int trainer_destroy(Trainer* t, int rc);
 // The running metrics of a slot (waits for the device), and setting them (zero at an epoch's start).
 enum { METRICS_TRAIN, METRICS_EVAL };
 void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct);

@@ -3,9 +3,11 @@
 The format is specified in docs/checkpoint-format.md and implemented in C by nn/checkpoint.c; in short,
 little-endian throughout:
 
-    header  b"DRNETCKP" | u32 version (1) | u32 record count
+    header  b"DRNETCKP" | u32 version (2) | u32 record count
     record  u16 name length | name (UTF-8, no NUL) | u8 dtype (1 f32, 2 i64, 3 bytes) | u8 ndim (0..4)
-            | i64 dims[ndim] | u64 data bytes | u32 CRC32 (zlib.crc32) of the data | data
+            | i64 dims[ndim] | u64 data bytes | u32 CRC32 (zlib.crc32) | data
+The CRC of version 2 covers the record's header (every byte before the CRC) and then its data;
+version 1 (CRC of the data only) is still read. `write` writes version 2.
 
 Records are returned and accepted as an ordered dict {name: value}:
   - float32 / int64 numpy arrays (a 0-d array is a scalar record, ndim 0);
@@ -24,7 +26,7 @@ import zlib
 import numpy as np
 
 MAGIC = b"DRNETCKP"
-VERSION = 1
+VERSION = 2  # written; versions 1 and 2 are read
 F32, I64, BYTES = 1, 2, 3
 NAME_MAX = 127  # the C reader keeps names in a 128-byte buffer, NUL included
 _ELEM = {F32: 4, I64: 8, BYTES: 1}
@@ -72,10 +74,9 @@ def write(path, records):
                 if not 0 < len(raw_name) <= NAME_MAX:
                     raise ValueError(f"record name '{name}': {len(raw_name)} bytes (1..{NAME_MAX})")
                 dtype, dims, data = _encode(name, value)
-                f.write(struct.pack("<H", len(raw_name)) + raw_name)
-                f.write(struct.pack("<BB", dtype, len(dims)))
-                f.write(struct.pack(f"<{len(dims)}q", *dims))
-                f.write(struct.pack("<QI", len(data), zlib.crc32(data) & 0xFFFFFFFF))
+                head = (struct.pack("<H", len(raw_name)) + raw_name + struct.pack("<BB", dtype, len(dims))
+                        + struct.pack(f"<{len(dims)}q", *dims) + struct.pack("<Q", len(data)))
+                f.write(head + struct.pack("<I", zlib.crc32(data, zlib.crc32(head)) & 0xFFFFFFFF))
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -106,8 +107,8 @@ def read(path):
     if take(8, "the header") != MAGIC:
         raise CheckpointError(f"'{path}' is not a drnet checkpoint (bad magic bytes at offset 0)")
     version, count = struct.unpack("<II", take(8, "the header"))
-    if version != VERSION:
-        raise CheckpointError(f"checkpoint '{path}' has format version {version}; this reader reads {VERSION}")
+    if version not in (1, 2):
+        raise CheckpointError(f"checkpoint '{path}' has format version {version}; this reader reads 1 and 2")
     records = {}
     for i in range(count):
         start = pos
@@ -121,9 +122,10 @@ def read(path):
                                   f"{dtype} or rank {ndim}")
         dims = struct.unpack(f"<{ndim}q", take(8 * ndim, "record dimensions"))
         nbytes, crc = struct.unpack("<QI", take(12, "a record size and checksum"))
+        head = buf[start:pos - 4]
         data_at = pos
         data = take(nbytes, f"record '{name}'")
-        if zlib.crc32(data) & 0xFFFFFFFF != crc:
+        if zlib.crc32(data, zlib.crc32(head) if version >= 2 else 0) & 0xFFFFFFFF != crc:
             raise CheckpointError(f"checkpoint '{path}' is corrupt: record '{name}' (data at byte {data_at}, "
                                   f"{nbytes} bytes) fails its CRC32")
         numel = int(np.prod(dims, dtype=np.int64)) if dims else 1

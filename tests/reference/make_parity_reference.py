@@ -47,6 +47,12 @@ nn/checkpoint.c. Records (k counts optimizer steps; names after the prefix are P
                       flat index + 1 into the (n, c, h, w) output where PyTorch passed the element
                       (pre-activation > 0), -(index + 1) where it zeroed it
 
+Eval mode (--eval-from REF): a second, small file for the same run, from the states REF records:
+for k = 0..steps, the logits of REF's input batch in evaluation mode (batch norm normalizing by the
+running statistics, not the batch's) from the state after k steps, in float32 (eval<k>.logits) and
+float64 (float64.eval<k>.logits, information), plus the ref.* configuration records copied from REF.
+The training-mode records cannot catch a wrong use of the running statistics; these do.
+
 The script also reruns every step in float64 from the same float32 states and prints how far PyTorch's
 own float32 result is from it, tensor by tensor: the scale of rounding error a correct float32
 implementation shows, against which the C test's tolerances are set. The committed file was made by
@@ -193,6 +199,35 @@ def report_float32_error(rec32, rec64):
         print(f"  {kind:16s} {err:.3e}  ({name})")
 
 
+def eval_reference(ref_path, out_path):
+    """Writes the eval-mode logits of REF's states (see the module docstring, "Eval mode")."""
+    ref = drnet_ckpt.read(ref_path)
+    width, steps = drnet_ckpt.scalar(ref, "ref.width"), drnet_ckpt.scalar(ref, "ref.steps")
+    classes = drnet_ckpt.scalar(ref, "ref.num_classes")
+    model = mobilenet_ref.MobileNet(width, classes)
+    x = torch.from_numpy(ref["input.images"])
+    command = "/usr/bin/python3 tests/reference/make_parity_reference.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:])
+    out = {n: (drnet_ckpt.text(ref, n) if isinstance(v, bytes) else v) for n, v in ref.items() if n.startswith("ref.")}
+    out.update({"ref.torch": torch.__version__, "ref.command": command,
+                "ref.eval_source": os.path.basename(ref_path)})
+    print(f"{'record':24s} {'||fp64||':>12s} {'rel err fp32':>13s}")
+    for k in range(steps + 1):
+        prefix = "init." if k == 0 else f"step{k}."
+        model.load_state_dict(mobilenet_ref.tensors_to_state(
+            model, {n[len(prefix):]: v for n, v in ref.items() if n.startswith(prefix)}))
+        model.eval()
+        model64 = copy.deepcopy(model).double()
+        with torch.no_grad():
+            logits, logits64 = model(x), model64(x.double())
+        out[f"eval{k}.logits"] = logits.numpy().astype(np.float32)
+        out[f"float64.eval{k}.logits"] = logits64.numpy().astype(np.float32)
+        err = float((logits.double() - logits64).norm() / logits64.norm())
+        print(f"eval{k}.logits{'':12s} {float(logits64.norm()):12.5g} {err:13.3e}")
+    drnet_ckpt.write(out_path, out)
+    print(f"wrote {out_path}: {len(out)} records, {os.path.getsize(out_path)} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--width", type=float, default=0.2)
@@ -205,8 +240,12 @@ def main():
                     help="cifar-10-binary.tar.gz (default: $CIFAR10_PATH or ../shared/data)")
     ap.add_argument("--pretrain", type=int, default=100,
                     help="SGD steps (batch 128) before the recorded run, for a well-conditioned network (default 100)")
+    ap.add_argument("--eval-from", metavar="REF",
+                    help="instead: write the eval-mode logits of the states in the reference REF (docstring)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.eval_from:
+        return eval_reference(args.eval_from, args.out)
 
     torch.manual_seed(args.seed)
     model = mobilenet_ref.MobileNet(args.width, 10)

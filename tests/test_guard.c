@@ -1,0 +1,180 @@
+// What ./train does when something is wrong, each case provoked for real: crafted checkpoints whose
+// CRCs pass but whose values no command line could give (tests/crafted/*.bin) are refused naming
+// the file and the record; an unwritable --checkpoint or --log is refused at start-up, before the
+// data is read; a --log write error stops the run; a NaN test loss and non-finite weights stop the
+// run with the epoch and step, exit 1 and leave the previous checkpoint byte for byte; resuming with
+// another --threads says that bit-identity is lost. Usage: test_guard PATH-TO-TRAIN
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../nn/checkpoint.h"
+#include "../nn/util.h"
+#include "test_util.h"
+
+static const char* train;
+static char dir[256];
+static char data_flag[400]; // --data DIR: the archive extracted once, so each run loads it quickly
+
+static char* slurp(const char* path) {
+    FILE* f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char* s = NN_MALLOC((size_t)n + 1);
+    s[fread(s, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    return s;
+}
+
+// Runs ./train with args (after the small model's recipe unless args start with "--resume"); output
+// goes to dir/out. Returns the exit status.
+static int run(const char* args, const char* out) {
+    char cmd[4096];
+    const char* small = strncmp(args, "--resume", 8) == 0 ? "" : "--width 0.125 --batch 32 --epochs 2";
+    snprintf(cmd, sizeof(cmd), "%s mobilenet cifar10 --device cpu --limit-train 64 --limit-test 32 "
+             "--threads 2 %s %s %s > %s/%s 2>&1", train, data_flag, small, args, dir, out);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// ./train ARGS must exit with code and print every needle (NULL-terminated).
+static void expect(int code, const char* what, const char* args, const char* const* needles) {
+    int rc = run(args, "out");
+    char path[300];
+    snprintf(path, sizeof(path), "%s/out", dir);
+    char* out = slurp(path);
+    int ok = CHECK(rc == code, "%s: exit %d, expected %d", what, rc, code);
+    for (int i = 0; needles[i]; i++)
+        ok &= CHECK(out && strstr(out, needles[i]), "%s: output lacks '%s'", what, needles[i]);
+    if (!ok) fprintf(stderr, "    output:\n%s\n", out ? out : "(none)");
+    else printf("ok   %-34s exit %d\n", what, rc);
+    free(out);
+}
+
+static int same_file(const char* a, const char* b) {
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "cmp -s %s %s", a, b);
+    return system(cmd) == 0;
+}
+
+// Copies checkpoint src to dst with fill applied to the data of the named records.
+static void rewrite(const char* src, const char* dst, const char* const* names, float value) {
+    Checkpoint c;
+    CkptWriter w;
+    char err[1200];
+    if (ckpt_load(&c, src, err, sizeof(err))) nn_fatal("%s", err);
+    if (ckpt_begin(&w, dst, err, sizeof(err))) nn_fatal("%s", err);
+    for (int i = 0; i < c.count; i++) {
+        CkptRecord* r = &c.records[i];
+        for (int k = 0; names[k]; k++)
+            if (!strcmp(r->name, names[k]))
+                for (size_t j = 0; j < r->nbytes / 4; j++) ((float*)r->data)[j] = value;
+        ckpt_put(&w, r->name, r->dtype, r->ndim, r->dims, r->data, r->nbytes);
+    }
+    if (ckpt_commit(&w, err, sizeof(err))) nn_fatal("%s", err);
+    ckpt_free(&c);
+}
+
+static void crafted_checkpoints(void) {
+    static const char* const cases[][2] = {
+        {"batch_zero.bin", "recipe.batch is 0"},
+        {"batch_huge.bin", "recipe.batch is 1099511627776"},
+        {"epochs_zero.bin", "recipe.epochs is 0"},
+        {"dw_groups_negative.bin", "meta.dw_groups is -4"},
+        {"schedule_unknown.bin", "recipe.schedule is 'linear'"},
+        {"warmup_nan.bin", "recipe.warmup_epochs is nan"},
+        {"width_nan.bin", "meta.width is nan"},
+        {"lr_inf.bin", "recipe.lr is inf"},
+        {"epoch_negative.bin", "train.epoch is out of range"},
+        {"seen_huge.bin", "train.epoch_seen is out of range"},
+        {"no_tensors.bin", "has no tensor 'conv1.weight'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[1024], args[1200], named[1100];
+        snprintf(path, sizeof(path), "%s/tests/crafted/%s", DRNET_SOURCE_DIR, cases[i][0]);
+        snprintf(args, sizeof(args), "--resume %s", path);
+        snprintf(named, sizeof(named), "checkpoint '%s'", path);
+        expect(1, cases[i][0], args, (const char*[]){named, cases[i][1], NULL});
+    }
+}
+
+static void early_paths(void) {
+    char args[1200], flag[700];
+    // Refused before the data is read ("data:" is printed once it is).
+    snprintf(flag, sizeof(flag), "--checkpoint '%s/no/such/dir/x.ckpt' cannot be written", dir);
+    snprintf(args, sizeof(args), "--checkpoint %s/no/such/dir/x.ckpt --data /nonexistent", dir);
+    expect(1, "--checkpoint in a missing directory", args, (const char*[]){flag, NULL});
+    snprintf(flag, sizeof(flag), "--checkpoint '%s' is a directory", dir);
+    snprintf(args, sizeof(args), "--checkpoint %s --data /nonexistent", dir);
+    expect(1, "--checkpoint is a directory", args, (const char*[]){flag, NULL});
+    snprintf(flag, sizeof(flag), "--log '%s/no/such/dir/log.json' cannot be opened", dir);
+    snprintf(args, sizeof(args), "--log %s/no/such/dir/log.json --data /nonexistent", dir);
+    expect(1, "--log in a missing directory", args, (const char*[]){flag, NULL});
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) nn_fatal("usage: test_guard PATH-TO-TRAIN");
+    train = argv[1];
+    snprintf(dir, sizeof(dir), "/tmp/drnet-guard-XXXXXX");
+    if (!mkdtemp(dir)) nn_fatal("mkdtemp failed");
+    crafted_checkpoints();
+    early_paths();
+
+    if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
+        printf("skipping the runs that need data: CIFAR10_PATH is not set to a readable archive\n");
+    } else {
+        char base[300], out[300], bad[300], args[2048], named[400], cmd[700];
+        snprintf(cmd, sizeof(cmd), "tar -xzf '%s' -C %s", getenv("CIFAR10_PATH"), dir);
+        if (system(cmd) != 0) nn_fatal("%s failed", cmd);
+        snprintf(data_flag, sizeof(data_flag), "--data %s/cifar-10-batches-bin", dir);
+        snprintf(base, sizeof(base), "%s/base.ckpt", dir);
+        snprintf(out, sizeof(out), "%s/out.ckpt", dir);
+        snprintf(bad, sizeof(bad), "%s/bad.ckpt", dir);
+        snprintf(args, sizeof(args), "--max-steps 1 --checkpoint %s", base);
+        expect(0, "a one-step run (the base checkpoint)", args, (const char*[]){"stopped at --max-steps 1", NULL});
+
+        // A full disk under --log: the run stops with a message naming the file.
+        snprintf(args, sizeof(args), "--max-steps 2 --log /dev/full --checkpoint %s", out);
+        expect(1, "--log /dev/full", args, (const char*[]){"writing --log '/dev/full' failed", NULL});
+
+        // Resuming with another thread count: allowed, but the run says it is no longer bit-identical.
+        snprintf(args, sizeof(args), "--resume %s --max-steps 2 --threads 1", base);
+        expect(0, "resume with another --threads", args,
+               (const char*[]){"saved by a run with 2 CPU threads, this run uses 1", "not be bit-identical", NULL});
+
+        // A huge running mean is finite (the weight check passes) and unused in training mode (batch
+        // statistics), but in evaluation the last block's outputs overflow: the test loss is not finite.
+        static const char* const mean[] = {"layers.12.bn2.running_mean", NULL};
+        rewrite(base, bad, mean, -3e38f);
+        snprintf(cmd, sizeof(cmd), "cp %s %s", base, out);
+        CHECK(system(cmd) == 0, "%s", cmd);
+        snprintf(args, sizeof(args), "--init %s --lr 0 --max-steps 2 --checkpoint %s", bad, out);
+        snprintf(named, sizeof(named), "the checkpoint '%s' still holds the last good state", out);
+        expect(1, "NaN test loss in training", args,
+               (const char*[]){"the test loss became", "at epoch 1, step 2", named, NULL});
+        CHECK(same_file(out, base), "the run with a NaN test loss changed the previous checkpoint");
+        snprintf(args, sizeof(args), "--eval-only --init %s", bad);
+        expect(1, "NaN test loss in --eval-only", args, (const char*[]){"the test loss became", NULL});
+
+        // An infinite momentum makes the weights infinite after the next step, while that step's
+        // loss (computed before the update) is still finite: the weight check must stop the run.
+        static const char* const mom[] = {"optimizer.momentum.conv1.weight", NULL};
+        rewrite(base, bad, mom, INFINITY);
+        CHECK(system(cmd) == 0, "%s", cmd);
+        snprintf(args, sizeof(args), "--resume %s --max-steps 2 --checkpoint %s", bad, out);
+        expect(1, "non-finite weights after a step", args,
+               (const char*[]){"the weights became non-finite: tensor 'conv1.weight'", "at epoch 1, step 2", named, NULL});
+        CHECK(same_file(out, base), "the run with infinite weights changed the previous checkpoint");
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (!test_failures && system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    return test_finish("test_guard");
+}

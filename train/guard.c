@@ -1,0 +1,111 @@
+// The run's guards (guard.h): early path checks, finiteness of the weights and of the test loss, and
+// write errors on the log. Each failure names what it found and exits with status 1.
+#define _POSIX_C_SOURCE 200809L
+#include "guard.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../nn/util.h"
+
+void guard_paths(const Options* o) {
+    if (o->checkpoint[0] && !o->eval_only && !o->profile) {
+        struct stat st;
+        if (stat(o->checkpoint, &st) == 0 && S_ISDIR(st.st_mode))
+            nn_fatal("--checkpoint '%s' is a directory; give a file name (e.g. %s/run.ckpt)", o->checkpoint,
+                     o->checkpoint);
+        // The save creates PATH.tmp in PATH's directory and renames it over PATH: the directory must
+        // exist and be writable, and a stale PATH.tmp (left by a kill) must be writable too. Nothing
+        // is created here, so a run that fails later leaves no trace.
+        char dir[PATH_LEN], tmp[PATH_LEN + 8];
+        snprintf(dir, sizeof(dir), "%s", o->checkpoint);
+        char* slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+        snprintf(tmp, sizeof(tmp), "%s.tmp", o->checkpoint);
+        if (access(dir, W_OK | X_OK) != 0)
+            nn_fatal("--checkpoint '%s' cannot be written: directory '%s': %s", o->checkpoint, dir,
+                     strerror(errno));
+        if (access(tmp, F_OK) == 0 && access(tmp, W_OK) != 0)
+            nn_fatal("--checkpoint '%s' cannot be written: '%s': %s", o->checkpoint, tmp, strerror(errno));
+    }
+    if (o->log[0] && !o->eval_only && !o->profile) {
+        struct stat st;
+        int existed = stat(o->log, &st) == 0;
+        if (existed && S_ISDIR(st.st_mode)) nn_fatal("--log '%s' is a directory", o->log);
+        FILE* f = fopen(o->log, "a");
+        if (!f) nn_fatal("--log '%s' cannot be opened for writing: %s", o->log, strerror(errno));
+        fclose(f);
+        if (!existed) unlink(o->log);
+    }
+}
+
+static int first_nonfinite(const float* x, size_t n, size_t* at) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return *at = i, 1;
+    return 0;
+}
+
+int guard_find_nonfinite(Engine* e, char* what, size_t len) {
+    size_t most = e->num_param_floats > e->num_buffer_floats ? e->num_param_floats : e->num_buffer_floats;
+    float* host = NN_MALLOC((most ? most : 1) * sizeof(float)); // (most) one arena at a time
+    const float* arenas[3] = {e->param_data, e->param_momentum, e->buffer_data};
+    const char* kinds[3] = {"", "SGD momentum of ", ""};
+    int found = 0;
+    for (int a = 0; a < 3 && !found; a++) {
+        size_t n = a == 2 ? e->num_buffer_floats : e->num_param_floats;
+        if (!n || !arenas[a]) continue;
+        e->be->download(host, arenas[a], n * sizeof(float));
+        size_t at;
+        if (!first_nonfinite(host, n, &at)) continue;
+        found = 1;
+        const char* name = "?";
+        size_t index = at;
+        for (int i = 0; i < e->num_params; i++) {
+            const Param* p = &e->params[i];
+            if (p->is_buffer != (a == 2) || at < p->offset || at >= p->offset + p->numel) continue;
+            name = p->name, index = at - p->offset;
+            break;
+        }
+        snprintf(what, len, "%stensor '%s' (element %zu is %g)", kinds[a], name, index, (double)host[at]);
+    }
+    free(host);
+    return found;
+}
+
+static NN_NORETURN void stop(const Trainer* t, const char* what) {
+    fflush(stdout);
+    fprintf(stderr, "\nerror: %s at epoch %d, step %ld (learning rate %g). Stopping without saving, so %s%s%s "
+            "still holds the last good state. Try a lower --lr.\n",
+            what, t->epoch + 1, t->step, (double)t->sgd.lr,
+            t->opt.checkpoint[0] ? "the checkpoint '" : "no checkpoint was written, nothing",
+            t->opt.checkpoint, t->opt.checkpoint[0] ? "'" : "");
+    exit(1);
+}
+
+void guard_weights(Trainer* t) {
+    char what[256], msg[320];
+    if (!guard_find_nonfinite(t->e, what, sizeof(what))) return;
+    snprintf(msg, sizeof(msg), "the weights became non-finite: %s", what);
+    stop(t, msg);
+}
+
+void guard_test_loss(Trainer* t, double test_loss) {
+    if (isfinite(test_loss)) return;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "the test loss became %s", isnan(test_loss) ? "NaN" : "infinite");
+    if (t->opt.eval_only) nn_fatal("%s (the weights evaluated are finite but give no usable loss)", msg);
+    stop(t, msg);
+}
+
+void guard_log(FILE* log, const char* path) {
+    if (!log) return;
+    if (fflush(log) != 0 || ferror(log))
+        nn_fatal("writing --log '%s' failed: %s (the checkpoint, if any, was saved before the log line)",
+                 path, strerror(errno ? errno : EIO));
+}

@@ -1,0 +1,32 @@
+// Guards of a training run: checks that make every failure stop the run early and leave a valid
+// run behind, instead of training for hours into a path that cannot be written or saving a
+// checkpoint full of NaN. Each prints a message naming what went wrong (flag, file, epoch, step) and
+// exits non-zero; none changes the run when all is well.
+#ifndef TRAIN_GUARD_H
+#define TRAIN_GUARD_H
+
+#include <stdio.h>
+
+#include "trainer.h"
+
+// At start-up, before anything slow: --checkpoint's directory is writable (where the save creates
+// its temporary file) and the path is not a directory; --log can be opened for appending.
+void guard_paths(const Options* o);
+
+// After training steps, before anything is saved: every parameter, SGD momentum and running
+// statistic is finite. A NaN or infinity stops the run (exit 1) with the epoch, the step and the
+// first tensor affected; the checkpoint on disk is the last good one.
+void guard_weights(Trainer* t);
+
+// After an evaluation: a NaN or infinite test loss stops the run the same way (exit 1), before the
+// epoch's checkpoint is written.
+void guard_test_loss(Trainer* t, double test_loss);
+
+// After writing to the --log file: a write error (a full disk) stops the run (exit 1) naming it.
+void guard_log(FILE* log, const char* path);
+
+// The first non-finite value among the engine's parameters, momentum and buffers: returns 1 and
+// writes "tensor 'NAME' (element I: VALUE)" into what, or returns 0 if everything is finite.
+int guard_find_nonfinite(Engine* e, char* what, size_t len);
+
+#endif
