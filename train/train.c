@@ -11,6 +11,7 @@
 
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
+#include "dist.h"
 #include "trainer.h"
 
 static volatile sig_atomic_t interrupted = 0;
@@ -49,6 +50,7 @@ static void log_epoch(FILE* log, const Trainer* t, double train_loss, double tra
 static void setup(Trainer* t, int argc, char** argv) {
     Options* o = &t->opt;
     options_parse(o, argc, argv);
+    dist_init(&argc, &argv, o->device); // mpirun: join the job, pick this process's GPU
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model unless --width says otherwise.
@@ -76,6 +78,7 @@ static void setup(Trainer* t, int argc, char** argv) {
     printf("device: %s%s%s%s\n", dev, err[0] ? " (" : "", err, err[0] ? ")" : "");
 
     t->e = engine_create(t->be);
+    dist_attach(t->e);
     int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
     mobilenet_init(&t->model, t->e, o->width, g, 10);
     engine_alloc_params(t->e);
@@ -86,6 +89,8 @@ static void setup(Trainer* t, int argc, char** argv) {
     t->be->zero(t->correct, 2 * sizeof(int));
     if (o->resume[0]) trainer_resume(t, o->resume);
     else if (o->init[0]) trainer_load_weights(t, o->init);
+
+    trainer_setup_micro_batches(t);
 
     // Data.
     char path[PATH_LEN];
@@ -100,7 +105,7 @@ static void setup(Trainer* t, int argc, char** argv) {
     LoaderConfig lc = {.records = t->data.train, .count = n_train, .batch = o->batch, .train = o->augment,
                        .seed = o->seed};
     t->train_loader = loader_create(&lc);
-    LoaderConfig tc = {.records = t->data.test, .count = n_test, .batch = o->batch, .train = 0, .seed = o->seed};
+    LoaderConfig tc = {.records = t->data.test, .count = n_test, .batch = t->micro, .train = 0, .seed = o->seed};
     t->test_loader = loader_create(&tc);
     t->steps_per_epoch = loader_batches_per_epoch(t->train_loader);
 
@@ -112,13 +117,13 @@ static void setup(Trainer* t, int argc, char** argv) {
                              .step_size = (long)o->step_epochs * t->steps_per_epoch, .gamma = o->step_gamma};
 
     if (o->dw_group == 0 && !o->resume[0]) {
-        printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", o->batch);
-        mobilenet_autotune(&t->model, t->be, o->batch, stdout);
+        printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", t->micro);
+        mobilenet_autotune(&t->model, t->be, t->micro, stdout);
     }
 
-    // Size the activation arena once, for the largest step: training with a full batch.
+    // Size the activation arena once, for the largest step: training with a full micro-batch.
     engine_plan_begin(t->e);
-    engine_backward(t->e, forward_loss(t, o->batch, NULL, NULL));
+    engine_backward(t->e, forward_loss(t, t->micro, NULL, NULL));
     engine_plan_end(t->e);
 
     long params, macs, executed;
@@ -135,12 +140,15 @@ static void setup(Trainer* t, int argc, char** argv) {
            (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, uniform ? "" : "per layer ", groups);
     char act[32];
     printf("memory: %s of activations for batch %d\n",
-           nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), o->batch);
+           nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), t->micro);
     printf("recipe: %d epochs x %d steps, batch %d, SGD lr %g momentum %g%s wd %g, %s schedule%s, seed %llu%s\n",
            o->epochs, t->steps_per_epoch, o->batch, (double)o->lr, (double)o->momentum,
            o->nesterov ? " (nesterov)" : "", (double)o->weight_decay, schedule_name(o->schedule),
            o->warmup_epochs > 0 ? " after warm-up" : "", (unsigned long long)o->seed,
            o->augment ? ", crop+flip augmentation" : ", no augmentation");
+    if (t->micro != o->batch)
+        printf("micro-batches: each batch of %d runs as %d x %d images (%d per process), one SGD step; "
+               "batch norm normalizes each micro-batch\n", o->batch, o->batch / t->micro, t->micro, t->accum);
 }
 
 int main(int argc, char** argv) {
@@ -150,18 +158,23 @@ int main(int argc, char** argv) {
     setup(&t, argc, argv);
     Options* o = &t.opt;
 
-    if (o->profile) return run_profile(&t);
+    if (o->profile) {
+        int rc = run_profile(&t);
+        dist_finalize();
+        return rc;
+    }
     if (o->eval_only) {
         double loss, acc;
         double t0 = nn_now();
         evaluate(&t, &loss, &acc);
         printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc,
                o->limit_test && o->limit_test < t.data.n_test ? o->limit_test : t.data.n_test, nn_now() - t0);
+        dist_finalize();
         return 0;
     }
 
     FILE* log = NULL;
-    if (o->log[0]) {
+    if (o->log[0] && dist_rank() == 0) {
         log = fopen(o->log, o->resume[0] ? "a" : "w");
         if (!log) nn_fatal("cannot open --log '%s' for writing", o->log);
     }
@@ -170,7 +183,7 @@ int main(int argc, char** argv) {
                t.steps_per_epoch, t.step);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    int tty = isatty(fileno(stdout));
+    int tty = isatty(fileno(stdout)) && dist_size() == 1; // several processes: print points must agree
     const int batch = o->batch;
 
     while (t.epoch < o->epochs) {
@@ -190,6 +203,7 @@ int main(int argc, char** argv) {
             steps_here++;
             double now = nn_now();
             int last = t.batch == t.steps_per_epoch;
+            if (dist_any(interrupted) && !interrupted) interrupted = SIGTERM; // all processes stop at one step
             stop = interrupted || (o->max_steps && t.step >= o->max_steps);
             if (last || stop || (tty ? now - last_print > 0.5 : t.batch % (t.steps_per_epoch / 10 + 1) == 0)) {
                 double loss_sum;
@@ -225,6 +239,7 @@ int main(int argc, char** argv) {
             } else {
                 printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t.epoch + 1, t.batch);
             }
+            dist_finalize();
             return 130;
         }
         if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
@@ -247,5 +262,6 @@ int main(int argc, char** argv) {
     loader_destroy(t.test_loader);
     cifar10_free(&t.data);
     engine_destroy(t.e);
+    dist_finalize();
     return 0;
 }
