@@ -27,3 +27,12 @@ target_link_libraries(bench-cpu PRIVATE drnet)
 add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# Data parallelism: 2 MPI processes against --accum-steps 2 (skipped in a build without MPI), and the
+# NCCL path on one GPU (skipped without a GPU).
+if(DRNET_MPI)
+  set(DRNET_TEST_MPIEXEC ${MPIEXEC_EXECUTABLE})
+else()
+  set(DRNET_TEST_MPIEXEC none)
+endif()
+drnet_test(test_dist_mpi SOURCES tests/test_dist.c ARGS mpi $<TARGET_FILE:train> ${DRNET_TEST_MPIEXEC} TIMEOUT 600)
+drnet_test(test_dist_nccl SOURCES tests/test_dist.c ARGS nccl $<TARGET_FILE:train> TIMEOUT 600)
