@@ -36,3 +36,5 @@ else()
 endif()
 drnet_test(test_dist_mpi SOURCES tests/test_dist.c ARGS mpi $<TARGET_FILE:train> ${DRNET_TEST_MPIEXEC} TIMEOUT 600)
 drnet_test(test_dist_nccl SOURCES tests/test_dist.c ARGS nccl $<TARGET_FILE:train> TIMEOUT 600)
+# Gradient accumulation through train_step against the big batch's gradient (no data needed).
+drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c)
