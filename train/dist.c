@@ -152,6 +152,14 @@ void dist_sum(double* x, int n) {
 #endif
 }
 
+void dist_broadcast(void* p, size_t bytes) {
+#ifdef WITH_MPI
+    if (g.mpi && g.size > 1) MPI_CHECK(MPI_Bcast(p, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD));
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 int dist_any(int flag) {
     int any = flag != 0;
 #ifdef WITH_MPI

@@ -29,6 +29,8 @@ void dist_attach(Engine* e);
 void dist_allreduce_grads(Engine* e);
 // Collective. Host values summed over ranks, in place.
 void dist_sum(double* x, int n);
+// Collective. Rank 0's `bytes` at p copied to every rank (choices made by timing, e.g. --dw-group auto).
+void dist_broadcast(void* p, size_t bytes);
 // Collective. Whether any rank passes a non-zero flag (Ctrl-C on one rank stops all at one step).
 int dist_any(int flag);
 

@@ -119,6 +119,10 @@ static void setup(Trainer* t, int argc, char** argv) {
     if (o->dw_group == 0 && !o->resume[0]) {
         printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", t->micro);
         mobilenet_autotune(&t->model, t->be, t->micro, stdout);
+        int groups[MOBILENET_BLOCKS]; // several processes: all use rank 0's choices (timings differ)
+        for (int i = 0; i < MOBILENET_BLOCKS; i++) groups[i] = t->model.blocks[i].conv1.g;
+        dist_broadcast(groups, sizeof(groups));
+        for (int i = 0; i < MOBILENET_BLOCKS; i++) depthwise_set_group(&t->model.blocks[i].conv1, groups[i]);
     }
 
     // Size the activation arena once, for the largest step: training with a full micro-batch.
