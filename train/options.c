@@ -66,7 +66,8 @@ static const char* USAGE =
     "  train mobilenet cifar10                           the standard 200-epoch run\n"
     "  train mobilenet cifar10 --epochs 1                one epoch (a quick check)\n"
     "  train mobilenet cifar10 --checkpoint run.ckpt     resumable: --resume run.ckpt\n"
-    "  train mobilenet cifar10 --profile                 per-layer timing table\n";
+    "  train mobilenet cifar10 --profile                 per-layer timing table\n"
+    "  mpirun -np 2 train mobilenet cifar10 --threads 1  2 processes, one share of each batch each\n";
 
 static void bad(const char* flag, const char* value, const char* want) {
     fprintf(stderr, "error: %s%s%s: %s (see train --help)\n", flag, value ? " " : "", value ? value : "", want);
