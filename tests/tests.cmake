@@ -26,9 +26,6 @@ drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
 # The GPU resume: bit-identical with --deterministic (test_resume.c says why).
 drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 300)
-# Every test above that needs a GPU: the device script runs exactly these with DRNET_REQUIRE_GPU=1.
-set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda)
-set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)
 add_executable(bench-cpu train/bench/bench_cpu.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
@@ -61,3 +58,19 @@ foreach(h cifar10 checkpoint)
 endforeach()
 # kill -9 at several moments (also mid-save): the checkpoint is always the old or the new one.
 drnet_test(test_kill ARGS $<TARGET_FILE:train> TIMEOUT 400)
+# Data parallelism: 2 MPI processes against --accum-steps 2 (skipped in a build without MPI), and the
+# NCCL path on one GPU (skipped without a GPU).
+if(DRNET_MPI)
+  set(DRNET_TEST_MPIEXEC ${MPIEXEC_EXECUTABLE})
+else()
+  set(DRNET_TEST_MPIEXEC none)
+endif()
+drnet_test(test_dist_mpi SOURCES tests/test_dist.c ARGS mpi $<TARGET_FILE:train> ${DRNET_TEST_MPIEXEC} TIMEOUT 600)
+drnet_test(test_dist_nccl SOURCES tests/test_dist.c ARGS nccl $<TARGET_FILE:train> TIMEOUT 600)
+# Gradient accumulation through train_step against the big batch's gradient (no data needed).
+drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c)
+
+# Every test in this file that needs a GPU: the device script builds and runs exactly these, with
+# DRNET_REQUIRE_GPU=1 (it reads this line).
+set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_dist_nccl)
+set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)

@@ -14,6 +14,7 @@ enum {
     GIVEN_WD = 1 << 4, GIVEN_NESTEROV = 1 << 5, GIVEN_SCHEDULE = 1 << 6, GIVEN_WARMUP = 1 << 7,
     GIVEN_STEP_EPOCHS = 1 << 8, GIVEN_STEP_GAMMA = 1 << 9, GIVEN_SEED = 1 << 10, GIVEN_WIDTH = 1 << 11,
     GIVEN_DW_GROUP = 1 << 12, GIVEN_AUGMENT = 1 << 13, GIVEN_LIMIT_TRAIN = 1 << 14,
+    GIVEN_ACCUM = 1 << 15,
 };
 
 typedef struct Options {
@@ -28,6 +29,7 @@ typedef struct Options {
     float step_gamma;
     uint64_t seed;
     int augment;
+    int accum_steps; // micro-batches per process summed into one SGD step (train/step.c)
     // model
     float width;
     int dw_group; // channels per diagonalwise group; 0 = auto (measure at start-up), -1 = the backend's default

@@ -10,6 +10,7 @@
 #include "../kernels/cpu/cpu_kernels.h"
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
+#include "dist.h"
 #include "trainer.h"
 
 void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct) {
@@ -17,8 +18,10 @@ void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct)
     int c;
     t->be->download(&l, t->loss_sum + slot, sizeof(float));
     t->be->download(&c, t->correct + slot, sizeof(int));
-    *loss_sum = l;
-    *correct = c;
+    double sums[2] = {l, c}; // several processes: the sum of every process's share (dist.h)
+    dist_sum(sums, 2);
+    *loss_sum = sums[0];
+    *correct = (long)sums[1];
 }
 
 void trainer_set_metrics(Trainer* t, int slot, float loss_sum, int correct) {
@@ -36,11 +39,16 @@ int trainer_destroy(Trainer* t, int rc) {
     if (t->loss_sum) t->be->free(t->loss_sum);
     if (t->correct) t->be->free(t->correct);
     engine_destroy(t->e);
+    dist_finalize(); // after the engine: NCCL's communicator outlives the buffers it reduced
     memset(t, 0, sizeof(*t));
     return rc;
 }
 
 void trainer_save(Trainer* t, const char* path) {
+    double loss_sum; // read first: with several processes every one takes part, then rank 0 writes
+    long correct;
+    trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
+    if (dist_rank() != 0) return;
     char err[1200];
     CkptWriter w;
     if (ckpt_begin(&w, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
@@ -66,10 +74,9 @@ void trainer_save(Trainer* t, const char* path) {
     ckpt_put_i64(&w, "recipe.seed", (int64_t)o->seed);
     ckpt_put_i64(&w, "recipe.augment", o->augment);
     ckpt_put_i64(&w, "recipe.limit_train", o->limit_train);
+    // Data parallelism and accumulation: micro-batches per step in all (--accum-steps x processes).
+    ckpt_put_i64(&w, "recipe.micro_batches", (int64_t)o->accum_steps * dist_size());
 
-    double loss_sum;
-    long correct;
-    trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
     ckpt_put_i64(&w, "train.epoch", t->epoch);
     ckpt_put_i64(&w, "train.batch", t->batch);
     ckpt_put_i64(&w, "train.step", t->step);
@@ -214,6 +221,21 @@ void trainer_resume(Trainer* t, const char* path) {
     v = (long)o->seed, restore_i64(&c, "recipe.seed", "--seed", g & GIVEN_SEED, &v, INT64_MIN, INT64_MAX), o->seed = (uint64_t)v;
     v = o->augment, restore_i64(&c, "recipe.augment", "--augment", g & GIVEN_AUGMENT, &v, 0, 1), o->augment = (int)v;
     v = o->limit_train, restore_i64(&c, "recipe.limit_train", "--limit-train", g & GIVEN_LIMIT_TRAIN, &v, 0, 1 << 30), o->limit_train = (int)v;
+    // Micro-batches per step (--accum-steps x processes; 1 in checkpoints from before accumulation):
+    // any split of them over processes continues the same run.
+    int64_t micro_batches = 1;
+    if (ckpt_get_i64(&c, "recipe.micro_batches", &micro_batches) == 0 && (micro_batches < 1 || micro_batches > 65536)) {
+        char have[32];
+        snprintf(have, sizeof(have), "%lld", (long long)micro_batches);
+        bad_value(&c, "recipe.micro_batches", have, "an integer in 1..65536");
+    }
+    if (micro_batches % dist_size() != 0 || ((g & GIVEN_ACCUM) && (int64_t)o->accum_steps * dist_size() != micro_batches)) {
+        fprintf(stderr, "error: checkpoint '%s' was trained with %lld micro-batches per step (--accum-steps x "
+                "processes); --accum-steps %d x %d process%s cannot continue it\n", path,
+                (long long)micro_batches, o->accum_steps, dist_size(), dist_size() > 1 ? "es" : "");
+        exit(2);
+    }
+    o->accum_steps = (int)(micro_batches / dist_size());
 
     // The depthwise group sizes the run used (e.g. chosen by --dw-group auto).
     const CkptRecord* groups = ckpt_find(&c, "meta.dw_groups");
@@ -274,6 +296,7 @@ void trainer_resume(Trainer* t, const char* path) {
     t->epoch = (int)epoch, t->batch = (int)batch, t->step = step;
     t->seen = seen;
     t->epoch_seconds = seconds;
+    if (dist_rank() != 0) loss_sum = 0.0f, correct = 0; // the saved sums are every process's together
     trainer_set_metrics(t, METRICS_TRAIN, loss_sum, (int)correct);
     ckpt_free(&c);
 }

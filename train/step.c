@@ -1,7 +1,11 @@
 // One training step and the evaluation pass: the only places the model, loss, backward and
 // optimizer are strung together.
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "../nn/profile.h"
 #include "../nn/util.h"
+#include "dist.h"
 #include "step_timers.h"
 #include "trainer.h"
 
@@ -20,20 +24,69 @@ Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels_h
     return loss;
 }
 
+void trainer_setup_micro_batches(Trainer* t) {
+    const Options* o = &t->opt;
+    int parts = o->accum_steps * dist_size();
+    if (o->batch % parts != 0) {
+        if (dist_size() == 1)
+            fprintf(stderr, "error: --accum-steps %d does not divide --batch %d: a batch runs as "
+                    "--accum-steps micro-batches of equal size (see train --help)\n", o->accum_steps, o->batch);
+        else
+            fprintf(stderr, "error: --batch %d does not split into --accum-steps %d x %d processes = %d "
+                    "micro-batches of equal size\n", o->batch, o->accum_steps, dist_size(), parts);
+        exit(2);
+    }
+    t->accum = o->accum_steps;
+    t->micro = o->batch / parts;
+    if (t->accum > 1) t->grad_sum = t->be->alloc(t->e->num_param_floats * sizeof(float), "summed gradients (--accum-steps)");
+}
+
+// sum += g over the gradient arena, exactly (one rounded add per element). The backend's SGD pass
+// with learning rate 0, momentum 1 and no weight decay is that add on its momentum argument:
+// d = g + 0 * p = g; buf = 1 * buf + d; p -= 0 * buf (p is g itself, left as it was).
+static void grad_sum_add(Engine* e, float* sum) {
+    e->be->sgd_step(e->param_grad, sum, e->param_grad, e->num_param_floats, 0.0f, 1.0f, 0.0f, 0);
+}
+
+// One optimizer step on a global batch. This process runs its micro-batches (all of them in a single
+// process), each from a zeroed gradient arena, and adds each one's gradients to grad_sum; then the
+// processes' sums are summed (dist.h). Summing whole micro-batch gradients (rather than letting the
+// backward accumulate into the arena) makes two processes (g0 + g1 by the all-reduce) agree to the
+// bit with one process of two micro-batches (g0, then + g1).
+// Each micro-batch's mean loss is weighted by its share of the batch, so the sum is the gradient of
+// the whole batch's mean loss, as one big batch would give, except that batch norm normalizes each
+// micro-batch by its own statistics (PyTorch's DDP without SyncBatchNorm does the same).
 void train_step(Trainer* t, const Batch* b, StepTimers* timers) {
     Engine* e = t->e;
     if (timers) stream_timer_start(&timers->step);
     t->sgd.lr = schedule_lr(&t->schedule, t->step);
-    engine_zero_grad(e);
-    engine_begin(e, 1);
-    Tensor* loss = forward_loss(t, b->n, b->images, b->labels);
-    engine_backward(e, loss);
+    // Micro-batches of this batch (a short last batch has fewer), and this process's: first..first+local-1.
+    int total = (b->n + t->micro - 1) / t->micro;
+    int first = dist_rank() * t->accum;
+    int local = total - first < 0 ? 0 : total - first < t->accum ? total - first : t->accum;
+    dist_stats_begin(e);
+    for (int k = 0; k < local; k++) {
+        int start = (first + k) * t->micro;
+        int n = b->n - start < t->micro ? b->n - start : t->micro;
+        engine_zero_grad(e);
+        engine_begin(e, 1);
+        Tensor* loss = forward_loss(t, n, b->images + (size_t)start * CIFAR10_IMAGE, b->labels + start);
+        const float share = (float)n / (float)b->n; // exactly 1 for a single micro-batch
+        engine_backward_from(e, loss, &share);
+        if (local > 1 && k == 0) e->be->copy(t->grad_sum, e->param_grad, e->num_param_floats * sizeof(float));
+        else if (local > 1) grad_sum_add(e, t->grad_sum);
+    }
+    if (local > 1) e->be->copy(e->param_grad, t->grad_sum, e->num_param_floats * sizeof(float));
+    if (local == 0) engine_zero_grad(e); // nothing of this batch here: contribute zeros
+    dist_stats_end(e, t->model.bn1.momentum, first, local, total);
+    dist_allreduce_grads(e);
     if (timers) stream_timer_start(&timers->optimizer);
     sgd_step(e, &t->sgd);
     if (timers) stream_timer_stop(&timers->optimizer), stream_timer_stop(&timers->step);
     t->step++;
     t->batch++;
     t->seen += b->n;
+    dist_check_step(e, t->step);
 }
 
 // Mean loss and accuracy (%) over the test set (or its first --limit-test images).
@@ -43,9 +96,10 @@ void evaluate(Trainer* t, double* loss, double* acc) {
     loader_start_epoch(t->test_loader, 0, 0);
     const Batch* b;
     while ((b = loader_next(t->test_loader))) {
+        seen += b->n;
+        if (b->index % dist_size() != dist_rank()) continue; // processes share the test set; metrics are summed
         engine_begin(t->e, 0);
         forward_loss(t, b->n, b->images, b->labels);
-        seen += b->n;
     }
     double loss_sum;
     long correct;

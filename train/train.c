@@ -11,6 +11,7 @@
 
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
+#include "dist.h"
 #include "guard.h"
 #include "trainer.h"
 
@@ -50,7 +51,8 @@ static void log_epoch(FILE* log, const Trainer* t, double train_loss, double tra
 static void setup(Trainer* t, int argc, char** argv) {
     Options* o = &t->opt;
     options_parse(o, argc, argv);
-    guard_paths(o);
+    dist_init(&argc, &argv, o->device); // mpirun: join the job, pick this process's GPU
+    if (dist_rank() == 0) guard_paths(o); // rank 0 writes the checkpoint and the log
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model unless --width says otherwise.
@@ -73,6 +75,7 @@ static void setup(Trainer* t, int argc, char** argv) {
     printf("device: %s%s%s%s\n", dev, err[0] ? " (" : "", err, err[0] ? ")" : "");
 
     t->e = engine_create(t->be);
+    dist_attach(t->e);
     int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
     mobilenet_init(&t->model, t->e, o->width, g, 10);
     engine_alloc_params(t->e);
@@ -83,6 +86,8 @@ static void setup(Trainer* t, int argc, char** argv) {
     t->be->zero(t->correct, 2 * sizeof(int));
     if (o->resume[0]) trainer_resume(t, o->resume);
     else if (o->init[0]) trainer_load_weights(t, o->init);
+
+    trainer_setup_micro_batches(t);
 
     // Data.
     char path[PATH_LEN];
@@ -97,7 +102,7 @@ static void setup(Trainer* t, int argc, char** argv) {
     LoaderConfig lc = {.records = t->data.train, .count = n_train, .batch = o->batch, .train = o->augment,
                        .seed = o->seed};
     t->train_loader = loader_create(&lc);
-    LoaderConfig tc = {.records = t->data.test, .count = n_test, .batch = o->batch, .train = 0, .seed = o->seed};
+    LoaderConfig tc = {.records = t->data.test, .count = n_test, .batch = t->micro, .train = 0, .seed = o->seed};
     t->test_loader = loader_create(&tc);
     t->steps_per_epoch = loader_batches_per_epoch(t->train_loader);
 
@@ -109,13 +114,17 @@ static void setup(Trainer* t, int argc, char** argv) {
                              .step_size = (long)o->step_epochs * t->steps_per_epoch, .gamma = o->step_gamma};
 
     if (o->dw_group == 0 && !o->resume[0]) {
-        printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", o->batch);
-        mobilenet_autotune(&t->model, t->be, o->batch, stdout);
+        printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", t->micro);
+        mobilenet_autotune(&t->model, t->be, t->micro, stdout);
+        int groups[MOBILENET_BLOCKS]; // several processes: all use rank 0's choices (timings differ)
+        for (int i = 0; i < MOBILENET_BLOCKS; i++) groups[i] = t->model.blocks[i].conv1.g;
+        dist_broadcast(groups, sizeof(groups));
+        for (int i = 0; i < MOBILENET_BLOCKS; i++) depthwise_set_group(&t->model.blocks[i].conv1, groups[i]);
     }
 
-    // Size the activation arena once, for the largest step: training with a full batch.
+    // Size the activation arena once, for the largest step: training with a full micro-batch.
     engine_plan_begin(t->e);
-    engine_backward(t->e, forward_loss(t, o->batch, NULL, NULL));
+    engine_backward(t->e, forward_loss(t, t->micro, NULL, NULL));
     engine_plan_end(t->e);
 
     long params, macs, executed;
@@ -132,12 +141,15 @@ static void setup(Trainer* t, int argc, char** argv) {
            (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, uniform ? "" : "per layer ", groups);
     char act[32];
     printf("memory: %s of activations for batch %d\n",
-           nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), o->batch);
+           nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), t->micro);
     printf("recipe: %d epochs x %d steps, batch %d, SGD lr %g momentum %g%s wd %g, %s schedule%s, seed %llu%s\n",
            o->epochs, t->steps_per_epoch, o->batch, (double)o->lr, (double)o->momentum,
            o->nesterov ? " (nesterov)" : "", (double)o->weight_decay, schedule_name(o->schedule),
            o->warmup_epochs > 0 ? " after warm-up" : "", (unsigned long long)o->seed,
            o->augment ? ", crop+flip augmentation" : ", no augmentation");
+    if (t->micro != o->batch)
+        printf("micro-batches: each batch of %d runs as %d x %d images (%d per process), one SGD step; "
+               "batch norm normalizes each micro-batch\n", o->batch, o->batch / t->micro, t->micro, t->accum);
 }
 
 int main(int argc, char** argv) {
@@ -159,7 +171,7 @@ int main(int argc, char** argv) {
     }
 
     FILE* log = NULL;
-    if (o->log[0]) {
+    if (o->log[0] && dist_rank() == 0) {
         log = fopen(o->log, o->resume[0] ? "a" : "w");
         if (!log) nn_fatal("cannot open --log '%s' for writing", o->log);
     }
@@ -168,7 +180,7 @@ int main(int argc, char** argv) {
                t.steps_per_epoch, t.step);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    int tty = isatty(fileno(stdout));
+    int tty = isatty(fileno(stdout)) && dist_size() == 1; // several processes: print points must agree
     const int batch = o->batch;
 
     while (t.epoch < o->epochs) {
@@ -188,6 +200,7 @@ int main(int argc, char** argv) {
             steps_here++;
             double now = nn_now();
             int last = t.batch == t.steps_per_epoch;
+            if (dist_any(interrupted) && !interrupted) interrupted = SIGTERM; // all processes stop at one step
             stop = interrupted || (o->max_steps && t.step >= o->max_steps);
             if (last || stop || (tty ? now - last_print > 0.5 : t.batch % (t.steps_per_epoch / 10 + 1) == 0)) {
                 double loss_sum;

@@ -21,6 +21,10 @@ typedef struct Trainer {
     Loader* train_loader;
     Loader* test_loader;
     int steps_per_epoch;
+    // Each global batch of opt.batch images runs as micro-batches of `micro` images, `accum` of them
+    // on this process (train/step.c; with several processes each takes its own group, train/dist.h).
+    int accum, micro;
+    float* grad_sum; // (num_param_floats) backend memory: the micro-batches' summed gradients (accum > 1)
 
     // Position of the run: the next step is batch `batch` of epoch `epoch`, optimizer step `step`.
     int epoch, batch;
@@ -34,6 +38,9 @@ typedef struct Trainer {
     double epoch_seconds; // training time spent in the current epoch (across resumes)
 } Trainer;
 
+// step.c: one training step, evaluation. trainer_setup_micro_batches checks that --batch splits
+// into --accum-steps x processes micro-batches (exit 2 naming the flags if not) and sets accum, micro.
+void trainer_setup_micro_batches(Trainer* t);
 // step.c: one training step, evaluation. timers may be NULL (they time the step and its optimizer).
 typedef struct StepTimers StepTimers;
 Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels);

@@ -205,7 +205,8 @@ static int env_flag(const char* name) {
         }                                                                                         \
     } while (0)
 
-// Device 0, the stream, the library handles and the upload ring; once per process.
+// The current device (0 unless train/dist.c chose one), the stream, the library handles and the upload
+// ring; once per process.
 static int open_device(char* err, size_t errlen) {
     CudaContext* g = &g_cuda;
     int count = 0;
@@ -220,8 +221,10 @@ static int open_device(char* err, size_t errlen) {
         snprintf(err, errlen, "no CUDA device found (cudaGetDeviceCount returned 0)");
         return 1;
     }
-    INIT_CUDA(cudaSetDevice(0));
-    INIT_CUDA(cudaGetDeviceProperties(&g->prop, 0));
+    int dev = 0; // device 0, or the one train/dist.c made current for this process (one GPU per rank)
+    INIT_CUDA(cudaGetDevice(&dev));
+    INIT_CUDA(cudaSetDevice(dev));
+    INIT_CUDA(cudaGetDeviceProperties(&g->prop, dev));
     INIT_CUDA(cudaStreamCreate(&g->stream));
 
     // One tiny kernel proves that this build has code for the device and that the context works.
