@@ -5,6 +5,7 @@ link_libraries(drnet_testutil)
 
 drnet_test(test_gradcheck)
 drnet_test(test_data TIMEOUT 300)
+drnet_test(test_augment TIMEOUT 300)
 drnet_test(test_depthwise)
 drnet_test(test_bn_sgd)
 drnet_test(test_checkpoint)
