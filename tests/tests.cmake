@@ -28,3 +28,7 @@ target_link_libraries(bench-cpu PRIVATE drnet)
 add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# --gpu-data / --cuda-graph / --bench-steps on the CPU (skipped without the data or numpy).
+add_test(NAME test_speed COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
+set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
