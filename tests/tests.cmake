@@ -32,3 +32,8 @@ set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
 add_test(NAME test_speed COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
 set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
+# steady-state step (skipped without a GPU); links the trainer's own step code.
+drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c train/step.c train/speed.c train/state.c TIMEOUT 600)
+add_test(NAME test_cuda_speed_cpu COMMAND test_cuda_speed --dry-run-cpu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_speed_cpu PROPERTIES TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
