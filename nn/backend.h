@@ -43,6 +43,7 @@ typedef struct BackendOptions {
     int threads;            // CPU worker threads; 0 = all cores
     int tf32;               // CUDA: let cuDNN/cuBLAS use TF32 tensor cores for float32 (PyTorch's default for convs)
     size_t workspace_limit; // CUDA: most bytes of convolution workspace; 0 = default
+    int deterministic;      // CUDA: only deterministic cuDNN algorithms, chosen by heuristics, not timing
 } BackendOptions;
 
 typedef struct Backend {

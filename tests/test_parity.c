@@ -38,6 +38,10 @@
 #include "../nn/util.h"
 #include "test_util.h"
 
+#ifdef WITH_CUDA
+#include "../kernels/cuda/cuda_stream.h" // drnet_cuda_conv_report
+#endif
+
 #define REF_VERSION 1
 #define DEFAULT_REF DRNET_SOURCE_DIR "/tests/reference/parity_mobilenet_w0.2_b16.bin"
 
@@ -556,18 +560,14 @@ static void wrong_rule(Ctx* c, const SGD* rule, const char* what) {
 
 // ---------------------------------------------------------------------------------------------------
 
+// CUDA runs in deterministic mode (heuristic, atomic-free cuDNN algorithms): a failure reproduces.
 static const Backend* open_backend(const char* name, int tf32) {
     char err[1024];
-    BackendOptions opt = {.tf32 = tf32};
-    if (!strcmp(name, "cuda") && !backend_cuda_compiled()) {
-        printf("skipped: this build has no CUDA backend\n");
-        exit(TEST_SKIP);
-    }
+    BackendOptions opt = {.tf32 = tf32, .deterministic = 1};
+    if (!strcmp(name, "cuda") && !backend_cuda_compiled())
+        exit(test_gpu_unavailable("test_parity", "this build has no CUDA backend"));
     const Backend* be = backend_open(name, &opt, err, sizeof(err));
-    if (!be && !strcmp(name, "cuda")) {
-        printf("skipped: %s\n", err);
-        exit(TEST_SKIP);
-    }
+    if (!be && !strcmp(name, "cuda")) exit(test_gpu_unavailable("test_parity", err));
     if (!be) nn_fatal("%s", err);
     return be;
 }
@@ -648,6 +648,9 @@ int main(int argc, char** argv) {
     wrong_rule(&c, &wrong, "momentum dropped");
     printf("\n%d of %d tensors within tolerance (%s bounds)\n", checked->n - checked->failures, checked->n, tol->name);
 
+#ifdef WITH_CUDA
+    if (test_failures && !strcmp(be->name, "cuda")) drnet_cuda_conv_report(stderr); // which cuDNN code ran
+#endif
     free(checked), free(free_run);
     ctx_free(&c);
     ckpt_free(&ref.ck);

@@ -2,7 +2,10 @@
 // (crossing an epoch boundary, with augmentation and a cosine schedule) must end with exactly the
 // checkpoint of an uninterrupted 12-step run — every weight, momentum, running statistic, position
 // and metric; only the wall-clock record may differ. Also: a resumed run refuses a contradicting
-// recipe flag, and a corrupted checkpoint is refused by ./train. Usage: test_resume PATH-TO-TRAIN
+// recipe flag, and a corrupted checkpoint is refused by ./train.
+// Usage: test_resume PATH-TO-TRAIN [cpu|cuda]. cuda trains on the GPU with --deterministic (cuDNN
+// algorithms chosen by heuristics, never by timing, and free of atomics: the only way two GPU
+// processes compute the same bits); it skips without a usable GPU (fails under DRNET_REQUIRE_GPU).
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,17 +13,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../nn/backend.h"
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "test_util.h"
 
 static const char* train;
+static const char* device_args = "--device cpu"; // pinned: auto would train on a GPU where there is one
 static char dir[256];
 
 static int run(const char* args, const char* out) {
     char cmd[2048];
     snprintf(cmd, sizeof(cmd), "%s mobilenet cifar10 --width 0.125 --batch 32 --limit-train 256 "
-             "--limit-test 64 --epochs 3 --threads 2 %s > %s/%s 2>&1", train, args, dir, out);
+             "--limit-test 64 --epochs 3 --threads 2 %s %s > %s/%s 2>&1", train, device_args, args, dir, out);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
@@ -32,8 +37,16 @@ static void show(const char* out) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 2) nn_fatal("usage: test_resume PATH-TO-TRAIN");
+    if (argc < 2 || (argc > 2 && strcmp(argv[2], "cpu") && strcmp(argv[2], "cuda")))
+        nn_fatal("usage: test_resume PATH-TO-TRAIN [cpu|cuda]");
     train = argv[1];
+    if (argc > 2 && !strcmp(argv[2], "cuda")) {
+        char why[512] = "";
+        BackendOptions opt = {.deterministic = 1};
+        if (!backend_cuda_compiled()) return test_gpu_unavailable("test_resume", "this build has no CUDA backend");
+        if (!backend_open("cuda", &opt, why, sizeof(why))) return test_gpu_unavailable("test_resume", why);
+        device_args = "--device cuda --deterministic";
+    }
     if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
         printf("skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive\n");
         return TEST_SKIP;

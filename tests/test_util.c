@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int test_failures = 0;
 
@@ -57,4 +59,14 @@ double max_abs_diff(const float* a, const float* b, size_t n) {
         if (e > m) m = e;
     }
     return m;
+}
+
+int test_gpu_unavailable(const char* test, const char* why) {
+    const char* req = getenv("DRNET_REQUIRE_GPU");
+    if (req && *req && strcmp(req, "0") != 0) {
+        fprintf(stderr, "FAIL %s: DRNET_REQUIRE_GPU is set but %s\n", test, why);
+        return 1;
+    }
+    printf("%s: skipped: %s\n", test, why);
+    return TEST_SKIP;
 }

@@ -12,6 +12,12 @@ extern int test_failures;
 
 #define TEST_SKIP 77 // CTest's skip code (set as SKIP_RETURN_CODE)
 
+// A GPU test that cannot run (no CUDA backend in the build, no device, a driver that fails):
+// prints why and returns TEST_SKIP, or, when the environment sets DRNET_REQUIRE_GPU (to anything
+// but 0), prints "FAIL" and returns 1, so that on a GPU machine a broken device is a failure and
+// never hides as a skip. Use: return test_gpu_unavailable("test_x", why);
+int test_gpu_unavailable(const char* test, const char* why);
+
 // Records a failure (printing the message with the test's location) when cond is false.
 #define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
 int test_check(int cond, const char* file, int line, const char* fmt, ...)

@@ -47,6 +47,10 @@ static const char* USAGE =
     "  --tf32 on|off         CUDA: let cuDNN and cuBLAS round float32 operands to TF32 on tensor\n"
     "                        cores (about 10 bits of mantissa; faster). On by default, as PyTorch\n"
     "                        does for convolutions. No effect on the CPU.\n"
+    "  --deterministic       CUDA: only deterministic cuDNN algorithms, picked by cuDNN's heuristics\n"
+    "                        instead of timing, so every run and every resume repeats bit for bit\n"
+    "                        (PyTorch's cudnn.deterministic with benchmark off; may be slower).\n"
+    "                        The CPU is always deterministic for a given --threads.\n"
     "  --max-steps N         stop once the run has taken N optimizer steps in all (smoke tests)\n"
     "  --eval-only           only evaluate on the test set (weights from --resume or --init)\n"
     "  --checkpoint PATH     save the whole training state here at each epoch end, at --max-steps\n"
@@ -152,10 +156,12 @@ void options_parse(Options* o, int argc, char** argv) {
             snprintf(flag, sizeof(flag), "%s", a);
         }
         // Flags without a value.
-        if (!strcmp(flag, "--eval-only") || !strcmp(flag, "--print-model") || !strcmp(flag, "--profile")) {
+        if (!strcmp(flag, "--eval-only") || !strcmp(flag, "--print-model") || !strcmp(flag, "--profile") ||
+            !strcmp(flag, "--deterministic")) {
             if (v) bad(flag, v, "takes no value");
             if (!strcmp(flag, "--eval-only")) o->eval_only = 1;
             else if (!strcmp(flag, "--print-model")) o->print_model = 1;
+            else if (!strcmp(flag, "--deterministic")) o->deterministic = 1;
             else o->profile = 1;
             continue;
         }

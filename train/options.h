@@ -37,6 +37,7 @@ typedef struct Options {
     // run
     char device[16];
     int threads, tf32;
+    int deterministic; // CUDA: only deterministic cuDNN algorithms, chosen without timing (repeatable runs)
     long max_steps;
     int eval_only, print_model;
     char checkpoint[PATH_LEN], resume[PATH_LEN], init[PATH_LEN], log[PATH_LEN];

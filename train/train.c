@@ -67,7 +67,7 @@ static void setup(Trainer* t, int argc, char** argv) {
         exit(0);
     }
 
-    BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32};
+    BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32, .deterministic = o->deterministic};
     err[0] = 0;
     t->be = backend_open(o->device, &bo, err, sizeof(err));
     if (!t->be) nn_fatal("%s", err);

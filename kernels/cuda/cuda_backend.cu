@@ -316,6 +316,7 @@ static int open_device(char* err, size_t errlen) {
 static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
+    g_cuda.deterministic = opt && opt->deterministic;
     g_cuda.workspace_limit = opt && opt->workspace_limit ? opt->workspace_limit : DEFAULT_WORKSPACE_LIMIT;
     // The flag covers cuBLAS too (nn/backend.h). PyTorch's own default for matmuls is strict FP32
     // (torch.backends.cuda.matmul.allow_tf32 = False); our only GEMM is the classifier, 0.02% of
@@ -333,10 +334,11 @@ static void cuda_describe(char* buf, size_t len) {
     char ws[32];
     snprintf(buf, len,
              "CUDA: %s (sm_%d%d, %d SMs, %.1f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, "
-             "TF32 %s, conv workspace limit %s",
+             "TF32 %s, %s cuDNN algorithms, conv workspace limit %s",
              p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
              runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
              v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
+             g_cuda.deterministic ? "deterministic (heuristic)" : "measured (fastest)",
              cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));
 }
 

@@ -8,6 +8,13 @@
 // first time a direction is used with that shape (the first training step); after that a call is
 // a table look-up and one cuDNN call. All convolutions share one workspace buffer: there is one
 // stream, so no two of them ever run at once. It only grows during a search.
+//
+// Deterministic mode (BackendOptions.deterministic, train --deterministic): PyTorch's
+// cudnn.deterministic = True with benchmark = False. Timing cannot choose (two processes may time
+// differently and pick different algorithms), so cuDNN's heuristics rank the algorithms
+// (cudnnGet*Algorithm_v7, the same answer for the same GPU, cuDNN and shape) and the first one
+// cuDNN marks CUDNN_DETERMINISTIC (no atomics) is taken. Same inputs then give the same bits in
+// every run, which is what a bit-identical GPU resume needs.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +55,8 @@ static int math_allowed(cudnnMathType_t m) {
 }
 
 struct ConvPlan {
-    ConvShape s; // the key, with tf32
-    int tf32;
+    ConvShape s; // the key, with tf32 and deterministic
+    int tf32, deterministic;
     cudnnTensorDescriptor_t x;                     // (n, c_in, h, w)
     cudnnTensorDescriptor_t y;                     // (n, c_out, h_out, w_out)
     cudnnFilterDescriptor_t w;                     // (c_out, c_in / groups, k, k)
@@ -84,7 +91,9 @@ static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, co
 
 static ConvPlan* plan_for(const ConvShape* s) {
     for (int i = 0; i < num_plans; i++)
-        if (plans[i].tf32 == g_cuda.tf32 && memcmp(&plans[i].s, s, sizeof(*s)) == 0) return &plans[i];
+        if (plans[i].tf32 == g_cuda.tf32 && plans[i].deterministic == g_cuda.deterministic &&
+            memcmp(&plans[i].s, s, sizeof(*s)) == 0)
+            return &plans[i];
     if (num_plans == MAX_PLANS) {
         fprintf(stderr, "error: %s:%d: more than %d distinct convolution shapes; raise MAX_PLANS\n",
                 __FILE__, __LINE__, MAX_PLANS);
@@ -94,6 +103,7 @@ static ConvPlan* plan_for(const ConvShape* s) {
     memset(p, 0, sizeof(*p));
     p->s = *s;
     p->tf32 = g_cuda.tf32;
+    p->deterministic = g_cuda.deterministic;
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->x));
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->y));
     PLAN_CHECK(p, cudnnCreateFilterDescriptor(&p->w));
@@ -130,14 +140,44 @@ struct Candidate {
     float ms;
     size_t memory;
     cudnnMathType_t math;
+    cudnnDeterminism_t determinism;
 };
 #define MAX_CANDIDATES 16
 
 template <typename Perf>
 static int to_candidates(const Perf* perf, int n, Candidate* c) {
     for (int i = 0; i < n; i++)
-        c[i] = Candidate{(int)perf[i].algo, perf[i].status, perf[i].time, perf[i].memory, perf[i].mathType};
+        c[i] = Candidate{(int)perf[i].algo, perf[i].status, perf[i].time, perf[i].memory, perf[i].mathType,
+                         perf[i].determinism};
     return n;
+}
+
+// cuDNN's heuristic ranking for the direction (no timing, nothing runs): the deterministic mode's
+// candidates, best first by cuDNN's own estimate.
+static int rank_by_heuristics(ConvPlan* p, int dir, Candidate* c) {
+    cudnnHandle_t h = g_cuda.cudnn;
+    int max = 0, n = 0;
+    if (dir == FWD) {
+        cudnnConvolutionFwdAlgoPerf_t perf[MAX_CANDIDATES];
+        PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
+        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
+        return to_candidates(perf, n, c);
+    }
+    if (dir == BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_CANDIDATES];
+        PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
+        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv[BWD_DATA], p->x, max,
+                                                                  &n, perf));
+        return to_candidates(perf, n, c);
+    }
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_CANDIDATES];
+    PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
+    max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+    PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv[BWD_FILTER], p->w, max,
+                                                                &n, perf));
+    return to_candidates(perf, n, c);
 }
 
 // Runs every algorithm for the direction (cuDNN allocates its own buffers for this, so our
@@ -184,11 +224,13 @@ static cudnnStatus_t workspace_size(const ConvPlan* p, int dir, int algo, size_t
 static void print_candidates(FILE* f, const ConvPlan* p, int dir, const Candidate* c, int n, int chosen) {
     char shape[200], mem[32];
     shape_text(shape, sizeof(shape), &p->s, p->tf32);
-    fprintf(f, "cuda: %s %s: %d algorithms measured\n", DIRECTION[dir], shape, n);
+    fprintf(f, "cuda: %s %s: %d algorithms %s\n", DIRECTION[dir], shape, n,
+            p->deterministic ? "ranked by cuDNN's heuristics (deterministic mode)" : "measured");
     for (int i = 0; i < n; i++)
-        fprintf(f, "  %c %-22s %-22s %9.4f ms  workspace %-10s %s\n", i == chosen ? '*' : ' ',
+        fprintf(f, "  %c %-22s %-22s %9.4f ms  workspace %-10s %-22s %s\n", i == chosen ? '*' : ' ',
                 algo_name(dir, c[i].algo), c[i].status == CUDNN_STATUS_SUCCESS ? "ok" : cudnnGetErrorString(c[i].status),
-                (double)c[i].ms, cuda_format_bytes(mem, sizeof(mem), (double)c[i].memory), math_name(c[i].math));
+                (double)c[i].ms, cuda_format_bytes(mem, sizeof(mem), (double)c[i].memory), math_name(c[i].math),
+                c[i].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "non-deterministic");
 }
 
 static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
@@ -204,12 +246,18 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
 }
 
 static void choose(ConvPlan* p, int dir) {
-    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
     Candidate c[MAX_CANDIDATES] = {};
-    int n = measure(p, dir, c);
+    int n;
+    if (p->deterministic) {
+        n = rank_by_heuristics(p, dir, c);
+    } else {
+        CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
+        n = measure(p, dir, c);
+    }
     size_t limit = g_cuda.workspace_limit;
     for (int i = 0; i < n; i++) {
         if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
+        if (p->deterministic && c[i].determinism != CUDNN_DETERMINISTIC) continue;
         // Run with exactly the math type that was measured (cuDNN picks kernels by algo + math type).
         PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], c[i].math));
         size_t need = 0;
@@ -220,15 +268,18 @@ static void choose(ConvPlan* p, int dir) {
         adopt(p, dir, c[i].algo, need);
         return;
     }
-    // Nothing qualified (never seen in practice): algorithm 0, the generic implicit GEMM, with the
-    // requested precision, which cuDNN supports for every shape and which needs no workspace.
+    // Nothing qualified (never seen in practice): the generic implicit GEMM with the requested
+    // precision, which cuDNN supports for every shape: forward algorithm 0; backward ALGO_1 in
+    // deterministic mode (the backward ALGO_0s accumulate with atomics), else ALGO_0.
+    int fallback = dir != FWD && p->deterministic ? 1 : 0;
     print_candidates(stderr, p, dir, c, n, -1);
     fprintf(stderr, "cuda: warning: no %s algorithm above fits the %zu-byte workspace limit with the requested "
-                    "precision; using %s\n", DIRECTION[dir], limit, algo_name(dir, 0));
+                    "precision%s; using %s\n", DIRECTION[dir], limit, p->deterministic ? " and determinism" : "",
+            algo_name(dir, fallback));
     PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     size_t need = 0;
-    PLAN_CHECK(p, workspace_size(p, dir, 0, &need));
-    adopt(p, dir, 0, need);
+    PLAN_CHECK(p, workspace_size(p, dir, fallback, &need));
+    adopt(p, dir, fallback, need);
 }
 
 static ConvPlan* ready_plan(const ConvShape* s, int dir) {
@@ -262,4 +313,23 @@ void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, con
                                                  (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], workspace,
                                                  p->ws[BWD_FILTER], accumulate ? &ONE : &ZERO, p->w, dw));
     LIBRARY_DONE("cudnnConvolutionBackwardFilter");
+}
+
+// For tests and debugging (kernels/cuda/cuda_stream.h): every plan made so far with the algorithm and
+// math type chosen per direction, so that a failing comparison names the cuDNN code that ran.
+extern "C" void drnet_cuda_conv_report(FILE* f) {
+    fprintf(f, "cuDNN algorithms in use (%d convolution shapes):\n", num_plans);
+    for (int i = 0; i < num_plans; i++) {
+        const ConvPlan* p = &plans[i];
+        char shape[200];
+        shape_text(shape, sizeof(shape), &p->s, p->tf32);
+        fprintf(f, "  %s%s:", shape, p->deterministic ? ", deterministic" : "");
+        for (int d = 0; d < DIRECTIONS; d++) {
+            if (!p->ready[d]) continue;
+            cudnnMathType_t m = CUDNN_DEFAULT_MATH;
+            cudnnGetConvolutionMathType(p->conv[d], &m);
+            fprintf(f, " %s %s (%s);", DIRECTION[d], algo_name(d, p->algo[d]), math_name(m));
+        }
+        fprintf(f, "\n");
+    }
 }

@@ -19,6 +19,7 @@ struct CudaContext {
     cudnnHandle_t cudnn;    // bound to `stream`
     cublasHandle_t cublas;  // bound to `stream`, with its own fixed workspace
     int tf32;               // BackendOptions.tf32 of the latest init
+    int deterministic;      // BackendOptions.deterministic of the latest init (cuda_conv.cu)
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
     int verbose;            // DRNET_CUDA_VERBOSE=1: print every algorithm search

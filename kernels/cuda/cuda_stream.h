@@ -5,12 +5,17 @@
 #ifndef KERNELS_CUDA_CUDA_STREAM_H
 #define KERNELS_CUDA_CUDA_STREAM_H
 
+#include <stdio.h>
+
 #include <cuda_runtime.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 cudaStream_t drnet_cuda_stream(void);
+// Prints every convolution shape seen so far with the cuDNN algorithm chosen per direction (tests
+// print it when a comparison fails).
+void drnet_cuda_conv_report(FILE* f);
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# The whole GPU session in one call, from the repository root (docs/gpu-session.md):
+#
+#   bash tests/device/session.sh            # on a GPU machine: build, GPU tests, train, benchmarks
+#   DRNET_DEVICE_BUILD=build bash tests/device/session.sh   # reuse an existing build folder
+#
+# Stages, in order, each under its own `timeout` and all under one deadline (DRNET_DEVICE_DEADLINE
+# seconds, default 420), continuing past a failed stage wherever later ones can still run:
+#   env    nvcc, cuDNN (header and library), zlib, PyTorch, the GPU and its free memory: a line each
+#   build  data conversion in the background while CMake builds only the targets needed here
+#   data   waits for the conversion (or takes CIFAR10_PATH as it is) and checks it
+#   tests  the GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1: a broken device fails, never skips
+#   train  train mobilenet cifar10 --epochs 3 --device cuda
+#   bench  bench-depthwise (TF32 on/off), its PyTorch companion, --profile (g = 32 and auto)
+#   speed  tests/device/speed.sh, when present: our training step against PyTorch's
+#   long   the standard recipe for as many epochs as the remaining time allows
+#
+# Logs go to $OUT (default /tmp/drnet-device), at most 8 files, flat, appended as the stages run so
+# that a call killed at its limit still returns what was done: session.log (environment, build,
+# ldd, the summary), tests.log, train.log, train.jsonl, bench.log, profile.json, speed.log, long.log.
+# The summary table is printed last.
+#
+# Without a GPU this is the rehearsal: every stage that does not need the device runs (environment,
+# data conversion, configure, build, CPU checks of the built programs and of the GPU tests' refusal
+# to skip), the same files are written, the last line says "no GPU here", and the exit code is 3.
+# Exit codes: 0 every stage passed on a GPU; 1 a stage failed; 3 rehearsal passed (no GPU).
+set -uo pipefail
+
+T0=$(date +%s)
+DEADLINE=${DRNET_DEVICE_DEADLINE:-420}
+OUT=${OUT:-/tmp/drnet-device}
+BUILD=${DRNET_DEVICE_BUILD:-build-gpu}
+JOBS=$(nproc 2>/dev/null || echo 4)
+top=$(pwd)
+mkdir -p "$OUT"
+LOG=$OUT/session.log
+FILES=(session.log tests.log train.log train.jsonl bench.log profile.json speed.log long.log)
+for f in "${FILES[@]}"; do : > "$OUT/$f"; done
+
+left() { echo $((DEADLINE - ($(date +%s) - T0))); }
+say() { echo "== [$(($(date +%s) - T0)) s] $*" | tee -a "$LOG"; }
+
+# run FILE LIMIT CMD...: runs CMD with its output appended to FILE, under `timeout` of at most
+# LIMIT seconds and never past the deadline; prints the command and its status.
+run() {
+  local file=$1 limit=$2; shift 2
+  local rest; rest=$(left)
+  [ "$limit" -gt $((rest - 5)) ] && limit=$((rest - 5))
+  if [ "$limit" -lt 5 ]; then echo "\$ $* -- not started: the deadline is reached" | tee -a "$file"; return 124; fi
+  echo "\$ $*    (limit ${limit} s)" >> "$file"
+  timeout -k 5 "$limit" "$@" >> "$file" 2>&1
+  local rc=$?
+  [ $rc = 124 ] && echo "(timed out after $limit s)" >> "$file"
+  echo "(exit $rc)" >> "$file"
+  return $rc
+}
+
+# The summary: one row per stage.
+STAGES=() STATUS=() SECS=() NOTES=()
+FAILED=0
+stage_begin() { S_NAME=$1; S_T=$(date +%s); say "$1: $2"; }
+stage_end() { # stage_end ok|FAIL|skipped NOTE
+  STAGES+=("$S_NAME") STATUS+=("$1") SECS+=($(($(date +%s) - S_T))) NOTES+=("$2")
+  [ "$1" = FAIL ] && FAILED=1
+  say "$S_NAME: $1${2:+ ($2)}"
+}
+
+header() { # what every log starts with: time, commit, machine
+  {
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "commit: $(cat .device/COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)"
+    if [ -s .device/STATUS ]; then echo "uncommitted changes:"; sed 's/^/  /' .device/STATUS; fi
+    echo "command: bash tests/device/session.sh (deadline ${DEADLINE} s)"
+    if [ "$GPU" = 1 ]; then
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+    else
+      echo "gpu: none (rehearsal)"
+    fi
+  } >> "$1"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# env
+GPU=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then GPU=1; fi
+for f in "${FILES[@]}"; do case $f in *.json|*.jsonl) ;; *) header "$OUT/$f" ;; esac; done
+stage_begin env "what this machine has"
+check() { printf '  %-12s %s\n' "$1" "$2" | tee -a "$LOG"; }
+env_missing=""
+if [ "$GPU" = 1 ]; then
+  check GPU "$(nvidia-smi --query-gpu=name,memory.total,memory.free,driver_version --format=csv,noheader | head -1) (name, total, free, driver)"
+else
+  check GPU "none: nvidia-smi $(command -v nvidia-smi >/dev/null && echo 'lists no GPU' || echo 'is not installed')"
+fi
+if command -v nvcc >/dev/null 2>&1; then check nvcc "$(nvcc --version | grep -o 'release [0-9.]*')"
+else check nvcc "MISSING: no CUDA compiler on PATH"; env_missing+=" nvcc"; fi
+
+# Python: the one with PyTorch (the GPU image's python3), else one with Pillow for the converter.
+PY=""
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' 2>/dev/null; then PY=$p; break; fi
+done
+if [ -n "$PY" ]; then
+  check PyTorch "$("$PY" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda, "available" if torch.cuda.is_available() else "not available")' 2>&1) ($PY)"
+else
+  check PyTorch "not found (the PyTorch comparisons are skipped)"
+fi
+PYIMG=""
+for p in $PY python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import PIL' 2>/dev/null; then PYIMG=$p; break; fi
+done
+
+# cuDNN: the toolkit's, the system's, PyTorch's wheel (a namespace package: __path__, not
+# __file__), else anywhere on the file system.
+CUDNN_ROOT=${CUDNN_ROOT:-}
+cands=(/usr/local/cuda /usr)
+for p in $PY python3; do
+  w=$("$p" -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null) && [ -n "$w" ] && cands+=("$w") && break
+done
+if [ -z "$CUDNN_ROOT" ]; then
+  for d in "${cands[@]}"; do
+    if [ -f "$d/include/cudnn.h" ] && ls "$d"/lib*/libcudnn.so* "$d"/lib/*/libcudnn.so* >/dev/null 2>&1; then CUDNN_ROOT=$d; break; fi
+  done
+fi
+if [ -z "$CUDNN_ROOT" ]; then
+  h=$(find / -xdev -name cudnn.h -path '*include*' 2>/dev/null | head -1)
+  [ -n "$h" ] && CUDNN_ROOT=$(dirname "$(dirname "$h")")
+fi
+CUDNN_LIB=""
+if [ -n "$CUDNN_ROOT" ]; then
+  CUDNN_LIB=$(ls "$CUDNN_ROOT"/lib*/libcudnn.so* "$CUDNN_ROOT"/lib/*/libcudnn.so* 2>/dev/null | head -1)
+  [ -z "$CUDNN_LIB" ] && CUDNN_LIB=$(find / -xdev -name 'libcudnn.so*' 2>/dev/null | head -1)
+  ver=$(grep -hE '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$CUDNN_ROOT"/include/cudnn_version.h 2>/dev/null | awk '{printf "%s.", $3}' | sed 's/\.$//')
+  check cuDNN "${ver:-?} headers in $CUDNN_ROOT/include, library ${CUDNN_LIB:-MISSING}"
+  # The library's folder goes on the loader's path too: cuDNN 9 dlopens its sub-libraries by name.
+  [ -n "$CUDNN_LIB" ] && export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB"):${LD_LIBRARY_PATH:-}"
+  [ -z "$CUDNN_LIB" ] && env_missing+=" cuDNN-library"
+else
+  check cuDNN "MISSING: no cudnn.h in the toolkit, the system, PyTorch's wheel or the file system"
+  env_missing+=" cuDNN"
+fi
+zlib_flags=()
+if [ -f /usr/include/zlib.h ]; then check zlib "system ($(grep -o 'ZLIB_VERSION "[^"]*"' /usr/include/zlib.h | cut -d'"' -f2))"
+elif [ -f .device/zlib/usr/include/zlib.h ]; then
+  zlib_flags=(-DZLIB_INCLUDE_DIR="$top/.device/zlib/usr/include"
+              -DZLIB_LIBRARY="$(ls "$top"/.device/zlib/usr/lib/*/libz.a 2>/dev/null | head -1)")
+  check zlib "carried in .device/zlib (no zlib.h on this system)"
+else check zlib "MISSING: no zlib.h (run tests/device/prepare.sh before the session)"; env_missing+=" zlib"; fi
+check cores "$JOBS; deadline ${DEADLINE} s; logs in $OUT"
+if [ -n "$env_missing" ]; then stage_end FAIL "missing:$env_missing"; else stage_end ok "GPU: $([ $GPU = 1 ] && echo yes || echo none)"; fi
+
+# ---------------------------------------------------------------------------------------------------
+# build (the data conversion runs meanwhile)
+DATA=""
+CONVERT_PID=""
+if [ -n "${CIFAR10_PATH:-}" ] && [ -r "$CIFAR10_PATH" ]; then
+  DATA=$CIFAR10_PATH
+elif [ -f .device/cifar10-jpeg.tar.gz ] && [ -n "$PYIMG" ]; then
+  DATA=/tmp/drnet-cifar
+  if [ ! -f "$DATA/cifar-10-batches-bin/test_batch.bin" ]; then
+    (echo "\$ $PYIMG .device/cifar10_from_jpeg.py .device/cifar10-jpeg.tar.gz $DATA"
+     timeout 120 "$PYIMG" .device/cifar10_from_jpeg.py .device/cifar10-jpeg.tar.gz "$DATA.tmp" &&
+       rm -rf "$DATA" && mv "$DATA.tmp" "$DATA"; echo "(exit $?)") > "$OUT/.convert" 2>&1 &
+    CONVERT_PID=$!
+  fi
+fi
+
+stage_begin build "configure and build into $BUILD (CUDA architecture 90), $JOBS jobs"
+TARGETS=(train bench-depthwise)
+# The GPU tests (labelled gpu in tests/tests.cmake) and the optional benchmark targets that exist.
+TARGETS+=($(sed -n 's/^set(DRNET_GPU_TESTS \(.*\))$/\1/p' tests/tests.cmake))
+for t in bench-train; do grep -qE "add_executable\($t[ )]" CMakeLists.txt tests/tests.cmake && TARGETS+=("$t"); done
+build_ok=1
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  run "$LOG" 150 cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+      ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} "${zlib_flags[@]}" ${DATA:+-DCIFAR10_PATH="$DATA"} || build_ok=0
+fi
+if [ $build_ok = 1 ]; then
+  run "$LOG" 240 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || build_ok=0
+fi
+cuda_on=0
+[ -f "$BUILD/libdrnet_cuda.a" ] && cuda_on=1
+if [ -x "$BUILD/train" ]; then
+  { echo "\$ ldd $BUILD/train"; ldd "$BUILD/train" | grep -E 'cudnn|cublas|cudart|libz|libgomp|not found'; } >> "$LOG" 2>&1
+  ldd "$BUILD/train" | grep -q 'not found' && { say "ldd: a library of train is not found (see session.log)"; build_ok=0; }
+  "$BUILD/train" --help > /dev/null 2>&1 || { say "the built train does not start"; build_ok=0; }
+fi
+if [ $build_ok = 1 ] && [ $cuda_on = 1 ]; then stage_end ok "${#TARGETS[@]} targets, CUDA backend on"
+elif [ $build_ok = 1 ]; then stage_end FAIL "built, but without the CUDA backend (see CMake's 'CUDA backend' line)"
+else stage_end FAIL "see session.log"; grep -E 'error|CUDA backend: off' "$LOG" | head -5; fi
+
+# ---------------------------------------------------------------------------------------------------
+# data
+stage_begin data "CIFAR-10 (JPEG round-trip copy) for the runs"
+if [ -n "$CONVERT_PID" ]; then wait "$CONVERT_PID"; fi
+[ -f "$OUT/.convert" ] && { cat "$OUT/.convert" >> "$LOG"; rm -f "$OUT/.convert"; }
+if [ -z "$DATA" ]; then
+  stage_end FAIL "no data: set CIFAR10_PATH, or run tests/device/prepare.sh first (needs Pillow here)"
+elif [ -x "$BUILD/train" ] && run "$LOG" 60 "$BUILD/train" mobilenet cifar10 --data "$DATA" --device cpu \
+       --width 0.125 --batch 32 --limit-train 64 --limit-test 64 --max-steps 2 --threads 2; then
+  stage_end ok "$DATA read by train"
+else
+  stage_end FAIL "train could not read $DATA (see session.log)"
+fi
+export CIFAR10_PATH=$DATA
+
+# ---------------------------------------------------------------------------------------------------
+# tests
+stage_begin tests "GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1"
+if [ "$GPU" = 1 ]; then
+  DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 180 -j 2
+  rc=$?
+  line=$(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)
+  [ $rc = 0 ] && stage_end ok "$line" || stage_end FAIL "${line:-exit $rc}, see tests.log"
+else
+  # The rehearsal checks the other half of the contract: without a device each GPU test must FAIL
+  # under DRNET_REQUIRE_GPU=1 (and skip without it), never pass or skip silently.
+  DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 120 ctest --test-dir "$BUILD" -L gpu --timeout 60
+  n=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Failed' "$OUT/tests.log")
+  all=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#' "$OUT/tests.log")
+  if [ "$all" -ge 4 ] && [ "$n" = "$all" ]; then stage_end ok "rehearsal: all $all GPU tests fail under DRNET_REQUIRE_GPU=1 without a GPU, as they must"
+  else stage_end FAIL "rehearsal: $n of $all GPU tests failed under DRNET_REQUIRE_GPU=1 without a GPU (all must)"; fi
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# train
+stage_begin train "3 epochs, standard recipe, on CIFAR-10 (JPEG round-trip copy)"
+if [ "$GPU" = 1 ]; then
+  run "$OUT/train.log" 150 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
+      --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt
+  rc=$?
+  acc=$(grep -oE '^epoch [0-9]+/3: .*' "$OUT/train.log" | sed -E 's/.*test loss [0-9.]+ acc ([0-9.]+%).*, ([0-9]+) img\/s/\1 @ \2 img\/s/' | paste -sd' ' -)
+  [ $rc = 0 ] && stage_end ok "test acc per epoch: $acc" || stage_end FAIL "exit $rc; ${acc:-no epoch finished}"
+else
+  run "$OUT/train.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --epochs 1 \
+      --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" && stage_end ok "rehearsal: CPU, 512 images" ||
+    stage_end FAIL "rehearsal run failed (see train.log)"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# bench
+stage_begin bench "depthwise benchmark, PyTorch companion, per-layer profile"
+if [ "$GPU" = 1 ]; then
+  bfail=0
+  run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 || bfail=1
+  run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 --tf32 off || bfail=1
+  [ -n "$PY" ] && { run "$OUT/bench.log" 60 "$PY" tests/reference/bench_depthwise_torch.py --device cuda --reps 30 || bfail=1; }
+  run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --profile --profile-steps 50 \
+      --profile-json "$OUT/profile.json" || bfail=1
+  run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --dw-group auto --profile --profile-steps 50 || bfail=1
+  [ $bfail = 0 ] && stage_end ok "see bench.log" || stage_end FAIL "see bench.log"
+else
+  run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cpu --reps 1 --batch 8 &&
+  run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --batch 16 --profile \
+      --profile-steps 2 --profile-json "$OUT/profile.json" && stage_end ok "rehearsal: CPU, tiny sizes" ||
+    stage_end FAIL "rehearsal benchmark failed (see bench.log)"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# speed (our step vs PyTorch's, when the script exists)
+stage_begin speed "training step against PyTorch eager and torch.compile"
+if [ -f tests/device/speed.sh ]; then
+  limit=$(( $(left) - 120 )); [ $limit -gt 180 ] && limit=180
+  if [ $limit -ge 30 ]; then
+    BUILD=$BUILD PY=$PY GPU=$GPU run "$OUT/speed.log" "$limit" bash tests/device/speed.sh "$limit" "$OUT/speed.log" &&
+      stage_end ok "see speed.log" || stage_end FAIL "see speed.log"
+  else stage_end skipped "not enough time left"; fi
+else
+  echo "no tests/device/speed.sh in this tree" >> "$OUT/speed.log"; stage_end skipped "no speed script yet"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# long: the standard recipe (cosine over the run) for as many epochs as fit
+stage_begin long "the standard recipe for as many epochs as the remaining time allows"
+if [ "$GPU" = 1 ] && [ -s "$OUT/train.jsonl" ]; then
+  per=$(grep -o '"seconds": [0-9.]*' "$OUT/train.jsonl" | tail -1 | awk '{print $2}')
+  rest=$(( $(left) - 25 ))
+  # Each epoch costs its training time plus evaluation (~15 %) and start-up; 200 is the recipe's length.
+  epochs=$(awk -v r="$rest" -v p="${per:-0}" 'BEGIN { if (p <= 0) { print 0; exit } n = int((r - 20) / (p * 1.2)); print (n > 200 ? 200 : n) }')
+  if [ "$epochs" -ge 5 ]; then
+    run "$OUT/long.log" "$rest" "$BUILD/train" mobilenet cifar10 --device cuda --epochs "$epochs" \
+        --checkpoint /tmp/drnet-device-long.ckpt
+    rc=$?
+    last=$(grep -oE '^epoch [0-9]+/[0-9]+: .*' "$OUT/long.log" | tail -1 | grep -oE '^epoch [0-9/]+|test loss [0-9.]+ acc [0-9.]+%' | paste -sd' ' -)
+    [ $rc = 0 ] && stage_end ok "$epochs epochs: $last" || stage_end FAIL "exit $rc at ${last:-the first epoch} of $epochs"
+  else stage_end skipped "time for only ${epochs} epochs (at ${per:-?} s each)"; fi
+else
+  echo "rehearsal: no GPU, no long run" >> "$OUT/long.log"; stage_end skipped "$([ $GPU = 1 ] && echo 'no epoch time from the train stage' || echo 'no GPU')"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+{
+  echo
+  echo "summary ($(($(date +%s) - T0)) s of a ${DEADLINE} s deadline; logs in $OUT: ${FILES[*]})"
+  printf '  %-6s %-8s %6s  %s\n' stage status seconds note
+  for i in "${!STAGES[@]}"; do printf '  %-6s %-8s %6s  %s\n' "${STAGES[$i]}" "${STATUS[$i]}" "${SECS[$i]}" "${NOTES[$i]}"; done
+} | tee -a "$LOG"
+if [ "$GPU" != 1 ]; then
+  if [ $FAILED = 0 ]; then echo "no GPU here: rehearsal passed (every stage that needs no device ran); exit 3" | tee -a "$LOG"; exit 3; fi
+  echo "no GPU here: rehearsal FAILED (see above)" | tee -a "$LOG"; exit 1
+fi
+[ $FAILED = 0 ] && { echo "all stages passed" | tee -a "$LOG"; exit 0; }
+echo "some stage FAILED (see above)" | tee -a "$LOG"; exit 1
