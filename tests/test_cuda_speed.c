@@ -10,10 +10,9 @@
 //  4. a steady-state step (eager, and replayed) does no cudaMalloc, no cudaFree and no stream
 //     synchronization (the backend's counters).
 //
-// TODO(bit-identity): with TF32 off and the same cuDNN algorithms (one process: the plans are
-// cached) graph and eager differ only where cuDNN's chosen algorithms use atomics. Once the
-// backend can force deterministic algorithms (BackendOptions.deterministic), set it here and make
-// GRAPH_BOUND 0. Until then the bound is a tolerance and the test prints whether they matched exactly.
+// With deterministic cuDNN algorithms (BackendOptions.deterministic, train --deterministic) and
+// TF32 off, every kernel of a step is deterministic, so graph replay, GPU batches and eager must
+// agree bit for bit: GRAPH_BOUND is 0 (the test also prints whether each pair was bit-identical).
 //
 // Exits 77 without a CUDA build or device; DRNET_REQUIRE_GPU=1 turns that into a failure. Uses the
 // real CIFAR-10 when CIFAR10_PATH names it, else random records. --dry-run-cpu runs everything the
@@ -33,7 +32,7 @@
 #include "../train/speed.h"
 #include "test_util.h"
 
-#define GRAPH_BOUND 1e-4 // ||graph - eager|| / ||eager|| per tensor after the run (see the TODO above)
+#define GRAPH_BOUND 0.0 // ||graph - eager|| / ||eager|| after the run, deterministic algorithms (above)
 #define N_TRAIN 2000     // records used: 2000 / 64 = 31 full batches and one of 16
 #define N_TEST 500
 #define BATCH 64
@@ -294,6 +293,7 @@ int main(int argc, char** argv) {
 #endif
     char err[512], desc[256];
     BackendOptions opt = {0}; // TF32 off: the comparisons isolate the graph, not TF32 rounding
+    opt.deterministic = 1;    // no atomics in cuDNN's algorithms: eager repeats itself bit for bit
     cpu = backend_open("cpu", &opt, err, sizeof(err));
     if (!cpu) nn_fatal("%s", err);
     gpu = dry ? cpu : backend_open("cuda", &opt, err, sizeof(err));

@@ -24,8 +24,11 @@ drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
 # The GPU resume: bit-identical with --deterministic (test_resume.c says why).
 drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 300)
+# GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
+# steady-state step (skipped without a GPU); links the trainer's own step code.
+drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c train/step.c train/speed.c train/state.c TIMEOUT 300)
 # Every test above that needs a GPU: the device script runs exactly these with DRNET_REQUIRE_GPU=1.
-set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda)
+set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed)
 set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)
 add_executable(bench-cpu train/bench/bench_cpu.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
@@ -37,8 +40,5 @@ set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
 add_test(NAME test_speed COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
 set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
-# GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
-# steady-state step (skipped without a GPU); links the trainer's own step code.
-drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c train/step.c train/speed.c train/state.c TIMEOUT 600)
 add_test(NAME test_cuda_speed_cpu COMMAND test_cuda_speed --dry-run-cpu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_speed_cpu PROPERTIES TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")

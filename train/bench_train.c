@@ -70,9 +70,9 @@ int run_bench(Trainer* t) {
            "(3 x %.1f M executed multiply-adds per image)\n", median, o->batch * 1e3 / median,
            o->batch * 1e3 / sorted[0], o->batch * 1e3 / sorted[repeats - 1], tflops, executed / 1e6);
     printf("bench: in %zu timed steps: %zu allocations, %zu frees, %zu stream syncs (%d are the repeats' own), "
-           "%zu upload-ring waits; %ld graph replays; final train loss %.4f\n", timed, c1.allocs - c0.allocs,
-           c1.frees - c0.frees, c1.syncs - c0.syncs, repeats, c1.ring_waits - c0.ring_waits,
-           t->speed ? t->speed->replays : 0L, t->seen ? loss_sum / t->seen : 0.0);
+           "%zu upload-ring waits; %ld graph replays, %ld capture(s); final train loss %.4f\n", timed,
+           c1.allocs - c0.allocs, c1.frees - c0.frees, c1.syncs - c0.syncs, repeats, c1.ring_waits - c0.ring_waits,
+           t->speed ? t->speed->replays : 0L, t->speed ? t->speed->captures : 0L, t->seen ? loss_sum / t->seen : 0.0);
     printf("BENCH {\"impl\": \"drnet\", \"gpu_data\": %d, \"cuda_graph\": %d, \"tf32\": %d, \"batch\": %d, "
            "\"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, \"repeat_ms\": [",
            o->gpu_data, o->cuda_graph, o->tf32, o->batch, steps, repeats, median, o->batch * 1e3 / median);

@@ -13,7 +13,9 @@
 // tensor the same address each step, which is what makes the replay valid. A batch of another size
 // (the epoch's short last batch) runs eagerly; between eager steps and replays nothing else
 // changes, because every buffer a step reads is either written earlier in the same step or is
-// persistent state (parameters, momentum, running statistics, metrics).
+// persistent state (parameters, momentum, running statistics, metrics). If an eager step of another
+// shape made the backend allocate (a cuDNN search that regrew the shared workspace), the graph is
+// captured again before its next replay: it would otherwise read a freed workspace.
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,7 +35,7 @@ Speed* speed_get(Trainer* t) {
     const Backend* be = t->be;
     const Options* o = &t->opt;
     if (o->cuda_graph && !(be->graph_capture_begin && be->graph_capture_end && be->graph_launch &&
-                           be->graph_destroy && be->sgd_step_device_lr)) {
+                           be->graph_destroy && be->sgd_step_device_lr && be->read_counters)) {
         fprintf(stderr, "error: --cuda-graph on: the %s backend cannot capture graphs (use --device cuda, "
                         "or --cuda-graph off)\n", be->name);
         exit(2);
@@ -98,6 +100,10 @@ static void capture(Trainer* t, int n) {
     be->sgd_step_device_lr(e->param_data, e->param_momentum, e->param_grad, e->num_param_floats, s->lr,
                            t->sgd.momentum, t->sgd.weight_decay, t->sgd.nesterov);
     s->graph = be->graph_capture_end();
+    BackendCounters c;
+    be->read_counters(&c);
+    s->allocs_at_capture = c.allocs;
+    s->captures++;
     s->x = x->data;
     s->labels = labels;
     s->graph_n = n;
@@ -107,6 +113,16 @@ int speed_graph_step(Trainer* t, const Batch* b, StepTimers* timers) {
     Speed* s = t->speed;
     if (!t->opt.cuda_graph || b->n != t->opt.batch || s->eager_full_steps == 0) return 0;
     const Backend* be = t->be;
+    if (s->x) {
+        // An eager step of another shape (a short batch, evaluation) may have run a cuDNN search
+        // that regrew the shared workspace: the graph would then use freed memory. Capture again.
+        BackendCounters c;
+        be->read_counters(&c);
+        if (c.allocs != s->allocs_at_capture) {
+            be->graph_destroy(s->graph);
+            s->graph = NULL, s->x = NULL;
+        }
+    }
     if (!s->x) capture(t, b->n);
     if (timers) stream_timer_start(&timers->step);
     if (s->gpu_data) {

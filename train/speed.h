@@ -20,7 +20,9 @@ typedef struct Speed {
     int* labels;            // (graph_n) in the activation arena
     int graph_n;            // batch size of the capture; other sizes (an epoch's short last batch) run eagerly
     long eager_full_steps;  // eager steps with a full batch so far: capture waits for the first (searches)
-    long replays;
+    size_t allocs_at_capture; // the backend's allocation count when captured: if it moved (a cuDNN
+                              // workspace grew for a new shape), the graph may hold a freed pointer
+    long replays, captures;
 } Speed;
 
 // Allocates and uploads what the flags need (once, lazily from the first step or evaluation);
