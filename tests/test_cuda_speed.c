@@ -155,6 +155,86 @@ static void sgd_device_lr(const Backend* be) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. Batch norm split over many blocks (DRNET_CUDA_BN_SPLIT=1) against the CPU backend, on shapes
+// with many chunks per channel (the first MobileNet layers at batch 128), few values per channel
+// (the last ones), odd sizes. Forward: y, mean, invstd, running statistics. Backward from the CPU's
+// saved state (so a ReLU mask on a kink cannot differ): dx written then accumulated, dgamma, dbeta.
+
+static float* to_dev(const float* h, size_t n) {
+    float* d = gpu->alloc(n * sizeof(float), "bn test");
+    gpu->upload(d, h, n * sizeof(float));
+    return d;
+}
+
+static void check_dev(const char* what, const char* tensor, const float* dev, const float* ref, size_t n) {
+    float* h = NN_MALLOC(n * sizeof(float));
+    gpu->download(h, dev, n * sizeof(float));
+    double err = rel_error(h, ref, n);
+    CHECK(err <= 1e-5, "%s %s: ||cuda - cpu|| / ||cpu|| = %.3g (bound 1e-5)", what, tensor, err);
+    if (err > 1e-5) printf("FAIL %s %s: %.3g\n", what, tensor, err);
+    free(h);
+}
+
+static void bn_split_case(int n, int c, int hw, int relu) {
+    size_t total = (size_t)n * c * hw;
+    Rng r = rng_derive(11, (uint64_t)n * c, (uint64_t)hw + relu);
+    float* x = NN_MALLOC(total * sizeof(float));
+    float* dy = NN_MALLOC(total * sizeof(float));
+    fill_uniform(x, total, 2.0f, 4.0f, &r); // an offset: the one-pass sums must not lose the variance
+    fill_uniform(dy, total, -1.0f, 1.0f, &r);
+    float* p = NN_MALLOC(8 * (size_t)c * sizeof(float)); // gamma, beta, rmean, rvar, mean, invstd, dgamma, dbeta
+    fill_uniform(p, 2 * (size_t)c, 0.5f, 1.5f, &r);
+    for (int i = 0; i < c; i++) p[2 * c + i] = 0.1f * i, p[3 * c + i] = 1.0f + 0.01f * i, p[6 * c + i] = p[7 * c + i] = 0.5f;
+    // CPU reference
+    float* y = NN_CALLOC(total, sizeof(float));
+    float* dx = NN_CALLOC(total, sizeof(float));
+    float* cp = NN_MALLOC(8 * (size_t)c * sizeof(float));
+    memcpy(cp, p, 8 * (size_t)c * sizeof(float));
+    cpu->batchnorm_forward_train(y, cp + 4 * c, cp + 5 * c, cp + 2 * c, cp + 3 * c, x, cp, cp + c, n, c, hw, 0.1f, 1e-5f, relu);
+    // GPU forward
+    float *gx = to_dev(x, total), *gy = to_dev(y, total), *gp = to_dev(p, 8 * (size_t)c);
+    gpu->batchnorm_forward_train(gy, gp + 4 * c, gp + 5 * c, gp + 2 * c, gp + 3 * c, gx, gp, gp + c, n, c, hw, 0.1f,
+                                 1e-5f, relu);
+    char what[96];
+    snprintf(what, sizeof what, "bn split (%d, %d, %d)%s", n, c, hw, relu ? "+relu" : "");
+    check_dev(what, "y", gy, y, total);
+    check_dev(what, "mean", gp + 4 * c, cp + 4 * c, c);
+    check_dev(what, "invstd", gp + 5 * c, cp + 5 * c, c);
+    check_dev(what, "running mean", gp + 2 * c, cp + 2 * c, c);
+    check_dev(what, "running var", gp + 3 * c, cp + 3 * c, c);
+    // Backward twice (dx written, then added) from the CPU's y, mean and invstd.
+    gpu->upload(gy, y, total * sizeof(float));
+    gpu->upload(gp + 4 * c, cp + 4 * c, 2 * (size_t)c * sizeof(float));
+    float *gdy = to_dev(dy, total), *gdx = to_dev(dx, total);
+    for (int a = 0; a < 2; a++) {
+        cpu->batchnorm_backward(dx, cp + 6 * c, cp + 7 * c, dy, x, y, cp + 4 * c, cp + 5 * c, cp, n, c, hw, relu, a);
+        gpu->batchnorm_backward(gdx, gp + 6 * c, gp + 7 * c, gdy, gx, gy, gp + 4 * c, gp + 5 * c, gp, n, c, hw, relu, a);
+    }
+    check_dev(what, "dx (written, then accumulated)", gdx, dx, total);
+    check_dev(what, "dgamma", gp + 6 * c, cp + 6 * c, c);
+    check_dev(what, "dbeta", gp + 7 * c, cp + 7 * c, c);
+    printf("     %s compared\n", what);
+    free(x), free(dy), free(p), free(y), free(dx), free(cp);
+    gpu->free(gx), gpu->free(gy), gpu->free(gp), gpu->free(gdy), gpu->free(gdx);
+}
+
+static void bn_split(BackendOptions* opt) {
+    char err[512];
+    setenv("DRNET_CUDA_BN_SPLIT", "1", 1);
+    if (gpu->init(opt, err, sizeof err) != 0) nn_fatal("%s", err);
+    int before = test_failures;
+    bn_split_case(128, 32, 1024, 1); // the stem and first block: ~33 chunks per channel
+    bn_split_case(128, 64, 256, 0);
+    bn_split_case(128, 1024, 4, 1);  // the last blocks: one chunk, 512 values
+    bn_split_case(5, 7, 33, 0);      // odd sizes: chunk and image boundaries everywhere
+    bn_split_case(3, 4, 25, 1);
+    bn_split_case(64, 3, 1, 0);      // 1x1 maps
+    printf("%s batch norm split over many blocks == CPU (1e-5)\n", test_failures == before ? "ok  " : "FAIL");
+    unsetenv("DRNET_CUDA_BN_SPLIT");
+    if (gpu->init(opt, err, sizeof err) != 0) nn_fatal("%s", err);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3, 4. The trainer's step: graph / GPU data against eager
 
 typedef struct Run {
@@ -321,6 +401,7 @@ int main(int argc, char** argv) {
 
     sgd_device_lr(cpu);
     if (!dry) sgd_device_lr(gpu);
+    if (!dry) bn_split(&opt);
 
     Run eager = {0}, graph = {0}, gdata = {0}, both = {0};
     if (dry) steps = 5;

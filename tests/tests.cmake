@@ -30,6 +30,10 @@ drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c train/step.c train/sp
 # Every test above that needs a GPU: the device script runs exactly these with DRNET_REQUIRE_GPU=1.
 set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed)
 set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)
+# The same CUDA-vs-CPU comparisons with batch-norm statistics split over many blocks (off by default).
+add_test(NAME test_cuda_ops_bn_split COMMAND test_cuda_ops --quick WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_ops_bn_split PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
+                     ENVIRONMENT "DRNET_CUDA_BN_SPLIT=1;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 add_executable(bench-cpu train/bench/bench_cpu.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).

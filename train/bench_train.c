@@ -7,6 +7,7 @@
 // over the timed steps show whether a step allocates or waits for the device.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../nn/util.h"
 #include "speed.h"
@@ -73,9 +74,12 @@ int run_bench(Trainer* t) {
            "%zu upload-ring waits; %ld graph replays, %ld capture(s); final train loss %.4f\n", timed,
            c1.allocs - c0.allocs, c1.frees - c0.frees, c1.syncs - c0.syncs, repeats, c1.ring_waits - c0.ring_waits,
            t->speed ? t->speed->replays : 0L, t->speed ? t->speed->captures : 0L, t->seen ? loss_sum / t->seen : 0.0);
-    printf("BENCH {\"impl\": \"drnet\", \"gpu_data\": %d, \"cuda_graph\": %d, \"tf32\": %d, \"batch\": %d, "
-           "\"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, \"repeat_ms\": [",
-           o->gpu_data, o->cuda_graph, o->tf32, o->batch, steps, repeats, median, o->batch * 1e3 / median);
+    const char* split = getenv("DRNET_CUDA_BN_SPLIT"); // the CUDA backend's batch-norm variant
+    int bn_split = !strcmp(be->name, "cuda") && split && *split && strcmp(split, "0") != 0;
+    printf("BENCH {\"impl\": \"drnet\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"tf32\": %d, "
+           "\"batch\": %d, \"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, "
+           "\"final_loss\": %.5f, \"repeat_ms\": [", o->gpu_data, o->cuda_graph, bn_split, o->tf32, o->batch, steps,
+           repeats, median, o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0);
     for (int r = 0; r < repeats; r++) printf("%s%.5f", r ? ", " : "", ms[r]);
     printf("]}\n");
     free(ms);

@@ -316,6 +316,7 @@ static int open_device(char* err, size_t errlen) {
 static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
+    g_cuda.bn_split = env_flag("DRNET_CUDA_BN_SPLIT"); // per init, so that a test can compare both
     g_cuda.deterministic = opt && opt->deterministic;
     g_cuda.workspace_limit = opt && opt->workspace_limit ? opt->workspace_limit : DEFAULT_WORKSPACE_LIMIT;
     // The flag covers cuBLAS too (nn/backend.h). PyTorch's own default for matmuls is strict FP32

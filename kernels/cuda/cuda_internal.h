@@ -23,6 +23,7 @@ struct CudaContext {
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
     int verbose;            // DRNET_CUDA_VERBOSE=1: print every algorithm search
+    int bn_split;           // DRNET_CUDA_BN_SPLIT=1 (read at each init): batch-norm statistics over many blocks
     int capturing;          // inside graph_capture_begin/end: uploads, downloads, syncs, allocs are errors
     BackendCounters counters; // allocations, frees and host waits, for the steady-state test
 };

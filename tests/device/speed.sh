@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Our training step against PyTorch's on the same machine, side by side, in one table:
-#   ours    train --bench-steps: eager (today's default), --gpu-data on, --gpu-data on --cuda-graph on
+#   ours    train --bench-steps: eager (today's default), --gpu-data on, --gpu-data on --cuda-graph on,
+#           and the last with DRNET_CUDA_BN_SPLIT=1 (batch-norm statistics over many blocks)
 #   PyTorch tests/reference/bench_train_torch.py: eager NCHW, eager channels_last, torch.compile,
 #           torch.compile(mode="max-autotune") if it compiles in time
 # all MobileNet-CIFAR width 1, batch 128, TF32 on for convolutions, medians of 5 timed runs.
@@ -47,7 +48,8 @@ if [ "$GPU" = 1 ]; then
   ours_steps=(--bench-steps 100 --bench-repeats 5)
   torch_args=(--device cuda --warmup 20 --steps 100 --repeats 5 --compile-timeout 90)
   # Most informative first: the deadline may cut the list short.
-  configs=("--gpu-data on --cuda-graph on" "--gpu-data off --cuda-graph off" "--gpu-data on --cuda-graph off")
+  configs=("--gpu-data on --cuda-graph on" "--gpu-data off --cuda-graph off" "--gpu-data on --cuda-graph off"
+           "BN_SPLIT --gpu-data on --cuda-graph on")
   modes=eager,channels_last,compile,max-autotune
   cap=45
 else
@@ -63,8 +65,10 @@ if [ ! -x "$BUILD/train" ]; then echo "speed: no $BUILD/train: build first"; exi
 
 ours_ok=0
 for c in "${configs[@]}"; do
+  split=0
+  case $c in BN_SPLIT*) split=1; c=${c#BN_SPLIT } ;; esac
   # shellcheck disable=SC2086
-  go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}" && ours_ok=1
+  DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}" && ours_ok=1
 done
 
 torch_ok=0
@@ -90,6 +94,7 @@ print("|---|---:|---:|---:|---:|")
 for r in rows:
     if r.get("impl") == "drnet":
         name = f"drnet, gpu-data {'on' if r['gpu_data'] else 'off'}, cuda-graph {'on' if r['cuda_graph'] else 'off'}"
+        name += ", BN split" if r.get("bn_split") else ""
     else:
         name = f"PyTorch {r.get('torch', '')} {r.get('mode')}".replace("  ", " ")
     if r in ok:
