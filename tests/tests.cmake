@@ -26,7 +26,8 @@ drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on
 drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 300)
 # GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
 # steady-state step (skipped without a GPU); links the trainer's own step code.
-drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c train/step.c train/speed.c train/state.c TIMEOUT 300)
+drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c train/step.c train/speed.c
+           train/state.c TIMEOUT 300)
 # Every test above that needs a GPU: the device script runs exactly these with DRNET_REQUIRE_GPU=1.
 set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed)
 set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)
