@@ -55,6 +55,12 @@ run() {
   return $rc
 }
 
+# "52.1% @ 9000 img/s, ..." from the per-epoch lines of a JSON log (train --log).
+epochs_of() {
+  grep '"test_acc"' "$1" 2>/dev/null | sed -E 's/.*"test_acc": ([0-9.]+).*"img_per_s": ([0-9.]+).*/\1% @ \2 img\/s/' |
+    awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $0 }'
+}
+
 # The summary: one row per stage.
 STAGES=() STATUS=() SECS=() NOTES=()
 FAILED=0
@@ -229,11 +235,12 @@ if [ "$GPU" = 1 ]; then
   run "$OUT/train.log" 150 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
       --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt
   rc=$?
-  acc=$(grep -oE '^epoch [0-9]+/3: .*' "$OUT/train.log" | sed -E 's/.*test loss [0-9.]+ acc ([0-9.]+%).*, ([0-9]+) img\/s/\1 @ \2 img\/s/' | paste -sd' ' -)
+  acc=$(epochs_of "$OUT/train.jsonl")
   [ $rc = 0 ] && stage_end ok "test acc per epoch: $acc" || stage_end FAIL "exit $rc; ${acc:-no epoch finished}"
 else
   run "$OUT/train.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --epochs 1 \
-      --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" && stage_end ok "rehearsal: CPU, 512 images" ||
+      --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" &&
+    stage_end ok "rehearsal: CPU, 512 images: $(epochs_of "$OUT/train.jsonl")" ||
     stage_end FAIL "rehearsal run failed (see train.log)"
 fi
 
@@ -273,16 +280,18 @@ fi
 # long: the standard recipe (cosine over the run) for as many epochs as fit
 stage_begin long "the standard recipe for as many epochs as the remaining time allows"
 if [ "$GPU" = 1 ] && [ -s "$OUT/train.jsonl" ]; then
-  per=$(grep -o '"seconds": [0-9.]*' "$OUT/train.jsonl" | tail -1 | awk '{print $2}')
+  per=$(grep '"test_acc"' "$OUT/train.jsonl" | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
   rest=$(( $(left) - 25 ))
   # Each epoch costs its training time plus evaluation (~15 %) and start-up; 200 is the recipe's length.
   epochs=$(awk -v r="$rest" -v p="${per:-0}" 'BEGIN { if (p <= 0) { print 0; exit } n = int((r - 20) / (p * 1.2)); print (n > 200 ? 200 : n) }')
   if [ "$epochs" -ge 5 ]; then
     run "$OUT/long.log" "$rest" "$BUILD/train" mobilenet cifar10 --device cuda --epochs "$epochs" \
-        --checkpoint /tmp/drnet-device-long.ckpt
+        --checkpoint /tmp/drnet-device-long.ckpt --log /tmp/drnet-device-long.jsonl
     rc=$?
-    last=$(grep -oE '^epoch [0-9]+/[0-9]+: .*' "$OUT/long.log" | tail -1 | grep -oE '^epoch [0-9/]+|test loss [0-9.]+ acc [0-9.]+%' | paste -sd' ' -)
-    [ $rc = 0 ] && stage_end ok "$epochs epochs: $last" || stage_end FAIL "exit $rc at ${last:-the first epoch} of $epochs"
+    { echo "per-epoch JSON log:"; cat /tmp/drnet-device-long.jsonl; } >> "$OUT/long.log" 2>&1
+    done_n=$(grep -c '"test_acc"' /tmp/drnet-device-long.jsonl 2>/dev/null)
+    last=$(epochs_of /tmp/drnet-device-long.jsonl | awk -F', ' '{ print $NF }')
+    [ $rc = 0 ] && stage_end ok "$epochs epochs, last: $last" || stage_end FAIL "exit $rc after ${done_n:-0} of $epochs epochs${last:+, last: $last}"
   else stage_end skipped "time for only ${epochs} epochs (at ${per:-?} s each)"; fi
 else
   echo "rehearsal: no GPU, no long run" >> "$OUT/long.log"; stage_end skipped "$([ $GPU = 1 ] && echo 'no epoch time from the train stage' || echo 'no GPU')"
