@@ -12,16 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "augment.h"
 #include "cifar10.h"
-#include "../nn/rng.h"
 #include "../nn/util.h"
 
 #define LOADER_SLOTS 3 // the batch the trainer holds, plus up to two prepared ahead
 #define PLANE (CIFAR10_SIDE * CIFAR10_SIDE)
-#define PAD 4          // RandomCrop(32, padding=4)
 
-const float CIFAR10_MEAN[3] = {0.4914f, 0.4822f, 0.4465f};
-const float CIFAR10_STD[3] = {0.2470f, 0.2435f, 0.2616f};
+const float CIFAR10_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}; // == augment_mean(c), checked by test_augment
+const float CIFAR10_STD[3] = {0.2470f, 0.2435f, 0.2616f};  // == augment_std(c)
 
 struct Loader {
     LoaderConfig cfg;
@@ -45,35 +44,30 @@ struct Loader {
     int produced;          // next batch the producer fills
     int consumed;          // next batch loader_next hands out
     int filling;           // the producer is writing a slot outside the lock
+    int indices_only;      // skip decoding images (loader_set_indices_only)
     int quit;
 };
 
-// torchvision: ToTensor divides by 255 in float32, Normalize subtracts the mean and divides by the
-// std in float32. Tabulating the 256 possible results per channel gives the same bits, faster.
+// The 256 possible normalized values per channel, tabulated from the shared definition
+// (data/augment.h): the same bits as computing each pixel, faster.
 static void build_lut(float lut[3][256]) {
     for (int c = 0; c < 3; c++)
-        for (int v = 0; v < 256; v++)
-            lut[c][v] = ((float)v / 255.0f - CIFAR10_MEAN[c]) / CIFAR10_STD[c];
+        for (int v = 0; v < 256; v++) lut[c][v] = augment_normalize(c, v);
 }
 
+// augment_image (data/augment.h) with the table instead of the arithmetic.
 static void decode_with(float* out, const uint8_t* record, const float lut[3][256], int dx, int dy,
                         int flip) {
     const uint8_t* pixels = record + 1; // (3, 32, 32)
     for (int c = 0; c < 3; c++) {
         const float* t = lut[c];
-        const float zero = t[0]; // the padding is black before normalization
         const uint8_t* plane = pixels + c * PLANE;
         for (int y = 0; y < CIFAR10_SIDE; y++) {
             float* row = out + c * PLANE + y * CIFAR10_SIDE;
-            int sy = y + dy;
-            if (sy < 0 || sy >= CIFAR10_SIDE) {
-                for (int x = 0; x < CIFAR10_SIDE; x++) row[x] = zero;
-                continue;
-            }
-            const uint8_t* src = plane + sy * CIFAR10_SIDE;
             for (int x = 0; x < CIFAR10_SIDE; x++) {
-                int sx = (flip ? CIFAR10_SIDE - 1 - x : x) + dx;
-                row[x] = (sx >= 0 && sx < CIFAR10_SIDE) ? t[src[sx]] : zero;
+                int sy, sx;
+                int in = augment_source(y, x, dx, dy, flip, &sy, &sx);
+                row[x] = t[in ? plane[sy * CIFAR10_SIDE + sx] : 0]; // the padding is black
             }
         }
     }
@@ -86,26 +80,16 @@ void cifar10_decode(float* out, const uint8_t* record, int crop_dx, int crop_dy,
 }
 
 void loader_epoch_order(int* perm, int n, uint64_t seed, int epoch) {
-    Rng r = rng_derive(seed, 0xE90C, (uint64_t)epoch);
-    for (int i = 0; i < n; i++) perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(&r, (uint32_t)i + 1);
-        int t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    augment_epoch_order(perm, n, seed, epoch);
 }
 
 void loader_augmentation(uint64_t seed, int epoch, int index, int* crop_dx, int* crop_dy, int* flip) {
-    Rng r = rng_derive(seed, (uint64_t)epoch + 1, (uint64_t)index);
-    *crop_dy = (int)rng_below(&r, 2 * PAD + 1) - PAD;
-    *crop_dx = (int)rng_below(&r, 2 * PAD + 1) - PAD;
-    *flip = rng_uniform(&r) < 0.5f;
+    augment_draw(seed, epoch, index, crop_dx, crop_dy, flip);
 }
 
 // Fills batch b of the current epoch into its slot. Runs outside the lock: it reads epoch and perm,
 // which do not change while filling is set, and writes a slot the trainer does not hold.
-static void fill_batch(Loader* l, int b, int epoch) {
+static void fill_batch(Loader* l, int b, int epoch, int indices_only) {
     const LoaderConfig* cfg = &l->cfg;
     Batch* out = &l->slots[b % LOADER_SLOTS];
     int first = b * cfg->batch;
@@ -113,10 +97,12 @@ static void fill_batch(Loader* l, int b, int epoch) {
     for (int j = 0; j < n; j++) {
         int idx = cfg->train ? l->perm[first + j] : first + j;
         const uint8_t* record = cfg->records + (size_t)idx * CIFAR10_RECORD;
-        int dx = 0, dy = 0, flip = 0;
-        if (cfg->train) loader_augmentation(cfg->seed, epoch, idx, &dx, &dy, &flip);
-        decode_with(out->images + (size_t)j * CIFAR10_IMAGE, record, (const float(*)[256])l->lut,
-                    dx, dy, flip);
+        if (!indices_only) {
+            int dx = 0, dy = 0, flip = 0;
+            if (cfg->train) loader_augmentation(cfg->seed, epoch, idx, &dx, &dy, &flip);
+            decode_with(out->images + (size_t)j * CIFAR10_IMAGE, record, (const float(*)[256])l->lut,
+                        dx, dy, flip);
+        }
         out->labels[j] = record[0];
         out->indices[j] = idx;
     }
@@ -138,10 +124,10 @@ static void* producer_main(void* arg) {
     for (;;) {
         while (!l->quit && !can_produce(l)) pthread_cond_wait(&l->work, &l->mu);
         if (l->quit) break;
-        int b = l->produced, epoch = l->epoch;
+        int b = l->produced, epoch = l->epoch, indices_only = l->indices_only;
         l->filling = 1;
         pthread_mutex_unlock(&l->mu);
-        fill_batch(l, b, epoch);
+        fill_batch(l, b, epoch, indices_only);
         pthread_mutex_lock(&l->mu);
         l->filling = 0;
         if (l->running) l->produced = b + 1; // else a restart is waiting to discard it
@@ -210,6 +196,12 @@ const Batch* loader_next(Loader* l) {
     pthread_cond_signal(&l->work); // the previous batch's slot is free now
     pthread_mutex_unlock(&l->mu);
     return &l->slots[b % LOADER_SLOTS];
+}
+
+void loader_set_indices_only(Loader* l, int on) {
+    pthread_mutex_lock(&l->mu);
+    l->indices_only = on;
+    pthread_mutex_unlock(&l->mu);
 }
 
 void loader_destroy(Loader* l) {

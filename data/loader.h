@@ -39,6 +39,9 @@ int loader_batches_per_epoch(const Loader* l);
 // next loader_next/loader_start_epoch call. Blocks only if the background thread is behind.
 const Batch* loader_next(Loader* l);
 void loader_destroy(Loader* l);
+// 1: batches carry labels and dataset indices only, no images (the GPU builds them from resident
+// records, --gpu-data). Takes effect from the next batch the background thread prepares.
+void loader_set_indices_only(Loader* l, int on);
 
 // Decoding one record for tests: writes (3,32,32) normalized floats, with the given augmentation.
 // out[c][y][x] = normalized pixel (c, y + crop_dy, x' + crop_dx) with x' = flip ? 31 - x : x, and
@@ -46,7 +49,7 @@ void loader_destroy(Loader* l);
 // RandomCrop(32, padding=4) window top-left (i, j) in 0..8 is (crop_dy + 4, crop_dx + 4).
 void cifar10_decode(float* out, const uint8_t* record, int crop_dx, int crop_dy, int flip);
 
-// The randomness the loader uses, exposed so tests (and anyone reproducing a run) can recompute it.
+// The randomness the loader uses (defined once, for the CPU and the GPU, in data/augment.h), exposed so tests (and anyone reproducing a run) can recompute it.
 // Order of epoch e: Fisher-Yates over 0..n-1 driven by rng_derive(seed, 0xE90C, e).
 void loader_epoch_order(int* perm, int n, uint64_t seed, int epoch); // perm: (n)
 // Augmentation of dataset index i in epoch e, from rng_derive(seed, e + 1, i): crop_dy, crop_dx

@@ -15,6 +15,7 @@
 #define NN_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ConvShape {
     int n, c_in, h, w;  // input  x: (n, c_in, h, w)
@@ -29,6 +30,14 @@ typedef struct PoolShape {
     int k, stride, pad; // square window; average pooling divides by k*k (PyTorch's count_include_pad)
     int h_out, w_out;   // output y: (n, c, h_out, w_out)
 } PoolShape;
+
+// What a backend did that a steady-state training step must not do (tests read these).
+typedef struct BackendCounters {
+    size_t allocs;     // device allocations (cudaMalloc), the engine's and the backend's own
+    size_t frees;      // device frees
+    size_t syncs;      // host waits for the whole stream (download, synchronize, free, searches)
+    size_t ring_waits; // uploads that found their staging slot busy and waited (back-pressure)
+} BackendCounters;
 
 typedef struct BackendOptions {
     int threads;            // CPU worker threads; 0 = all cores
@@ -127,6 +136,31 @@ typedef struct Backend {
     // The depthwise group size g this backend runs fastest on MobileNet, measured (bench-depthwise,
     // docs/results/): the default of --dw-group. 0 means the paper's 32.
     int default_dw_group;
+
+    // ---- Speed: GPU-resident data, CUDA graphs, counters. A backend may leave the graph entries
+    // NULL (the CPU does): callers then run the step eagerly.
+
+    // A batch from dataset records already in backend memory (records: (count, 3073) bytes, label
+    // then (3, 32, 32) pixels): images (n, 3, 32, 32) and labels (n) for the dataset indices
+    // indices (n, backend memory), augmented as data/augment.h defines for (seed, epoch, index)
+    // when augment is 1 (crop with padding, flip), always normalized: the batches of
+    // data/loader.c. An index outside 0..count-1 is an error (CPU: exit with a message; GPU: the
+    // kernel prints it, the image becomes NaN and the label -1, which the loss then reports).
+    void (*augment_batch)(float* images, int* labels, const uint8_t* records, int count,
+                          const int* indices, int n, uint64_t seed, int epoch, int augment);
+    // sgd_step with the learning rate read from backend memory lr (1) when the step runs, so that
+    // a captured graph of the step replays with each step's rate. The same arithmetic as sgd_step.
+    void (*sgd_step_device_lr)(float* p, float* buf, const float* g, size_t count, const float* lr,
+                               float momentum, float weight_decay, int nesterov);
+    // Graph capture: between graph_capture_begin and graph_capture_end nothing runs; every op is
+    // recorded (no allocation, no upload/download/synchronize allowed) into a graph that
+    // graph_launch replays, in stream order, with the same pointers. capture_begin returns 0, or
+    // non-zero with a message in err when capture is impossible.
+    int (*graph_capture_begin)(char* err, size_t errlen);
+    void* (*graph_capture_end)(void);
+    void (*graph_launch)(void* graph);
+    void (*graph_destroy)(void* graph);
+    void (*read_counters)(BackendCounters* out);
 } Backend;
 
 // The registry (kernels/backends.c). name: "cpu", "cuda" or "auto" (CUDA when a GPU is usable,

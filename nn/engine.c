@@ -271,7 +271,7 @@ void engine_backward_from(Engine* e, Tensor* out, const float* host_seed) {
     if (e->planning) return;
     NN_ASSERT(out->grad, "backward from a tensor without a gradient buffer");
     profiler_mark_forward(e->profiler, -1, NULL);
-    e->be->upload(out->grad, host_seed, tensor_numel(out) * sizeof(float));
+    if (host_seed) e->be->upload(out->grad, host_seed, tensor_numel(out) * sizeof(float));
     out->grad_written = 1;
     for (int i = e->tape_len - 1; i >= 0; i--) {
         TapeEntry* t = &e->tape[i];

@@ -134,7 +134,8 @@ static inline int engine_skip(const Engine* e) { return e->planning; }
 // accumulating into the parameter-gradient arena and filling every activation gradient.
 void engine_backward(Engine* e, Tensor* loss);
 // The same from any tensor whose gradient is seeded from host memory (tests use it: the gradient of
-// sum(out * seed) with respect to everything upstream).
+// sum(out * seed) with respect to everything upstream). host_seed NULL: the caller has already
+// written out->grad in backend memory (a captured CUDA graph cannot upload).
 void engine_backward_from(Engine* e, Tensor* out, const float* host_seed);
 void engine_zero_grad(Engine* e);
 

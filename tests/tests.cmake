@@ -5,6 +5,7 @@ link_libraries(drnet_testutil)
 
 drnet_test(test_gradcheck)
 drnet_test(test_data TIMEOUT 300)
+drnet_test(test_augment TIMEOUT 300)
 drnet_test(test_depthwise)
 drnet_test(test_bn_sgd)
 drnet_test(test_checkpoint)
@@ -26,6 +27,14 @@ drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
 # The GPU resume: bit-identical with --deterministic (test_resume.c says why).
 drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 300)
+# GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
+# steady-state step (skipped without a GPU); links the trainer's own step code.
+drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c train/step.c train/speed.c
+           train/state.c train/dist.c TIMEOUT 300)
+# The same CUDA-vs-CPU comparisons with batch-norm statistics split over many blocks (off by default).
+add_test(NAME test_cuda_ops_bn_split COMMAND test_cuda_ops --quick WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_ops_bn_split PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
+                     ENVIRONMENT "DRNET_CUDA_BN_SPLIT=1;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 add_executable(bench-cpu train/bench/bench_cpu.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
@@ -68,9 +77,16 @@ endif()
 drnet_test(test_dist_mpi SOURCES tests/test_dist.c ARGS mpi $<TARGET_FILE:train> ${DRNET_TEST_MPIEXEC} TIMEOUT 600)
 drnet_test(test_dist_nccl SOURCES tests/test_dist.c ARGS nccl $<TARGET_FILE:train> TIMEOUT 600)
 # Gradient accumulation through train_step against the big batch's gradient (no data needed).
-drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c)
+drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c train/speed.c)
+
+# --gpu-data / --cuda-graph / --bench-steps on the CPU (skipped without the data or numpy).
+add_test(NAME test_speed COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
+set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+add_test(NAME test_cuda_speed_cpu COMMAND test_cuda_speed --dry-run-cpu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_speed_cpu PROPERTIES TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 
 # Every test in this file that needs a GPU: the device script builds and runs exactly these, with
 # DRNET_REQUIRE_GPU=1 (it reads this line).
-set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_dist_nccl)
+set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed test_dist_nccl)
 set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)

@@ -64,6 +64,11 @@ static const char* USAGE =
     "  --profile             time every layer after a few warm-up steps, print a table and exit\n"
     "  --profile-steps N     steps averaged by --profile (20)\n"
     "  --profile-json PATH   also write the profile as JSON\n"
+    "  --gpu-data on|off     keep the data set in backend memory and build each batch there (crop,\n"
+    "                        flip, normalize from the same random stream as the CPU loader) (off)\n"
+    "  --cuda-graph on|off   CUDA: capture the training step once as a graph and replay it (off)\n"
+    "  --bench-steps N       time N training steps (after warm-up) per repeat, print img/s and exit\n"
+    "  --bench-repeats N     repeats of --bench-steps; the median is reported (5)\n"
     "  --help                this text\n"
     "\n"
     "Examples\n"
@@ -128,6 +133,7 @@ void options_parse(Options* o, int argc, char** argv) {
     strcpy(o->device, "auto");
     o->tf32 = 1;
     o->profile_steps = 20;
+    o->bench_repeats = 5;
 
     int positional = 0;
     for (int i = 1; i < argc; i++) {
@@ -168,7 +174,8 @@ void options_parse(Options* o, int argc, char** argv) {
             "--warmup-epochs", "--step-epochs", "--step-gamma", "--seed", "--augment", "--width",
             "--dw-group", "--data", "--limit-train", "--limit-test", "--device", "--threads", "--tf32",
             "--max-steps", "--checkpoint", "--resume", "--init", "--log", "--profile-steps",
-            "--profile-json", "--accum-steps", NULL};
+            "--profile-json", "--accum-steps", "--gpu-data", "--cuda-graph", "--bench-steps", "--bench-repeats",
+            NULL};
         int known = 0;
         for (int k = 0; VALUE_FLAGS[k]; k++) known |= !strcmp(flag, VALUE_FLAGS[k]);
         if (!known) bad(flag, NULL, "unknown option");
@@ -213,6 +220,10 @@ void options_parse(Options* o, int argc, char** argv) {
         else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v);
         else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)parse_long(flag, v, 1, 100000);
         else if (!strcmp(flag, "--profile-json")) copy_path(o->profile_json, flag, v), o->profile = 1;
+        else if (!strcmp(flag, "--gpu-data")) o->gpu_data = parse_onoff(flag, v);
+        else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = parse_onoff(flag, v);
+        else if (!strcmp(flag, "--bench-steps")) o->bench_steps = (int)parse_long(flag, v, 1, 1000000), o->profile = 1;
+        else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)parse_long(flag, v, 1, 1000);
     }
     if (positional < 2) {
         fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");

@@ -47,6 +47,8 @@ typedef struct Options {
     int profile, profile_steps;
     char profile_json[PATH_LEN];
     unsigned given;
+    // speed (train/speed.c): GPU-resident data, CUDA graph of the step, --bench-steps (a timing run)
+    int gpu_data, cuda_graph, bench_steps, bench_repeats;
 } Options;
 
 // Parses argv into o (defaults first). On --help prints the usage and exits 0; on a bad flag or

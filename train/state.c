@@ -11,6 +11,7 @@
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "dist.h"
+#include "speed.h"
 #include "trainer.h"
 
 void trainer_read_metrics(Trainer* t, int slot, double* loss_sum, long* correct) {
@@ -38,6 +39,8 @@ int trainer_destroy(Trainer* t, int rc) {
     cifar10_free(&t->data);
     if (t->loss_sum) t->be->free(t->loss_sum);
     if (t->correct) t->be->free(t->correct);
+    if (t->grad_sum) t->be->free(t->grad_sum);
+    speed_destroy(t);
     engine_destroy(t->e);
     dist_finalize(); // after the engine: NCCL's communicator outlives the buffers it reduced
     memset(t, 0, sizeof(*t));

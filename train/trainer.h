@@ -36,6 +36,7 @@ typedef struct Trainer {
     int* correct;    // (2) samples whose argmax equals the label
     long seen;       // samples counted so far in the current epoch (host side)
     double epoch_seconds; // training time spent in the current epoch (across resumes)
+    struct Speed* speed;  // --gpu-data / --cuda-graph state (train/speed.c), NULL when both are off
 } Trainer;
 
 // step.c: one training step, evaluation. trainer_setup_micro_batches checks that --batch splits
@@ -48,7 +49,9 @@ void train_step(Trainer* t, const Batch* b, StepTimers* timers);
 void evaluate(Trainer* t, double* loss, double* acc);
 
 // profile.c: --profile (prints the per-layer table, writes --profile-json); returns the exit code.
+// With --bench-steps it runs run_bench (train/bench_train.c) instead.
 int run_profile(Trainer* t);
+int run_bench(Trainer* t);
 
 // state.c: the checkpoint of a whole run.
 void trainer_save(Trainer* t, const char* path);

@@ -131,4 +131,7 @@ const Backend cpu_backend = {
     // g = 1 is fastest on 12 of the 13 MobileNet layer shapes here; g = 32 costs ~40% of the step
     // (docs/cpu-performance.md).
     .default_dw_group = 1,
+    .augment_batch = cpu_augment_batch,
+    .sgd_step_device_lr = cpu_sgd_step_device_lr,
+    .read_counters = cpu_read_counters,
 };

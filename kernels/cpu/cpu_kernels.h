@@ -74,5 +74,11 @@ void cpu_metrics_accumulate(float* loss_sum, int* correct, const float* loss, co
                             const int* labels, int n, int classes);
 void cpu_sgd_step(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
                   float weight_decay, int nesterov);
+// cpu_speed.c
+void cpu_augment_batch(float* images, int* labels, const uint8_t* records, int count, const int* indices, int n,
+                       uint64_t seed, int epoch, int augment);
+void cpu_sgd_step_device_lr(float* p, float* buf, const float* g, size_t count, const float* lr,
+                            float momentum, float weight_decay, int nesterov);
+void cpu_read_counters(BackendCounters* out);
 
 #endif

@@ -15,7 +15,8 @@
 CudaContext g_cuda;
 
 #define DEFAULT_WORKSPACE_LIMIT ((size_t)256 << 20)
-#define CUBLAS_WORKSPACE_BYTES ((size_t)4 << 20) // cuBLAS would otherwise allocate its own lazily
+#define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20) // cuBLAS would otherwise allocate its own lazily;
+                                                  // 32 MiB: what NVIDIA advises for Hopper
 #define RING_SLOTS 4                              // uploads in flight before the host waits
 #define RING_SLOT_BYTES ((size_t)8 << 20)         // larger uploads go through the ring in chunks
 
@@ -48,7 +49,7 @@ void cuda_after_launch(const char* file, int line, const char* kernel) {
         snprintf(call, sizeof(call), "launch of kernel %s", kernel);
         cuda_fail(file, line, "CUDA", call, cudaGetErrorString(e), cudaGetErrorName(e));
     }
-    if (g_cuda.sync_debug) {
+    if (g_cuda.sync_debug && !g_cuda.capturing) { // a capture cannot wait: graph_launch waits instead
         e = cudaStreamSynchronize(g_cuda.stream);
         if (e != cudaSuccess) {
             snprintf(call, sizeof(call), "kernel %s (while it ran)", kernel);
@@ -58,7 +59,7 @@ void cuda_after_launch(const char* file, int line, const char* kernel) {
 }
 
 void cuda_after_library(const char* file, int line, const char* call) {
-    if (!g_cuda.sync_debug) return;
+    if (!g_cuda.sync_debug || g_cuda.capturing) return;
     cudaError_t e = cudaStreamSynchronize(g_cuda.stream);
     if (e != cudaSuccess) {
         char what[160];
@@ -67,12 +68,23 @@ void cuda_after_library(const char* file, int line, const char* call) {
     }
 }
 
+void cuda_refuse_in_capture(const char* what) {
+    if (!g_cuda.capturing) return;
+    fflush(stdout);
+    fprintf(stderr, "error: %s inside a CUDA graph capture: a captured step may only issue kernels and "
+                    "library calls (run the first step eagerly, keep inputs at fixed addresses, or use "
+                    "--cuda-graph off)\n", what);
+    exit(1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory
 
 void* cuda_device_alloc(size_t bytes, const char* what) {
+    cuda_refuse_in_capture("a device allocation");
     void* p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    g_cuda.counters.allocs++;
     if (e == cudaSuccess && p) return p;
     if (e != cudaErrorMemoryAllocation) { // not a lack of memory: e.g. an earlier kernel faulted
         char call[160];
@@ -97,8 +109,10 @@ static void* cuda_alloc(size_t bytes, const char* what) { return cuda_device_all
 
 static void cuda_free(void* p) {
     if (!p) return;
+    cuda_refuse_in_capture("freeing device memory");
     CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // queued work may still use p
     CUDA_CHECK(cudaFree(p));
+    g_cuda.counters.syncs++, g_cuda.counters.frees++;
 }
 
 static void cuda_zero(void* p, size_t bytes) {
@@ -118,11 +132,15 @@ static int ring_next;
 static void cuda_upload(void* dst, const void* src, size_t bytes) {
     const char* s = (const char*)src;
     char* d = (char*)dst;
+    cuda_refuse_in_capture("an upload (the graph would replay the staging buffer's old contents)");
     while (bytes > 0) {
         size_t chunk = bytes < RING_SLOT_BYTES ? bytes : RING_SLOT_BYTES;
         RingSlot* slot = &ring[ring_next];
         ring_next = (ring_next + 1) % RING_SLOTS;
-        CUDA_CHECK(cudaEventSynchronize(slot->done)); // returns at once if never recorded
+        // Count the waits that block (the query says "not ready"; a never-recorded event is ready).
+        // Any other error the query returns is sticky and reported by the synchronize below.
+        if (cudaEventQuery(slot->done) == cudaErrorNotReady) g_cuda.counters.ring_waits++;
+        CUDA_CHECK(cudaEventSynchronize(slot->done));
         memcpy(slot->host, s, chunk);
         CUDA_CHECK(cudaMemcpyAsync(d, slot->host, chunk, cudaMemcpyHostToDevice, g_cuda.stream));
         CUDA_CHECK(cudaEventRecord(slot->done, g_cuda.stream));
@@ -132,8 +150,10 @@ static void cuda_upload(void* dst, const void* src, size_t bytes) {
 
 static void cuda_download(void* dst, const void* src, size_t bytes) {
     if (!bytes) return;
+    cuda_refuse_in_capture("a download");
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_cuda.stream));
     CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
+    g_cuda.counters.syncs++;
 }
 
 static void cuda_copy(void* dst, const void* src, size_t bytes) {
@@ -148,7 +168,11 @@ static void cuda_copy(void* dst, const void* src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream));
 }
 
-static void cuda_synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); }
+static void cuda_synchronize(void) {
+    cuda_refuse_in_capture("a synchronization");
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
+    g_cuda.counters.syncs++;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Profiling: events recorded on the stream, so timing an op never waits for the device.
@@ -167,7 +191,9 @@ static void cuda_event_record(void* ev) { CUDA_CHECK(cudaEventRecord((cudaEvent_
 
 static float cuda_event_elapsed_ms(void* start, void* end) {
     float ms = 0.0f;
+    cuda_refuse_in_capture("reading a timing event");
     CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)end));
+    g_cuda.counters.syncs++;
     CUDA_CHECK(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
     return ms;
 }
@@ -293,6 +319,7 @@ static int open_device(char* err, size_t errlen) {
 static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
+    g_cuda.bn_split = env_flag("DRNET_CUDA_BN_SPLIT"); // per init, so that a test can compare both
     g_cuda.deterministic = opt && opt->deterministic;
     g_cuda.workspace_limit = opt && opt->workspace_limit ? opt->workspace_limit : DEFAULT_WORKSPACE_LIMIT;
     // The flag covers cuBLAS too (nn/backend.h). PyTorch's own default for matmuls is strict FP32
@@ -321,7 +348,7 @@ static void cuda_describe(char* buf, size_t len) {
 
 // ---------------------------------------------------------------------------------------------
 // The table, in the field order of nn/backend.h (C++ has no C99 designated initializers).
-static_assert(offsetof(Backend, default_dw_group) == 36 * sizeof(void*) && sizeof(Backend) == 37 * sizeof(void*),
+static_assert(offsetof(Backend, default_dw_group) == 36 * sizeof(void*) && sizeof(Backend) == 44 * sizeof(void*),
               "nn/backend.h changed: update cuda_backend below");
 
 extern "C" const Backend cuda_backend = {
@@ -362,4 +389,11 @@ extern "C" const Backend cuda_backend = {
     CUDA_RANGE_PUSH,                  // range_push (NVTX)
     CUDA_RANGE_POP,                   // range_pop
     32,                               // default_dw_group: the paper's, until measured on the GPU
+    cuda_augment_batch,               // augment_batch
+    cuda_sgd_step_device_lr,          // sgd_step_device_lr
+    cuda_graph_capture_begin,         // graph_capture_begin
+    cuda_graph_capture_end,           // graph_capture_end
+    cuda_graph_launch,                // graph_launch
+    cuda_graph_destroy,               // graph_destroy
+    cuda_read_counters,               // read_counters
 };

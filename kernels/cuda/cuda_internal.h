@@ -23,6 +23,9 @@ struct CudaContext {
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
     int verbose;            // DRNET_CUDA_VERBOSE=1: print every algorithm search
+    int bn_split;           // DRNET_CUDA_BN_SPLIT=1 (read at each init): batch-norm statistics over many blocks
+    int capturing;          // inside graph_capture_begin/end: uploads, downloads, syncs, allocs are errors
+    BackendCounters counters; // allocations, frees and host waits, for the steady-state test
 };
 extern CudaContext g_cuda;
 
@@ -41,6 +44,10 @@ static inline unsigned cuda_grid(size_t n, unsigned block) {
 void* cuda_device_alloc(size_t bytes, const char* what);
 // "12.3 MiB" into buf.
 const char* cuda_format_bytes(char* buf, size_t len, double bytes);
+
+// Exits with a message naming `what` when called inside a graph capture: the call cannot be recorded
+// (a wait, an allocation) or would replay stale host memory (an upload).
+void cuda_refuse_in_capture(const char* what);
 
 // cuda_conv.cu, cuda_dr.cu
 void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s);
@@ -70,6 +77,18 @@ void cuda_maxpool_forward(float* y, int* argmax, const float* x, const PoolShape
 void cuda_maxpool_backward(float* dx, const float* dy, const int* argmax, const PoolShape* p, int accumulate);
 void cuda_sgd_step(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
                    float weight_decay, int nesterov);
+
+void cuda_sgd_step_device_lr(float* p, float* buf, const float* g, size_t count, const float* lr,
+                             float momentum, float weight_decay, int nesterov);
+
+// cuda_speed.cu
+void cuda_augment_batch(float* images, int* labels, const uint8_t* records, int count, const int* indices,
+                        int n, uint64_t seed, int epoch, int augment);
+int cuda_graph_capture_begin(char* err, size_t errlen);
+void* cuda_graph_capture_end(void);
+void cuda_graph_launch(void* graph);
+void cuda_graph_destroy(void* graph);
+void cuda_read_counters(BackendCounters* out);
 
 // cuda_loss.cu
 void cuda_cross_entropy_forward(float* loss, float* probs, const float* logits, const int* labels,

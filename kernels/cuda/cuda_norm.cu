@@ -4,8 +4,11 @@
 // one-pass sums, so both backends agree to float rounding. Element-wise arithmetic uses the _rn
 // intrinsics where the CPU expression is a multiply followed by an add, so that nvcc does not fuse
 // them into one FMA (the CPU's vectorized kernels may, so this is no longer bit-exact).
-// (A later issue tunes these: a block per channel under-fills the GPU when channels are few.)
+// A block per channel under-fills the GPU when channels are few; DRNET_CUDA_BN_SPLIT=1 switches the
+// training statistics to the many-block kernels of cuda_norm_split.cu (off by default until a GPU
+// run has compared them).
 #include "cuda_internal.h"
+#include "cuda_norm_split.h"
 #include "cuda_reduce.h"
 
 #define BN_BLOCK 512 // threads per channel block: a multiple of 32, as block_sum requires
@@ -106,6 +109,11 @@ void cuda_batchnorm_forward_train(float* y, float* mean, float* invstd, float* r
                                   const float* beta, int n, int c, int hw, float momentum, float eps,
                                   int relu) {
     if (c <= 0 || (size_t)n * hw == 0) return;
+    if (g_cuda.bn_split && bn_split_fits(n, c, hw)) {
+        bn_split_forward_train(y, mean, invstd, running_mean, running_var, x, gamma, beta, n, c, hw, momentum,
+                               eps, relu);
+        return;
+    }
     bn_forward_train_kernel<<<c, BN_BLOCK, 0, g_cuda.stream>>>(y, mean, invstd, running_mean, running_var, x,
                                                                gamma, beta, n, c, hw, momentum, eps, relu);
     KERNEL_CHECK("bn_forward_train_kernel");
@@ -125,6 +133,10 @@ void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float
                              const float* y, const float* mean, const float* invstd,
                              const float* gamma, int n, int c, int hw, int relu, int accumulate) {
     if (c <= 0 || (size_t)n * hw == 0) return;
+    if (g_cuda.bn_split && bn_split_fits(n, c, hw)) {
+        bn_split_backward(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, n, c, hw, relu, accumulate);
+        return;
+    }
     bn_backward_kernel<<<c, BN_BLOCK, 0, g_cuda.stream>>>(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, n,
                                                           c, hw, relu, accumulate);
     KERNEL_CHECK("bn_backward_kernel");

@@ -153,18 +153,26 @@ void cuda_maxpool_backward(float* dx, const float* dy, const int* argmax, const 
 // ---------------------------------------------------------------------------------------------
 // SGD over the flat parameter arena, PyTorch's rule (nn/backend.h), unfused as on the CPU.
 
-static __global__ void sgd_kernel(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
-                                  float weight_decay, int nesterov) {
+// lr_dev: when not NULL the rate is read from device memory when the kernel runs (a captured graph
+// replays with each step's rate), else `lr`. Both paths share this body, so they agree bit for bit.
+static __global__ void sgd_kernel(float* p, float* buf, const float* g, size_t count, float lr,
+                                  const float* lr_dev, float momentum, float weight_decay, int nesterov) {
+    const float rate = lr_dev ? *lr_dev : lr;
     GRID_STRIDE(i, count) {
         float d = __fadd_rn(g[i], __fmul_rn(weight_decay, p[i]));
         float b = __fadd_rn(__fmul_rn(momentum, buf[i]), d);
         buf[i] = b;
         float step = nesterov ? __fadd_rn(d, __fmul_rn(momentum, b)) : b;
-        p[i] = __fsub_rn(p[i], __fmul_rn(lr, step));
+        p[i] = __fsub_rn(p[i], __fmul_rn(rate, step));
     }
 }
 
 void cuda_sgd_step(float* p, float* buf, const float* g, size_t count, float lr, float momentum,
                    float weight_decay, int nesterov) {
-    LAUNCH(sgd_kernel, count, p, buf, g, count, lr, momentum, weight_decay, nesterov);
+    LAUNCH(sgd_kernel, count, p, buf, g, count, lr, (const float*)NULL, momentum, weight_decay, nesterov);
+}
+
+void cuda_sgd_step_device_lr(float* p, float* buf, const float* g, size_t count, const float* lr,
+                             float momentum, float weight_decay, int nesterov) {
+    LAUNCH(sgd_kernel, count, p, buf, g, count, 0.0f, lr, momentum, weight_decay, nesterov);
 }

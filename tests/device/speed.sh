@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Our training step against PyTorch's on the same machine, side by side, in one table:
+#   ours    train --bench-steps: eager (today's default), --gpu-data on, --gpu-data on --cuda-graph on,
+#           and the last with DRNET_CUDA_BN_SPLIT=1 (batch-norm statistics over many blocks)
+#   PyTorch tests/reference/bench_train_torch.py: eager NCHW, eager channels_last, torch.compile,
+#           torch.compile(mode="max-autotune") if it compiles in time
+# all MobileNet-CIFAR width 1, batch 128, TF32 on for convolutions, medians of 5 timed runs.
+#
+#   bash tests/device/speed.sh SECONDS [LOG]
+# SECONDS: the deadline for the whole script (every command runs under `timeout`, none past it).
+# Output goes to stdout (the device session appends it to its speed.log); the script writes no file
+# of its own under $OUT. Environment: BUILD (the build folder, default build-gpu), PY (a python with
+# PyTorch; default python3), GPU (1: a GPU is present; default: ask nvidia-smi), CIFAR10_PATH.
+# Without a GPU it rehearses on the CPU with tiny sizes (our side with --gpu-data, PyTorch eager), so
+# that the script and the table cannot rot. Exit: 0 when our side and at least one PyTorch mode ran.
+set -uo pipefail
+T0=$(date +%s)
+LIMIT=${1:?usage: speed.sh SECONDS [LOG]}
+BUILD=${BUILD:-build-gpu}
+PY=${PY:-python3}
+if [ -z "${GPU:-}" ]; then
+  GPU=0
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU ' && GPU=1
+fi
+left() { echo $((LIMIT - ($(date +%s) - T0))); }
+BENCH=$(mktemp /tmp/drnet-speed-XXXXXX) # the BENCH lines, for the table (removed at exit)
+trap 'rm -f "$BENCH"' EXIT
+
+# go CAP CMD...: runs CMD under `timeout` of at most CAP seconds and never past the deadline; its
+# output goes to stdout and its BENCH lines also to $BENCH.
+go() {
+  local cap=$1; shift
+  local rest; rest=$(( $(left) - 3 ))
+  [ "$cap" -gt "$rest" ] && cap=$rest
+  if [ "$cap" -lt 5 ]; then echo "\$ $*  -- not started: the deadline is reached"; return 124; fi
+  echo "\$ $*    (limit $cap s)"
+  timeout -k 5 "$cap" "$@" 2>&1 | tee -a "$BENCH.all" | grep -v '^BENCH ' ; local rc=${PIPESTATUS[0]}
+  grep '^BENCH ' "$BENCH.all" >> "$BENCH"; rm -f "$BENCH.all"
+  [ "$rc" = 124 ] && echo "(timed out after $cap s)"
+  echo "(exit $rc)"
+  return "$rc"
+}
+
+echo "speed: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), deadline ${LIMIT} s, build $BUILD, python $PY, GPU $GPU"
+if [ "$GPU" = 1 ]; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+  dev=(--device cuda)
+  ours_steps=(--bench-steps 100 --bench-repeats 5)
+  torch_args=(--device cuda --warmup 20 --steps 100 --repeats 5 --compile-timeout 90)
+  # Most informative first: the deadline may cut the list short.
+  configs=("--gpu-data on --cuda-graph on" "--gpu-data off --cuda-graph off" "--gpu-data on --cuda-graph off"
+           "BN_SPLIT --gpu-data on --cuda-graph on")
+  modes=eager,channels_last,compile,max-autotune
+  cap=45
+else
+  echo "gpu: none: a CPU rehearsal with tiny sizes (the numbers mean nothing)"
+  dev=(--device cpu --width 0.25 --batch 16 --limit-train 256 --limit-test 64)
+  ours_steps=(--bench-steps 2 --bench-repeats 2)
+  torch_args=(--device cpu --width 0.25 --batch 16 --warmup 1 --steps 2 --repeats 2 --threads 2)
+  configs=("--gpu-data off" "--gpu-data on")
+  modes=eager
+  cap=60
+fi
+if [ ! -x "$BUILD/train" ]; then echo "speed: no $BUILD/train: build first"; exit 1; fi
+
+ours_ok=0
+for c in "${configs[@]}"; do
+  split=0
+  case $c in BN_SPLIT*) split=1; c=${c#BN_SPLIT } ;; esac
+  # shellcheck disable=SC2086
+  DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}" && ours_ok=1
+done
+
+torch_ok=0
+if "$PY" -c 'import torch' 2>/dev/null; then
+  rest=$(( $(left) - 10 ))
+  go "$rest" "$PY" tests/reference/bench_train_torch.py "${torch_args[@]}" --modes "$modes" --deadline $((rest - 5)) && torch_ok=1
+else
+  echo "speed: $PY has no PyTorch: the PyTorch side is skipped"
+fi
+
+# The table: every BENCH line, ours and PyTorch's, with the ratio to PyTorch's best eager mode.
+echo
+TPY=$PY; "$TPY" -c 'import json' 2>/dev/null || TPY=python3
+"$TPY" - "$BENCH" <<'EOF'
+import json, sys
+rows = [json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("BENCH ")]
+ok = [r for r in rows if r.get("status", "ok") == "ok" and "img_per_s" in r]
+eager = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("eager", "channels_last")]
+comp = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("compile", "max-autotune")]
+best_eager, best_comp = (max(eager) if eager else None), (max(comp) if comp else None)
+print("| implementation | img/s | ms/step | vs PyTorch eager (best layout) | vs torch.compile (best) |")
+print("|---|---:|---:|---:|---:|")
+for r in rows:
+    if r.get("impl") == "drnet":
+        name = f"drnet, gpu-data {'on' if r['gpu_data'] else 'off'}, cuda-graph {'on' if r['cuda_graph'] else 'off'}"
+        name += ", BN split" if r.get("bn_split") else ""
+    else:
+        name = f"PyTorch {r.get('torch', '')} {r.get('mode')}".replace("  ", " ")
+    if r in ok:
+        v = r["img_per_s"]
+        e = f"{v / best_eager:.2f}x" if best_eager else "-"
+        c = f"{v / best_comp:.2f}x" if best_comp else "-"
+        print(f"| {name} | {v:.0f} | {r['median_ms']:.3f} | {e} | {c} |")
+    else:
+        print(f"| {name} | - | - | {r.get('status')}: {r.get('note', '')} | |")
+EOF
+echo
+echo "speed: done in $(( $(date +%s) - T0 )) s (ours ran: $ours_ok, PyTorch ran: $torch_ok)"
+[ "$ours_ok" = 1 ] && [ "$torch_ok" = 1 ]

@@ -1,0 +1,88 @@
+// --bench-steps N: the training-step throughput of this configuration (device, --gpu-data,
+// --cuda-graph, --tf32, --batch), for the side-by-side comparison with PyTorch
+// (tests/reference/bench_train_torch.py, tests/device/speed.sh). Real batches from the loader,
+// full batches only (a short last batch would add a cuDNN search for its shape to the timing),
+// WARMUP steps first (algorithm searches, the graph capture), then --bench-repeats repeats of N
+// steps, each ended by one synchronization; the median repeat is the result. The backend counters
+// over the timed steps show whether a step allocates or waits for the device.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/util.h"
+#include "speed.h"
+
+#define WARMUP 10
+
+// The next full batch (short ones skipped: the epoch then ends and the next one starts).
+static const Batch* full_batch(Trainer* t, int* epoch) {
+    for (;;) {
+        const Batch* b = loader_next(t->train_loader);
+        if (b && b->n == t->opt.batch) return b;
+        loader_start_epoch(t->train_loader, ++*epoch, 0);
+    }
+}
+
+static int cmp_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+
+int run_bench(Trainer* t) {
+    const Options* o = &t->opt;
+    const Backend* be = t->be;
+    if (loader_batches_per_epoch(t->train_loader) < 1 || o->batch > (o->limit_train ? o->limit_train : t->data.n_train))
+        nn_fatal("--bench-steps: no full batch of %d in the training set", o->batch);
+    int epoch = 0, steps = o->bench_steps, repeats = o->bench_repeats;
+    loader_start_epoch(t->train_loader, epoch, 0);
+    for (int i = 0; i < WARMUP; i++) train_step(t, full_batch(t, &epoch), NULL);
+    be->synchronize();
+
+    BackendCounters c0 = {0}, c1 = {0};
+    if (be->read_counters) be->read_counters(&c0);
+    double* ms = NN_MALLOC((size_t)repeats * sizeof(double));
+    for (int r = 0; r < repeats; r++) {
+        double t0 = nn_now();
+        for (int i = 0; i < steps; i++) train_step(t, full_batch(t, &epoch), NULL);
+        be->synchronize();
+        ms[r] = (nn_now() - t0) * 1e3 / steps;
+    }
+    if (be->read_counters) be->read_counters(&c1);
+    double loss_sum;
+    long correct;
+    trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
+
+    double sorted[1000];
+    for (int r = 0; r < repeats; r++) sorted[r] = ms[r];
+    qsort(sorted, (size_t)repeats, sizeof(double), cmp_double);
+    double median = repeats % 2 ? sorted[repeats / 2] : 0.5 * (sorted[repeats / 2 - 1] + sorted[repeats / 2]);
+    long params, macs, executed;
+    mobilenet_count(&t->model, &params, &macs, &executed);
+    // Training does about 3x the forward's multiply-adds (forward, backward-data, backward-filter).
+    double tflops = 3.0 * 2.0 * (double)executed * o->batch / (median * 1e-3) / 1e12;
+    char dev[256];
+    be->describe(dev, sizeof(dev));
+    size_t timed = (size_t)steps * repeats;
+    printf("%s\n", dev);
+    printf("bench: batch %d, width %g, gpu-data %s, cuda-graph %s, tf32 %s: %d warm-up steps, %d repeats "
+           "x %d steps\n", o->batch, (double)o->width, o->gpu_data ? "on" : "off", o->cuda_graph ? "on" : "off",
+           o->tf32 ? "on" : "off", WARMUP, repeats, steps);
+    printf("bench: median %.4f ms/step = %.0f img/s (fastest repeat %.0f, slowest %.0f img/s); ~%.2f TFLOP/s "
+           "(3 x %.1f M executed multiply-adds per image)\n", median, o->batch * 1e3 / median,
+           o->batch * 1e3 / sorted[0], o->batch * 1e3 / sorted[repeats - 1], tflops, executed / 1e6);
+    printf("bench: in %zu timed steps: %zu allocations, %zu frees, %zu stream syncs (%d are the repeats' own), "
+           "%zu upload-ring waits; %ld graph replays, %ld capture(s); final train loss %.4f\n", timed,
+           c1.allocs - c0.allocs, c1.frees - c0.frees, c1.syncs - c0.syncs, repeats, c1.ring_waits - c0.ring_waits,
+           t->speed ? t->speed->replays : 0L, t->speed ? t->speed->captures : 0L, t->seen ? loss_sum / t->seen : 0.0);
+    const char* split = getenv("DRNET_CUDA_BN_SPLIT"); // the CUDA backend's batch-norm variant
+    int bn_split = !strcmp(be->name, "cuda") && split && *split && strcmp(split, "0") != 0;
+    printf("BENCH {\"impl\": \"drnet\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"tf32\": %d, "
+           "\"batch\": %d, \"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, "
+           "\"final_loss\": %.5f, \"repeat_ms\": [", o->gpu_data, o->cuda_graph, bn_split, o->tf32, o->batch, steps,
+           repeats, median, o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0);
+    for (int r = 0; r < repeats; r++) printf("%s%.5f", r ? ", " : "", ms[r]);
+    printf("]}\n");
+    free(ms);
+    speed_destroy(t);
+    return 0;
+}
