@@ -27,3 +27,7 @@ target_link_libraries(bench-cpu PRIVATE drnet)
 add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# Run directories: what a run keeps, what --resume restores, the log's overwrite/append rule.
+add_test(NAME test_rundir COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
+set_tests_properties(test_rundir PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")

@@ -46,6 +46,7 @@ void evaluate(Trainer* t, double* loss, double* acc) {
         engine_begin(t->e, 0);
         forward_loss(t, b->n, b->images, b->labels);
         seen += b->n;
+        if (t->on_eval_batch) t->on_eval_batch(t, seen);
     }
     double loss_sum;
     long correct;

@@ -32,6 +32,9 @@ typedef struct Trainer {
     int* correct;    // (2) samples whose argmax equals the label
     long seen;       // samples counted so far in the current epoch (host side)
     double epoch_seconds; // training time spent in the current epoch (across resumes)
+
+    // Called after each evaluation batch with the test images done so far (the progress line); may be NULL.
+    void (*on_eval_batch)(struct Trainer* t, long seen);
 } Trainer;
 
 // step.c: one training step, evaluation. timers may be NULL (they time the step and its optimizer).
