@@ -31,3 +31,7 @@ set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
 add_test(NAME test_rundir COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
 set_tests_properties(test_rundir PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# tools/export.py: PyTorch and ONNX exports predict as ./train does (skipped without torch or data).
+add_test(NAME test_export COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_export.sh $<TARGET_FILE:train>)
+set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
