@@ -71,6 +71,29 @@ run loose mobilenet cifar10 --resume "$tmp/loose.ckpt" --max-steps 22 --limit-te
   { fail "resuming a loose checkpoint exited $?"; show loose; }
 has loose "saved $tmp/loose.ckpt" && echo "ok   --resume PATH without a run directory keeps saving to PATH"
 
+# Ctrl-C, then exactly the command the tool prints: every later epoch is saved into the run directory.
+c=$tmp/ctrlc
+"$train" mobilenet cifar10 --width 0.125 --batch 32 --limit-train 2048 --limit-test 32 --device cpu --threads 2 \
+  --epochs 2 --out "$c" > "$tmp/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do grep -q "\[ *[0-9]*/64\]" "$tmp/int.out" 2> /dev/null && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+rc=$?
+resume=$(sed -n 's/.*continue with \(--resume .*\)$/\1/p' "$tmp/int.out")
+if [ $rc != 130 ] || [ "$resume" != "--resume $c" ]; then
+  fail "Ctrl-C exited $rc and said '${resume:-nothing}', expected 130 and '--resume $c'"; show int
+else
+  run cont mobilenet cifar10 $resume || { fail "the printed resume command exited $?"; show cont; }
+  step=$(sed -n 's/.*"step": \([0-9]*\).*/\1/p' "$c/log.jsonl" | tail -1)
+  if ! grep -q "epoch 2/2: train loss" "$tmp/cont.out" || [ "$step" != 128 ] || [ ! -s "$c/final.ckpt" ]; then
+    fail "after '$resume' the run did not finish its 2 epochs (last logged step ${step:-none})"; show cont
+  else
+    run done mobilenet cifar10 --resume "$c" # the checkpoint itself must be at the run's end
+    has done "resuming '$c/checkpoint.ckpt' at epoch 2, batch 64/64 (step 128)" && echo "ok   Ctrl-C, then '$resume' as printed: the run finished and saved every epoch"
+  fi
+fi
+
 # A log that cannot be written stops the run with its name, exit 1.
 if [ -w /dev/full ]; then
   run full "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run3" --log /dev/full
