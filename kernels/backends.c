@@ -1,6 +1,7 @@
 // The backend registry: picks and initialises a backend by name.
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../nn/backend.h"
 
@@ -30,9 +31,14 @@ const Backend* backend_open(const char* name, const BackendOptions* opt, char* e
             snprintf(err, errlen, "--device cuda: %s", why);
             return NULL;
         }
-        // auto falls back to the CPU; err tells the caller why (it is not an error).
+        // auto falls back to the CPU; err tells the caller why (it is not an error). A machine without
+        // a GPU is normal: the runtime then reports no device, or (no NVIDIA driver at all) an
+        // "insufficient driver"; only a GPU that is there but unusable deserves the details.
         if (cpu_backend.init(opt, err, errlen) != 0) return NULL;
-        snprintf(err, errlen, "GPU not used: %s", why);
+        int no_gpu = strstr(why, "cudaErrorNoDevice") || strstr(why, "no CUDA device found") ||
+                     (strstr(why, "cudaErrorInsufficientDriver") && access("/dev/nvidiactl", F_OK) != 0);
+        if (no_gpu) snprintf(err, errlen, "no GPU found, using the CPU");
+        else snprintf(err, errlen, "a GPU is present but not usable, using the CPU: %s", why);
         return &cpu_backend;
 #else
         if (strcmp(name, "cuda") == 0) {
@@ -42,6 +48,7 @@ const Backend* backend_open(const char* name, const BackendOptions* opt, char* e
         }
 #endif
         if (cpu_backend.init(opt, err, errlen) != 0) return NULL;
+        snprintf(err, errlen, "this build has no CUDA backend, using the CPU");
         return &cpu_backend;
     }
     snprintf(err, errlen, "unknown device '%s' (expected auto, cpu or cuda)", name);

@@ -165,7 +165,8 @@ typedef struct Backend {
 
 // The registry (kernels/backends.c). name: "cpu", "cuda" or "auto" (CUDA when a GPU is usable,
 // else CPU). Returns the initialised backend, or NULL with a message in err. When auto falls back to
-// the CPU in a build with CUDA, err says why (clear err before the call to tell the cases apart).
+// the CPU, err says why in one line meant for the user ("no GPU found, using the CPU"; clear err
+// before the call to tell the cases apart).
 const Backend* backend_open(const char* name, const BackendOptions* opt, char* err, size_t errlen);
 // Whether this build contains the CUDA backend.
 int backend_cuda_compiled(void);

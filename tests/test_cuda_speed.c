@@ -46,15 +46,7 @@ static int steps = STEPS; // --dry-run-cpu: fewer (the CPU is ~1000x slower)
 static const Backend* cpu;
 static const Backend* gpu;
 
-static int skip(const char* why) {
-    const char* req = getenv("DRNET_REQUIRE_GPU");
-    if (req && *req && strcmp(req, "0") != 0) {
-        fprintf(stderr, "FAIL test_cuda_speed: DRNET_REQUIRE_GPU is set but %s\n", why);
-        return 1;
-    }
-    printf("test_cuda_speed: SKIPPED: %s\n", why);
-    return TEST_SKIP;
-}
+static int skip(const char* why) { return test_gpu_unavailable("test_cuda_speed", why); }
 
 static uint8_t* records_on(const Backend* be, const uint8_t* host, int count) {
     uint8_t* d = be->alloc((size_t)count * CIFAR10_RECORD, "records");

@@ -173,16 +173,13 @@ static int test_mpi(void) {
 
 // Whether the NCCL test can run here: 1, or 0 after saying why (exit 77, or 1 with DRNET_REQUIRE_GPU=1).
 static int nccl_ready(int* rc) {
-    const char* require = getenv("DRNET_REQUIRE_GPU");
-    int must = require && !strcmp(require, "1");
     char err[512] = "no CUDA backend in this build";
     const Backend* be = backend_cuda_compiled() ? backend_open("cuda", &(BackendOptions){0}, err, sizeof(err)) : NULL;
 #ifndef WITH_NCCL
     if (backend_cuda_compiled()) be = NULL, snprintf(err, sizeof(err), "this build has no NCCL (nccl.h and libnccl were not found)");
 #endif
     if (be) return 1;
-    printf("%s: %s\n", must ? "FAIL test_dist nccl (DRNET_REQUIRE_GPU=1)" : "skipped", err);
-    *rc = must ? 1 : TEST_SKIP;
+    *rc = test_gpu_unavailable("test_dist nccl", err);
     return 0;
 }
 

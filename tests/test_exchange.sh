@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Weights move both ways between ./train and PyTorch (tests/reference/ckpt_to_torch.py, torch_to_ckpt.py):
+# Weights move both ways between ./train and PyTorch (tools/export.py, tools/torch_to_ckpt.py):
 #  1. a model trained by ./train, converted to a PyTorch state_dict, classifies the CIFAR-10 test set
 #     as `./train --eval-only` does: the same accuracy within 0.05 points (5 of 10000 images);
 #     converted back, every tensor is bit-identical to the original;
@@ -13,6 +13,7 @@ set -u
 train=$1
 py=${DRNET_PYTHON:-/usr/bin/python3} # a Python with torch and numpy
 ref=$(cd "$(dirname "$0")/reference" && pwd)
+tools=$(cd "$(dirname "$0")/../tools" && pwd)
 width=0.25
 max_diff=5 # images of 10000: 0.05 accuracy points
 
@@ -70,23 +71,23 @@ common=(mobilenet cifar10 --threads 2)
 run ours-train "$train" "${common[@]}" --width $width --epochs 1 --max-steps 100 --limit-test 256 \
   --checkpoint "$tmp/ours.ckpt" &&
 run ours-eval "$train" "${common[@]}" --eval-only --init "$tmp/ours.ckpt" &&
-run ours-convert "$py" "$ref/ckpt_to_torch.py" "$tmp/ours.ckpt" "$tmp/ours.pt" &&
+run ours-convert "$py" "$tools/export.py" "$tmp/ours.ckpt" "$tmp/ours.pt" &&
 run ours-torch-eval "$py" "$ref/exchange_torch.py" eval "$tmp/ours.pt" --width $width &&
 compare "trained by ./train (100 steps), evaluated in PyTorch" "$tmp/ours-eval.out" "$tmp/ours-torch-eval.out"
-if run ours-back "$py" "$ref/torch_to_ckpt.py" "$tmp/ours.pt" "$tmp/back.ckpt" --width $width &&
+if run ours-back "$py" "$tools/torch_to_ckpt.py" "$tmp/ours.pt" "$tmp/back.ckpt" --width $width &&
    run ours-same "$py" "$ref/exchange_torch.py" same "$tmp/back.ckpt" "$tmp/ours.ckpt"; then
   echo "ok   round trip ckpt -> pt -> ckpt: $(cat "$tmp/ours-same.out")"
 fi
 
 # 2. PyTorch -> ours.
 run torch-train "$py" "$ref/exchange_torch.py" train "$tmp/theirs.pt" --width $width --steps 80 &&
-run torch-convert "$py" "$ref/torch_to_ckpt.py" "$tmp/theirs.pt" "$tmp/theirs.ckpt" --width $width &&
+run torch-convert "$py" "$tools/torch_to_ckpt.py" "$tmp/theirs.pt" "$tmp/theirs.ckpt" --width $width &&
 run torch-eval "$py" "$ref/exchange_torch.py" eval "$tmp/theirs.pt" --width $width &&
 run theirs-eval "$train" "${common[@]}" --eval-only --init "$tmp/theirs.ckpt" &&
 compare "trained in PyTorch (80 steps), evaluated by ./train" "$tmp/theirs-eval.out" "$tmp/torch-eval.out"
 
 # 3. Refusals.
-if "$py" "$ref/torch_to_ckpt.py" "$tmp/theirs.pt" "$tmp/wrong.ckpt" --width 0.5 > "$tmp/wrong.out" 2>&1; then
+if "$py" "$tools/torch_to_ckpt.py" "$tmp/theirs.pt" "$tmp/wrong.ckpt" --width 0.5 > "$tmp/wrong.out" 2>&1; then
   fail "torch_to_ckpt accepted a width-0.25 state_dict as width 0.5"
 elif ! grep -q "does not fit MobileNet width 0.5" "$tmp/wrong.out"; then
   fail "torch_to_ckpt's refusal of the wrong width does not say why"; sed 's/^/    | /' "$tmp/wrong.out" | tail -3
@@ -94,11 +95,11 @@ else echo "ok   torch_to_ckpt refuses the wrong --width"; fi
 if [ -s "$tmp/theirs.ckpt" ]; then
   cp "$tmp/theirs.ckpt" "$tmp/bad.ckpt"
   printf '\x42' | dd of="$tmp/bad.ckpt" bs=1 seek=$(($(stat -c %s "$tmp/bad.ckpt") - 9)) conv=notrunc 2> /dev/null
-  if "$py" "$ref/ckpt_to_torch.py" "$tmp/bad.ckpt" "$tmp/bad.pt" > "$tmp/bad.out" 2>&1; then
-    fail "ckpt_to_torch accepted a corrupted checkpoint"
+  if "$py" "$tools/export.py" "$tmp/bad.ckpt" "$tmp/bad.pt" > "$tmp/bad.out" 2>&1; then
+    fail "export.py accepted a corrupted checkpoint"
   elif ! grep -q "fails its CRC32" "$tmp/bad.out"; then
-    fail "ckpt_to_torch's refusal of a corrupted checkpoint does not say why"; sed 's/^/    | /' "$tmp/bad.out" | tail -3
-  else echo "ok   ckpt_to_torch refuses a corrupted checkpoint (CRC32)"; fi
+    fail "export.py's refusal of a corrupted checkpoint does not say why"; sed 's/^/    | /' "$tmp/bad.out" | tail -3
+  else echo "ok   export.py refuses a corrupted checkpoint (CRC32)"; fi
 fi
 
 echo "($((SECONDS - start)) s)"

@@ -26,7 +26,7 @@ for g in off on; do
     fail "train --gpu-data $g exited non-zero"; sed 's/^/    | /' "$tmp/$g.out" | tail -5
   fi
 done
-REF="$here/reference" /usr/bin/python3 - "$tmp/off.ckpt" "$tmp/on.ckpt" <<'EOF' || fail "checkpoints differ"
+REF="$here/../tools" /usr/bin/python3 - "$tmp/off.ckpt" "$tmp/on.ckpt" <<'EOF' || fail "checkpoints differ"
 import os, sys
 sys.path.insert(0, os.environ["REF"])
 import numpy as np

@@ -86,6 +86,17 @@ set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
 add_test(NAME test_cuda_speed_cpu COMMAND test_cuda_speed --dry-run-cpu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_speed_cpu PROPERTIES TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 
+# Run directories: what a run keeps, what --resume restores, the log's overwrite/append rule.
+add_test(NAME test_rundir COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
+set_tests_properties(test_rundir PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# tools/export.py: PyTorch and ONNX exports predict as ./train does (skipped without torch or data).
+add_test(NAME test_export COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_export.sh $<TARGET_FILE:train>)
+set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# cmake/fetch_cifar10.cmake against a local file:// archive (the MD5 check, no file left on failure).
+add_test(NAME test_fetch COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_fetch.sh ${CMAKE_COMMAND})
+
 # Every test in this file that needs a GPU: the device script builds and runs exactly these, with
 # DRNET_REQUIRE_GPU=1 (it reads this line).
 set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed test_dist_nccl)

@@ -102,10 +102,3 @@ void guard_test_loss(Trainer* t, double test_loss) {
     if (t->opt.eval_only) nn_fatal("%s (the weights evaluated are finite but give no usable loss)", msg);
     stop(t, msg);
 }
-
-void guard_log(FILE* log, const char* path) {
-    if (!log) return;
-    if (fflush(log) != 0 || ferror(log))
-        nn_fatal("writing --log '%s' failed: %s (the checkpoint, if any, was saved before the log line)",
-                 path, strerror(errno ? errno : EIO));
-}

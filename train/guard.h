@@ -22,9 +22,6 @@ void guard_weights(Trainer* t);
 // epoch's checkpoint is written.
 void guard_test_loss(Trainer* t, double test_loss);
 
-// After writing to the --log file: a write error (a full disk) stops the run (exit 1) naming it.
-void guard_log(FILE* log, const char* path);
-
 // The first non-finite value among the engine's parameters, momentum and buffers: returns 1 and
 // writes "tensor 'NAME' (element I: VALUE)" into what, or returns 0 if everything is finite.
 int guard_find_nonfinite(Engine* e, char* what, size_t len);

@@ -55,12 +55,25 @@ static const char* USAGE =
     "                        The CPU is always deterministic for a given --threads.\n"
     "  --max-steps N         stop once the run has taken N optimizer steps in all (smoke tests)\n"
     "  --eval-only           only evaluate on the test set (weights from --resume or --init)\n"
-    "  --checkpoint PATH     save the whole training state here at each epoch end, at --max-steps\n"
-    "                        and on Ctrl-C (written atomically: the previous file survives a crash)\n"
-    "  --resume PATH         continue a saved run exactly where it stopped (weights, momentum,\n"
-    "                        batch-norm statistics, schedule position, data order)\n"
-    "  --init PATH           start from the weights in a checkpoint, with a fresh optimizer\n"
-    "  --log PATH            append one JSON object per epoch (loss, accuracies, lr, seconds, img/s)\n"
+    "  --version             print the version and what this build contains, and exit\n"
+    "\n"
+    "Run directory (every training run keeps its files in one)\n"
+    "  --out DIR             the run directory (runs/MODEL-DATASET-YYYYmmdd-HHMMSS); it holds\n"
+    "                        config.json (every setting of the run), checkpoint.ckpt (the whole\n"
+    "                        training state, saved at each epoch end, at --max-steps and on Ctrl-C,\n"
+    "                        atomically), log.jsonl and final.ckpt (the weights, at the end)\n"
+    "  --resume DIR|PATH     continue a saved run exactly where it stopped (weights, momentum,\n"
+    "                        batch-norm statistics, schedule position, data order) with every\n"
+    "                        setting it had (checkpoint and log paths, data, limits, device, recipe)\n"
+    "                        unless given again; PATH: a checkpoint (its run's settings are used when\n"
+    "                        its directory holds the run's config.json)\n"
+    "  --init DIR|PATH       start a new run from the weights of a checkpoint (a run directory: its\n"
+    "                        final.ckpt, else checkpoint.ckpt), with a fresh optimizer\n"
+    "  --checkpoint PATH     keep the training state here instead of DIR/checkpoint.ckpt\n"
+    "  --log PATH            the JSON-lines log instead of DIR/log.jsonl: one object per epoch (loss,\n"
+    "                        accuracies, lr, seconds, img/s). A new run creates or overwrites it;\n"
+    "                        --resume appends to it\n"
+    "  --log-every N         also log the running training loss and accuracy every N steps (0: off)\n"
     "  --profile             time every layer after a few warm-up steps, print a table and exit\n"
     "  --profile-steps N     steps averaged by --profile (20)\n"
     "  --profile-json PATH   also write the profile as JSON\n"
@@ -74,7 +87,7 @@ static const char* USAGE =
     "Examples\n"
     "  train mobilenet cifar10                           the standard 200-epoch run\n"
     "  train mobilenet cifar10 --epochs 1                one epoch (a quick check)\n"
-    "  train mobilenet cifar10 --checkpoint run.ckpt     resumable: --resume run.ckpt\n"
+    "  train mobilenet cifar10 --out runs/first          resumable: --resume runs/first\n"
     "  train mobilenet cifar10 --profile                 per-layer timing table\n"
     "  mpirun -np 2 train mobilenet cifar10 --threads 1  2 processes, one share of each batch each\n";
 
@@ -142,6 +155,10 @@ void options_parse(Options* o, int argc, char** argv) {
             fputs(USAGE, stdout);
             exit(0);
         }
+        if (!strcmp(a, "--version")) {
+            print_version();
+            exit(0);
+        }
         if (strncmp(a, "--", 2) != 0) {
             if (positional == 0) snprintf(o->model, sizeof(o->model), "%s", a);
             else if (positional == 1) snprintf(o->dataset, sizeof(o->dataset), "%s", a);
@@ -165,7 +182,7 @@ void options_parse(Options* o, int argc, char** argv) {
             if (v) bad(flag, v, "takes no value");
             if (!strcmp(flag, "--eval-only")) o->eval_only = 1;
             else if (!strcmp(flag, "--print-model")) o->print_model = 1;
-            else if (!strcmp(flag, "--deterministic")) o->deterministic = 1;
+            else if (!strcmp(flag, "--deterministic")) o->deterministic = 1, o->given |= GIVEN_DETERMINISTIC;
             else o->profile = 1;
             continue;
         }
@@ -175,7 +192,7 @@ void options_parse(Options* o, int argc, char** argv) {
             "--dw-group", "--data", "--limit-train", "--limit-test", "--device", "--threads", "--tf32",
             "--max-steps", "--checkpoint", "--resume", "--init", "--log", "--profile-steps",
             "--profile-json", "--accum-steps", "--gpu-data", "--cuda-graph", "--bench-steps", "--bench-repeats",
-            NULL};
+            "--out", "--log-every", NULL};
         int known = 0;
         for (int k = 0; VALUE_FLAGS[k]; k++) known |= !strcmp(flag, VALUE_FLAGS[k]);
         if (!known) bad(flag, NULL, "unknown option");
@@ -205,23 +222,26 @@ void options_parse(Options* o, int argc, char** argv) {
         else if (!strcmp(flag, "--dw-group")) {
             o->dw_group = !strcmp(v, "auto") ? 0 : (int)parse_long(flag, v, 1, 1 << 20);
             o->given |= GIVEN_DW_GROUP;
-        } else if (!strcmp(flag, "--data")) copy_path(o->data, flag, v);
+        } else if (!strcmp(flag, "--data")) copy_path(o->data, flag, v), o->given |= GIVEN_DATA;
         else if (!strcmp(flag, "--limit-train")) o->limit_train = (int)parse_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TRAIN;
-        else if (!strcmp(flag, "--limit-test")) o->limit_test = (int)parse_long(flag, v, 1, 1 << 30);
+        else if (!strcmp(flag, "--limit-test")) o->limit_test = (int)parse_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TEST;
         else if (!strcmp(flag, "--device")) {
             if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) bad(flag, v, "expected auto, cpu or cuda");
             snprintf(o->device, sizeof(o->device), "%s", v);
-        } else if (!strcmp(flag, "--threads")) o->threads = (int)parse_long(flag, v, 1, 256);
-        else if (!strcmp(flag, "--tf32")) o->tf32 = parse_onoff(flag, v);
-        else if (!strcmp(flag, "--max-steps")) o->max_steps = parse_long(flag, v, 1, 1L << 40);
-        else if (!strcmp(flag, "--checkpoint")) copy_path(o->checkpoint, flag, v);
+            o->given |= GIVEN_DEVICE;
+        } else if (!strcmp(flag, "--threads")) o->threads = (int)parse_long(flag, v, 1, 256), o->given |= GIVEN_THREADS;
+        else if (!strcmp(flag, "--tf32")) o->tf32 = parse_onoff(flag, v), o->given |= GIVEN_TF32;
+        else if (!strcmp(flag, "--max-steps")) o->max_steps = parse_long(flag, v, 0, 1L << 40), o->given |= GIVEN_MAX_STEPS;
+        else if (!strcmp(flag, "--checkpoint")) copy_path(o->checkpoint, flag, v), o->given |= GIVEN_CHECKPOINT;
         else if (!strcmp(flag, "--resume")) copy_path(o->resume, flag, v);
         else if (!strcmp(flag, "--init")) copy_path(o->init, flag, v);
-        else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v);
+        else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v), o->given |= GIVEN_LOG;
+        else if (!strcmp(flag, "--out")) copy_path(o->out, flag, v), o->given |= GIVEN_OUT;
+        else if (!strcmp(flag, "--log-every")) o->log_every = (int)parse_long(flag, v, 0, 1 << 30), o->given |= GIVEN_LOG_EVERY;
         else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)parse_long(flag, v, 1, 100000);
         else if (!strcmp(flag, "--profile-json")) copy_path(o->profile_json, flag, v), o->profile = 1;
-        else if (!strcmp(flag, "--gpu-data")) o->gpu_data = parse_onoff(flag, v);
-        else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = parse_onoff(flag, v);
+        else if (!strcmp(flag, "--gpu-data")) o->gpu_data = parse_onoff(flag, v), o->given |= GIVEN_GPU_DATA;
+        else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = parse_onoff(flag, v), o->given |= GIVEN_CUDA_GRAPH;
         else if (!strcmp(flag, "--bench-steps")) o->bench_steps = (int)parse_long(flag, v, 1, 1000000), o->profile = 1;
         else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)parse_long(flag, v, 1, 1000);
     }

@@ -14,7 +14,11 @@ enum {
     GIVEN_WD = 1 << 4, GIVEN_NESTEROV = 1 << 5, GIVEN_SCHEDULE = 1 << 6, GIVEN_WARMUP = 1 << 7,
     GIVEN_STEP_EPOCHS = 1 << 8, GIVEN_STEP_GAMMA = 1 << 9, GIVEN_SEED = 1 << 10, GIVEN_WIDTH = 1 << 11,
     GIVEN_DW_GROUP = 1 << 12, GIVEN_AUGMENT = 1 << 13, GIVEN_LIMIT_TRAIN = 1 << 14,
-    GIVEN_ACCUM = 1 << 15,
+    // run settings that --resume takes from the run's config.json unless given again
+    GIVEN_LIMIT_TEST = 1 << 15, GIVEN_DATA = 1 << 16, GIVEN_DEVICE = 1 << 17, GIVEN_THREADS = 1 << 18,
+    GIVEN_TF32 = 1 << 19, GIVEN_MAX_STEPS = 1 << 20, GIVEN_CHECKPOINT = 1 << 21, GIVEN_LOG = 1 << 22,
+    GIVEN_OUT = 1 << 23, GIVEN_LOG_EVERY = 1 << 24,
+    GIVEN_ACCUM = 1 << 25, GIVEN_DETERMINISTIC = 1 << 26, GIVEN_GPU_DATA = 1 << 27, GIVEN_CUDA_GRAPH = 1 << 28,
 };
 
 typedef struct Options {
@@ -43,6 +47,9 @@ typedef struct Options {
     long max_steps;
     int eval_only, print_model;
     char checkpoint[PATH_LEN], resume[PATH_LEN], init[PATH_LEN], log[PATH_LEN];
+    // the run directory (train/rundir.c): config.json, checkpoint, log and final weights live there
+    char out[PATH_LEN];
+    int log_every; // also log the running training metrics every N steps (0: per epoch only)
     // profiling
     int profile, profile_steps;
     char profile_json[PATH_LEN];
@@ -51,8 +58,11 @@ typedef struct Options {
     int gpu_data, cuda_graph, bench_steps, bench_repeats;
 } Options;
 
-// Parses argv into o (defaults first). On --help prints the usage and exits 0; on a bad flag or
-// value prints a message naming it and exits 2.
+// Parses argv into o (defaults first). On --help or --version prints it and exits 0; on a bad flag
+// or value prints a message naming it and exits 2.
 void options_parse(Options* o, int argc, char** argv);
+
+// version.c: `train --version` (the version and what this build contains).
+void print_version(void);
 
 #endif

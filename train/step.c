@@ -140,6 +140,7 @@ void evaluate(Trainer* t, double* loss, double* acc) {
         } else {
             forward_loss(t, b->n, b->images, b->labels);
         }
+        if (t->on_eval_batch) t->on_eval_batch(t, seen);
     }
     double loss_sum;
     long correct;

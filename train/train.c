@@ -1,7 +1,10 @@
 // ./train: trains a model on a dataset from the command line (see --help). The loop: for each batch,
 // forward, backward and one SGD step on the chosen backend while the loader prepares the next batch
-// on its own thread; at each epoch end, evaluation on the test set, a JSON log line and an atomic
-// checkpoint. Ctrl-C saves the checkpoint and stops; --resume continues exactly.
+// on its own thread; at each epoch end, an atomic checkpoint, evaluation on the test set and a JSON
+// log line, all in the run directory (rundir.h). Ctrl-C saves the checkpoint and stops; --resume
+// continues exactly, with every setting of the run. progress.c draws what the terminal shows,
+// guard.c stops a run that went bad before it can overwrite a good checkpoint, and dist.c joins an
+// mpirun job (every process runs this same loop; rank 0 writes the files).
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +16,9 @@
 #include "../nn/util.h"
 #include "dist.h"
 #include "guard.h"
+#include "progress.h"
+#include "rundir.h"
+#include "runlog.h"
 #include "trainer.h"
 
 static volatile sig_atomic_t interrupted = 0;
@@ -20,12 +26,6 @@ static volatile sig_atomic_t interrupted = 0;
 static void on_signal(int sig) {
     interrupted = sig;
     signal(sig, SIG_DFL); // a second Ctrl-C kills at once (the checkpoint file is still safe)
-}
-
-static void format_eta(char* buf, size_t len, double seconds) {
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
 }
 
 static void check_finite(Trainer* t, double loss_sum) {
@@ -38,41 +38,42 @@ static void check_finite(Trainer* t, double loss_sum) {
     exit(1);
 }
 
-static void log_epoch(FILE* log, const Trainer* t, double train_loss, double train_acc, double test_loss,
-                      double test_acc, double seconds, double img_s, int partial) {
-    if (!log) return;
-    fprintf(log, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"train_acc\": %.4f, "
-            "\"test_loss\": %.6f, \"test_acc\": %.4f, \"lr\": %.8g, \"seconds\": %.3f, \"img_per_s\": %.2f%s}\n",
-            t->epoch + 1, t->step, train_loss, train_acc, test_loss, test_acc, (double)t->sgd.lr, seconds,
-            img_s, partial ? ", \"partial\": true" : "");
-    fflush(log);
+// The device line: a CPU-only machine is normal, so --device auto says so calmly.
+static void print_device(const Backend* be, const char* note) {
+    char dev[256];
+    be->describe(dev, sizeof(dev));
+    if (note[0]) printf("%s\n", note);
+    printf("device: %s\n", dev);
 }
 
-static void setup(Trainer* t, int argc, char** argv) {
+static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     Options* o = &t->opt;
     options_parse(o, argc, argv);
-    dist_init(&argc, &argv, o->device); // mpirun: join the job, pick this process's GPU
-    if (dist_rank() == 0) guard_paths(o); // rank 0 writes the checkpoint and the log
+    dist_init(&argc, &argv, o->device);   // mpirun: join the job, pick this process's GPU
+    if (dist_rank() == 0) guard_paths(o); // paths given on the command line; rank 0 writes them
+    rundir_prepare(run, o, argc, argv);
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model unless --width says otherwise.
     const char* ckpt = o->resume[0] ? o->resume : o->init[0] ? o->init : NULL;
     if (ckpt && !(o->given & GIVEN_WIDTH)) trainer_checkpoint_width(ckpt, &o->width);
 
-    if (o->print_model) {
-        Engine* e = engine_create(&(Backend){0});
-        mobilenet_init(&t->model, e, o->width, o->dw_group > 0 ? o->dw_group : 32, 10);
-        mobilenet_print(&t->model, stdout);
-        exit(0);
-    }
-
     BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32, .deterministic = o->deterministic};
     err[0] = 0;
     t->be = backend_open(o->device, &bo, err, sizeof(err));
     if (!t->be) nn_fatal("%s", err);
-    char dev[256];
-    t->be->describe(dev, sizeof(dev));
-    printf("device: %s%s%s%s\n", dev, err[0] ? " (" : "", err, err[0] ? ")" : "");
+
+    if (o->print_model) { // with the group size --device's backend would use (--dw-group auto: its default)
+        Engine* e = engine_create(&(Backend){0});
+        int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
+        mobilenet_init(&t->model, e, o->width, g, 10);
+        if (o->dw_group > 0) printf("depthwise layers: g = %d (--dw-group %d)\n", g, o->dw_group);
+        else printf("depthwise layers: g = %d, the %s backend's default%s\n", g, t->be->name,
+                    o->dw_group == 0 ? " (--dw-group auto chooses per layer when a run starts)" : "");
+        mobilenet_print(&t->model, stdout);
+        exit(0);
+    }
+    print_device(t->be, err);
 
     t->e = engine_create(t->be);
     dist_attach(t->e);
@@ -152,36 +153,127 @@ static void setup(Trainer* t, int argc, char** argv) {
                "batch norm normalizes each micro-batch\n", o->batch, o->batch / t->micro, t->micro, t->accum);
 }
 
+// Where the run's files go, or what --resume restored.
+static void announce_run(const Trainer* t, const RunDir* run) {
+    const Options* o = &t->opt;
+    if (o->resume[0]) {
+        printf("resuming '%s' at epoch %d, batch %d/%d (step %ld)\n", o->resume, t->epoch + 1, t->batch,
+               t->steps_per_epoch, t->step);
+        if (run->resumed_from_config)
+            printf("restored from %s: checkpoint %s, log %s (appending)%s; the recipe and position from the "
+                   "checkpoint\n", run->config, o->checkpoint, o->log[0] ? o->log : "none", run->restored);
+        else
+            printf("no config.json of this run beside the checkpoint: the recipe, --width and --limit-train "
+                   "come from the checkpoint; saving to %s%s%s\n", o->checkpoint, o->log[0] ? ", log " : "", o->log);
+    } else if (run->dir[0]) {
+        printf("run directory: %s (checkpoint %s, log %s)\n", run->dir, o->checkpoint, o->log[0] ? o->log : "none");
+    }
+}
+
+// An epoch (or the part of it up to a stop): training steps, then evaluation, checkpoint, log line.
+// The evaluation comes before the save so that a checkpoint is never written from weights whose test
+// loss is not finite. Every point that reads the metrics is decided by step counts (or is a terminal's
+// clock with one process): with several processes those reads are collective, so all must agree.
+// Returns 0 to go on, 1 when the run stops (--max-steps), 130 on Ctrl-C.
+static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
+    Options* o = &t->opt;
+    loader_start_epoch(t->train_loader, t->epoch, t->batch);
+    double start = nn_now() - t->epoch_seconds;
+    long first_seen = t->seen;
+    double first_time = nn_now();
+    const Batch* b;
+    int stop = 0;
+    while ((b = loader_next(t->train_loader))) {
+        train_step(t, b, NULL);
+        if (dist_any(interrupted) && !interrupted) interrupted = SIGTERM; // all processes stop at one step
+        stop = interrupted || (o->max_steps && t->step >= o->max_steps);
+        int last = t->batch == t->steps_per_epoch;
+        if (last || stop || (o->log_every && t->step % o->log_every == 0)) {
+            double loss_sum;
+            long correct;
+            trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
+            check_finite(t, loss_sum);
+            guard_weights(t);
+            if (o->log_every && t->step % o->log_every == 0)
+                runlog_step(log, t, loss_sum / t->seen, 100.0 * correct / t->seen);
+        }
+        progress_train(p, t, t->seen - first_seen, nn_now() - first_time, last || stop);
+        if (stop) break;
+    }
+    if (p->tty) printf("\n");
+    double seconds = nn_now() - start;
+    t->epoch_seconds = seconds;
+    double img_s = (t->seen - first_seen) / (nn_now() - first_time);
+    progress_add_training(p, t->seen - first_seen, nn_now() - first_time);
+    double loss_sum;
+    long correct;
+    trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
+    double train_loss = loss_sum / t->seen, train_acc = 100.0 * correct / t->seen;
+    int epoch_done = t->batch == t->steps_per_epoch;
+    if (interrupted) {
+        if (o->checkpoint[0]) {
+            trainer_save(t, o->checkpoint);
+            printf("interrupted: saved '%s' at epoch %d, batch %d (step %ld); continue with --resume %s\n",
+                   o->checkpoint, t->epoch + 1, t->batch, t->step, run->dir[0] ? run->dir : o->checkpoint);
+        } else {
+            printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t->epoch + 1, t->batch);
+        }
+        return 130;
+    }
+    double test_loss, test_acc;
+    progress_eval_begin(p);
+    evaluate(t, &test_loss, &test_acc);
+    progress_eval_end(p, t, test_acc);
+    guard_test_loss(t, test_loss);
+    if (o->checkpoint[0]) trainer_save(t, o->checkpoint);
+    printf("epoch %d/%d%s: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5g | %.1f s, %.0f img/s\n",
+           t->epoch + 1, o->epochs, epoch_done ? "" : " (stopped early)", train_loss, train_acc,
+           test_loss, test_acc, (double)t->sgd.lr, seconds, img_s);
+    runlog_epoch(log, t, train_loss, train_acc, test_loss, test_acc, seconds, img_s, !epoch_done);
+    if (stop) {
+        printf("stopped at --max-steps %ld%s%s\n", o->max_steps, o->checkpoint[0] ? "; saved " : "", o->checkpoint);
+        return 1;
+    }
+    t->epoch++, t->batch = 0, t->seen = 0, t->epoch_seconds = 0;
+    trainer_set_metrics(t, METRICS_TRAIN, 0.0f, 0);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     Trainer t;
+    RunDir run;
     memset(&t, 0, sizeof(t));
-    setup(&t, argc, argv);
+    setup(&t, &run, argc, argv);
     Options* o = &t.opt;
 
     if (o->profile) return trainer_destroy(&t, run_profile(&t));
+    Progress p;
+    progress_init(&p, &t, o->log, o->resume[0] != 0);
+    t.on_eval_batch = progress_eval_batch;
     if (o->eval_only) {
         double loss, acc;
         double t0 = nn_now();
+        progress_eval_begin(&p);
         evaluate(&t, &loss, &acc);
+        progress_eval_end(&p, &t, acc);
         guard_test_loss(&t, loss);
-        printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc,
-               o->limit_test && o->limit_test < t.data.n_test ? o->limit_test : t.data.n_test, nn_now() - t0);
+        printf("test: loss %.4f, accuracy %.2f%% (%d images, %.1f s)\n", loss, acc, p.n_test, nn_now() - t0);
         return trainer_destroy(&t, 0);
     }
 
-    FILE* log = NULL;
-    if (o->log[0] && dist_rank() == 0) {
-        log = fopen(o->log, o->resume[0] ? "a" : "w");
-        if (!log) nn_fatal("cannot open --log '%s' for writing", o->log);
+    rundir_write_config(&run, &t);
+    RunLog log;
+    runlog_open(&log, dist_rank() == 0 ? o->log : "", o->resume[0] != 0); // a new run starts its log afresh; a resumed one appends
+    announce_run(&t, &run);
+    if (o->max_steps && t.step >= o->max_steps) {
+        printf("nothing to do: the run already took --max-steps %ld steps; give a larger --max-steps (or "
+               "--max-steps 0, no limit) to go on\n", o->max_steps);
+        runlog_close(&log);
+        return trainer_destroy(&t, 0);
     }
-    if (o->resume[0])
-        printf("resuming '%s' at epoch %d, batch %d/%d (step %ld)\n", o->resume, t.epoch + 1, t.batch,
-               t.steps_per_epoch, t.step);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    int tty = isatty(fileno(stdout)) && dist_size() == 1; // several processes: print points must agree
-    const int batch = o->batch;
 
     while (t.epoch < o->epochs) {
         if (t.batch >= t.steps_per_epoch) { // a checkpoint taken right at an epoch's end
@@ -189,74 +281,15 @@ int main(int argc, char** argv) {
             trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
             continue;
         }
-        loader_start_epoch(t.train_loader, t.epoch, t.batch);
-        double start = nn_now() - t.epoch_seconds, last_print = 0.0;
-        long steps_here = 0, first_seen = t.seen;
-        double first_time = nn_now();
-        const Batch* b;
-        int stop = 0;
-        while ((b = loader_next(t.train_loader))) {
-            train_step(&t, b, NULL);
-            steps_here++;
-            double now = nn_now();
-            int last = t.batch == t.steps_per_epoch;
-            if (dist_any(interrupted) && !interrupted) interrupted = SIGTERM; // all processes stop at one step
-            stop = interrupted || (o->max_steps && t.step >= o->max_steps);
-            if (last || stop || (tty ? now - last_print > 0.5 : t.batch % (t.steps_per_epoch / 10 + 1) == 0)) {
-                double loss_sum;
-                long correct;
-                trainer_read_metrics(&t, METRICS_TRAIN, &loss_sum, &correct);
-                check_finite(&t, loss_sum);
-                guard_weights(&t);
-                now = nn_now();
-                double rate = (t.seen - first_seen) / (now - first_time);
-                char eta[32];
-                format_eta(eta, sizeof(eta), (t.steps_per_epoch - t.batch) * (double)batch / (rate > 0 ? rate : 1));
-                printf("%sepoch %d/%d [%4d/%d] loss %.4f acc %6.2f%% %6.0f img/s ETA %s%s", tty ? "\r" : "",
-                       t.epoch + 1, o->epochs, t.batch, t.steps_per_epoch, loss_sum / t.seen,
-                       100.0 * correct / t.seen, rate, eta, tty ? "   " : "\n");
-                fflush(stdout);
-                last_print = now;
-            }
-            if (stop) break;
-        }
-        if (tty) printf("\n");
-        double seconds = nn_now() - start;
-        t.epoch_seconds = seconds;
-        double img_s = (t.seen - first_seen) / (nn_now() - first_time);
-        double loss_sum;
-        long correct;
-        trainer_read_metrics(&t, METRICS_TRAIN, &loss_sum, &correct);
-        double train_loss = loss_sum / t.seen, train_acc = 100.0 * correct / t.seen;
-        int epoch_done = t.batch == t.steps_per_epoch;
-        if (interrupted) {
-            if (o->checkpoint[0]) {
-                trainer_save(&t, o->checkpoint);
-                printf("interrupted: saved '%s' at epoch %d, batch %d (step %ld); continue with --resume %s\n",
-                       o->checkpoint, t.epoch + 1, t.batch, t.step, o->checkpoint);
-            } else {
-                printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t.epoch + 1, t.batch);
-            }
-            if (log) fclose(log);
+        int rc = run_epoch(&t, &run, &log, &p);
+        if (rc == 130) {
+            runlog_close(&log);
             return trainer_destroy(&t, 130);
         }
-        double test_loss, test_acc;
-        evaluate(&t, &test_loss, &test_acc);
-        guard_test_loss(&t, test_loss);
-        if (o->checkpoint[0]) trainer_save(&t, o->checkpoint);
-        printf("epoch %d/%d%s: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5g | %.1f s, %.0f img/s\n",
-               t.epoch + 1, o->epochs, epoch_done ? "" : " (stopped early)", train_loss, train_acc,
-               test_loss, test_acc, (double)t.sgd.lr, seconds, img_s);
-        log_epoch(log, &t, train_loss, train_acc, test_loss, test_acc, seconds, img_s, !epoch_done);
-        guard_log(log, o->log);
-        if (stop) {
-            printf("stopped at --max-steps %ld%s%s\n", o->max_steps, o->checkpoint[0] ? "; saved " : "",
-                   o->checkpoint);
-            break;
-        }
-        t.epoch++, t.batch = 0, t.seen = 0, t.epoch_seconds = 0;
-        trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
+        if (rc) break;
     }
-    if (log) fclose(log);
+    runlog_close(&log);
+    const char* weights = rundir_save_final(&run, &t);
+    progress_summary(&p, &t, weights, o->checkpoint, o->log, run.dir);
     return trainer_destroy(&t, 0);
 }

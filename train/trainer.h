@@ -37,6 +37,9 @@ typedef struct Trainer {
     long seen;       // samples counted so far in the current epoch (host side)
     double epoch_seconds; // training time spent in the current epoch (across resumes)
     struct Speed* speed;  // --gpu-data / --cuda-graph state (train/speed.c), NULL when both are off
+
+    // Called after each evaluation batch with the test images done so far (the progress line); may be NULL.
+    void (*on_eval_batch)(struct Trainer* t, long seen);
 } Trainer;
 
 // step.c: one training step, evaluation. trainer_setup_micro_batches checks that --batch splits

@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import drnet_ckpt  # noqa: E402
 import mobilenet_ref  # noqa: E402
 

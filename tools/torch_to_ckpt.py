@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Converts a PyTorch MobileNet state_dict into one of our checkpoints, holding weights only.
 
-    /usr/bin/python3 tests/reference/torch_to_ckpt.py IN.pt OUT.ckpt --width W [--dataset cifar10]
+    python3 tools/torch_to_ckpt.py IN.pt OUT.ckpt --width W [--dataset cifar10]
 
-IN: what torch.save wrote for the reference MobileNet (tests/reference/mobilenet_ref.py) or for
+IN: what torch.save wrote for tools/mobilenet.py's MobileNet (what tools/export.py writes) or for
 kuangliu/pytorch-cifar's MobileNet (width 1): a bare state_dict, or a dict holding it under 'net'
 (kuangliu's checkpoints), 'state_dict' or 'model'; a DataParallel 'module.' prefix is removed. It is
 loaded into the reference model of --width first, so a missing tensor or another width is refused
@@ -22,16 +22,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import drnet_ckpt  # noqa: E402
-import mobilenet_ref  # noqa: E402
+import mobilenet  # noqa: E402
 
 
 def convert(state, width, dataset="cifar10"):
-    """Checkpoint records for a state_dict, after loading it into the reference model (validation)."""
-    state = mobilenet_ref.unwrap_state(state)
+    """Checkpoint records for a state_dict, after loading it into tools/mobilenet.py's model (validation)."""
+    state = mobilenet.unwrap_state(state)
     if "linear.weight" not in state:
         raise ValueError("no tensor 'linear.weight': not a MobileNet state_dict")
     classes = state["linear.weight"].shape[0]
-    model = mobilenet_ref.MobileNet(width, classes)
+    model = mobilenet.MobileNet(width, classes)
     full = dict(state)
     for name, t in model.state_dict().items():  # older or hand-made state_dicts may lack the counters
         if name.endswith("num_batches_tracked"):
@@ -46,7 +46,7 @@ def convert(state, width, dataset="cifar10"):
         "meta.width": float(width),
         "meta.num_classes": int(classes),
     }
-    records.update(mobilenet_ref.state_to_tensors(model.state_dict()))
+    records.update(mobilenet.state_to_tensors(model.state_dict()))
     return records
 
 

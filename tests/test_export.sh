@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tools/export.py: a run's weights exported to a PyTorch state_dict (loaded into tools/mobilenet.py)
+# and to ONNX classify the first 1000 CIFAR-10 test images as `./train --eval-only` does. The
+# state_dict and ./train may differ on at most 1 image of 1000 (a near tie of two logits can flip
+# under different float summation orders); the ONNX graph must agree with the state_dict on every
+# image, logits within 1e-3. The ONNX graph runs on onnxruntime, else on a numpy interpreter after
+# onnx's checker; without the onnx package that half is skipped, saying so.
+# Needs PyTorch (/usr/bin/python3, or $DRNET_PYTHON) and the data; exits 77 (skipped) without either.
+# Usage: test_export.sh PATH-TO-TRAIN
+set -u
+train=$1
+py=${DRNET_PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+limit=1000
+if ! "$py" -c "import torch, numpy" > /dev/null 2>&1; then
+  echo "skipped: $py cannot import torch and numpy"
+  exit 77
+fi
+if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
+  echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
+  exit 77
+fi
+tmp=$(mktemp -d /tmp/drnet-export-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+show() { sed 's/^/    | /' "$tmp/$1.out" | tail -${2:-8}; }
+
+# A model with some accuracy (a few percent above chance is enough to make predictions distinct).
+"$train" mobilenet cifar10 --width 0.25 --batch 64 --epochs 1 --max-steps 60 --limit-test 64 --device cpu \
+  --threads 2 --out "$tmp/run" > "$tmp/train.out" 2>&1 || { fail "training exited $?"; show train; exit 1; }
+"$train" mobilenet cifar10 --eval-only --init "$tmp/run" --limit-test $limit --device cpu --threads 2 \
+  > "$tmp/eval.out" 2>&1 || { fail "--eval-only exited $?"; show eval; }
+ours=$(sed -n 's/.*accuracy \([0-9.]*\)% (\([0-9]*\) images.*/\1 \2/p' "$tmp/eval.out" | awk '{ printf "%d", $1 * $2 / 100 + 0.5 }')
+
+"$py" "$here/../tools/export.py" "$tmp/run" "$tmp/model.pt" "$tmp/model.onnx" > "$tmp/export.out" 2>&1 ||
+  { fail "tools/export.py exited $?"; show export; exit 1; }
+echo "ok   exported: $(head -1 "$tmp/export.out" | cut -c1-100)..."
+"$py" "$here/reference/export_check.py" "$tmp/model.pt" --width 0.25 --onnx "$tmp/model.onnx" --limit $limit \
+  > "$tmp/check.out" 2>&1 || { fail "export_check.py exited $?"; show check; exit 1; }
+
+torch=$(sed -n 's/^torch correct \([0-9]*\) .*/\1/p' "$tmp/check.out")
+if [ -z "$ours" ] || [ -z "$torch" ]; then fail "no accuracy in the outputs"; show eval; show check
+else
+  diff=$((ours - torch)); [ $diff -lt 0 ] && diff=$((-diff))
+  if [ $diff -gt 1 ]; then fail "./train --eval-only: $ours/$limit correct, the exported state_dict in PyTorch: $torch/$limit"
+  else echo "ok   state_dict in PyTorch: $torch/$limit correct, ./train --eval-only: $ours/$limit"; fi
+fi
+
+if grep -q "^onnx skipped" "$tmp/check.out"; then
+  echo "skipped the ONNX half: $(sed -n 's/^onnx skipped: //p' "$tmp/check.out")"
+else
+  set -- $(sed -n 's/^onnx agree \([0-9]*\) \([0-9]*\) maxdiff \(.*\)/\1 \2 \3/p' "$tmp/check.out")
+  if [ $# != 3 ]; then fail "no ONNX result"; show check
+  elif [ "$1" != "$2" ] || ! awk -v d="$3" 'BEGIN { exit !(d < 1e-3) }'; then
+    fail "ONNX vs the state_dict: $1 of $2 predictions agree, largest logit difference $3"
+  else echo "ok   ONNX ($(sed -n 's/^onnx run by //p' "$tmp/check.out")): all $2 predictions equal the state_dict's, logits within $3"; fi
+fi
+
+# A corrupted checkpoint is refused, naming the problem.
+cp "$tmp/run/final.ckpt" "$tmp/bad.ckpt"
+printf '\x42' | dd of="$tmp/bad.ckpt" bs=1 seek=$(($(stat -c %s "$tmp/bad.ckpt") - 9)) conv=notrunc 2> /dev/null
+if "$py" "$here/../tools/export.py" "$tmp/bad.ckpt" "$tmp/bad.pt" > "$tmp/bad.out" 2>&1; then fail "export.py accepted a corrupted checkpoint"
+elif ! grep -q "fails its CRC32" "$tmp/bad.out"; then fail "export.py's refusal does not say why"; show bad 3
+else echo "ok   export.py refuses a corrupted checkpoint (CRC32)"; fi
+
+if [ $failures -ne 0 ]; then echo "test_export: $failures check(s) FAILED"; exit 1; fi
+echo "test_export: all checks passed"

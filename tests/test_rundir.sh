@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Run directories (train/rundir.c, train/runlog.c): a training run keeps config.json, the checkpoint,
+# the log and the final weights in its directory; --resume DIR continues it with every setting it had
+# (it keeps saving, keeps --limit-test and --max-steps) unless overridden; a new run creates or
+# overwrites its log, a resumed one appends; a failed log write stops the run naming the file.
+# Needs the data (CIFAR10_PATH or data/cifar-10-binary.tar.gz); exits 77 (skipped) without it.
+# Usage: test_rundir.sh PATH-TO-TRAIN
+set -u
+train=$1
+failures=0
+tmp=$(mktemp -d /tmp/drnet-rundir-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
+  echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
+  exit 77
+fi
+
+# run NAME ARGS...: ./train ARGS with the output in $tmp/NAME.out; returns its exit status.
+run() {
+  local name=$1; shift
+  "$train" "$@" > "$tmp/$name.out" 2>&1
+}
+show() { sed 's/^/    | /' "$tmp/$1.out" | tail -${2:-6}; }
+has() { grep -qF -- "$2" "$tmp/$1.out" || { fail "$1: output lacks '$2'"; show "$1"; return 1; }; }
+
+# 8 steps per epoch; the first run stops at step 10, in epoch 2.
+small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 256 --device cpu --threads 2 --epochs 3)
+d=$tmp/run
+run fresh "${small[@]}" --limit-test 64 --max-steps 10 --out "$d" || { fail "fresh run exited $?"; show fresh; }
+for f in config.json checkpoint.ckpt log.jsonl final.ckpt; do
+  [ -s "$d/$f" ] || fail "the run directory lacks $f"
+done
+[ "$(wc -l < "$d/log.jsonl")" = 2 ] || fail "the fresh run logged $(wc -l < "$d/log.jsonl") lines, expected 2 (epoch 1, partial epoch 2)"
+head -1 "$d/log.jsonl" > "$tmp/first-line"
+echo "ok   a new run keeps config.json, checkpoint.ckpt, log.jsonl and final.ckpt in --out"
+
+# Resume by directory with no other flag: the limits come back, and the run stops at its --max-steps.
+run again mobilenet cifar10 --resume "$d" || fail "resume without a larger --max-steps exited $?"
+has again "already took --max-steps 10" && echo "ok   --resume DIR keeps --max-steps (nothing to do at step 10)"
+has again "64 test images" && echo "ok   --resume DIR keeps --limit-test 64"
+
+# A longer limit: the resumed run must keep saving into the run directory and appending to its log.
+run more mobilenet cifar10 --resume "$d" --max-steps 20 || { fail "resume to step 20 exited $?"; show more; }
+has more "restored from $d/config.json" &&
+has more "stopped at --max-steps 20; saved $d/checkpoint.ckpt" && echo "ok   the resumed run saved its checkpoint again"
+run after mobilenet cifar10 --resume "$d/checkpoint.ckpt"
+has after "resuming '$d/checkpoint.ckpt' at epoch 3, batch 4/8 (step 20)" &&
+has after "already took --max-steps 20" && echo "ok   the saved state is at step 20 (--resume PATH inside the run directory finds its config)"
+lines=$(wc -l < "$d/log.jsonl")
+if [ "$lines" != 4 ]; then fail "after resuming the log has $lines lines, expected 4 (2 + 2 appended)"
+elif ! head -1 "$d/log.jsonl" | cmp -s - "$tmp/first-line"; then fail "resuming rewrote the log's first line"
+else echo "ok   the resumed run appended to the log (4 lines, the first unchanged)"; fi
+
+# A new run overwrites an old log it is pointed at; --log-every adds step lines.
+printf 'OLD LOG LINE\n' > "$tmp/given.jsonl"
+run given "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run2" --log "$tmp/given.jsonl" --log-every 3 ||
+  { fail "run with --log exited $?"; show given; }
+if grep -q "OLD LOG LINE" "$tmp/given.jsonl"; then fail "a new run appended to an existing --log instead of overwriting it"
+elif [ "$(grep -c '"kind": "step"' "$tmp/given.jsonl")" != 2 ] || [ "$(grep -c '"test_acc"' "$tmp/given.jsonl")" != 1 ]; then
+  fail "--log-every 3 over 8 steps: expected 2 step lines and 1 epoch line"; sed 's/^/    | /' "$tmp/given.jsonl"
+else echo "ok   a new run overwrites its --log; --log-every 3 adds 2 step lines"; fi
+
+# The run directory of a finished run is not reused by mistake.
+run reuse "${small[@]}" --out "$d"
+[ $? = 1 ] && has reuse "already holds a run" && echo "ok   --out refuses a directory that holds a run"
+
+# A checkpoint outside any run directory: --resume keeps saving to it.
+cp "$d/checkpoint.ckpt" "$tmp/loose.ckpt"
+run loose mobilenet cifar10 --resume "$tmp/loose.ckpt" --max-steps 22 --limit-test 32 --device cpu --threads 2 ||
+  { fail "resuming a loose checkpoint exited $?"; show loose; }
+has loose "saved $tmp/loose.ckpt" && echo "ok   --resume PATH without a run directory keeps saving to PATH"
+
+# Ctrl-C, then exactly the command the tool prints: every later epoch is saved into the run directory.
+c=$tmp/ctrlc
+"$train" mobilenet cifar10 --width 0.125 --batch 32 --limit-train 2048 --limit-test 32 --device cpu --threads 2 \
+  --epochs 2 --out "$c" > "$tmp/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do grep -q "\[ *[0-9]*/64\]" "$tmp/int.out" 2> /dev/null && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+rc=$?
+resume=$(sed -n 's/.*continue with \(--resume .*\)$/\1/p' "$tmp/int.out")
+if [ $rc != 130 ] || [ "$resume" != "--resume $c" ]; then
+  fail "Ctrl-C exited $rc and said '${resume:-nothing}', expected 130 and '--resume $c'"; show int
+else
+  run cont mobilenet cifar10 $resume || { fail "the printed resume command exited $?"; show cont; }
+  step=$(sed -n 's/.*"step": \([0-9]*\).*/\1/p' "$c/log.jsonl" | tail -1)
+  if ! grep -q "epoch 2/2: train loss" "$tmp/cont.out" || [ "$step" != 128 ] || [ ! -s "$c/final.ckpt" ]; then
+    fail "after '$resume' the run did not finish its 2 epochs (last logged step ${step:-none})"; show cont
+  else
+    run done mobilenet cifar10 --resume "$c" # the checkpoint itself must be at the run's end
+    has done "resuming '$c/checkpoint.ckpt' at epoch 2, batch 64/64 (step 128)" && echo "ok   Ctrl-C, then '$resume' as printed: the run finished and saved every epoch"
+  fi
+fi
+
+# A log that cannot be written stops the run with its name, exit 1.
+if [ -w /dev/full ]; then
+  run full "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run3" --log /dev/full
+  rc=$?
+  if [ $rc = 0 ]; then fail "a run logging to /dev/full exited 0"
+  else has full "cannot write the log '/dev/full'" && echo "ok   a failed log write exits $rc naming the file"; fi
+fi
+
+if [ $failures -ne 0 ]; then echo "test_rundir: $failures check(s) FAILED"; exit 1; fi
+echo "test_rundir: all checks passed"

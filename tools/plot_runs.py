@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Plots one or more training runs: loss and accuracy per epoch (train and test) and the learning rate.
+
+    python3 tools/plot_runs.py runs/mobilenet-cifar10-20261130-235303              -> run.png
+    python3 tools/plot_runs.py runs/a runs/b/log.jsonl -o compare.png --title "width 0.5 vs 1"
+
+Each argument is a run directory (its log.jsonl) or a log file ./train wrote with --log. Only the
+per-epoch lines are plotted (--log-every step lines are skipped); when an epoch appears twice (a run
+stopped by --max-steps mid-epoch and resumed), its last line counts. Needs matplotlib (on Debian:
+apt install python3-matplotlib).
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def read_log(path):
+    """{epoch: record} of the per-epoch lines of a JSON-lines log."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "log.jsonl")
+    epochs = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"error: {path}:{number}: not JSON ({e})")
+            if "test_acc" in record and "epoch" in record:
+                epochs[int(record["epoch"])] = record
+    if not epochs:
+        raise SystemExit(f"error: {path} has no per-epoch lines (is it a ./train log?)")
+    return path, [epochs[e] for e in sorted(epochs)]
+
+
+def label_of(path):
+    parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    name = os.path.basename(path)
+    return parent if name == "log.jsonl" else name.rsplit(".", 1)[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="run directories or log files")
+    ap.add_argument("-o", "--output", default="run.png", help="the PNG to write (run.png)")
+    ap.add_argument("--title", help="a title over the plots")
+    args = ap.parse_args()
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        raise SystemExit("error: plotting needs matplotlib (apt install python3-matplotlib, or pip install matplotlib)")
+
+    runs = [read_log(p) for p in args.runs]
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.5))
+    for i, (path, recs) in enumerate(runs):
+        color = f"C{i}"
+        name = label_of(path) if len(runs) > 1 else ""
+        ep = [r["epoch"] for r in recs]
+        sep = " " if name else ""
+        ax_loss.plot(ep, [r["train_loss"] for r in recs], color=color, ls="--", marker=".", label=f"{name}{sep}train")
+        ax_loss.plot(ep, [r["test_loss"] for r in recs], color=color, marker="o", label=f"{name}{sep}test")
+        ax_acc.plot(ep, [r["train_acc"] for r in recs], color=color, ls="--", marker=".", label=f"{name}{sep}train")
+        ax_acc.plot(ep, [r["test_acc"] for r in recs], color=color, marker="o", label=f"{name}{sep}test")
+        best = max(recs, key=lambda r: r["test_acc"])
+        ax_acc.annotate(f"{best['test_acc']:.2f}%", (best["epoch"], best["test_acc"]), textcoords="offset points",
+                        xytext=(0, 6), ha="center", color=color, fontsize=8)
+        ax_lr.plot(ep, [r["lr"] for r in recs], color=color, marker=".", label=name or "lr")
+    ax_loss.set(title="loss (cross-entropy)", xlabel="epoch", ylabel="loss")
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="%")
+    ax_lr.set(title="learning rate at the epoch's end", xlabel="epoch", ylabel="lr")
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if args.title:
+        fig.suptitle(args.title)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=100)
+    for path, recs in runs:
+        best = max(recs, key=lambda r: r["test_acc"])
+        print(f"{path}: {len(recs)} epochs, final test accuracy {recs[-1]['test_acc']:.2f}% (epoch "
+              f"{recs[-1]['epoch']}), best {best['test_acc']:.2f}% (epoch {best['epoch']})")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

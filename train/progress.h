@@ -1,0 +1,37 @@
+// What ./train shows while it runs: per epoch a progress line (step, loss, accuracy, img/s, the
+// epoch's ETA, and the whole run's elapsed time and ETA), a progress line during evaluation, and at
+// the end a summary (final and best test accuracy, total time, mean throughput, where the files are).
+// On a terminal the lines redraw in place; otherwise plain lines about ten times per epoch.
+#ifndef TRAIN_PROGRESS_H
+#define TRAIN_PROGRESS_H
+
+#include "trainer.h"
+
+typedef struct Progress {
+    int tty;
+    double start;                  // nn_now() when training began in this process
+    double last_print;
+    double train_images, train_seconds; // this process's training throughput, for the ETAs
+    double eval_seconds;           // the last evaluation's duration (0 = none yet)
+    double eval_start;
+    int n_test;
+    // For the summary (seeded from the log's earlier epochs on --resume).
+    double best_acc, final_acc;
+    int best_epoch, final_epoch, epochs_logged;
+    double prior_seconds; // training + evaluation time of the epochs logged before this process
+} Progress;
+
+void progress_init(Progress* p, const Trainer* t, const char* log_path, int resumed);
+// A training line after `images` images in `seconds` of this epoch in this process; `force` prints
+// regardless of the rate limit (last batch, stop).
+void progress_train(Progress* p, Trainer* t, double images, double seconds, int force);
+void progress_eval_begin(Progress* p);
+void progress_eval_batch(Trainer* t, long seen); // Trainer.on_eval_batch
+void progress_eval_end(Progress* p, Trainer* t, double test_acc);
+void progress_add_training(Progress* p, double images, double seconds);
+// The end-of-run summary. weights: the final weights file (or NULL), checkpoint, log: paths or "".
+void progress_summary(const Progress* p, const Trainer* t, const char* weights, const char* checkpoint,
+                      const char* log, const char* run_dir);
+void format_duration(char* buf, size_t len, double seconds);
+
+#endif

@@ -1,0 +1,411 @@
+// Run directories (see rundir.h): creating one, writing its config.json, reading it back on --resume.
+// config.json is a flat JSON object written by this file; reading it needs only strings and numbers
+// (arrays, such as the per-layer groups, are for people and tools and are skipped).
+#include "rundir.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../nn/checkpoint.h"
+#include "../nn/util.h"
+#include "dist.h"
+
+#define CONFIG_NAME "config.json"
+#define CHECKPOINT_NAME "checkpoint.ckpt"
+#define LOG_NAME "log.jsonl"
+#define FINAL_NAME "final.ckpt"
+
+static int is_dir(const char* p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char* p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void join(char* out, const char* dir, const char* name) {
+    if ((size_t)snprintf(out, PATH_LEN, "%s/%s", dir, name) >= PATH_LEN)
+        nn_fatal("path too long: '%s/%s'", dir, name);
+}
+
+// The absolute form of a path (not resolving links: the file may not exist yet).
+static void absolute(char* out, const char* p) {
+    if (p[0] == '/') {
+        snprintf(out, PATH_LEN, "%s", p);
+        return;
+    }
+    char cwd[PATH_LEN];
+    if (!getcwd(cwd, sizeof(cwd))) nn_fatal("cannot read the current directory: %s", strerror(errno));
+    const char* rel = p;
+    while (rel[0] == '.' && rel[1] == '/') rel += 2;
+    join(out, cwd, rel);
+}
+
+// mkdir -p
+static void make_dirs(const char* path) {
+    char p[PATH_LEN];
+    snprintf(p, sizeof(p), "%s", path);
+    for (char* s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) nn_fatal("cannot create the directory '%s': %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) nn_fatal("cannot create the run directory '%s': %s", p, strerror(errno));
+    if (!is_dir(p)) nn_fatal("--out '%s' exists and is not a directory", p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading config.json: the value of a top-level key, as text (strings unescaped, numbers as written).
+
+typedef struct Config {
+    char* text;
+    char path[PATH_LEN];
+    char dir[PATH_LEN]; // paths in the file are relative to it unless absolute
+} Config;
+
+static const char* skip_ws(const char* s) {
+    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') s++;
+    return s;
+}
+
+// Reads a JSON string starting at s (on the quote) into out; returns the position after it.
+static const char* read_string(const char* s, char* out, size_t outlen) {
+    size_t n = 0;
+    for (s++; *s && *s != '"'; s++) {
+        char c = *s;
+        if (c == '\\') {
+            s++;
+            c = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+            if (!*s) break;
+        }
+        if (out && n + 1 < outlen) out[n++] = c;
+    }
+    if (out) out[n] = 0;
+    return *s ? s + 1 : s;
+}
+
+// 1 and the value in out when the key exists with a string or number value; 0 otherwise.
+static int config_get(const Config* c, const char* key, char* out, size_t outlen) {
+    const char* s = skip_ws(c->text);
+    if (*s != '{') return 0;
+    s++;
+    char k[128];
+    while (*(s = skip_ws(s)) == '"') {
+        s = skip_ws(read_string(s, k, sizeof(k)));
+        if (*s != ':') return 0;
+        s = skip_ws(s + 1);
+        int match = !strcmp(k, key);
+        if (*s == '"') {
+            s = read_string(s, match ? out : NULL, outlen);
+            if (match) return 1;
+        } else if (*s == '[' || *s == '{') { // nested: skipped
+            int depth = 0;
+            for (; *s; s++) {
+                if (*s == '"') s = read_string(s, NULL, 0) - 1;
+                else if (*s == '[' || *s == '{') depth++;
+                else if ((*s == ']' || *s == '}') && --depth == 0) break;
+            }
+            if (*s) s++;
+        } else {
+            const char* e = s;
+            while (*e && *e != ',' && *e != '}' && *e != '\n') e++;
+            if (match) {
+                snprintf(out, outlen, "%.*s", (int)(e - s), s);
+                while (e > s && out[e - s - 1] == ' ') out[--e - s] = 0;
+                return 1;
+            }
+            s = e;
+        }
+        s = skip_ws(s);
+        if (*s == ',') s++;
+    }
+    return 0;
+}
+
+static int config_load(Config* c, const char* path) {
+    memset(c, 0, sizeof(*c));
+    FILE* f = fopen(path, "rb");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n < 0 || n > (1 << 20)) nn_fatal("'%s' is not a run configuration (%ld bytes)", path, n);
+    c->text = NN_MALLOC((size_t)n + 1);
+    if (fread(c->text, 1, (size_t)n, f) != (size_t)n) nn_fatal("cannot read '%s': %s", path, strerror(errno));
+    c->text[n] = 0;
+    fclose(f);
+    char fmt[64] = "";
+    if (!config_get(c, "format", fmt, sizeof(fmt)) || strcmp(fmt, "drnet-run"))
+        nn_fatal("'%s' is not a drnet run configuration (no \"format\": \"drnet-run\")", path);
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    snprintf(c->dir, sizeof(c->dir), "%s", path);
+    char* slash = strrchr(c->dir, '/');
+    if (slash) *slash = 0;
+    else strcpy(c->dir, ".");
+    return 1;
+}
+
+// A path value: relative ones are relative to the run directory.
+static int config_path(const Config* c, const char* key, char* out) {
+    char v[PATH_LEN];
+    if (!config_get(c, key, v, sizeof(v)) || !v[0]) return 0;
+    if (v[0] == '/') snprintf(out, PATH_LEN, "%s", v);
+    else join(out, c->dir, v);
+    return 1;
+}
+
+static long config_long(const Config* c, const char* key, long fallback) {
+    char v[64];
+    if (!config_get(c, key, v, sizeof(v))) return fallback;
+    char* end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end) nn_fatal("'%s': \"%s\" is not an integer: %s", c->path, key, v);
+    return x;
+}
+
+static int same_file(const char* a, const char* b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static void note(RunDir* r, const char* fmt, const char* a, const char* b) {
+    size_t n = strlen(r->restored);
+    snprintf(r->restored + n, sizeof(r->restored) - n, fmt, a, b);
+}
+
+// Settings of the run that config.json restores unless given again.
+static void apply_config(RunDir* r, Options* o, const Config* c) {
+    char v[PATH_LEN], num[32];
+    if (!(o->given & GIVEN_CHECKPOINT) && config_path(c, "checkpoint", v)) snprintf(o->checkpoint, PATH_LEN, "%s", v);
+    if (!(o->given & GIVEN_LOG) && config_path(c, "log", v)) snprintf(o->log, PATH_LEN, "%s", v);
+    if (!(o->given & GIVEN_DATA) && config_path(c, "data", v)) {
+        snprintf(o->data, PATH_LEN, "%s", v);
+        note(r, "%sdata %s", ", ", v);
+    }
+    if (!(o->given & GIVEN_DEVICE) && config_get(c, "device", v, 16) && v[0]) {
+        snprintf(o->device, sizeof(o->device), "%.15s", v);
+        note(r, "%s--device %s", ", ", v);
+    }
+    struct {
+        const char* key;
+        const char* flag;
+        unsigned bit;
+        int* value;      // NULL: max_steps (a long)
+        int dflt, onoff; // the default (not worth a mention); shown as on/off
+    } ints[] = {{"limit_train", "--limit-train", GIVEN_LIMIT_TRAIN, &o->limit_train, 0, 0},
+                {"limit_test", "--limit-test", GIVEN_LIMIT_TEST, &o->limit_test, 0, 0},
+                {"max_steps", "--max-steps", GIVEN_MAX_STEPS, NULL, 0, 0},
+                {"log_every", "--log-every", GIVEN_LOG_EVERY, &o->log_every, 0, 0},
+                {"threads", "--threads", GIVEN_THREADS, &o->threads, 0, 0},
+                {"tf32", "--tf32", GIVEN_TF32, &o->tf32, 1, 1},
+                {"deterministic", "--deterministic", GIVEN_DETERMINISTIC, &o->deterministic, 0, 0},
+                {"gpu_data", "--gpu-data", GIVEN_GPU_DATA, &o->gpu_data, 0, 1},
+                {"cuda_graph", "--cuda-graph", GIVEN_CUDA_GRAPH, &o->cuda_graph, 0, 1}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (o->given & ints[i].bit) continue;
+        long x = config_long(c, ints[i].key, -1);
+        if (x < 0) continue;
+        if (ints[i].value) *ints[i].value = (int)x;
+        else o->max_steps = x;
+        if (x == ints[i].dflt) continue;
+        if (ints[i].bit == GIVEN_DETERMINISTIC) num[0] = 0;
+        else if (ints[i].onoff) snprintf(num, sizeof(num), " %s", x ? "on" : "off");
+        else snprintf(num, sizeof(num), " %ld", x);
+        note(r, ", %s%s", ints[i].flag, num);
+    }
+}
+
+static void default_run_dir(char* out, const Options* o) {
+    int64_t now = (int64_t)time(NULL);
+    dist_broadcast(&now, sizeof(now)); // several processes: one name, rank 0's clock
+    time_t when = (time_t)now;
+    struct tm tm;
+    localtime_r(&when, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    snprintf(out, PATH_LEN, "runs/%s-%s-%s", o->model, o->dataset, stamp);
+    // Two runs started in the same second get their own directories.
+    for (int i = 2; is_dir(out) || is_file(out); i++)
+        snprintf(out, PATH_LEN, "runs/%s-%s-%s-%d", o->model, o->dataset, stamp, i);
+}
+
+void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
+    memset(r, 0, sizeof(*r));
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(r->command);
+        snprintf(r->command + n, sizeof(r->command) - n, "%s%s", i ? " " : "", argv[i]);
+    }
+    // --init DIR: the run's final weights, else its last checkpoint.
+    if (o->init[0] && is_dir(o->init)) {
+        char p[PATH_LEN];
+        join(p, o->init, FINAL_NAME);
+        if (!is_file(p)) join(p, o->init, CHECKPOINT_NAME);
+        if (!is_file(p)) nn_fatal("--init '%s': the directory holds neither %s nor %s", o->init, FINAL_NAME, CHECKPOINT_NAME);
+        snprintf(o->init, PATH_LEN, "%s", p);
+    }
+    int training = !o->eval_only && !o->profile && !o->print_model;
+
+    if (o->resume[0]) {
+        Config c;
+        int have = 0;
+        char ckpt[PATH_LEN];
+        if (is_dir(o->resume)) {
+            char cfg[PATH_LEN];
+            join(cfg, o->resume, CONFIG_NAME);
+            if (!config_load(&c, cfg))
+                nn_fatal("--resume '%s': the directory has no %s, so it is not a run directory (give the "
+                         "checkpoint file itself to resume from it)", o->resume, CONFIG_NAME);
+            have = 1;
+            if (!config_path(&c, "checkpoint", ckpt)) join(ckpt, o->resume, CHECKPOINT_NAME);
+        } else {
+            // A checkpoint: its run's settings when its directory holds the config of the run that saved it.
+            snprintf(ckpt, PATH_LEN, "%s", o->resume);
+            char cfg[PATH_LEN], dir[PATH_LEN], saved[PATH_LEN];
+            snprintf(dir, sizeof(dir), "%s", o->resume);
+            char* slash = strrchr(dir, '/');
+            if (slash) *slash = 0;
+            else strcpy(dir, ".");
+            join(cfg, dir, CONFIG_NAME);
+            if (is_file(cfg) && config_load(&c, cfg)) {
+                if (config_path(&c, "checkpoint", saved) && same_file(saved, o->resume)) have = 1;
+                else free(c.text);
+            }
+        }
+        snprintf(o->resume, PATH_LEN, "%s", ckpt);
+        if (have) {
+            snprintf(r->dir, PATH_LEN, "%s", c.dir);
+            if (training) apply_config(r, o, &c);
+            else if (!(o->given & GIVEN_DATA) && config_path(&c, "data", ckpt)) snprintf(o->data, PATH_LEN, "%s", ckpt);
+            r->resumed_from_config = 1;
+            free(c.text);
+        } else if (training && !o->checkpoint[0]) {
+            snprintf(o->checkpoint, PATH_LEN, "%s", o->resume); // keep saving where the run saved
+        }
+        if (!training || !have) r->dir[0] = 0;
+    } else if (training) {
+        if (o->out[0]) {
+            char cfg[PATH_LEN];
+            join(cfg, o->out, CONFIG_NAME);
+            if (is_file(cfg))
+                nn_fatal("--out '%s' already holds a run (%s): continue it with --resume %s, or choose "
+                         "another --out", o->out, cfg, o->out);
+            snprintf(r->dir, PATH_LEN, "%s", o->out);
+        } else {
+            default_run_dir(r->dir, o);
+        }
+        if (is_file(r->dir)) nn_fatal("--out '%s' exists and is not a directory", r->dir);
+        r->create = 1; // by rundir_write_config, once the run is set up (a failed start leaves nothing)
+        if (!o->checkpoint[0]) join(o->checkpoint, r->dir, CHECKPOINT_NAME);
+        if (!o->log[0]) join(o->log, r->dir, LOG_NAME);
+    }
+    if (r->dir[0]) {
+        snprintf(o->out, PATH_LEN, "%s", r->dir);
+        join(r->config, r->dir, CONFIG_NAME);
+        join(r->final, r->dir, FINAL_NAME);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing config.json.
+
+static void put_string(FILE* f, const char* key, const char* v, int last) {
+    fprintf(f, "  \"%s\": \"", key);
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') fputc('\\', f), fputc(*v, f);
+        else if (*v == '\n') fputs("\\n", f);
+        else if ((unsigned char)*v < 0x20) fprintf(f, "\\u%04x", *v);
+        else fputc(*v, f);
+    }
+    fprintf(f, "\"%s\n", last ? "" : ",");
+}
+
+// A path as stored: relative to the run directory when inside it, else absolute.
+static void put_path(FILE* f, const char* key, const char* dir_abs, const char* p) {
+    if (!p[0]) {
+        put_string(f, key, "", 0);
+        return;
+    }
+    char a[PATH_LEN];
+    absolute(a, p);
+    size_t n = strlen(dir_abs);
+    if (!strncmp(a, dir_abs, n) && a[n] == '/') put_string(f, key, a + n + 1, 0);
+    else put_string(f, key, a, 0);
+}
+
+void rundir_write_config(const RunDir* r, const Trainer* t) {
+    if (!r->dir[0] || dist_rank() != 0) return; // rank 0 writes the run's files
+    if (r->create) make_dirs(r->dir);
+    const Options* o = &t->opt;
+    char dir_abs[PATH_LEN], tmp[PATH_LEN + 8], data[PATH_LEN], err[2048];
+    absolute(dir_abs, r->dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", r->config);
+    if (cifar10_resolve_path(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
+        data[0] = 0;
+    FILE* f = fopen(tmp, "w");
+    if (!f) nn_fatal("cannot write the run configuration '%s': %s", tmp, strerror(errno));
+    fprintf(f, "{\n");
+    put_string(f, "format", "drnet-run", 0);
+    put_string(f, "command", r->command, 0);
+    put_string(f, "model", o->model, 0);
+    put_string(f, "dataset", o->dataset, 0);
+    put_path(f, "checkpoint", dir_abs, o->checkpoint);
+    put_path(f, "log", dir_abs, o->log);
+    put_path(f, "final", dir_abs, r->final);
+    put_path(f, "data", dir_abs, data);
+    fprintf(f, "  \"limit_train\": %d,\n  \"limit_test\": %d,\n  \"max_steps\": %ld,\n  \"log_every\": %d,\n",
+            o->limit_train, o->limit_test, o->max_steps, o->log_every);
+    put_string(f, "device", o->device, 0);
+    put_string(f, "backend", t->be ? t->be->name : "", 0);
+    fprintf(f, "  \"threads\": %d,\n  \"tf32\": %d,\n  \"deterministic\": %d,\n  \"gpu_data\": %d,\n  \"cuda_graph\": %d,\n",
+            o->threads, o->tf32, o->deterministic, o->gpu_data, o->cuda_graph);
+    fprintf(f, "  \"accum_steps\": %d,\n  \"processes\": %d,\n", o->accum_steps, dist_size());
+    fprintf(f, "  \"epochs\": %d,\n  \"batch\": %d,\n  \"lr\": %.7g,\n  \"momentum\": %.7g,\n  \"weight_decay\": %.7g,\n"
+            "  \"nesterov\": %d,\n", o->epochs, o->batch, (double)o->lr, (double)o->momentum,
+            (double)o->weight_decay, o->nesterov);
+    put_string(f, "schedule", schedule_name(o->schedule), 0);
+    fprintf(f, "  \"warmup_epochs\": %.7g,\n  \"step_epochs\": %d,\n  \"step_gamma\": %.7g,\n  \"seed\": %llu,\n"
+            "  \"augment\": %d,\n  \"width\": %.7g,\n", (double)o->warmup_epochs, o->step_epochs,
+            (double)o->step_gamma, (unsigned long long)o->seed, o->augment, (double)o->width);
+    put_string(f, "dw_group", o->dw_group == 0 ? "auto" : o->dw_group < 0 ? "backend default" : "given", 0);
+    fprintf(f, "  \"dw_groups\": [");
+    for (int i = 0; i < MOBILENET_BLOCKS; i++) fprintf(f, "%s%d", i ? ", " : "", t->model.blocks[i].conv1.g);
+    fprintf(f, "],\n  \"steps_per_epoch\": %d\n}\n", t->steps_per_epoch);
+    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
+        int e = errno;
+        fclose(f);
+        remove(tmp);
+        nn_fatal("cannot write the run configuration '%s': %s", tmp, strerror(e));
+    }
+    if (fclose(f) != 0 || rename(tmp, r->config) != 0)
+        nn_fatal("cannot write the run configuration '%s': %s", r->config, strerror(errno));
+}
+
+const char* rundir_save_final(const RunDir* r, Trainer* t) {
+    if (!r->dir[0]) return NULL;
+    if (dist_rank() != 0) return r->final;
+    char err[1200];
+    CkptWriter w;
+    if (ckpt_begin(&w, r->final, err, sizeof(err)) != 0) nn_fatal("%s", err);
+    ckpt_put_str(&w, "meta.model", t->opt.model);
+    ckpt_put_str(&w, "meta.dataset", t->opt.dataset);
+    ckpt_put_f32(&w, "meta.width", t->opt.width);
+    ckpt_put_i64(&w, "meta.num_classes", t->model.num_classes);
+    int64_t groups[MOBILENET_BLOCKS], dims[1] = {MOBILENET_BLOCKS};
+    for (int i = 0; i < MOBILENET_BLOCKS; i++) groups[i] = t->model.blocks[i].conv1.g;
+    ckpt_put(&w, "meta.dw_groups", CKPT_I64, 1, dims, groups, sizeof(groups));
+    ckpt_put_i64(&w, "train.step", t->step); // PyTorch's num_batches_tracked, for the exporter
+    ckpt_put_engine(&w, t->e, 0);
+    if (ckpt_commit(&w, err, sizeof(err)) != 0) nn_fatal("%s", err);
+    return r->final;
+}
