@@ -94,6 +94,17 @@ else
   fi
 fi
 
+# The speed and reproducibility switches are run settings too: --resume DIR brings them back.
+run sw "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run4" --max-steps 2 --gpu-data on --deterministic ||
+  { fail "run with --gpu-data on --deterministic exited $?"; show sw; }
+run swr mobilenet cifar10 --resume "$tmp/run4" --max-steps 3 || { fail "its resume exited $?"; show swr; }
+has swr "--gpu-data on" && has swr "--deterministic" && echo "ok   --resume DIR keeps --gpu-data and --deterministic"
+# A switch the backend cannot honour is refused at start-up, before the run directory exists.
+run graph "${small[@]}" --out "$tmp/run5" --cuda-graph on
+rc=$?
+if [ $rc != 2 ] || [ -e "$tmp/run5" ]; then fail "--cuda-graph on the CPU: exit $rc, run directory $([ -e "$tmp/run5" ] && echo created || echo absent)"; show graph
+else has graph "--cuda-graph on: the cpu backend cannot capture graphs" && echo "ok   --cuda-graph on the CPU exits 2 before creating the run directory"; fi
+
 # A log that cannot be written stops the run with its name, exit 1.
 if [ -w /dev/full ]; then
   run full "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run3" --log /dev/full

@@ -30,8 +30,7 @@ static uint8_t* upload_records(const Backend* be, const uint8_t* host, int count
     return dev;
 }
 
-Speed* speed_get(Trainer* t) {
-    if (t->speed) return t->speed;
+void speed_check(const Trainer* t) {
     const Backend* be = t->be;
     const Options* o = &t->opt;
     if (o->cuda_graph && !(be->graph_capture_begin && be->graph_capture_end && be->graph_launch &&
@@ -44,6 +43,13 @@ Speed* speed_get(Trainer* t) {
         fprintf(stderr, "error: --gpu-data on: the %s backend cannot build batches\n", be->name);
         exit(2);
     }
+}
+
+Speed* speed_get(Trainer* t) {
+    if (t->speed) return t->speed;
+    const Backend* be = t->be;
+    const Options* o = &t->opt;
+    speed_check(t);
     Speed* s = NN_CALLOC(1, sizeof(Speed));
     s->gpu_data = o->gpu_data;
     s->use_graph = o->cuda_graph;

@@ -35,6 +35,9 @@ int speed_graph_step(Trainer* t, const Batch* b, StepTimers* timers);
 // labels (n) in the activation arena.
 void speed_inputs(Trainer* t, const Batch* b, int train, Tensor** x, int** labels);
 void speed_destroy(Trainer* t);
+// Exits 2 naming the flag when --gpu-data or --cuda-graph asks for what the backend lacks (called at
+// start-up, before the run directory exists, and again by speed_get).
+void speed_check(const Trainer* t);
 
 // step.c: the model's loss on inputs already in the activation arena, x (n, 3, 32, 32), labels (n).
 Tensor* forward_loss_from(Trainer* t, Tensor* x, int* labels);

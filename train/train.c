@@ -19,6 +19,7 @@
 #include "progress.h"
 #include "rundir.h"
 #include "runlog.h"
+#include "speed.h"
 #include "trainer.h"
 
 static volatile sig_atomic_t interrupted = 0;
@@ -74,6 +75,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
         exit(0);
     }
     print_device(t->be, err);
+    speed_check(t);
 
     t->e = engine_create(t->be);
     dist_attach(t->e);
