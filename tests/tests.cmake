@@ -47,7 +47,7 @@ drnet_test(test_guard ARGS $<TARGET_FILE:train> TIMEOUT 300)
 # Fuzzing: each harness runs for DRNET_FUZZ_SECONDS under libFuzzer when clang is there (the
 # checkpoint reader must reach 100k executions), else replays its corpus; the sanitizer build only
 # replays (under ASan and UBSan). DRNET_FUZZ_SECONDS=0 in the environment replays only.
-set(DRNET_FUZZ_SECONDS 30 CACHE STRING "Seconds each fuzz harness runs in ctest (0: replay the corpus)")
+set(DRNET_FUZZ_SECONDS 60 CACHE STRING "Seconds each fuzz harness runs in ctest (0: replay the corpus)")
 foreach(h cifar10 checkpoint)
   add_executable(fuzz_replay_${h} tests/fuzz/fuzz_${h}.c tests/fuzz/replay_main.c)
   target_link_libraries(fuzz_replay_${h} PRIVATE drnet)
