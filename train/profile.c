@@ -54,11 +54,6 @@ static void json_string(FILE* f, const char* s) {
 int run_profile(Trainer* t) {
     const Options* o = &t->opt;
     if (o->bench_steps) return run_bench(t);
-    if (o->cuda_graph) {
-        fprintf(stderr, "error: --profile times every op, which a replayed CUDA graph hides: use --cuda-graph "
-                        "off (or --bench-steps N for the step time with graphs)\n");
-        return 2;
-    }
     int steps = o->profile_steps;
     loader_start_epoch(t->train_loader, 0, 0);
     printf("profile: %d warm-up steps, then %d steps without and %d with the profiler (batch %d)\n",

@@ -33,6 +33,11 @@ static uint8_t* upload_records(const Backend* be, const uint8_t* host, int count
 void speed_check(const Trainer* t) {
     const Backend* be = t->be;
     const Options* o = &t->opt;
+    if (o->profile && !o->bench_steps && o->cuda_graph) {
+        fprintf(stderr, "error: --profile times every op, which a replayed CUDA graph hides: use --cuda-graph "
+                        "off (or --bench-steps N for the step time with graphs)\n");
+        exit(2);
+    }
     if (o->cuda_graph && !(be->graph_capture_begin && be->graph_capture_end && be->graph_launch &&
                            be->graph_destroy && be->sgd_step_device_lr && be->read_counters)) {
         fprintf(stderr, "error: --cuda-graph on: the %s backend cannot capture graphs (use --device cuda, "
