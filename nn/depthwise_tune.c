@@ -1,11 +1,15 @@
 // --dw-group auto: each depthwise layer picks its group size g by timing diagonalwise
 // refactorization on its real shape, like cuDNN's algorithm search. Candidates are 1, 2, 4, ... up
 // to C (as divisors of C); a step is forward (scatter + grouped conv) plus backward (filter gradient
-// + gather + data gradient). The search stops climbing once a candidate is twice as slow as the best,
-// since the cost only grows from there (g times the arithmetic). Layers of the same shape share one
-// measurement. Each candidate is timed TUNE_REPS times after a warm-up and scored by the median, so
-// one disturbed repetition (another process, a page fault) does not decide; the log gives the
-// winner's margin over the runner-up, so a near tie is visible as one.
+// + gather + data gradient). Layers of the same shape share one measurement.
+// Two runs on the same machine must choose the same g, so the search is built against noise:
+//   1. climb: each candidate is timed once after a warm-up, and the climb stops once a candidate is
+//      twice as slow as the best (the cost only grows from there: g times the arithmetic);
+//   2. rounds: TUNE_REPS rounds each time every remaining candidate once, in turn, so a slow spell of
+//      the machine falls on all candidates alike; each is scored by its median;
+//   3. choice: the smallest g, unless a larger one is faster by more than TUNE_MARGIN (a larger g
+//      does more redundant arithmetic, and a near tie would otherwise go either way between runs).
+// The log gives every median and the winner's margin, so a near tie is visible as one.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,8 @@
 #include "util.h"
 
 #define TUNE_REPS 7
+#define TUNE_MARGIN 1.05
+#define MAX_CANDIDATES 16
 #define MAX_SHAPES 64
 
 typedef struct TunedShape {
@@ -35,7 +41,7 @@ static void* alloc_random(const Backend* be, size_t count, uint64_t seed) {
     return p;
 }
 
-// Median over TUNE_REPS (after one warm-up) of one forward + backward step with group size g, in milliseconds.
+// One forward + backward step with group size g, in milliseconds.
 static double time_group(const Backend* be, const ConvShape* base, int g, float* x, float* y, float* dy,
                          float* dx, float* w, float* dw, float* wbig, float* dwbig) {
     ConvShape s = *base;
@@ -43,26 +49,21 @@ static double time_group(const Backend* be, const ConvShape* base, int g, float*
     int kk = s.k * s.k;
     StreamTimer t;
     stream_timer_init(&t, be);
-    double ms[TUNE_REPS + 1];
-    for (int r = 0; r <= TUNE_REPS; r++) { // r = 0 warms up (and lets cuDNN pick its algorithms)
-        stream_timer_start(&t);
-        be->dr_scatter(wbig, w, s.c_in, g, kk);
-        be->conv2d_forward(y, x, wbig, &s);
-        be->conv2d_backward_filter(dwbig, dy, x, &s, 0);
-        be->dr_gather(dw, dwbig, s.c_in, g, kk);
-        be->conv2d_backward_data(dx, dy, wbig, &s, 0);
-        stream_timer_stop(&t);
-        ms[r] = stream_timer_ms(&t);
-    }
+    stream_timer_start(&t);
+    be->dr_scatter(wbig, w, s.c_in, g, kk);
+    be->conv2d_forward(y, x, wbig, &s);
+    be->conv2d_backward_filter(dwbig, dy, x, &s, 0);
+    be->dr_gather(dw, dwbig, s.c_in, g, kk);
+    be->conv2d_backward_data(dx, dy, wbig, &s, 0);
+    stream_timer_stop(&t);
+    double ms = stream_timer_ms(&t);
     stream_timer_free(&t);
-    // median of the timed repetitions
-    for (int i = 1; i <= TUNE_REPS; i++)
-        for (int j = i + 1; j <= TUNE_REPS; j++)
-            if (ms[j] < ms[i]) {
-                double tmp = ms[i];
-                ms[i] = ms[j], ms[j] = tmp;
-            }
-    return ms[1 + TUNE_REPS / 2];
+    return ms;
+}
+
+static int compare_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return (x > y) - (x < y);
 }
 
 int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int w, FILE* log) {
@@ -92,19 +93,42 @@ int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int 
     be->zero(dw, nw * sizeof(float));
 
     if (log) fprintf(log, "  %-16s %4d channels, %2dx%-2d stride %d:", m->name, m->c, h, w, m->stride);
-    int best_g = 1, last = 0, second_g = 0; // second_g = 0: no runner-up yet
-    double best = 1e300, second = 1e300;
-    for (int cand = 1; last < m->c; cand *= 2) {
-        int g = depthwise_group_size(m->c, cand);
+#define TIME(g) time_group(be, &s, (g), x, y, dy, dx, wt, dw, wbig, dwbig)
+    // 1. climb (the first timing of each g warms it up: caches, cuDNN's algorithm choice)
+    int cand[MAX_CANDIDATES] = {1}, nc = 0, last = 0;
+    double fastest = 1e300;
+    for (int c = 1; last < m->c && nc < MAX_CANDIDATES; c *= 2) {
+        int g = depthwise_group_size(m->c, c);
         if (g == last) continue;
         last = g;
-        double ms = time_group(be, &s, g, x, y, dy, dx, wt, dw, wbig, dwbig);
-        if (log) fprintf(log, " g=%d %.3f ms", g, ms);
-        if (ms < best) second = best, second_g = best < 1e300 ? best_g : 0, best = ms, best_g = g;
-        else if (ms < second) second = ms, second_g = g;
-        if (ms > 2 * best) break;
+        TIME(g);
+        double ms = TIME(g);
+        cand[nc++] = g;
+        if (ms < fastest) fastest = ms;
+        if (ms > 2 * fastest) break;
     }
-    if (log && second_g) fprintf(log, " -> g = %d, %.2fx faster than g = %d\n", best_g, second / best, second_g);
+    // 2. interleaved rounds, scored by the median
+    double ms[MAX_CANDIDATES][TUNE_REPS], med[MAX_CANDIDATES];
+    for (int r = 0; r < TUNE_REPS; r++)
+        for (int i = 0; i < nc; i++) ms[i][r] = TIME(cand[i]);
+#undef TIME
+    for (int i = 0; i < nc; i++) {
+        qsort(ms[i], TUNE_REPS, sizeof(double), compare_double);
+        med[i] = ms[i][TUNE_REPS / 2];
+        if (log) fprintf(log, " g=%d %.3f ms", cand[i], med[i]);
+    }
+    // 3. the smallest g unless a larger one is clearly faster
+    int pick = 0;
+    for (int i = 1; i < nc; i++)
+        if (med[i] * TUNE_MARGIN < med[pick]) pick = i;
+    int best_g = cand[pick], other = -1; // other: the fastest of the rest, for the margin
+    for (int i = 0; i < nc; i++)
+        if (i != pick && (other < 0 || med[i] < med[other])) other = i;
+    if (log && other >= 0 && med[other] < med[pick])
+        fprintf(log, " -> g = %d (g = %d is only %.2fx faster, within the %.0f%% margin)\n", best_g, cand[other],
+                med[pick] / med[other], (TUNE_MARGIN - 1) * 100);
+    else if (log && other >= 0)
+        fprintf(log, " -> g = %d, %.2fx faster than g = %d\n", best_g, med[other] / med[pick], cand[other]);
     else if (log) fprintf(log, " -> g = %d (the only candidate)\n", best_g);
     be->free(x), be->free(dy), be->free(wt), be->free(y), be->free(dx), be->free(dw);
     be->free(wbig), be->free(dwbig);
