@@ -50,7 +50,7 @@ else
   # Pinned to the CPU: on a GPU machine --device auto would train there, which is not what this tests.
   small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 4096 --limit-test 64 --threads 2 --device cpu)
   # Ctrl-C: the run saves its state and exits 130; --resume continues from there.
-  "$train" "${small[@]}" --checkpoint "$tmp/int.ckpt" > "$tmp/int.out" 2>&1 &
+  "$train" "${small[@]}" --checkpoint "$tmp/int.ckpt" --out "$tmp/run-int" > "$tmp/int.out" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/int.out" 2>/dev/null && break; sleep 0.1; done
   kill -INT $pid
@@ -66,7 +66,7 @@ else
   # lr 100 with weight decay 1 multiplies every weight by -99 per step: a certain overflow within
   # about twenty steps, whatever the rounding of the kernels.
   cp "$tmp/int.ckpt" "$tmp/good.ckpt"
-  expect 1 "the training loss became" "${small[@]}" --init "$tmp/int.ckpt" --lr 100 --wd 1 --momentum 0 --checkpoint "$tmp/int.ckpt" --epochs 1
+  expect 1 "the training loss became" "${small[@]}" --init "$tmp/int.ckpt" --lr 100 --wd 1 --momentum 0 --checkpoint "$tmp/int.ckpt" --out "$tmp/run-nan" --epochs 1
   grep -o "became.*step [0-9]*" "$tmp/out" | sed 's/^/     (/; s/$/)/'
   cmp -s "$tmp/int.ckpt" "$tmp/good.ckpt" || fail "the diverging run changed the last good checkpoint"
 fi

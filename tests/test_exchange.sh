@@ -69,7 +69,7 @@ common=(mobilenet cifar10 --threads 2)
 
 # 1. Ours -> PyTorch.
 run ours-train "$train" "${common[@]}" --width $width --epochs 1 --max-steps 100 --limit-test 256 \
-  --checkpoint "$tmp/ours.ckpt" &&
+  --checkpoint "$tmp/ours.ckpt" --out "$tmp/run" &&
 run ours-eval "$train" "${common[@]}" --eval-only --init "$tmp/ours.ckpt" &&
 run ours-convert "$py" "$tools/export.py" "$tmp/ours.ckpt" "$tmp/ours.pt" &&
 run ours-torch-eval "$py" "$ref/exchange_torch.py" eval "$tmp/ours.pt" --width $width &&

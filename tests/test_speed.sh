@@ -22,7 +22,7 @@ if ! /usr/bin/python3 -c "import numpy" 2>/dev/null; then echo "SKIP: /usr/bin/p
 
 common=(mobilenet cifar10 --device cpu --width 0.25 --limit-train 300 --limit-test 130 --batch 64 --epochs 2)
 for g in off on; do
-  if ! "$train" "${common[@]}" --gpu-data $g --checkpoint "$tmp/$g.ckpt" --log "$tmp/$g.log" > "$tmp/$g.out" 2>&1; then
+  if ! "$train" "${common[@]}" --gpu-data $g --checkpoint "$tmp/$g.ckpt" --out "$tmp/run-$g" --log "$tmp/$g.log" > "$tmp/$g.out" 2>&1; then
     fail "train --gpu-data $g exited non-zero"; sed 's/^/    | /' "$tmp/$g.out" | tail -5
   fi
 done
