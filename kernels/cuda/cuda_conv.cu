@@ -152,59 +152,34 @@ static int to_candidates(const Perf* perf, int n, Candidate* c) {
     return n;
 }
 
-// cuDNN's heuristic ranking for the direction (no timing, nothing runs): the deterministic mode's
-// candidates, best first by cuDNN's own estimate.
-static int rank_by_heuristics(ConvPlan* p, int dir, Candidate* c) {
+// cuDNN's candidates for the direction, best first. timed: cudnnFind* runs every algorithm (cuDNN
+// allocates its own buffers for this, so our tensors are untouched) and ranks them by measured time;
+// otherwise cudnnGet*_v7 ranks them by cuDNN's heuristics without running anything (the
+// deterministic mode, so that every process chooses alike). The two calls take the same arguments.
+static int rank_candidates(ConvPlan* p, int dir, int timed, Candidate* c) {
     cudnnHandle_t h = g_cuda.cudnn;
     int max = 0, n = 0;
     if (dir == FWD) {
         cudnnConvolutionFwdAlgoPerf_t perf[MAX_CANDIDATES];
         PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
         max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
-        PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
+        PLAN_CHECK(p, (timed ? cudnnFindConvolutionForwardAlgorithm : cudnnGetConvolutionForwardAlgorithm_v7)(
+                          h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
         return to_candidates(perf, n, c);
     }
     if (dir == BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_CANDIDATES];
         PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
         max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
-        PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv[BWD_DATA], p->x, max,
-                                                                  &n, perf));
+        PLAN_CHECK(p, (timed ? cudnnFindConvolutionBackwardDataAlgorithm : cudnnGetConvolutionBackwardDataAlgorithm_v7)(
+                          h, p->w, p->y, p->conv[BWD_DATA], p->x, max, &n, perf));
         return to_candidates(perf, n, c);
     }
     cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_CANDIDATES];
     PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
     max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
-    PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv[BWD_FILTER], p->w, max,
-                                                                &n, perf));
-    return to_candidates(perf, n, c);
-}
-
-// Runs every algorithm for the direction (cuDNN allocates its own buffers for this, so our
-// tensors are untouched) and returns the results, fastest first.
-static int measure(ConvPlan* p, int dir, Candidate* c) {
-    cudnnHandle_t h = g_cuda.cudnn;
-    int max = 0, n = 0;
-    if (dir == FWD) {
-        cudnnConvolutionFwdAlgoPerf_t perf[MAX_CANDIDATES];
-        PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
-        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
-        PLAN_CHECK(p, cudnnFindConvolutionForwardAlgorithm(h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
-        return to_candidates(perf, n, c);
-    }
-    if (dir == BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_CANDIDATES];
-        PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
-        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
-        PLAN_CHECK(p, cudnnFindConvolutionBackwardDataAlgorithm(h, p->w, p->y, p->conv[BWD_DATA], p->x, max,
-                                                                &n, perf));
-        return to_candidates(perf, n, c);
-    }
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_CANDIDATES];
-    PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
-    max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
-    PLAN_CHECK(p, cudnnFindConvolutionBackwardFilterAlgorithm(h, p->x, p->y, p->conv[BWD_FILTER], p->w, max,
-                                                              &n, perf));
+    PLAN_CHECK(p, (timed ? cudnnFindConvolutionBackwardFilterAlgorithm : cudnnGetConvolutionBackwardFilterAlgorithm_v7)(
+                      h, p->x, p->y, p->conv[BWD_FILTER], p->w, max, &n, perf));
     return to_candidates(perf, n, c);
 }
 
@@ -247,13 +222,8 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
 
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
-    int n;
-    if (p->deterministic) {
-        n = rank_by_heuristics(p, dir, c);
-    } else {
-        CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
-        n = measure(p, dir, c);
-    }
+    if (!p->deterministic) CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
+    int n = rank_candidates(p, dir, !p->deterministic, c);
     size_t limit = g_cuda.workspace_limit;
     for (int i = 0; i < n; i++) {
         if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
