@@ -17,18 +17,10 @@ tools=$(cd "$(dirname "$0")/../tools" && pwd)
 width=0.25
 max_diff=5 # images of 10000: 0.05 accuracy points
 
-if ! "$py" -c "import torch, numpy" > /dev/null 2>&1; then
-  echo "skipped: $py cannot import torch and numpy"
-  exit 77
-fi
-if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
-  echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
-  exit 77
-fi
-tmp=$(mktemp -d /tmp/drnet-exchange-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
+need_python "$py" torch numpy
+need_data
+scratch exchange
 
 # run NAME CMD...: runs CMD with its output in $tmp/NAME.out, shown if it fails.
 run() {
@@ -103,5 +95,4 @@ if [ -s "$tmp/theirs.ckpt" ]; then
 fi
 
 echo "($((SECONDS - start)) s)"
-if [ $failures -ne 0 ]; then echo "test_exchange: $failures check(s) FAILED"; exit 1; fi
-echo "test_exchange: all checks passed"
+finish test_exchange

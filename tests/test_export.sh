@@ -12,19 +12,10 @@ train=$1
 py=${DRNET_PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 limit=1000
-if ! "$py" -c "import torch, numpy" > /dev/null 2>&1; then
-  echo "skipped: $py cannot import torch and numpy"
-  exit 77
-fi
-if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
-  echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
-  exit 77
-fi
-tmp=$(mktemp -d /tmp/drnet-export-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-show() { sed 's/^/    | /' "$tmp/$1.out" | tail -${2:-8}; }
+. "$(dirname "$0")/lib.sh"
+need_python "$py" torch numpy
+need_data
+scratch export
 
 # A model with some accuracy (a few percent above chance is enough to make predictions distinct).
 "$train" mobilenet cifar10 --width 0.25 --batch 64 --epochs 1 --max-steps 60 --limit-test 64 --device cpu \
@@ -64,5 +55,4 @@ if "$py" "$here/../tools/export.py" "$tmp/bad.ckpt" "$tmp/bad.pt" > "$tmp/bad.ou
 elif ! grep -q "fails its CRC32" "$tmp/bad.out"; then fail "export.py's refusal does not say why"; show bad 3
 else echo "ok   export.py refuses a corrupted checkpoint (CRC32)"; fi
 
-if [ $failures -ne 0 ]; then echo "test_export: $failures check(s) FAILED"; exit 1; fi
-echo "test_export: all checks passed"
+finish test_export

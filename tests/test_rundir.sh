@@ -7,21 +7,15 @@
 # Usage: test_rundir.sh PATH-TO-TRAIN
 set -u
 train=$1
-failures=0
-tmp=$(mktemp -d /tmp/drnet-rundir-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
-  echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
-  exit 77
-fi
+. "$(dirname "$0")/lib.sh"
+need_data
+scratch rundir
 
 # run NAME ARGS...: ./train ARGS with the output in $tmp/NAME.out; returns its exit status.
 run() {
   local name=$1; shift
   "$train" "$@" > "$tmp/$name.out" 2>&1
 }
-show() { sed 's/^/    | /' "$tmp/$1.out" | tail -${2:-6}; }
 has() { grep -qF -- "$2" "$tmp/$1.out" || { fail "$1: output lacks '$2'"; show "$1"; return 1; }; }
 
 # 8 steps per epoch; the first run stops at step 10, in epoch 2.
@@ -113,5 +107,4 @@ if [ -w /dev/full ]; then
   else has full "cannot write the log '/dev/full'" && echo "ok   a failed log write exits $rc naming the file"; fi
 fi
 
-if [ $failures -ne 0 ]; then echo "test_rundir: $failures check(s) FAILED"; exit 1; fi
-echo "test_rundir: all checks passed"
+finish test_rundir

@@ -11,14 +11,11 @@
 # without them). Usage: test_speed.sh PATH-TO-TRAIN
 set -u
 train=$1
-failures=0
-tmp=$(mktemp -d /tmp/drnet-speed-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 here=$(cd "$(dirname "$0")" && pwd)
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-if [ -z "${CIFAR10_PATH:-}" ] || [ ! -e "$CIFAR10_PATH" ]; then echo "SKIP: CIFAR10_PATH not set"; exit 77; fi
-if ! /usr/bin/python3 -c "import numpy" 2>/dev/null; then echo "SKIP: /usr/bin/python3 with numpy needed"; exit 77; fi
+. "$(dirname "$0")/lib.sh"
+need_data
+need_python /usr/bin/python3 numpy
+scratch speed
 
 common=(mobilenet cifar10 --device cpu --width 0.25 --limit-train 300 --limit-test 130 --batch 64 --epochs 2)
 for g in off on; do
@@ -46,18 +43,9 @@ else
   echo "ok   --gpu-data on == off: epoch logs (losses, accuracies, lr)"
 fi
 
-expect() {
-  local code=$1 needle=$2; shift 2
-  "$train" "$@" > "$tmp/out" 2>&1
-  local rc=$?
-  if [ "$rc" != "$code" ]; then fail "train $* exited $rc, expected $code"; sed 's/^/    | /' "$tmp/out" | tail -5; return; fi
-  if ! grep -qF -- "$needle" "$tmp/out"; then fail "train $*: output lacks '$needle'"; sed 's/^/    | /' "$tmp/out" | tail -5; return; fi
-  echo "ok   exit $rc: train $*"
-}
 expect 2 "--cuda-graph on: the cpu backend cannot capture graphs" "${common[@]}" --cuda-graph on --max-steps 1
 expect 2 "--gpu-data maybe: expected on or off" "${common[@]}" --gpu-data maybe
 expect 2 "--profile times every op" "${common[@]}" --profile --cuda-graph on
 expect 0 'BENCH {"impl": "drnet", "gpu_data": 1' "${common[@]}" --gpu-data on --bench-steps 2 --bench-repeats 1
 
-if [ $failures -ne 0 ]; then echo "test_speed: $failures check(s) FAILED"; exit 1; fi
-echo "test_speed: all checks passed"
+finish test_speed

@@ -1,0 +1,50 @@
+# Shared by the shell tests (each sources it after setting `train`, the binary under test): a
+# scratch directory, failure counting, skips that name what is missing, and `expect`.
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# scratch NAME: $tmp, a fresh directory removed at exit.
+scratch() {
+  tmp=$(mktemp -d "/tmp/drnet-$1-XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+}
+
+# show NAME [N]: the last N (8) lines of $tmp/NAME.out, indented.
+show() { sed 's/^/    | /' "$tmp/$1.out" | tail -"${2:-8}"; }
+
+# need_data: skipped (exit 77) without a readable CIFAR10_PATH.
+need_data() {
+  if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
+    echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
+    exit 77
+  fi
+}
+
+# need_python PYTHON MODULE...: skipped (exit 77) unless PYTHON imports every MODULE.
+need_python() {
+  local py=$1; shift
+  local modules
+  modules=$(IFS=,; echo "$*")
+  if ! "$py" -c "import $modules" > /dev/null 2>&1; then
+    echo "skipped: $py cannot import $*"
+    exit 77
+  fi
+}
+
+# expect CODE NEEDLE ARGS...: ./train ARGS must exit with CODE and print NEEDLE.
+expect() {
+  local code=$1 needle=$2; shift 2
+  "$train" "$@" > "$tmp/expect.out" 2>&1
+  local rc=$?
+  if [ "$rc" != "$code" ]; then fail "train $* exited $rc, expected $code"; show expect 5; return; fi
+  if ! grep -qF -- "$needle" "$tmp/expect.out"; then fail "train $*: output lacks '$needle'"; show expect 5; return; fi
+  echo "ok   exit $rc: train $*"
+}
+
+# finish NAME: prints the verdict and exits 1 if any check failed.
+finish() {
+  if [ "$failures" -ne 0 ]; then echo "$1: $failures check(s) FAILED"; exit 1; fi
+  echo "$1: all checks passed"
+  exit 0
+}
