@@ -43,8 +43,8 @@ extern "C" int cuda_nccl_unique_id(void* id, char* err, size_t errlen) {
 extern "C" int cuda_nccl_init(const void* id, int rank, int size, char* err, size_t errlen) {
     ncclUniqueId u;
     memcpy(&u, id, sizeof(u));
-    int dev = -1;
-    cudaGetDevice(&dev);
+    int dev = -1; // for the message only
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = -1, (void)cudaGetLastError();
     ncclResult_t r = ncclCommInitRank(&g_comm, size, u, rank);
     if (r != ncclSuccess) {
         snprintf(err, errlen, "ncclCommInitRank (rank %d of %d, GPU %d) failed: %s %s", rank, size, dev,
