@@ -93,7 +93,7 @@ void* cuda_device_alloc(size_t bytes, const char* what) {
     }
     (void)cudaGetLastError(); // an allocation failure is not sticky: clear it before querying
     size_t free_b = 0, total_b = 0;
-    cudaMemGetInfo(&free_b, &total_b);
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) (void)cudaGetLastError(); // the message says 0 free
     char need[32], fr[32], tot[32];
     fflush(stdout);
     fprintf(stderr,
@@ -332,8 +332,9 @@ static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
 static void cuda_describe(char* buf, size_t len) {
     const cudaDeviceProp* p = &g_cuda.prop;
     int runtime = 0, driver = 0;
-    cudaRuntimeGetVersion(&runtime);
-    cudaDriverGetVersion(&driver);
+    // Shown only: a failure leaves 0.0, which the line then reports.
+    if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) runtime = 0, (void)cudaGetLastError();
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0, (void)cudaGetLastError();
     size_t v = cudnnGetVersion();
     char ws[32];
     snprintf(buf, len,

@@ -297,7 +297,7 @@ extern "C" void drnet_cuda_conv_report(FILE* f) {
         for (int d = 0; d < DIRECTIONS; d++) {
             if (!p->ready[d]) continue;
             cudnnMathType_t m = CUDNN_DEFAULT_MATH;
-            cudnnGetConvolutionMathType(p->conv[d], &m);
+            if (cudnnGetConvolutionMathType(p->conv[d], &m) != CUDNN_STATUS_SUCCESS) m = CUDNN_DEFAULT_MATH; // report only
             fprintf(f, " %s %s (%s);", DIRECTION[d], algo_name(d, p->algo[d]), math_name(m));
         }
         fprintf(f, "\n");
