@@ -1,5 +1,5 @@
-// The run's guards (guard.h): early path checks, finiteness of the weights and of the test loss, and
-// write errors on the log. Each failure names what it found and exits with status 1.
+// The run's guards (guard.h): early path checks, and finiteness of the training loss, the weights and
+// the test loss. Each failure names what it found and exits with status 1.
 #define _POSIX_C_SOURCE 200809L
 #include "guard.h"
 
@@ -93,6 +93,11 @@ void guard_weights(Trainer* t) {
     if (!guard_find_nonfinite(t->e, what, sizeof(what))) return;
     snprintf(msg, sizeof(msg), "the weights became non-finite: %s", what);
     stop(t, msg);
+}
+
+void guard_train_loss(Trainer* t, double loss_sum) {
+    if (isfinite(loss_sum)) return;
+    stop(t, isnan(loss_sum) ? "the training loss became NaN" : "the training loss became infinite");
 }
 
 void guard_test_loss(Trainer* t, double test_loss) {

@@ -13,6 +13,10 @@
 // its temporary file) and the path is not a directory; --log can be opened for appending.
 void guard_paths(const Options* o);
 
+// Where the training loss is read: a NaN or infinite running sum stops the run (exit 1) with the
+// epoch and the step; the checkpoint on disk is the last good one.
+void guard_train_loss(Trainer* t, double loss_sum);
+
 // After training steps, before anything is saved: every parameter, SGD momentum and running
 // statistic is finite. A NaN or infinity stops the run (exit 1) with the epoch, the step and the
 // first tensor affected; the checkpoint on disk is the last good one.

@@ -5,7 +5,6 @@
 // continues exactly, with every setting of the run. progress.c draws what the terminal shows,
 // guard.c stops a run that went bad before it can overwrite a good checkpoint, and dist.c joins an
 // mpirun job (every process runs this same loop; rank 0 writes the files).
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,16 +26,6 @@ static volatile sig_atomic_t interrupted = 0;
 static void on_signal(int sig) {
     interrupted = sig;
     signal(sig, SIG_DFL); // a second Ctrl-C kills at once (the checkpoint file is still safe)
-}
-
-static void check_finite(Trainer* t, double loss_sum) {
-    if (isfinite(loss_sum)) return;
-    fprintf(stderr, "\nerror: the training loss became %s at epoch %d, step %ld (learning rate %g). "
-            "Stopping without saving, so %s%s%s still holds the last good state. Try a lower --lr.\n",
-            isnan(loss_sum) ? "NaN" : "infinite", t->epoch + 1, t->step, (double)t->sgd.lr,
-            t->opt.checkpoint[0] ? "the checkpoint '" : "no checkpoint", t->opt.checkpoint,
-            t->opt.checkpoint[0] ? "'" : " was written, nothing");
-    exit(1);
 }
 
 // The device line: a CPU-only machine is normal, so --device auto says so calmly.
@@ -172,6 +161,12 @@ static void announce_run(const Trainer* t, const RunDir* run) {
     }
 }
 
+// The next epoch starts: position and running metrics reset.
+static void next_epoch(Trainer* t) {
+    t->epoch++, t->batch = 0, t->seen = 0, t->epoch_seconds = 0;
+    trainer_set_metrics(t, METRICS_TRAIN, 0.0f, 0);
+}
+
 // An epoch (or the part of it up to a stop): training steps, then evaluation, checkpoint, log line.
 // The evaluation comes before the save so that a checkpoint is never written from weights whose test
 // loss is not finite. Every point that reads the metrics is decided by step counts (or is a terminal's
@@ -194,7 +189,7 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
             double loss_sum;
             long correct;
             trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
-            check_finite(t, loss_sum);
+            guard_train_loss(t, loss_sum);
             guard_weights(t);
             if (o->log_every && t->step % o->log_every == 0)
                 runlog_step(log, t, loss_sum / t->seen, 100.0 * correct / t->seen);
@@ -236,8 +231,7 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
         printf("stopped at --max-steps %ld%s%s\n", o->max_steps, o->checkpoint[0] ? "; saved " : "", o->checkpoint);
         return 1;
     }
-    t->epoch++, t->batch = 0, t->seen = 0, t->epoch_seconds = 0;
-    trainer_set_metrics(t, METRICS_TRAIN, 0.0f, 0);
+    next_epoch(t);
     return 0;
 }
 
@@ -279,8 +273,7 @@ int main(int argc, char** argv) {
 
     while (t.epoch < o->epochs) {
         if (t.batch >= t.steps_per_epoch) { // a checkpoint taken right at an epoch's end
-            t.epoch++, t.batch = 0, t.seen = 0, t.epoch_seconds = 0;
-            trainer_set_metrics(&t, METRICS_TRAIN, 0.0f, 0);
+            next_epoch(&t);
             continue;
         }
         int rc = run_epoch(&t, &run, &log, &p);
