@@ -107,7 +107,7 @@ void* cuda_device_alloc(size_t bytes, const char* what) {
 
 static void* cuda_alloc(size_t bytes, const char* what) { return cuda_device_alloc(bytes, what); }
 
-static void cuda_free(void* p) {
+void cuda_device_free(void* p) {
     if (!p) return;
     cuda_refuse_in_capture("freeing device memory");
     CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // queued work may still use p
@@ -357,7 +357,7 @@ extern "C" const Backend cuda_backend = {
     cuda_init,                        // init
     cuda_describe,                    // describe
     cuda_alloc,                       // alloc
-    cuda_free,                        // free
+    cuda_device_free,                 // free
     cuda_zero,                        // zero
     cuda_upload,                      // upload
     cuda_download,                    // download

@@ -214,8 +214,7 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
     p->ready[dir] = 1;
     if (need <= workspace_bytes) return;
     size_t grown = (need + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); // whole MiB
-    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // queued convolutions may use the old buffer
-    if (workspace) CUDA_CHECK(cudaFree(workspace));
+    cuda_device_free(workspace); // after the queued convolutions that may use it
     workspace = cuda_device_alloc(grown, "the cuDNN convolution workspace (capped by BackendOptions.workspace_limit)");
     workspace_bytes = grown;
 }

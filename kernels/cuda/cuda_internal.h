@@ -42,6 +42,8 @@ static inline unsigned cuda_grid(size_t n, unsigned block) {
 // cudaMalloc that never returns NULL: on failure it exits saying what asked for how much and what
 // is free. Used for the engine's arenas and the backend's own buffers.
 void* cuda_device_alloc(size_t bytes, const char* what);
+// cudaFree after the stream's queued work (which may still use p); counted, refused inside a capture.
+void cuda_device_free(void* p);
 // "12.3 MiB" into buf.
 const char* cuda_format_bytes(char* buf, size_t len, double bytes);
 

@@ -35,21 +35,13 @@ int bn_split_fits(int n, int c, int hw) {
 static void ensure_scratch(size_t parts, size_t chans) {
     if (parts <= partial_cap && chans <= coef_cap) return;
     cuda_refuse_in_capture("growing the batch-norm scratch (a new batch-norm shape inside a capture)");
-    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // queued kernels may still use the old buffers
-    g_cuda.counters.syncs++;
     if (parts > partial_cap) {
-        if (partials) {
-            CUDA_CHECK(cudaFree(partials));
-            g_cuda.counters.frees++;
-        }
+        cuda_device_free(partials);
         partials = (double2*)cuda_device_alloc(parts * sizeof(double2), "batch-norm partial sums");
         partial_cap = parts;
     }
     if (chans > coef_cap) {
-        if (coefs) {
-            CUDA_CHECK(cudaFree(coefs));
-            g_cuda.counters.frees++;
-        }
+        cuda_device_free(coefs);
         coefs = (float4*)cuda_device_alloc(chans * sizeof(float4), "batch-norm coefficients");
         coef_cap = chans;
     }
