@@ -27,8 +27,6 @@
 #include <string.h>
 
 #ifdef WITH_CUDA
-#include <cuda_runtime_api.h>
-
 #include "../kernels/cuda/cuda_stream.h" // drnet_cuda_conv_report
 #endif
 
@@ -584,18 +582,8 @@ static int skip(const char* why) { return test_gpu_unavailable("test_cuda_ops", 
 
 int main(int argc, char** argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    if (!backend_cuda_compiled())
-        return skip("this build has no CUDA backend (it is built when CMake finds nvcc, cuDNN and cuBLAS)");
-#ifdef WITH_CUDA
-    int devices = 0;
-    cudaError_t ce = cudaGetDeviceCount(&devices);
-    if (ce != cudaSuccess || devices == 0) {
-        char why[256];
-        snprintf(why, sizeof(why), "no CUDA device (cudaGetDeviceCount: %s)",
-                 ce != cudaSuccess ? cudaGetErrorString(ce) : "0 devices");
-        return skip(why);
-    }
-#endif
+    char why[256];
+    if (test_cuda_missing(why, sizeof(why))) return skip(why);
     char err[512], desc[256];
     BackendOptions opt = {0};
     opt.tf32 = 0;

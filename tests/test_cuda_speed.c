@@ -25,9 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 #include "../data/augment.h"
 #include "../nn/util.h"
@@ -356,18 +353,8 @@ static uint8_t* random_records(int count, uint64_t seed) {
 
 int main(int argc, char** argv) {
     const int dry = argc > 1 && strcmp(argv[1], "--dry-run-cpu") == 0;
-    if (!dry && !backend_cuda_compiled())
-        return skip("this build has no CUDA backend (it is built when CMake finds nvcc, cuDNN and cuBLAS)");
-#ifdef WITH_CUDA
-    int devices = 0;
-    cudaError_t ce = dry ? cudaSuccess : cudaGetDeviceCount(&devices);
-    if (!dry && (ce != cudaSuccess || devices == 0)) {
-        char why[256];
-        snprintf(why, sizeof(why), "no CUDA device (cudaGetDeviceCount: %s)",
-                 ce != cudaSuccess ? cudaGetErrorString(ce) : "0 devices");
-        return skip(why);
-    }
-#endif
+    char why[256];
+    if (!dry && test_cuda_missing(why, sizeof(why))) return skip(why);
     char err[512], desc[256];
     BackendOptions opt = {0}; // TF32 off: the comparisons isolate the graph, not TF32 rounding
     opt.deterministic = 1;    // no atomics in cuDNN's algorithms: eager repeats itself bit for bit

@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/backend.h"
+
+#ifdef WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
 int test_failures = 0;
 
 int test_check(int cond, const char* file, int line, const char* fmt, ...) {
@@ -69,4 +75,21 @@ int test_gpu_unavailable(const char* test, const char* why) {
     }
     printf("%s: skipped: %s\n", test, why);
     return TEST_SKIP;
+}
+
+int test_cuda_missing(char* why, size_t len) {
+    if (!backend_cuda_compiled()) {
+        snprintf(why, len, "this build has no CUDA backend (it is built when CMake finds nvcc, cuDNN and cuBLAS)");
+        return 1;
+    }
+#ifdef WITH_CUDA
+    int devices = 0;
+    cudaError_t ce = cudaGetDeviceCount(&devices);
+    if (ce != cudaSuccess || devices == 0) {
+        (void)cudaGetLastError();
+        snprintf(why, len, "no CUDA device (cudaGetDeviceCount: %s)", ce != cudaSuccess ? cudaGetErrorString(ce) : "0 devices");
+        return 1;
+    }
+#endif
+    return 0;
 }

@@ -18,6 +18,10 @@ extern int test_failures;
 // never hides as a skip. Use: return test_gpu_unavailable("test_x", why);
 int test_gpu_unavailable(const char* test, const char* why);
 
+// 1 with the reason in why when no CUDA device can be used here (no CUDA backend in this build, or no
+// device), else 0.
+int test_cuda_missing(char* why, size_t len);
+
 // Records a failure (printing the message with the test's location) when cond is false.
 #define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
 int test_check(int cond, const char* file, int line, const char* fmt, ...)
