@@ -101,6 +101,16 @@ static void load_or_die(Checkpoint* c, const char* path) {
     if (ckpt_load(c, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
 }
 
+// The checkpoint's width multiplier into *width: 0, or 1 if it has none (a range --width accepts,
+// else the file is refused by name).
+static int checkpoint_width(const Checkpoint* c, float* width) {
+    if (ckpt_get_f32(c, "meta.width", width)) return 1;
+    if (!(*width >= 0.01f && *width <= 16.0f))
+        nn_fatal("checkpoint '%s': meta.width is %g, outside 0.01..16: the file is damaged or was not "
+                 "written by this program", c->path, (double)*width);
+    return 0;
+}
+
 // The model a checkpoint holds must be the one built (same width and classes).
 static void check_model(Trainer* t, const Checkpoint* c) {
     char model[32] = "";
@@ -108,10 +118,7 @@ static void check_model(Trainer* t, const Checkpoint* c) {
     int64_t classes;
     if (ckpt_get_str(c, "meta.model", model, sizeof(model)) || strcmp(model, t->opt.model) != 0)
         nn_fatal("checkpoint '%s' holds model '%s', not '%s'", c->path, model, t->opt.model);
-    if (!ckpt_get_f32(c, "meta.width", &width) && !(width >= 0.01f && width <= 16.0f))
-        nn_fatal("checkpoint '%s': meta.width is %g, outside 0.01..16: the file is damaged or was not "
-                 "written by this program", c->path, (double)width);
-    if (!ckpt_get_f32(c, "meta.width", &width) && width != t->opt.width)
+    if (checkpoint_width(c, &width) == 0 && width != t->opt.width)
         nn_fatal("checkpoint '%s' was saved with --width %g; this run uses --width %g", c->path,
                  (double)width, (double)t->opt.width);
     if (!ckpt_get_i64(c, "meta.num_classes", &classes) && classes != t->model.num_classes)
@@ -123,12 +130,7 @@ void trainer_checkpoint_width(const char* path, float* width) {
     Checkpoint c;
     load_or_die(&c, path);
     float w;
-    if (!ckpt_get_f32(&c, "meta.width", &w)) {
-        if (!(w >= 0.01f && w <= 16.0f))
-            nn_fatal("checkpoint '%s': meta.width is %g, outside 0.01..16: the file is damaged or was "
-                     "not written by this program", path, (double)w);
-        *width = w;
-    }
+    if (checkpoint_width(&c, &w) == 0) *width = w;
     ckpt_free(&c);
 }
 
@@ -150,18 +152,21 @@ static NN_NORETURN void bad_value(const Checkpoint* c, const char* name, const c
              "program (use --init to start a new run from its weights)", c->path, name, value, want);
 }
 
+static void check_i64(const Checkpoint* c, const char* name, int64_t v, int64_t lo, int64_t hi) {
+    if (v >= lo && v <= hi) return;
+    char have[32], want[64];
+    snprintf(have, sizeof(have), "%lld", (long long)v);
+    snprintf(want, sizeof(want), "an integer in %lld..%lld", (long long)lo, (long long)hi);
+    bad_value(c, name, have, want);
+}
+
 static void restore_i64(const Checkpoint* c, const char* name, const char* flag, int given, long* value,
                         int64_t lo, int64_t hi) {
     int64_t v;
     if (ckpt_get_i64(c, name, &v))
         nn_fatal("checkpoint '%s' has no '%s': it is not a resumable training state (use --init to "
                  "start from its weights)", c->path, name);
-    if (v < lo || v > hi) {
-        char have[32], want[64];
-        snprintf(have, sizeof(have), "%lld", (long long)v);
-        snprintf(want, sizeof(want), "an integer in %lld..%lld", (long long)lo, (long long)hi);
-        bad_value(c, name, have, want);
-    }
+    check_i64(c, name, v, lo, hi);
     if (given && v != *value) {
         fprintf(stderr, "error: %s %ld contradicts the checkpoint '%s', saved with %s %lld; --resume "
                 "continues the saved run as it was (use --init to start a new run from its weights)\n",
@@ -227,11 +232,8 @@ void trainer_resume(Trainer* t, const char* path) {
     // Micro-batches per step (--accum-steps x processes; 1 in checkpoints from before accumulation):
     // any split of them over processes continues the same run.
     int64_t micro_batches = 1;
-    if (ckpt_get_i64(&c, "recipe.micro_batches", &micro_batches) == 0 && (micro_batches < 1 || micro_batches > 65536)) {
-        char have[32];
-        snprintf(have, sizeof(have), "%lld", (long long)micro_batches);
-        bad_value(&c, "recipe.micro_batches", have, "an integer in 1..65536");
-    }
+    if (ckpt_get_i64(&c, "recipe.micro_batches", &micro_batches) == 0)
+        check_i64(&c, "recipe.micro_batches", micro_batches, 1, 65536);
     if (micro_batches % dist_size() != 0 || ((g & GIVEN_ACCUM) && (int64_t)o->accum_steps * dist_size() != micro_batches)) {
         fprintf(stderr, "error: checkpoint '%s' was trained with %lld micro-batches per step (--accum-steps x "
                 "processes); --accum-steps %d x %d process%s cannot continue it\n", path,
