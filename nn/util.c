@@ -70,3 +70,14 @@ const char* nn_format_bytes(char* buf, size_t buflen, double bytes) {
     snprintf(buf, buflen, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
     return buf;
 }
+
+void nn_json_string(FILE* f, const char* s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f), fputc(*s, f);
+        else if (*s == '\n') fputs("\\n", f);
+        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+        else fputc(*s, f);
+    }
+    fputc('"', f);
+}

@@ -42,4 +42,7 @@ double nn_now(void);
 // Formats a byte count as "12.3 MiB" into buf (returns buf).
 const char* nn_format_bytes(char* buf, size_t buflen, double bytes);
 
+// Writes s as a JSON string literal (quotes, backslashes and control characters escaped).
+void nn_json_string(FILE* f, const char* s);
+
 #endif

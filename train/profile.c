@@ -42,15 +42,6 @@ static double timed_steps(Trainer* t, int steps, Profiler* prof, double* optimiz
     return total / steps;
 }
 
-static void json_string(FILE* f, const char* s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 int run_profile(Trainer* t) {
     const Options* o = &t->opt;
     if (o->bench_steps) return run_bench(t);
@@ -105,7 +96,7 @@ int run_profile(Trainer* t) {
         FILE* f = fopen(o->profile_json, "w");
         if (!f) nn_fatal("cannot write --profile-json '%s'", o->profile_json);
         fprintf(f, "{\n  \"device\": ");
-        json_string(f, dev);
+        nn_json_string(f, dev);
         fprintf(f, ",\n  \"batch\": %d,\n  \"width\": %g,\n  \"steps\": %d,\n  \"step_ms\": %.6f,\n"
                 "  \"step_ms_without_profiler\": %.6f,\n  \"optimizer_ms\": %.6f,\n  \"layers_fwd_ms\": %.6f,\n"
                 "  \"layers_bwd_ms\": %.6f,\n  \"unattributed_ms\": %.6f,\n  \"ops\": [\n",
@@ -114,9 +105,9 @@ int run_profile(Trainer* t) {
         for (int i = 0; i < n; i++) {
             OpProfile* op = &prof->ops[i];
             fprintf(f, "    {\"name\": ");
-            json_string(f, op->name);
+            nn_json_string(f, op->name);
             fprintf(f, ", \"kind\": ");
-            json_string(f, op->kind);
+            nn_json_string(f, op->kind);
             fprintf(f, ", \"shape\": [%d, %d, %d, %d], \"fwd_ms\": %.6f, \"bwd_ms\": %.6f, "
                     "\"macs_fwd\": %.0f, \"macs_bwd\": %.0f, \"macs_depthwise\": %.0f, \"bytes_fwd\": %.0f, "
                     "\"bytes_bwd\": %.0f, \"g\": %d}%s\n",

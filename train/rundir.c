@@ -320,14 +320,9 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
 // Writing config.json.
 
 static void put_string(FILE* f, const char* key, const char* v, int last) {
-    fprintf(f, "  \"%s\": \"", key);
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') fputc('\\', f), fputc(*v, f);
-        else if (*v == '\n') fputs("\\n", f);
-        else if ((unsigned char)*v < 0x20) fprintf(f, "\\u%04x", *v);
-        else fputc(*v, f);
-    }
-    fprintf(f, "\"%s\n", last ? "" : ",");
+    fprintf(f, "  \"%s\": ", key);
+    nn_json_string(f, v);
+    fprintf(f, "%s\n", last ? "" : ",");
 }
 
 // A path as stored: relative to the run directory when inside it, else absolute.
