@@ -116,18 +116,24 @@ for p in $PY python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import PIL' 2>/dev/null; then PYIMG=$p; break; fi
 done
 
-# cuDNN: the toolkit's, the system's, PyTorch's wheel (a namespace package: __path__, not
-# __file__), else anywhere on the file system.
-CUDNN_ROOT=${CUDNN_ROOT:-}
-cands=(/usr/local/cuda /usr)
+# cuDNN and NCCL: the toolkit's, the system's, PyTorch's wheels (cmake/nvidia_wheel_roots.py), else
+# (cuDNN) anywhere on the file system. CMake searches the same places in the same order.
+WHEELS=()
 for p in $PY python3; do
-  w=$("$p" -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null) && [ -n "$w" ] && cands+=("$w") && break
+  mapfile -t WHEELS < <("$p" cmake/nvidia_wheel_roots.py 2>/dev/null) && [ ${#WHEELS[@]} -gt 0 ] && break
 done
-if [ -z "$CUDNN_ROOT" ]; then
-  for d in "${cands[@]}"; do
-    if [ -f "$d/include/cudnn.h" ] && ls "$d"/lib*/libcudnn.so* "$d"/lib/*/libcudnn.so* >/dev/null 2>&1; then CUDNN_ROOT=$d; break; fi
+# find_root HEADER LIBGLOB: the first candidate folder holding include/HEADER and lib*/LIBGLOB.
+find_root() {
+  local d
+  for d in /usr/local/cuda /usr "${WHEELS[@]}"; do
+    # compgen, not ls: ls fails when any one of its patterns matches nothing.
+    if [ -f "$d/include/$1" ] && { compgen -G "$d/lib*/$2" || compgen -G "$d/lib/*/$2"; } >/dev/null; then
+      echo "$d"; return 0
+    fi
   done
-fi
+  return 1
+}
+CUDNN_ROOT=${CUDNN_ROOT:-$(find_root cudnn.h 'libcudnn.so*')}
 if [ -z "$CUDNN_ROOT" ]; then
   h=$(find / -xdev -name cudnn.h -path '*include*' 2>/dev/null | head -1)
   [ -n "$h" ] && CUDNN_ROOT=$(dirname "$(dirname "$h")")
@@ -145,6 +151,14 @@ else
   check cuDNN "MISSING: no cudnn.h in the toolkit, the system, PyTorch's wheel or the file system"
   env_missing+=" cuDNN"
 fi
+# NCCL is optional for training, but test_dist_nccl (a GPU test) fails without it.
+NCCL_ROOT=${NCCL_ROOT:-$(find_root nccl.h 'libnccl.so*')}
+if [ -n "$NCCL_ROOT" ]; then
+  check NCCL "$(grep -hE '#define NCCL_(MAJOR|MINOR|PATCH) ' "$NCCL_ROOT"/include/nccl.h 2>/dev/null | awk '{printf "%s.", $3}' | sed 's/\.$//') in $NCCL_ROOT"
+else
+  check NCCL "not found (test_dist_nccl will fail: the build has no NCCL)"
+fi
+check wheels "${#WHEELS[@]} NVIDIA wheel folders searched${WHEELS:+ (${WHEELS[*]##*/})}"
 zlib_flags=()
 if [ -f /usr/include/zlib.h ]; then check zlib "system ($(grep -o 'ZLIB_VERSION "[^"]*"' /usr/include/zlib.h | cut -d'"' -f2))"
 elif [ -f .device/zlib/usr/include/zlib.h ]; then
@@ -179,7 +193,11 @@ for t in bench-train; do grep -qE "add_executable\($t[ )]" CMakeLists.txt tests/
 build_ok=1
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   run "$LOG" 150 cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-      ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} "${zlib_flags[@]}" ${DATA:+-DCIFAR10_PATH="$DATA"} || build_ok=0
+      ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} ${NCCL_ROOT:+-DNCCL_ROOT="$NCCL_ROOT"} "${zlib_flags[@]}" ${DATA:+-DCIFAR10_PATH="$DATA"} || build_ok=0
+else
+  # A reused build folder keeps its settings but is regenerated: one configured before a target was
+  # added would otherwise answer "No rule to make target".
+  run "$LOG" 150 cmake "$BUILD" || build_ok=0
 fi
 if [ $build_ok = 1 ]; then
   run "$LOG" 240 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || build_ok=0
@@ -187,7 +205,7 @@ fi
 cuda_on=0
 [ -f "$BUILD/libdrnet_cuda.a" ] && cuda_on=1
 if [ -x "$BUILD/train" ]; then
-  { echo "\$ ldd $BUILD/train"; ldd "$BUILD/train" | grep -E 'cudnn|cublas|cudart|libz|libgomp|not found'; } >> "$LOG" 2>&1
+  { echo "\$ ldd $BUILD/train"; ldd "$BUILD/train" | grep -E 'cudnn|cublas|cudart|nccl|libz|libgomp|not found'; } >> "$LOG" 2>&1
   ldd "$BUILD/train" | grep -q 'not found' && { say "ldd: a library of train is not found (see session.log)"; build_ok=0; }
   "$BUILD/train" --help > /dev/null 2>&1 || { say "the built train does not start"; build_ok=0; }
 fi
