@@ -3,6 +3,9 @@
 #
 #   bash tests/device/session.sh            # on a GPU machine: build, GPU tests, train, benchmarks
 #   DRNET_DEVICE_BUILD=build bash tests/device/session.sh   # reuse an existing build folder
+#   DRNET_DEVICE_STAGES="speed long" bash tests/device/session.sh   # a second call: only these stages
+#                                   (env, build and data always run; long takes its epoch time from
+#                                   the train stage, else from DRNET_DEVICE_EPOCH_S)
 #
 # Stages, in order, each under its own `timeout` and all under one deadline (DRNET_DEVICE_DEADLINE
 # seconds, default 420), continuing past a failed stage wherever later ones can still run:
@@ -71,12 +74,24 @@ stage_end() { # stage_end ok|FAIL|skipped NOTE
   say "$S_NAME: $1${2:+ ($2)}"
 }
 
+# DRNET_DEVICE_STAGES="tests speed": run only these of tests, train, bench, speed, long (env, build
+# and data always run): a second call on the same machine repeats only what the first did not finish.
+STAGES_WANTED=${DRNET_DEVICE_STAGES:-tests train bench speed long}
+for s in ${STAGES_WANTED//,/ }; do
+  case $s in tests|train|bench|speed|long) ;; *) echo "DRNET_DEVICE_STAGES: unknown stage '$s' (tests train bench speed long)"; exit 2 ;; esac
+done
+wanted() { # wanted STAGE: 0 when asked for, else the stage is recorded as skipped
+  case " ${STAGES_WANTED//,/ } " in *" $1 "*) return 0 ;; esac
+  STAGES+=("$1") STATUS+=(skipped) SECS+=(0) NOTES+=("not in DRNET_DEVICE_STAGES")
+  return 1
+}
+
 header() { # what every log starts with: time, commit, machine
   {
     echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "commit: $(cat .device/COMMIT 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)"
     if [ -s .device/STATUS ]; then echo "uncommitted changes:"; sed 's/^/  /' .device/STATUS; fi
-    echo "command: bash tests/device/session.sh (deadline ${DEADLINE} s)"
+    echo "command: ${DRNET_DEVICE_STAGES:+DRNET_DEVICE_STAGES=\"$DRNET_DEVICE_STAGES\" }bash tests/device/session.sh (deadline ${DEADLINE} s)"
     if [ "$GPU" = 1 ]; then
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
     else
@@ -230,89 +245,101 @@ export CIFAR10_PATH=$DATA
 
 # ---------------------------------------------------------------------------------------------------
 # tests
-stage_begin tests "GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1"
-if [ "$GPU" = 1 ]; then
-  DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 180 -j 2
-  rc=$?
-  line=$(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)
-  [ $rc = 0 ] && stage_end ok "$line" || stage_end FAIL "${line:-exit $rc}, see tests.log"
-else
-  # The rehearsal checks the other half of the contract: without a device each GPU test must FAIL
-  # under DRNET_REQUIRE_GPU=1 (and skip without it), never pass or skip silently.
-  DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 120 ctest --test-dir "$BUILD" -L gpu --timeout 60
-  n=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Failed' "$OUT/tests.log")
-  all=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#' "$OUT/tests.log")
-  if [ "$all" -ge 4 ] && [ "$n" = "$all" ]; then stage_end ok "rehearsal: all $all GPU tests fail under DRNET_REQUIRE_GPU=1 without a GPU, as they must"
-  else stage_end FAIL "rehearsal: $n of $all GPU tests failed under DRNET_REQUIRE_GPU=1 without a GPU (all must)"; fi
+if wanted tests; then
+  stage_begin tests "GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1"
+  if [ "$GPU" = 1 ]; then
+    DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 180 -j 2
+    rc=$?
+    line=$(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)
+    [ $rc = 0 ] && stage_end ok "$line" || stage_end FAIL "${line:-exit $rc}, see tests.log"
+  else
+    # The rehearsal checks the other half of the contract: without a device each GPU test must FAIL
+    # under DRNET_REQUIRE_GPU=1 (and skip without it), never pass or skip silently.
+    DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 120 ctest --test-dir "$BUILD" -L gpu --timeout 60
+    n=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Failed' "$OUT/tests.log")
+    all=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#' "$OUT/tests.log")
+    if [ "$all" -ge 4 ] && [ "$n" = "$all" ]; then stage_end ok "rehearsal: all $all GPU tests fail under DRNET_REQUIRE_GPU=1 without a GPU, as they must"
+    else stage_end FAIL "rehearsal: $n of $all GPU tests failed under DRNET_REQUIRE_GPU=1 without a GPU (all must)"; fi
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------
 # train
-stage_begin train "3 epochs, standard recipe, on CIFAR-10 (JPEG round-trip copy)"
-if [ "$GPU" = 1 ]; then
-  run "$OUT/train.log" 150 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
-      --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt
-  rc=$?
-  acc=$(epochs_of "$OUT/train.jsonl")
-  [ $rc = 0 ] && stage_end ok "test acc per epoch: $acc" || stage_end FAIL "exit $rc; ${acc:-no epoch finished}"
-else
-  run "$OUT/train.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --epochs 1 \
-      --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" &&
-    stage_end ok "rehearsal: CPU, 512 images: $(epochs_of "$OUT/train.jsonl")" ||
-    stage_end FAIL "rehearsal run failed (see train.log)"
+if wanted train; then
+  stage_begin train "3 epochs, standard recipe, on CIFAR-10 (JPEG round-trip copy)"
+  if [ "$GPU" = 1 ]; then
+    run "$OUT/train.log" 150 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
+        --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt
+    rc=$?
+    acc=$(epochs_of "$OUT/train.jsonl")
+    [ $rc = 0 ] && stage_end ok "test acc per epoch: $acc" || stage_end FAIL "exit $rc; ${acc:-no epoch finished}"
+  else
+    run "$OUT/train.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --epochs 1 \
+        --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" &&
+      stage_end ok "rehearsal: CPU, 512 images: $(epochs_of "$OUT/train.jsonl")" ||
+      stage_end FAIL "rehearsal run failed (see train.log)"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------
 # bench
-stage_begin bench "depthwise benchmark, PyTorch companion, per-layer profile"
-if [ "$GPU" = 1 ]; then
-  bfail=0
-  run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 || bfail=1
-  run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 --tf32 off || bfail=1
-  [ -n "$PY" ] && { run "$OUT/bench.log" 60 "$PY" tests/reference/bench_depthwise_torch.py --device cuda --reps 30 || bfail=1; }
-  run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --profile --profile-steps 50 \
-      --profile-json "$OUT/profile.json" || bfail=1
-  run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --dw-group auto --profile --profile-steps 50 || bfail=1
-  [ $bfail = 0 ] && stage_end ok "see bench.log" || stage_end FAIL "see bench.log"
-else
-  run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cpu --reps 1 --batch 8 &&
-  run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --batch 16 --profile \
-      --profile-steps 2 --profile-json "$OUT/profile.json" && stage_end ok "rehearsal: CPU, tiny sizes" ||
-    stage_end FAIL "rehearsal benchmark failed (see bench.log)"
+if wanted bench; then
+  stage_begin bench "depthwise benchmark, PyTorch companion, per-layer profile"
+  if [ "$GPU" = 1 ]; then
+    bfail=0
+    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 || bfail=1
+    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 --tf32 off || bfail=1
+    [ -n "$PY" ] && { run "$OUT/bench.log" 60 "$PY" tests/reference/bench_depthwise_torch.py --device cuda --reps 30 || bfail=1; }
+    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --profile --profile-steps 50 \
+        --profile-json "$OUT/profile.json" || bfail=1
+    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --dw-group auto --profile --profile-steps 50 || bfail=1
+    [ $bfail = 0 ] && stage_end ok "see bench.log" || stage_end FAIL "see bench.log"
+  else
+    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cpu --reps 1 --batch 8 &&
+    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --batch 16 --profile \
+        --profile-steps 2 --profile-json "$OUT/profile.json" && stage_end ok "rehearsal: CPU, tiny sizes" ||
+      stage_end FAIL "rehearsal benchmark failed (see bench.log)"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------
 # speed (our step vs PyTorch's, when the script exists)
-stage_begin speed "training step against PyTorch eager and torch.compile"
-if [ -f tests/device/speed.sh ]; then
-  limit=$(( $(left) - 120 )); [ $limit -gt 180 ] && limit=180
-  if [ $limit -ge 30 ]; then
-    BUILD=$BUILD PY=$PY GPU=$GPU run "$OUT/speed.log" "$limit" bash tests/device/speed.sh "$limit" "$OUT/speed.log" &&
-      stage_end ok "see speed.log" || stage_end FAIL "see speed.log"
-  else stage_end skipped "not enough time left"; fi
-else
-  echo "no tests/device/speed.sh in this tree" >> "$OUT/speed.log"; stage_end skipped "no speed script yet"
+if wanted speed; then
+  stage_begin speed "training step against PyTorch eager and torch.compile"
+  if [ -f tests/device/speed.sh ]; then
+    limit=$(( $(left) - 120 )); [ $limit -gt 180 ] && limit=180
+    if [ $limit -ge 30 ]; then
+      BUILD=$BUILD PY=$PY GPU=$GPU run "$OUT/speed.log" "$limit" bash tests/device/speed.sh "$limit" "$OUT/speed.log" &&
+        stage_end ok "see speed.log" || stage_end FAIL "see speed.log"
+    else stage_end skipped "not enough time left"; fi
+  else
+    echo "no tests/device/speed.sh in this tree" >> "$OUT/speed.log"; stage_end skipped "no speed script yet"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------
 # long: the standard recipe (cosine over the run) for as many epochs as fit
-stage_begin long "the standard recipe for as many epochs as the remaining time allows"
-if [ "$GPU" = 1 ] && [ -s "$OUT/train.jsonl" ]; then
-  per=$(grep '"test_acc"' "$OUT/train.jsonl" | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
-  rest=$(( $(left) - 25 ))
-  # Each epoch costs its training time plus evaluation (~15 %) and start-up; 200 is the recipe's length.
-  epochs=$(awk -v r="$rest" -v p="${per:-0}" 'BEGIN { if (p <= 0) { print 0; exit } n = int((r - 20) / (p * 1.2)); print (n > 200 ? 200 : n) }')
-  if [ "$epochs" -ge 5 ]; then
-    run "$OUT/long.log" "$rest" "$BUILD/train" mobilenet cifar10 --device cuda --epochs "$epochs" \
-        --checkpoint /tmp/drnet-device-long.ckpt --log /tmp/drnet-device-long.jsonl
-    rc=$?
-    { echo "per-epoch JSON log:"; cat /tmp/drnet-device-long.jsonl; } >> "$OUT/long.log" 2>&1
-    done_n=$(grep -c '"test_acc"' /tmp/drnet-device-long.jsonl 2>/dev/null)
-    last=$(epochs_of /tmp/drnet-device-long.jsonl | awk -F', ' '{ print $NF }')
-    [ $rc = 0 ] && stage_end ok "$epochs epochs, last: $last" || stage_end FAIL "exit $rc after ${done_n:-0} of $epochs epochs${last:+, last: $last}"
-  else stage_end skipped "time for only ${epochs} epochs (at ${per:-?} s each)"; fi
-else
-  echo "rehearsal: no GPU, no long run" >> "$OUT/long.log"; stage_end skipped "$([ $GPU = 1 ] && echo 'no epoch time from the train stage' || echo 'no GPU')"
+if wanted long; then
+  stage_begin long "the standard recipe for as many epochs as the remaining time allows"
+  # The epoch time comes from the train stage, or (when only this stage runs) DRNET_DEVICE_EPOCH_S.
+  if [ "$GPU" = 1 ] && { [ -s "$OUT/train.jsonl" ] || [ -n "${DRNET_DEVICE_EPOCH_S:-}" ]; }; then
+    per=$(grep '"test_acc"' "$OUT/train.jsonl" | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
+    per=${per:-${DRNET_DEVICE_EPOCH_S:-}}
+    rest=$(( $(left) - 25 ))
+    # Each epoch costs its training time plus evaluation (~15 %) and start-up; 200 is the recipe's length.
+    epochs=$(awk -v r="$rest" -v p="${per:-0}" 'BEGIN { if (p <= 0) { print 0; exit } n = int((r - 20) / (p * 1.2)); print (n > 200 ? 200 : n) }')
+    if [ "$epochs" -ge 5 ]; then
+      run "$OUT/long.log" "$rest" "$BUILD/train" mobilenet cifar10 --device cuda --epochs "$epochs" \
+          --checkpoint /tmp/drnet-device-long.ckpt --log /tmp/drnet-device-long.jsonl
+      rc=$?
+      { echo "per-epoch JSON log:"; cat /tmp/drnet-device-long.jsonl; } >> "$OUT/long.log" 2>&1
+      done_n=$(grep -c '"test_acc"' /tmp/drnet-device-long.jsonl 2>/dev/null)
+      last=$(epochs_of /tmp/drnet-device-long.jsonl | awk -F', ' '{ print $NF }')
+      [ $rc = 0 ] && stage_end ok "$epochs epochs, last: $last" || stage_end FAIL "exit $rc after ${done_n:-0} of $epochs epochs${last:+, last: $last}"
+    else stage_end skipped "time for only ${epochs} epochs (at ${per:-?} s each)"; fi
+  else
+    echo "rehearsal: no GPU, no long run" >> "$OUT/long.log"; stage_end skipped "$([ $GPU = 1 ] && echo 'no epoch time from the train stage or DRNET_DEVICE_EPOCH_S' || echo 'no GPU')"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------------
