@@ -221,6 +221,10 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
 
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
+    // A shape first seen inside a graph capture (train/speed.c captures only after an eager step of
+    // the same shapes): the synchronization and cudnnFind* below cannot be captured and would
+    // invalidate the capture with a bare "operation not permitted when stream is capturing".
+    cuda_refuse_in_capture("a cuDNN algorithm choice for a new convolution shape");
     if (!p->deterministic) CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
     int n = rank_candidates(p, dir, !p->deterministic, c);
     size_t limit = g_cuda.workspace_limit;
