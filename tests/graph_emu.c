@@ -36,6 +36,9 @@ typedef struct Graph {
 static const Backend* base;
 static Backend emu;
 static Graph* recording; // non-NULL while capturing
+// Counted as the CUDA backend counts them (the CPU backend counts nothing): the trainer recaptures
+// its graph when the allocation count moved, and tests read these to prove a step allocates nothing.
+static BackendCounters counters;
 
 static Call* rec(int kind) {
     Graph* g = recording;
@@ -53,11 +56,24 @@ static void refuse(const char* what) {
     if (recording) nn_fatal("graph_emu: %s inside a graph capture", what);
 }
 
-static void* e_alloc(size_t bytes, const char* what) { refuse("an allocation"); return base->alloc(bytes, what); }
-static void e_free(void* p) { refuse("a free"); base->free(p); }
+static void* e_alloc(size_t bytes, const char* what) {
+    refuse("an allocation");
+    counters.allocs++;
+    return base->alloc(bytes, what);
+}
+static void e_free(void* p) {
+    refuse("a free");
+    if (p) counters.frees++, counters.syncs++; // CUDA waits for the stream before freeing
+    base->free(p);
+}
 static void e_upload(void* d, const void* s, size_t n) { refuse("an upload"); base->upload(d, s, n); }
-static void e_download(void* d, const void* s, size_t n) { refuse("a download"); base->download(d, s, n); }
-static void e_sync(void) { refuse("a synchronization"); base->synchronize(); }
+static void e_download(void* d, const void* s, size_t n) {
+    refuse("a download");
+    if (n) counters.syncs++;
+    base->download(d, s, n);
+}
+static void e_sync(void) { refuse("a synchronization"); counters.syncs++; base->synchronize(); }
+static void e_read_counters(BackendCounters* out) { *out = counters; }
 
 #define P(x) ((void*)(x))
 static void e_zero(void* p, size_t n) {
@@ -272,6 +288,6 @@ const Backend* graph_emu_backend(const Backend* cpu) {
     emu.cross_entropy_forward = e_ce_f, emu.cross_entropy_backward = e_ce_b, emu.metrics_accumulate = e_metrics;
     emu.sgd_step = e_sgd, emu.sgd_step_device_lr = e_sgd_dev, emu.augment_batch = e_augment;
     emu.graph_capture_begin = e_capture_begin, emu.graph_capture_end = e_capture_end;
-    emu.graph_launch = e_launch, emu.graph_destroy = e_destroy;
+    emu.graph_launch = e_launch, emu.graph_destroy = e_destroy, emu.read_counters = e_read_counters;
     return &emu;
 }

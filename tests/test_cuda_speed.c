@@ -6,7 +6,8 @@
 //  3. train_step (train/step.c, train/speed.c: the trainer's own code) with --cuda-graph and/or
 //     --gpu-data against the plain eager step from the same start: the running loss after every
 //     step, the correct count, then every parameter, momentum and running statistic, and the
-//     evaluation metrics. Over an epoch with a short last batch (run eagerly inside graph mode);
+//     evaluation metrics. Over an epoch with a short last batch (run eagerly inside graph mode),
+//     and with an allocation halfway that must make the trainer capture its graph again;
 //  4. a steady-state step (eager, and replayed) does no cudaMalloc, no cudaFree and no stream
 //     synchronization (the backend's counters).
 //
@@ -236,7 +237,7 @@ typedef struct Run {
     float* params;  // (num_param_floats) then momentum (num_param_floats) then buffers
     size_t floats;
     double eval_loss, eval_acc;
-    long replays;
+    long replays, captures;
 } Run;
 
 static void make_trainer(Trainer* t, const Cifar10* data, int graph, int gpu_data) {
@@ -291,6 +292,10 @@ static void run(Run* r, const Cifar10* data, int graph, int gpu_data, int steady
     make_trainer(&t, data, graph, gpu_data);
     loader_start_epoch(t.train_loader, 0, 0);
     for (int s = 0; s < steps; s++) {
+        // Halfway, an allocation such as a cuDNN workspace regrowth for a new shape makes: the graph
+        // may now hold a freed pointer, so the next step must capture it again and train on exactly
+        // as before (the path a real run takes after its first short batch or evaluation).
+        if (graph && s == steps / 2) gpu->free(gpu->alloc(256, "an allocation that forces a recapture"));
         train_step(&t, next(&t), NULL);
         trainer_read_metrics(&t, METRICS_TRAIN, &r->loss_sum[s], &r->correct[s]);
     }
@@ -319,6 +324,7 @@ static void run(Run* r, const Cifar10* data, int graph, int gpu_data, int steady
                allocs, frees, syncs, c1.ring_waits - c0.ring_waits);
     }
     r->replays = t.speed ? t.speed->replays : 0;
+    r->captures = t.speed ? t.speed->captures : 0;
     free_trainer(&t);
 }
 
@@ -398,6 +404,11 @@ int main(int argc, char** argv) {
           graph.replays, both.replays, steps);
     printf("graph replays: %ld (graph), %ld (graph + gpu data) of %d steps + steady-state steps; the rest eager "
            "(the first step, short batches)\n", graph.replays, both.replays, steps);
+    // The first capture, and the one forced halfway by an allocation.
+    CHECK(graph.captures >= 2 && both.captures >= 2, "graph captures: %ld and %ld (want at least 2: the "
+          "allocation halfway must make the trainer capture again)", graph.captures, both.captures);
+    printf("%s graph captures: %ld (graph), %ld (graph + gpu data): captured again after an allocation\n",
+           graph.captures >= 2 && both.captures >= 2 ? "ok  " : "FAIL", graph.captures, both.captures);
     compare_runs("--gpu-data on", &eager, &gdata);
     compare_runs("--cuda-graph on", &eager, &graph);
     compare_runs("--cuda-graph on --gpu-data on", &eager, &both);

@@ -221,8 +221,18 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
 
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
+    // A shape first seen inside a graph capture (train/speed.c captures only after an eager step of
+    // the same shapes): the synchronization and cudnnFind* below cannot be captured and would
+    // invalidate the capture with a bare "operation not permitted when stream is capturing".
+    cuda_refuse_in_capture("a cuDNN algorithm choice for a new convolution shape");
     if (!p->deterministic) CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
     int n = rank_candidates(p, dir, !p->deterministic, c);
+    // cudnnFind* allocates its own buffers per algorithm; one that does not fit is reported in its
+    // result (CUDNN_STATUS_ALLOC_FAILED), but the failed cudaMalloc may also stay behind as the
+    // runtime's last error, which the next kernel launch's check would report as its own. Our own
+    // calls are all checked as they return, so anything pending here is cuDNN's (a sticky error,
+    // a device fault, is not cleared by this and still surfaces at the next call).
+    if (!p->deterministic) (void)cudaGetLastError();
     size_t limit = g_cuda.workspace_limit;
     for (int i = 0; i < n; i++) {
         if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;

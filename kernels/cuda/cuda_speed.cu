@@ -81,7 +81,16 @@ void* cuda_graph_capture_end(void) {
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     g_cuda.capturing = 0;
-    CUDA_CHECK(cudaStreamEndCapture(g_cuda.stream, &graph)); // fails if anything invalidated the capture
+    // Fails (cudaErrorStreamCaptureInvalidated, ...) if a call during the capture could not be
+    // captured: say which step of the program it was and what to do, not only the CUDA name.
+    cudaError_t e = cudaStreamEndCapture(g_cuda.stream, &graph);
+    if (e != cudaSuccess) {
+        char detail[256];
+        snprintf(detail, sizeof(detail), "%s: a call made while capturing could not be captured (an earlier "
+                 "error, if any, names it); --cuda-graph off runs the step without a graph", cudaGetErrorName(e));
+        cuda_fail(__FILE__, __LINE__, "CUDA", "cudaStreamEndCapture (the end of the captured training step)",
+                  cudaGetErrorString(e), detail);
+    }
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     CUDA_CHECK(cudaGraphDestroy(graph)); // the executable graph keeps what it needs
     return (void*)exec;
