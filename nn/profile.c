@@ -84,7 +84,7 @@ static double elapsed(Profiler* p, void** events, const double* host, int a, int
 }
 
 // Multiply-adds and bytes of one op, from its shapes (see OpProfile for the definitions).
-static void op_cost(OpProfile* o, const TapeEntry* t) {
+void profile_op_cost(OpProfile* o, const TapeEntry* t) {
     const Tensor* y = t->out;
     double out = 4.0 * (double)tensor_numel(y), in = t->in[0] ? 4.0 * (double)tensor_numel(t->in[0]) : 0;
     double params = 0;
@@ -112,6 +112,19 @@ static void op_cost(OpProfile* o, const TapeEntry* t) {
     }
 }
 
+StepCost profile_step_cost(const Engine* e) {
+    StepCost c = {0};
+    for (int i = 0; i < e->tape_len; i++) {
+        OpProfile o = {0};
+        profile_op_cost(&o, &e->tape[i]);
+        double macs = o.macs_fwd + o.macs_bwd;
+        c.macs_executed += macs;
+        c.macs_model += o.g > 0 ? macs / o.g : macs; // DR executes g times the depthwise work
+        c.bytes += o.bytes_fwd + o.bytes_bwd;
+    }
+    return c;
+}
+
 void profiler_collect(Profiler* p, const Engine* e) {
     if (!p->active) return;
     int n = e->tape_len;
@@ -123,7 +136,7 @@ void profiler_collect(Profiler* p, const Engine* e) {
             snprintf(o->name, sizeof(o->name), "%s", t->name ? t->name : t->kind);
             snprintf(o->kind, sizeof(o->kind), "%s", t->kind);
             o->n = t->out->n, o->c = t->out->c, o->h = t->out->h, o->w = t->out->w;
-            op_cost(o, t);
+            profile_op_cost(o, t);
         }
         // Forward of entry i: from its mark to the next one (the last ends at the pass's end mark).
         o->fwd_ms += elapsed(p, p->fwd_ev, p->fwd_host, i, i + 1);

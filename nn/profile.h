@@ -36,6 +36,15 @@ typedef struct Profiler {
     int active;                // marks are taken only while active
 } Profiler;
 
+// One training step's cost over the tape of the last step the engine recorded: multiply-adds as
+// executed (DR: g times the depthwise ones), as the model defines them (what another framework
+// executes), and the least bytes the layers must move in both passes.
+typedef struct StepCost {
+    double macs_executed, macs_model, bytes;
+} StepCost;
+void profile_op_cost(OpProfile* o, const TapeEntry* t);
+StepCost profile_step_cost(const Engine* e);
+
 Profiler* profiler_create(const Backend* be, int capacity);
 void profiler_destroy(Profiler* p);
 // Called by the engine (no-ops unless the profiler is attached and active). A mark ends what the

@@ -1,6 +1,7 @@
 // The profiler's bookkeeping: every op of a MobileNet step appears once, in order, with non-negative
 // times; the multiply-adds it counts equal the model's own count; the per-op times add up to no more
-// than the measured step and to most of it; the profiler stays attached across steps without
+// than the measured step and to most of it; a step's total cost (profile_step_cost) matches the
+// model's count; the profiler stays attached across steps without
 // disturbing the results. And --dw-group auto chooses a valid group size for every layer.
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,16 @@ int main(void) {
     mobilenet_count(&m, &model_params, &model_macs, &model_executed);
     CHECK(macs == (double)model_executed * BATCH, "profiled forward multiply-adds %.0f, the model counts %ld x %d",
           macs, model_executed, BATCH);
+    // A step's cost (what --bench-steps reports): forward, data gradient and filter gradient of every
+    // layer, less the stem's data gradient (the images need none); DR executes g times the depthwise
+    // work; and every op moves some bytes.
+    StepCost cost = profile_step_cost(e);
+    double stem = (double)BATCH * m.conv1.c_out * 32 * 32 * m.conv1.c_in * m.conv1.k * m.conv1.k;
+    CHECK(cost.macs_model == 3.0 * model_macs * BATCH - stem, "step cost: %.0f model multiply-adds, expected "
+          "3 x %ld x %d - %.0f", cost.macs_model, model_macs, BATCH, stem);
+    CHECK(cost.macs_executed == 3.0 * model_executed * BATCH - stem, "step cost: %.0f executed multiply-adds, "
+          "expected 3 x %ld x %d - %.0f", cost.macs_executed, model_executed, BATCH, stem);
+    CHECK(cost.bytes > 0, "step cost: no bytes");
     CHECK(sum <= step_ms * 1.001 + 0.01, "op times (%.3f ms) exceed the measured steps (%.3f ms)", sum, step_ms);
     CHECK(sum >= 0.8 * step_ms, "op times (%.3f ms) cover less than 80%% of the steps (%.3f ms)", sum, step_ms);
     printf("profile: %d ops, %.3f ms of %.3f ms attributed over %d steps\n", p->entries, sum, step_ms, steps);

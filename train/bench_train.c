@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/profile.h"
 #include "../nn/util.h"
 #include "speed.h"
 
@@ -37,6 +38,8 @@ int run_bench(Trainer* t) {
     loader_start_epoch(t->train_loader, epoch, 0);
     for (int i = 0; i < WARMUP; i++) train_step(t, full_batch(t, &epoch), NULL);
     be->synchronize();
+    // The step's work, from the tape of the last step recorded (a graph replays the captured one).
+    StepCost cost = profile_step_cost(t->e);
 
     BackendCounters c0 = {0}, c1 = {0};
     if (be->read_counters) be->read_counters(&c0);
@@ -56,10 +59,11 @@ int run_bench(Trainer* t) {
     for (int r = 0; r < repeats; r++) sorted[r] = ms[r];
     qsort(sorted, (size_t)repeats, sizeof(double), cmp_double);
     double median = repeats % 2 ? sorted[repeats / 2] : 0.5 * (sorted[repeats / 2 - 1] + sorted[repeats / 2]);
-    long params, macs, executed;
-    mobilenet_count(&t->model, &params, &macs, &executed);
-    // Training does about 3x the forward's multiply-adds (forward, backward-data, backward-filter).
-    double tflops = 3.0 * 2.0 * (double)executed * o->batch / (median * 1e-3) / 1e12;
+    long params;
+    mobilenet_count(&t->model, &params, NULL, NULL);
+    // The least bytes a step moves: the layers' (each input read and output written once per pass)
+    // plus the optimizer's 24 bytes per parameter (zero-grad writes g; SGD reads w, g, m, writes w, m).
+    double bytes = cost.bytes + 24.0 * (double)params, sec = median * 1e-3;
     char dev[256];
     be->describe(dev, sizeof(dev));
     size_t timed = (size_t)steps * repeats;
@@ -67,9 +71,12 @@ int run_bench(Trainer* t) {
     printf("bench: batch %d, width %g, gpu-data %s, cuda-graph %s, tf32 %s: %d warm-up steps, %d repeats "
            "x %d steps\n", o->batch, (double)o->width, o->gpu_data ? "on" : "off", o->cuda_graph ? "on" : "off",
            o->tf32 ? "on" : "off", WARMUP, repeats, steps);
-    printf("bench: median %.4f ms/step = %.0f img/s (fastest repeat %.0f, slowest %.0f img/s); ~%.2f TFLOP/s "
-           "(3 x %.1f M executed multiply-adds per image)\n", median, o->batch * 1e3 / median,
-           o->batch * 1e3 / sorted[0], o->batch * 1e3 / sorted[repeats - 1], tflops, executed / 1e6);
+    printf("bench: median %.4f ms/step = %.0f img/s (fastest repeat %.0f, slowest %.0f img/s)\n", median,
+           o->batch * 1e3 / median, o->batch * 1e3 / sorted[0], o->batch * 1e3 / sorted[repeats - 1]);
+    printf("bench: per step %.2f GFLOP as the model defines it (%.2f executed, DR included): %.2f TFLOP/s "
+           "(%.2f executed); at least %.0f MB moved: %.0f GB/s\n", 2e-9 * cost.macs_model,
+           2e-9 * cost.macs_executed, 2e-12 * cost.macs_model / sec, 2e-12 * cost.macs_executed / sec,
+           bytes / 1e6, bytes / 1e9 / sec);
     printf("bench: in %zu timed steps: %zu allocations, %zu frees, %zu stream syncs (%d are the repeats' own), "
            "%zu upload-ring waits; %ld graph replays, %ld capture(s); final train loss %.4f\n", timed,
            c1.allocs - c0.allocs, c1.frees - c0.frees, c1.syncs - c0.syncs, repeats, c1.ring_waits - c0.ring_waits,
@@ -78,8 +85,10 @@ int run_bench(Trainer* t) {
     int bn_split = !strcmp(be->name, "cuda") && split && *split && strcmp(split, "0") != 0;
     printf("BENCH {\"impl\": \"drnet\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"tf32\": %d, "
            "\"batch\": %d, \"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, "
-           "\"final_loss\": %.5f, \"repeat_ms\": [", o->gpu_data, o->cuda_graph, bn_split, o->tf32, o->batch, steps,
-           repeats, median, o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0);
+           "\"final_loss\": %.5f, \"flop_model\": %.0f, \"flop_executed\": %.0f, \"bytes_least\": %.0f, "
+           "\"repeat_ms\": [", o->gpu_data, o->cuda_graph, bn_split, o->tf32, o->batch, steps, repeats, median,
+           o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0, 2 * cost.macs_model, 2 * cost.macs_executed,
+           bytes);
     for (int r = 0; r < repeats; r++) printf("%s%.5f", r ? ", " : "", ms[r]);
     printf("]}\n");
     free(ms);

@@ -4,6 +4,8 @@
 #           and the last with DRNET_CUDA_BN_SPLIT=1 (batch-norm statistics over many blocks)
 #   PyTorch tests/reference/bench_train_torch.py: eager NCHW, eager channels_last, torch.compile,
 #           torch.compile(mode="max-autotune") if it compiles in time
+#   peaks   tests/reference/gpu_peaks.py: the device's copy bandwidth and TF32 matmul rate, for the
+#           share of the machine each row's step achieves
 # all MobileNet-CIFAR width 1, batch 128, TF32 on for convolutions, medians of 5 timed runs.
 #
 #   bash tests/device/speed.sh SECONDS [LOG]
@@ -35,7 +37,7 @@ go() {
   if [ "$cap" -lt 5 ]; then echo "\$ $*  -- not started: the deadline is reached"; return 124; fi
   echo "\$ $*    (limit $cap s)"
   timeout -k 5 "$cap" "$@" 2>&1 | tee -a "$BENCH.all" | grep -v '^BENCH ' ; local rc=${PIPESTATUS[0]}
-  grep '^BENCH ' "$BENCH.all" >> "$BENCH"; rm -f "$BENCH.all"
+  grep -E '^(BENCH|PEAK) ' "$BENCH.all" >> "$BENCH"; rm -f "$BENCH.all"
   [ "$rc" = 124 ] && echo "(timed out after $cap s)"
   echo "(exit $rc)"
   return "$rc"
@@ -73,6 +75,8 @@ done
 
 torch_ok=0
 if "$PY" -c 'import torch' 2>/dev/null; then
+  # The device's measured best (copy bandwidth, TF32 matmul rate), for the table's fraction columns.
+  go 30 "$PY" tests/reference/gpu_peaks.py --device "${dev[1]}"
   rest=$(( $(left) - 10 ))
   go "$rest" "$PY" tests/reference/bench_train_torch.py "${torch_args[@]}" --modes "$modes" --deadline $((rest - 5)) && torch_ok=1
 else
@@ -84,13 +88,28 @@ echo
 TPY=$PY; "$TPY" -c 'import json' 2>/dev/null || TPY=python3
 "$TPY" - "$BENCH" <<'EOF'
 import json, sys
-rows = [json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("BENCH ")]
+lines = open(sys.argv[1]).read().splitlines()
+rows = [json.loads(l[6:]) for l in lines if l.startswith("BENCH ")]
+peaks = [json.loads(l[5:]) for l in lines if l.startswith("PEAK ")]
+peak = peaks[-1] if peaks else {}
+# The step's work is the model's, the same for every row: FLOP as the model defines them (DR's extra
+# executed work not counted) and the least bytes the layers and the optimizer must move.
+work = next((r for r in rows if r.get("impl") == "drnet" and "flop_model" in r), None)
 ok = [r for r in rows if r.get("status", "ok") == "ok" and "img_per_s" in r]
 eager = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("eager", "channels_last")]
 comp = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("compile", "max-autotune")]
 best_eager, best_comp = (max(eager) if eager else None), (max(comp) if comp else None)
-print("| implementation | img/s | ms/step | vs PyTorch eager (best layout) | vs torch.compile (best) |")
-print("|---|---:|---:|---:|---:|")
+def machine(ms):
+    """TFLOP/s and least GB/s of a step taking ms, with their shares of the measured peaks."""
+    if not work or ms <= 0:
+        return "- | -"
+    tf, gb = work["flop_model"] / ms / 1e9, work["bytes_least"] / ms / 1e6
+    tfp = f" ({100 * tf / peak['matmul_tflop_s']:.1f} %)" if peak.get("matmul_tflop_s") else ""
+    gbp = f" ({100 * gb / peak['copy_gb_s']:.1f} %)" if peak.get("copy_gb_s") else ""
+    return f"{tf:.2f}{tfp} | {gb:.0f}{gbp}"
+print("| implementation | img/s | ms/step | vs PyTorch eager (best layout) | vs torch.compile (best) "
+      "| TFLOP/s (% of matmul peak) | least GB/s (% of copy bandwidth) |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r.get("impl") == "drnet":
         name = f"drnet, gpu-data {'on' if r['gpu_data'] else 'off'}, cuda-graph {'on' if r['cuda_graph'] else 'off'}"
@@ -101,9 +120,20 @@ for r in rows:
         v = r["img_per_s"]
         e = f"{v / best_eager:.2f}x" if best_eager else "-"
         c = f"{v / best_comp:.2f}x" if best_comp else "-"
-        print(f"| {name} | {v:.0f} | {r['median_ms']:.3f} | {e} | {c} |")
+        print(f"| {name} | {v:.0f} | {r['median_ms']:.3f} | {e} | {c} | {machine(r['median_ms'])} |")
     else:
-        print(f"| {name} | - | - | {r.get('status')}: {r.get('note', '')} | |")
+        print(f"| {name} | - | - | {r.get('status')}: {r.get('note', '')} | | | |")
+if work:
+    print(f"\nper step (batch {work['batch']}): {work['flop_model'] / 1e9:.2f} GFLOP as the model defines them "
+          f"({work['flop_executed'] / 1e9:.2f} executed by ours, DR included); at least "
+          f"{work['bytes_least'] / 1e6:.0f} MB moved (each layer's inputs read and outputs written once per "
+          "pass, and the optimizer's 24 bytes per parameter)")
+if peak:
+    print(f"measured peaks on {peak['device']} (PyTorch {peak['torch']}): device-to-device copy "
+          f"{peak['copy_gb_s']} GB/s (read + write, {peak['copy_mib']} MiB), {peak['matmul_precision']} "
+          f"matmul {peak['matmul_tflop_s']} TFLOP/s (n = {peak['matmul_n']})")
+else:
+    print("measured peaks: none (tests/reference/gpu_peaks.py did not run)")
 EOF
 echo
 echo "speed: done in $(( $(date +%s) - T0 )) s (ours ran: $ours_ok, PyTorch ran: $torch_ok)"
