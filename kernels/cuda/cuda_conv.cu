@@ -142,7 +142,10 @@ struct Candidate {
     cudnnMathType_t math;
     cudnnDeterminism_t determinism;
 };
-#define MAX_CANDIDATES 16
+// cudnnFind times each algorithm with the descriptor's math type and also with CUDNN_DEFAULT_MATH
+// when the two differ (its documentation), so with TF32 off it may list up to twice the algorithm
+// count; room for all of them (see rank_candidates).
+#define MAX_CANDIDATES 32
 
 template <typename Perf>
 static int to_candidates(const Perf* perf, int n, Candidate* c) {
@@ -156,13 +159,22 @@ static int to_candidates(const Perf* perf, int n, Candidate* c) {
 // allocates its own buffers for this, so our tensors are untouched) and ranks them by measured time;
 // otherwise cudnnGet*_v7 ranks them by cuDNN's heuristics without running anything (the
 // deterministic mode, so that every process chooses alike). The two calls take the same arguments.
+// How many results to ask for, given cuDNN's algorithm count: the timed search asks for twice as
+// many, since it may return each algorithm once per math type (FMA and DEFAULT with TF32 off) and
+// the list, sorted by time, would otherwise be cut after `count` entries that could all be TF32 ones
+// (refused), leaving no strict-FP32 candidate although cuDNN measured several.
+static int requested(int count, int timed) {
+    int want = timed ? 2 * count : count;
+    return want < MAX_CANDIDATES ? want : MAX_CANDIDATES;
+}
+
 static int rank_candidates(ConvPlan* p, int dir, int timed, Candidate* c) {
     cudnnHandle_t h = g_cuda.cudnn;
     int max = 0, n = 0;
     if (dir == FWD) {
         cudnnConvolutionFwdAlgoPerf_t perf[MAX_CANDIDATES];
         PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
-        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        max = requested(max, timed);
         PLAN_CHECK(p, (timed ? cudnnFindConvolutionForwardAlgorithm : cudnnGetConvolutionForwardAlgorithm_v7)(
                           h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
         return to_candidates(perf, n, c);
@@ -170,14 +182,14 @@ static int rank_candidates(ConvPlan* p, int dir, int timed, Candidate* c) {
     if (dir == BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_CANDIDATES];
         PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
-        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        max = requested(max, timed);
         PLAN_CHECK(p, (timed ? cudnnFindConvolutionBackwardDataAlgorithm : cudnnGetConvolutionBackwardDataAlgorithm_v7)(
                           h, p->w, p->y, p->conv[BWD_DATA], p->x, max, &n, perf));
         return to_candidates(perf, n, c);
     }
     cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_CANDIDATES];
     PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
-    max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+    max = requested(max, timed);
     PLAN_CHECK(p, (timed ? cudnnFindConvolutionBackwardFilterAlgorithm : cudnnGetConvolutionBackwardFilterAlgorithm_v7)(
                       h, p->x, p->y, p->conv[BWD_FILTER], p->w, max, &n, perf));
     return to_candidates(perf, n, c);
