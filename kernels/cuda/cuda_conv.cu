@@ -231,6 +231,16 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
     workspace_bytes = grown;
 }
 
+// The algorithms cuDNN documents as accumulating with atomics: backward-data ALGO_0, backward-filter
+// ALGO_0 and ALGO_3. Deterministic mode refuses them by name as well as by the determinism cuDNN
+// reports, so that a wrong flag in a perf record cannot make a GPU resume differ from the
+// uninterrupted run.
+static int uses_atomics(int dir, int algo) {
+    if (dir == BWD_DATA) return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+    if (dir == BWD_FILTER) return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+    return 0;
+}
+
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
     if (!p->deterministic) CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream)); // time the algorithms on an idle GPU
@@ -238,7 +248,7 @@ static void choose(ConvPlan* p, int dir) {
     size_t limit = g_cuda.workspace_limit;
     for (int i = 0; i < n; i++) {
         if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
-        if (p->deterministic && c[i].determinism != CUDNN_DETERMINISTIC) continue;
+        if (p->deterministic && (c[i].determinism != CUDNN_DETERMINISTIC || uses_atomics(dir, c[i].algo))) continue;
         // Run with exactly the math type that was measured (cuDNN picks kernels by algo + math type).
         PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], c[i].math));
         size_t need = 0;
