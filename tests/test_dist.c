@@ -11,9 +11,12 @@
 //                                  MPIEXEC "none" (a build without MPI): skipped (77).
 //   test_dist nccl TRAIN           the NCCL path on one GPU: a one-rank NCCL communicator
 //                                  (DRNET_DIST_NCCL=1) sums the gradients; one step must match one
-//                                  without NCCL to rounding (cuDNN may pick atomics), 3 steps must
-//                                  run, and the runs must say they used NCCL. Skipped (77) without a GPU or without NCCL in the build, a
-//                                  failure instead when DRNET_REQUIRE_GPU=1.
+//                                  without NCCL to 1e-5, 3 steps must run, and the runs must say they
+//                                  used NCCL. All runs use --deterministic: two processes that timed
+//                                  cuDNN's algorithms could choose differently (and atomic ones), which
+//                                  the comparison would mistake for NCCL's doing. Skipped (77) without a
+//                                  GPU or without NCCL in the build, a failure instead when
+//                                  DRNET_REQUIRE_GPU=1.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -41,10 +44,24 @@ static int run(int np, const char* args, const char* out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// The NCCL runs print every cuDNN algorithm search (DRNET_CUDA_VERBOSE=1): show() leaves the
+// candidate tables out, show_algorithms() prints only each search's shape and its chosen line.
+#define SEARCH_HEADER "^cuda: (forward|backward-data|backward-filter) "
+#define SEARCH_ROW "^  [ *] (IMPLICIT_|GEMM|DIRECT|FFT|WINOGRAD|ALGO_|\\?)"
+
 static void show(const char* out) {
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "sed 's/^/    | /' %s/%s | tail -40", dir, out);
+    snprintf(cmd, sizeof(cmd), "grep -vE '" SEARCH_HEADER "|" SEARCH_ROW "' %s/%s | sed 's/^/    | /' | tail -40",
+             dir, out);
     if (system(cmd) != 0) fprintf(stderr, "(could not show %s)\n", out);
+}
+
+static void show_algorithms(const char* out) {
+    char cmd[512];
+    printf("  cuDNN algorithms chosen in %s (shape, then the chosen candidate):\n", out);
+    fflush(stdout);
+    snprintf(cmd, sizeof(cmd), "grep -E '" SEARCH_HEADER "|^  \\* ' %s/%s | sed 's/^/    | /'", dir, out);
+    if (system(cmd) != 0) fprintf(stderr, "(could not show the algorithms of %s)\n", out);
 }
 
 static int contains(const char* out, const char* needle) {
@@ -184,9 +201,11 @@ static int nccl_ready(int* rc) {
 }
 
 static int test_nccl(void) {
-    // Plain and through a one-rank NCCL communicator, one step and then three, TF32 off.
+    // Plain and through a one-rank NCCL communicator, one step and then three, TF32 off, cuDNN's
+    // algorithms chosen alike in every process (--deterministic, see the top of the file).
     char args[1024];
-    const char* common = "--device cuda --tf32 off --dw-group 32";
+    const char* common = "--device cuda --tf32 off --dw-group 32 --deterministic";
+    setenv("DRNET_CUDA_VERBOSE", "1", 1); // every algorithm search in the outputs, for a failure
     for (int steps = 1; steps <= 3; steps += 2) {
         char a[32], b[32], ca[32], cb[32];
         snprintf(a, sizeof(a), "plain%d.out", steps), snprintf(ca, sizeof(ca), "plain%d.ckpt", steps);
@@ -198,10 +217,10 @@ static int test_nccl(void) {
         CHECK(run(0, args, b) == 0, "CUDA run with NCCL failed");
         unsetenv("DRNET_DIST_NCCL");
         CHECK(contains(b, "gradients summed by NCCL"), "the NCCL run does not say it used NCCL");
-        // One step from the same weights: equal to rounding. Later steps may drift apart chaotically
-        // when cuDNN picks algorithms with atomics, so the 3-step runs must only run and say NCCL.
+        // One step from the same weights: equal to rounding (a one-rank sum copies). The 3-step runs
+        // must only run and say NCCL.
         if (steps == 1) compare_ckpts("1 step, NCCL vs plain", ca, cb, 1e-5);
-        if (test_failures) show(a), show(b);
+        if (test_failures) show(a), show(b), show_algorithms(a), show_algorithms(b);
     }
     return test_finish("test_dist nccl");
 }

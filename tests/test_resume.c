@@ -30,10 +30,23 @@ static int run(const char* args, const char* out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// With cuda the runs print every cuDNN algorithm search (DRNET_CUDA_VERBOSE=1): show() leaves the
+// candidate tables out, show_algorithms() prints only each search's shape and its chosen line.
+#define SEARCH_HEADER "^cuda: (forward|backward-data|backward-filter) "
+#define SEARCH_ROW "^  [ *] (IMPLICIT_|GEMM|DIRECT|FFT|WINOGRAD|ALGO_|\\?)"
+
 static void show(const char* out) {
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "sed 's/^/    | /' %s/%s", dir, out);
+    snprintf(cmd, sizeof(cmd), "grep -vE '" SEARCH_HEADER "|" SEARCH_ROW "' %s/%s | sed 's/^/    | /'", dir, out);
     if (system(cmd) != 0) fprintf(stderr, "(could not show %s)\n", out);
+}
+
+static void show_algorithms(const char* out) {
+    char cmd[512];
+    printf("  cuDNN algorithms chosen in %s (shape, then the chosen candidate):\n", out);
+    fflush(stdout);
+    snprintf(cmd, sizeof(cmd), "grep -E '" SEARCH_HEADER "|^  \\* ' %s/%s | sed 's/^/    | /'", dir, out);
+    if (system(cmd) != 0) fprintf(stderr, "(could not show the algorithms of %s)\n", out);
 }
 
 int main(int argc, char** argv) {
@@ -46,6 +59,7 @@ int main(int argc, char** argv) {
         if (!backend_cuda_compiled()) return test_gpu_unavailable("test_resume", "this build has no CUDA backend");
         if (!backend_open("cuda", &opt, why, sizeof(why))) return test_gpu_unavailable("test_resume", why);
         device_args = "--device cuda --deterministic";
+        setenv("DRNET_CUDA_VERBOSE", "1", 1); // every algorithm search in the outputs, for a failure
     }
     if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
         printf("skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive\n");
@@ -88,6 +102,8 @@ int main(int argc, char** argv) {
     CHECK(step == 12 && epoch == 1, "expected the run to stop at step 12 in the second epoch, got step %lld epoch %lld",
           (long long)step, (long long)epoch);
     printf("resume: %d records bit-identical after 5 + 7 steps vs 12 steps\n", compared);
+    if (test_failures && !strcmp(device_args, "--device cuda --deterministic"))
+        show_algorithms("a.out"), show_algorithms("b2.out"); // the resumed run must have chosen alike
 
     // A contradicting recipe flag is refused with exit code 2.
     snprintf(args, sizeof(args), "--resume %s --lr 0.05 --max-steps 13", b_path);

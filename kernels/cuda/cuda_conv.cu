@@ -142,7 +142,10 @@ struct Candidate {
     cudnnMathType_t math;
     cudnnDeterminism_t determinism;
 };
-#define MAX_CANDIDATES 16
+// cudnnFind times each algorithm with the descriptor's math type and also with CUDNN_DEFAULT_MATH
+// when the two differ (its documentation), so with TF32 off it may list up to twice the algorithm
+// count; room for all of them (see rank_candidates).
+#define MAX_CANDIDATES 32
 
 template <typename Perf>
 static int to_candidates(const Perf* perf, int n, Candidate* c) {
@@ -156,13 +159,22 @@ static int to_candidates(const Perf* perf, int n, Candidate* c) {
 // allocates its own buffers for this, so our tensors are untouched) and ranks them by measured time;
 // otherwise cudnnGet*_v7 ranks them by cuDNN's heuristics without running anything (the
 // deterministic mode, so that every process chooses alike). The two calls take the same arguments.
+// How many results to ask for, given cuDNN's algorithm count: the timed search asks for twice as
+// many, since it may return each algorithm once per math type (FMA and DEFAULT with TF32 off) and
+// the list, sorted by time, would otherwise be cut after `count` entries that could all be TF32 ones
+// (refused), leaving no strict-FP32 candidate although cuDNN measured several.
+static int requested(int count, int timed) {
+    int want = timed ? 2 * count : count;
+    return want < MAX_CANDIDATES ? want : MAX_CANDIDATES;
+}
+
 static int rank_candidates(ConvPlan* p, int dir, int timed, Candidate* c) {
     cudnnHandle_t h = g_cuda.cudnn;
     int max = 0, n = 0;
     if (dir == FWD) {
         cudnnConvolutionFwdAlgoPerf_t perf[MAX_CANDIDATES];
         PLAN_CHECK(p, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
-        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        max = requested(max, timed);
         PLAN_CHECK(p, (timed ? cudnnFindConvolutionForwardAlgorithm : cudnnGetConvolutionForwardAlgorithm_v7)(
                           h, p->x, p->w, p->conv[FWD], p->y, max, &n, perf));
         return to_candidates(perf, n, c);
@@ -170,14 +182,14 @@ static int rank_candidates(ConvPlan* p, int dir, int timed, Candidate* c) {
     if (dir == BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_CANDIDATES];
         PLAN_CHECK(p, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
-        max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+        max = requested(max, timed);
         PLAN_CHECK(p, (timed ? cudnnFindConvolutionBackwardDataAlgorithm : cudnnGetConvolutionBackwardDataAlgorithm_v7)(
                           h, p->w, p->y, p->conv[BWD_DATA], p->x, max, &n, perf));
         return to_candidates(perf, n, c);
     }
     cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_CANDIDATES];
     PLAN_CHECK(p, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
-    max = max < MAX_CANDIDATES ? max : MAX_CANDIDATES;
+    max = requested(max, timed);
     PLAN_CHECK(p, (timed ? cudnnFindConvolutionBackwardFilterAlgorithm : cudnnGetConvolutionBackwardFilterAlgorithm_v7)(
                       h, p->x, p->y, p->conv[BWD_FILTER], p->w, max, &n, perf));
     return to_candidates(perf, n, c);
@@ -219,6 +231,16 @@ static void adopt(ConvPlan* p, int dir, int algo, size_t need) {
     workspace_bytes = grown;
 }
 
+// The algorithms cuDNN documents as accumulating with atomics: backward-data ALGO_0, backward-filter
+// ALGO_0 and ALGO_3. Deterministic mode refuses them by name as well as by the determinism cuDNN
+// reports, so that a wrong flag in a perf record cannot make a GPU resume differ from the
+// uninterrupted run.
+static int uses_atomics(int dir, int algo) {
+    if (dir == BWD_DATA) return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+    if (dir == BWD_FILTER) return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+    return 0;
+}
+
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
     // A shape first seen inside a graph capture (train/speed.c captures only after an eager step of
@@ -236,7 +258,7 @@ static void choose(ConvPlan* p, int dir) {
     size_t limit = g_cuda.workspace_limit;
     for (int i = 0; i < n; i++) {
         if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
-        if (p->deterministic && c[i].determinism != CUDNN_DETERMINISTIC) continue;
+        if (p->deterministic && (c[i].determinism != CUDNN_DETERMINISTIC || uses_atomics(dir, c[i].algo))) continue;
         // Run with exactly the math type that was measured (cuDNN picks kernels by algo + math type).
         PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], c[i].math));
         size_t need = 0;
