@@ -30,24 +30,10 @@ static int run(const char* args, const char* out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-// With cuda the runs print every cuDNN algorithm search (DRNET_CUDA_VERBOSE=1): show() leaves the
-// candidate tables out, show_algorithms() prints only each search's shape and its chosen line.
-#define SEARCH_HEADER "^cuda: (forward|backward-data|backward-filter) "
-#define SEARCH_ROW "^  [ *] (IMPLICIT_|GEMM|DIRECT|FFT|WINOGRAD|ALGO_|\\?)"
-
-static void show(const char* out) {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "grep -vE '" SEARCH_HEADER "|" SEARCH_ROW "' %s/%s | sed 's/^/    | /'", dir, out);
-    if (system(cmd) != 0) fprintf(stderr, "(could not show %s)\n", out);
-}
-
-static void show_algorithms(const char* out) {
-    char cmd[512];
-    printf("  cuDNN algorithms chosen in %s (shape, then the chosen candidate):\n", out);
-    fflush(stdout);
-    snprintf(cmd, sizeof(cmd), "grep -E '" SEARCH_HEADER "|^  \\* ' %s/%s | sed 's/^/    | /'", dir, out);
-    if (system(cmd) != 0) fprintf(stderr, "(could not show the algorithms of %s)\n", out);
-}
+// A run's output for a failed check (tests/test_util.c: without the cuDNN candidate tables that
+// DRNET_CUDA_VERBOSE=1 adds), and the algorithms it chose.
+static void show(const char* out) { test_show_output(dir, out, 0); }
+static void show_algorithms(const char* out) { test_show_algorithms(dir, out); }
 
 int main(int argc, char** argv) {
     if (argc < 2 || (argc > 2 && strcmp(argv[2], "cpu") && strcmp(argv[2], "cuda")))

@@ -93,3 +93,24 @@ int test_cuda_missing(char* why, size_t len) {
 #endif
     return 0;
 }
+
+// The lines DRNET_CUDA_VERBOSE=1 adds to an output: a search's header, and its candidate rows.
+#define SEARCH_HEADER "^cuda: (forward|backward-data|backward-filter) "
+#define SEARCH_ROW "^  [ *] (IMPLICIT_|GEMM|DIRECT|FFT|WINOGRAD|ALGO_|\\?)"
+
+void test_show_output(const char* dir, const char* file, int tail) {
+    char cmd[1024], keep[32] = "";
+    if (tail > 0) snprintf(keep, sizeof(keep), " | tail -%d", tail);
+    snprintf(cmd, sizeof(cmd), "grep -vE '" SEARCH_HEADER "|" SEARCH_ROW "' %s/%s | sed 's/^/    | /'%s", dir, file,
+             keep);
+    fflush(stdout);
+    if (system(cmd) != 0) fprintf(stderr, "(could not show %s/%s)\n", dir, file);
+}
+
+void test_show_algorithms(const char* dir, const char* file) {
+    char cmd[1024];
+    printf("  cuDNN algorithms chosen in %s (shape, then the chosen candidate):\n", file);
+    fflush(stdout);
+    snprintf(cmd, sizeof(cmd), "grep -E '" SEARCH_HEADER "|^  \\* ' %s/%s | sed 's/^/    | /'", dir, file);
+    if (system(cmd) != 0) fprintf(stderr, "(could not show the algorithms of %s/%s)\n", dir, file);
+}

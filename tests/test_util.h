@@ -22,6 +22,13 @@ int test_gpu_unavailable(const char* test, const char* why);
 // device), else 0.
 int test_cuda_missing(char* why, size_t len);
 
+// The output file DIR/FILE of a ./train run, indented, for a failed check: without the candidate tables of
+// the cuDNN searches that DRNET_CUDA_VERBOSE=1 prints; tail > 0 keeps only its last lines.
+void test_show_output(const char* dir, const char* file, int tail);
+// Only each cuDNN search's shape and its chosen candidate, from such an output (a GPU test that
+// fails names the algorithms that ran).
+void test_show_algorithms(const char* dir, const char* file);
+
 // Records a failure (printing the message with the test's location) when cond is false.
 #define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
 int test_check(int cond, const char* file, int line, const char* fmt, ...)
