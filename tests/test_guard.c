@@ -19,7 +19,7 @@
 
 static const char* train;
 static char dir[256];
-static char data_flag[400]; // --data DIR: the archive extracted once (each run then loads it quickly), or the folder given
+static char data_flag[400]; // --data DIR: a folder, so that each run loads quickly (test_data_folder)
 
 static char* slurp(const char* path) {
     FILE* f = fopen(path, "rb");
@@ -131,16 +131,9 @@ int main(int argc, char** argv) {
         printf("skipping the runs that need data: CIFAR10_PATH is not set to a readable archive or folder\n");
     } else {
         char base[300], out[300], bad[300], args[2048], named[400], cmd[700];
-        // An archive is unpacked once (the runs below then skip its decompression); a folder (the
-        // extracted data set, as a GPU session's converted copy is) is used as it is.
-        struct stat st;
-        if (stat(getenv("CIFAR10_PATH"), &st) == 0 && S_ISDIR(st.st_mode)) {
-            snprintf(data_flag, sizeof(data_flag), "--data %s", getenv("CIFAR10_PATH"));
-        } else {
-            snprintf(cmd, sizeof(cmd), "tar -xzf '%s' -C %s", getenv("CIFAR10_PATH"), dir);
-            if (system(cmd) != 0) nn_fatal("%s failed", cmd);
-            snprintf(data_flag, sizeof(data_flag), "--data %s/cifar-10-batches-bin", dir);
-        }
+        char folder[300];
+        test_data_folder(dir, folder, sizeof(folder));
+        snprintf(data_flag, sizeof(data_flag), "--data %s", folder);
         snprintf(base, sizeof(base), "%s/base.ckpt", dir);
         snprintf(out, sizeof(out), "%s/out.ckpt", dir);
         snprintf(bad, sizeof(bad), "%s/bad.ckpt", dir);

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../nn/backend.h"
+#include "../nn/util.h"
 
 #ifdef WITH_CUDA
 #include <cuda_runtime.h>
@@ -113,4 +115,17 @@ void test_show_algorithms(const char* dir, const char* file) {
     fflush(stdout);
     snprintf(cmd, sizeof(cmd), "grep -E '" SEARCH_HEADER "|^  \\* ' %s/%s | sed 's/^/    | /'", dir, file);
     if (system(cmd) != 0) fprintf(stderr, "(could not show the algorithms of %s/%s)\n", dir, file);
+}
+
+void test_data_folder(const char* scratch, char* folder, size_t len) {
+    const char* path = getenv("CIFAR10_PATH");
+    struct stat st;
+    if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(folder, len, "%s", path);
+        return;
+    }
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "tar -xzf '%s' -C %s", path ? path : "", scratch);
+    if (system(cmd) != 0) nn_fatal("%s failed", cmd);
+    snprintf(folder, len, "%s/cifar-10-batches-bin", scratch);
 }

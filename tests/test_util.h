@@ -29,6 +29,11 @@ void test_show_output(const char* dir, const char* file, int tail);
 // fails names the algorithms that ran).
 void test_show_algorithms(const char* dir, const char* file);
 
+// CIFAR10_PATH as a folder for --data, for tests that start ./train many times: an archive is
+// unpacked once into scratch (each start then skips the decompression), a folder (an extracted copy,
+// as a GPU session's converted one is) is used as it is. Writes it to folder; fatal if tar fails.
+void test_data_folder(const char* scratch, char* folder, size_t len);
+
 // Records a failure (printing the message with the test's location) when cond is false.
 #define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
 int test_check(int cond, const char* file, int line, const char* fmt, ...)
