@@ -9,7 +9,7 @@
 #
 # Stages, in order, each under its own `timeout` and all under one deadline (DRNET_DEVICE_DEADLINE
 # seconds, default 420), continuing past a failed stage wherever later ones can still run:
-#   env    nvcc, cuDNN (header and library), zlib, PyTorch, the GPU and its free memory: a line each
+#   env    nvcc, cuDNN (header and library), NCCL, zlib, PyTorch, the GPU and its free memory: a line each
 #   build  data conversion in the background while CMake builds only the targets needed here
 #   data   waits for the conversion (or takes CIFAR10_PATH as it is) and checks it
 #   tests  the GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1: a broken device fails, never skips
