@@ -104,3 +104,11 @@ set_tests_properties(test_wheel_roots PROPERTIES SKIP_RETURN_CODE 77)
 # DRNET_REQUIRE_GPU=1 (it reads this line).
 set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed test_dist_nccl)
 set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)
+
+# With the CUDA emulator (-DDRNET_CUDA_EMU=ON): the GPU session's own commands at tiny sizes.
+if(DRNET_CUDA_EMU)
+  add_test(NAME test_emu_commands COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emu/commands.sh
+           $<TARGET_FILE:train> $<TARGET_FILE:bench-depthwise> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_emu_commands PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 900
+                       ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+endif()

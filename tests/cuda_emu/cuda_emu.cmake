@@ -23,12 +23,14 @@ function(drnet_emu_sources out)
     add_custom_command(OUTPUT ${cpp}
                        COMMAND ${CMAKE_COMMAND} -DIN=${src} -DOUT=${cpp} -P ${PROJECT_SOURCE_DIR}/tests/cuda_emu/convert.cmake
                        DEPENDS ${src} ${PROJECT_SOURCE_DIR}/tests/cuda_emu/convert.cmake VERBATIM)
+    # The converted file sees the emulated thread model, and its quoted includes resolve from the
+    # original's folder (and kernels/cuda, for the backend's headers).
+    get_filename_component(dir ${src} DIRECTORY)
+    set_source_files_properties(${cpp} PROPERTIES
+      COMPILE_OPTIONS "-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_kernel.h"
+      INCLUDE_DIRECTORIES "${dir};${PROJECT_SOURCE_DIR}/kernels/cuda")
     list(APPEND cpps ${cpp})
   endforeach()
-  # Kernel sources see the emulated thread model; their relative includes resolve from kernels/cuda.
-  set_source_files_properties(${cpps} PROPERTIES
-    COMPILE_OPTIONS "-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_kernel.h"
-    INCLUDE_DIRECTORIES "${PROJECT_SOURCE_DIR}/kernels/cuda")
   set(${out} ${cpps} PARENT_SCOPE)
 endfunction()
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU session's own command lines (tests/device/session.sh and speed.sh), at tiny sizes, on the
+# CUDA emulator: a flag combination the trainer refuses, or a path only these commands reach (the
+# profiler and --dw-group auto on CUDA, graph capture inside the real trainer, a checkpoint written
+# from device memory and resumed) fails here instead of during the few minutes of a lent GPU.
+#
+#   bash tests/cuda_emu/commands.sh TRAIN BENCH_DEPTHWISE   (programs of a -DDRNET_CUDA_EMU=ON build)
+# Needs CIFAR10_PATH (ctest test_emu_commands sets it); exits 77 (skip) without it.
+set -uo pipefail
+TRAIN=${1:?usage: commands.sh TRAIN BENCH_DEPTHWISE}
+BENCH=${2:?usage: commands.sh TRAIN BENCH_DEPTHWISE}
+if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then echo "skip: no CIFAR10_PATH"; exit 77; fi
+TRAIN=$(realpath "$TRAIN") BENCH=$(realpath "$BENCH")
+T=$(mktemp -d /tmp/drnet-emu-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1 # run folders (runs/) go here, not into the checkout
+small=(--width 0.125 --batch 16 --limit-train 64 --limit-test 32 --threads 2)
+
+# run CMD...: prints the command and the last lines of its output; on failure all of it, then exits 1.
+run() {
+  echo "\$ $*"
+  "$@" > "$T/out" 2>&1
+  local rc=$?
+  if [ $rc != 0 ]; then cat "$T/out"; echo "FAILED (exit $rc): $*"; exit 1; fi
+  tail -n 2 "$T/out" | sed 's/^/    /'
+}
+
+# train: the 3-epoch stage's command (the session's flags, fewer images), stopped after 3 steps and
+# resumed from its checkpoint to the end.
+run "$TRAIN" mobilenet cifar10 --device cuda --epochs 2 "${small[@]}" --log "$T/train.jsonl" --checkpoint "$T/a.ckpt" \
+    --max-steps 3
+run "$TRAIN" mobilenet cifar10 --device cuda --epochs 2 "${small[@]}" --resume "$T/a.ckpt" --max-steps 0
+# bench: the depthwise benchmark (with its direct-kernel baseline), TF32 on and off; the profiler.
+run "$BENCH" --device cuda --reps 1 --batch 1
+run "$BENCH" --device cuda --reps 1 --batch 1 --tf32 off
+run "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --profile --profile-steps 2 --profile-json "$T/profile.json"
+run "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --dw-group auto --profile --profile-steps 2
+# speed: every configuration speed.sh times, batch-norm split included.
+for c in "--gpu-data on --cuda-graph on" "--gpu-data off --cuda-graph off" "--gpu-data on --cuda-graph off"; do
+  # shellcheck disable=SC2086
+  run "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" $c --bench-steps 2 --bench-repeats 2
+done
+run env DRNET_CUDA_BN_SPLIT=1 "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --gpu-data on --cuda-graph on \
+    --bench-steps 2 --bench-repeats 2
+# long: the fast path over two epochs (a short last batch runs eagerly between replays), with a checkpoint.
+run "$TRAIN" mobilenet cifar10 --device cuda --epochs 2 --width 0.125 --batch 24 --limit-train 64 --limit-test 32 \
+    --threads 2 --gpu-data on --cuda-graph on --checkpoint "$T/long.ckpt" --log "$T/long.jsonl"
+echo "commands.sh: every GPU-session command ran on the CUDA emulator"
