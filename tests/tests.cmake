@@ -111,4 +111,14 @@ if(DRNET_CUDA_EMU)
            $<TARGET_FILE:train> $<TARGET_FILE:bench-depthwise> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_emu_commands PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 900
                        ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+  # The kernels again with the threads of a block run in other orders between barriers: a missing
+  # __syncthreads changes the result in at least one order (tests/cuda_emu/emu_runtime.cpp).
+  foreach(order reverse warps)
+    foreach(split 0 1)
+      add_test(NAME test_emu_order_${order}_split${split} COMMAND test_cuda_ops --quick
+               WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+      set_tests_properties(test_emu_order_${order}_split${split} PROPERTIES LABELS gpu TIMEOUT 300
+                           ENVIRONMENT "DRNET_EMU_ORDER=${order};DRNET_CUDA_BN_SPLIT=${split};OMP_NUM_THREADS=2")
+    endforeach()
+  endforeach()
 endif()

@@ -414,8 +414,30 @@ uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane, int width) {
     return warp_slots[warp][parity][running_fiber->exchange_src];
 }
 
+// Releases warp w's lanes when every live lane waits in the same shuffle; false when they do not.
+static bool release_warp(unsigned w, size_t n) {
+    size_t first = (size_t)w * 32, last = first + 32 < n ? first + 32 : n;
+    size_t waiting = 0, lanes_live = 0;
+    for (size_t i = first; i < last; i++) {
+        waiting += fibers[i].state == AT_SHUFFLE;
+        lanes_live += fibers[i].state != EXITED;
+    }
+    if (waiting == 0 || waiting != lanes_live) return false;
+    if (waiting != 32)
+        fatal("kernel %s block (%u,%u,%u): a full-mask warp shuffle in warp %u with only %zu lanes taking part "
+              "(exited lanes or a block size that is not a multiple of 32): undefined on a GPU", kernel_name,
+              fibers[0].ts.block_idx.x, fibers[0].ts.block_idx.y, fibers[0].ts.block_idx.z, w, waiting);
+    for (size_t i = first; i < last; i++) {
+        if (fibers[i].exchange_src >= 32) fatal("kernel %s: shuffle source lane %llu", kernel_name,
+                                                (unsigned long long)fibers[i].exchange_src);
+        fibers[i].state = RUNNABLE;
+    }
+    warp_generation[w]++;
+    return true;
+}
+
 // Releases the waiters of a complete barrier; returns false when no barrier can complete.
-static bool release_barriers(size_t n, unsigned block_threads) {
+static bool release_barriers(size_t n) {
     size_t live = 0, at_sync = 0;
     for (size_t i = 0; i < n; i++) {
         live += fibers[i].state != EXITED;
@@ -427,27 +449,7 @@ static bool release_barriers(size_t n, unsigned block_threads) {
             if (fibers[i].state == AT_SYNCTHREADS) fibers[i].state = RUNNABLE;
         released = true;
     }
-    const unsigned warps = (block_threads + 31) / 32;
-    for (unsigned w = 0; w < warps && w < 32; w++) {
-        size_t first = (size_t)w * 32, last = first + 32 < n ? first + 32 : n;
-        size_t waiting = 0, lanes_live = 0;
-        for (size_t i = first; i < last; i++) {
-            waiting += fibers[i].state == AT_SHUFFLE;
-            lanes_live += fibers[i].state != EXITED;
-        }
-        if (waiting == 0 || waiting != lanes_live) continue;
-        if (waiting != 32)
-            fatal("kernel %s block (%u,%u,%u): a full-mask warp shuffle in warp %u with only %zu lanes taking part "
-                  "(exited lanes or a block size that is not a multiple of 32): undefined on a GPU", kernel_name,
-                  fibers[0].ts.block_idx.x, fibers[0].ts.block_idx.y, fibers[0].ts.block_idx.z, w, waiting);
-        for (size_t i = first; i < last; i++) {
-            if (fibers[i].exchange_src >= 32) fatal("kernel %s: shuffle source lane %llu", kernel_name,
-                                                    (unsigned long long)fibers[i].exchange_src);
-            fibers[i].state = RUNNABLE;
-        }
-        warp_generation[w]++;
-        released = true;
-    }
+    for (unsigned w = 0; w < (n + 31) / 32; w++) released |= release_warp(w, n);
     return released;
 }
 
@@ -476,18 +478,35 @@ static void run_block_fibers(const std::function<void()>& body, dim3 grid, dim3 
         f.ts.block_dim = block;
         f.ts.grid_dim = grid;
     }
+    // Between two barriers the threads run one after another: a thread that reads what another wrote
+    // without a barrier in between sees it in one order and not in another, so a missing barrier
+    // changes the result in some order. DRNET_EMU_ORDER picks it: "threads" (the default: each
+    // thread in turn until it waits), "reverse" (the same, last thread first), or "warps" (each warp
+    // as far as its own shuffles let it before the next warp starts, as when one warp runs ahead).
+    static const int order = [] {
+        const char* o = getenv("DRNET_EMU_ORDER");
+        if (!o || !*o || !strcmp(o, "threads")) return 0;
+        if (!strcmp(o, "reverse")) return 1;
+        if (!strcmp(o, "warps")) return 2;
+        fatal("DRNET_EMU_ORDER=%s: expected threads, reverse or warps", o);
+    }();
     for (;;) {
         bool ran = false, all_done = true;
-        for (size_t i = 0; i < n; i++) {
-            Fiber& f = fibers[i];
+        for (size_t j = 0; j < n; j++) {
+            Fiber& f = fibers[order == 1 ? n - 1 - j : j];
             if (f.state == RUNNABLE) {
                 resume(f);
                 ran = true;
+                // "warps": at a warp's last lane, run the warp on through its shuffles.
+                if (order == 2 && (j % 32 == 31 || j == n - 1))
+                    while (release_warp((unsigned)(j / 32), n))
+                        for (size_t i = j / 32 * 32; i <= j; i++)
+                            if (fibers[i].state == RUNNABLE) resume(fibers[i]);
             }
             all_done &= f.state == EXITED;
         }
         if (all_done) break;
-        if (!release_barriers(n, (unsigned)n) && !ran) {
+        if (!release_barriers(n) && !ran) {
             size_t sync = 0, shfl = 0, done = 0;
             for (size_t i = 0; i < n; i++)
                 sync += fibers[i].state == AT_SYNCTHREADS, shfl += fibers[i].state == AT_SHUFFLE,
