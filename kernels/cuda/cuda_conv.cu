@@ -214,7 +214,7 @@ static void print_candidates(FILE* f, const ConvPlan* p, int dir, const Candidat
     fprintf(f, "cuda: %s %s: %d algorithms %s\n", DIRECTION[dir], shape, n,
             p->deterministic ? "ranked by cuDNN's heuristics (deterministic mode)" : "measured");
     for (int i = 0; i < n; i++)
-        fprintf(f, "  %c %-22s %-22s %9.4f ms  workspace %-10s %-22s %s\n", i == chosen ? '*' : ' ',
+        fprintf(f, "  %c %-22s %-26s %9.4f ms  workspace %-10s %-22s %s\n", i == chosen ? '*' : ' ',
                 algo_name(dir, c[i].algo), c[i].status == CUDNN_STATUS_SUCCESS ? "ok" : cudnnGetErrorString(c[i].status),
                 (double)c[i].ms, cuda_format_bytes(mem, sizeof(mem), (double)c[i].memory), math_name(c[i].math),
                 c[i].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "non-deterministic");
