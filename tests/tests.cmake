@@ -122,3 +122,11 @@ if(DRNET_CUDA_EMU)
     endforeach()
   endforeach()
 endif()
+
+# The CUDA kernels' registers, shared memory and spills from ptxas (sm_90): every kernel launches at
+# any block size. Needs nvcc only, no GPU.
+if(DRNET_CUDA)
+  add_test(NAME test_kernel_resources COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_kernel_resources.sh
+           ${CMAKE_CUDA_COMPILER} -I${CUDNN_INCLUDE_DIR})
+  set_tests_properties(test_kernel_resources PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()
