@@ -192,7 +192,7 @@ static cudaError_t device_malloc(void** p, size_t bytes) {
     install_handler();
     if (!p) return fail(cudaErrorInvalidValue);
     *p = NULL;
-    if (bytes == 0) return cudaSuccess; // CUDA returns success and NULL... with a valid pointer, rarely used
+    if (bytes == 0) return cudaSuccess; // as CUDA: success, and NULL
     if (bytes > DEVICE_MEMORY - allocated_bytes) return fail(cudaErrorMemoryAllocation);
     Allocation a;
     a.data_bytes = (bytes + page_bytes - 1) / page_bytes * page_bytes;
