@@ -453,6 +453,24 @@ static bool release_barriers(size_t n) {
     return released;
 }
 
+// Between two barriers the threads run one after another: a thread that reads what another wrote
+// without a barrier in between sees it in one order and not in another, so a missing barrier
+// changes the result in some order. DRNET_EMU_ORDER picks it: "threads" (the default: each thread
+// in turn until it waits), "reverse" (the same, last thread first, and the blocks of a grid last
+// first: a kernel relying on the order of blocks is wrong on a GPU), or "warps" (each warp as far
+// as its own shuffles let it before the next warp starts, as when one warp runs ahead).
+enum { ORDER_THREADS, ORDER_REVERSE, ORDER_WARPS };
+static int run_order(void) {
+    static const int order = [] {
+        const char* o = getenv("DRNET_EMU_ORDER");
+        if (!o || !*o || !strcmp(o, "threads")) return (int)ORDER_THREADS;
+        if (!strcmp(o, "reverse")) return (int)ORDER_REVERSE;
+        if (!strcmp(o, "warps")) return (int)ORDER_WARPS;
+        fatal("DRNET_EMU_ORDER=%s: expected threads, reverse or warps", o);
+    }();
+    return order;
+}
+
 // Its own frame: getcontext returns twice.
 __attribute__((noinline)) static void make_fiber(Fiber& f) {
     f.stack = (char*)malloc(FIBER_STACK);
@@ -478,27 +496,16 @@ static void run_block_fibers(const std::function<void()>& body, dim3 grid, dim3 
         f.ts.block_dim = block;
         f.ts.grid_dim = grid;
     }
-    // Between two barriers the threads run one after another: a thread that reads what another wrote
-    // without a barrier in between sees it in one order and not in another, so a missing barrier
-    // changes the result in some order. DRNET_EMU_ORDER picks it: "threads" (the default: each
-    // thread in turn until it waits), "reverse" (the same, last thread first), or "warps" (each warp
-    // as far as its own shuffles let it before the next warp starts, as when one warp runs ahead).
-    static const int order = [] {
-        const char* o = getenv("DRNET_EMU_ORDER");
-        if (!o || !*o || !strcmp(o, "threads")) return 0;
-        if (!strcmp(o, "reverse")) return 1;
-        if (!strcmp(o, "warps")) return 2;
-        fatal("DRNET_EMU_ORDER=%s: expected threads, reverse or warps", o);
-    }();
+    const int order = run_order();
     for (;;) {
         bool ran = false, all_done = true;
         for (size_t j = 0; j < n; j++) {
-            Fiber& f = fibers[order == 1 ? n - 1 - j : j];
+            Fiber& f = fibers[order == ORDER_REVERSE ? n - 1 - j : j];
             if (f.state == RUNNABLE) {
                 resume(f);
                 ran = true;
                 // "warps": at a warp's last lane, run the warp on through its shuffles.
-                if (order == 2 && (j % 32 == 31 || j == n - 1))
+                if (order == ORDER_WARPS && (j % 32 == 31 || j == n - 1))
                     while (release_warp((unsigned)(j / 32), n))
                         for (size_t i = j / 32 * 32; i <= j; i++)
                             if (fibers[i].state == RUNNABLE) resume(fibers[i]);
@@ -526,10 +533,12 @@ static void run_grid(const char* name, const void* key, dim3 grid, dim3 block, c
     auto known = needs_fibers.find(key);
     const bool fibers_on = known == needs_fibers.end() || known->second;
     bool used = false;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                uint3 b = make_uint3(x, y, z);
+    const bool rev = run_order() == ORDER_REVERSE;
+    for (unsigned zi = 0; zi < grid.z; zi++)
+        for (unsigned yi = 0; yi < grid.y; yi++)
+            for (unsigned xi = 0; xi < grid.x; xi++) {
+                const uint3 b = rev ? make_uint3(grid.x - 1 - xi, grid.y - 1 - yi, grid.z - 1 - zi)
+                                    : make_uint3(xi, yi, zi);
                 if (fibers_on) {
                     fiber_mode = true;
                     block_used_barrier = false;
@@ -545,7 +554,8 @@ static void run_grid(const char* name, const void* key, dim3 grid, dim3 block, c
                 for (unsigned tz = 0; tz < block.z; tz++)
                     for (unsigned ty = 0; ty < block.y; ty++)
                         for (unsigned tx = 0; tx < block.x; tx++) {
-                            direct_state.thread_idx = make_uint3(tx, ty, tz);
+                            direct_state.thread_idx = rev ? make_uint3(block.x - 1 - tx, block.y - 1 - ty, block.z - 1 - tz)
+                                                          : make_uint3(tx, ty, tz);
                             body();
                         }
                 current = NULL;
