@@ -1,6 +1,7 @@
 // The CUDA emulator's internal interface (tests/cuda_emu/): what the fake cuDNN and cuBLAS need from
 // the emulated runtime. Device memory is host memory that is readable only while emulated device
-// work runs, so every computation must go through submit().
+// work runs, so every computation must go through submit(). Like the backend (one stream, one host
+// thread), the emulator is single-threaded: nothing in it takes a lock.
 #ifndef TESTS_CUDA_EMU_EMU_H
 #define TESTS_CUDA_EMU_EMU_H
 

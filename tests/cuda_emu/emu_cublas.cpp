@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <mutex>
 #include <set>
 #include <vector>
 
@@ -36,13 +35,11 @@ struct cublasContext {
 namespace {
 
 // Handles used after cublasDestroy would be a use after free in real cuBLAS.
-std::mutex live_mutex;
-std::set<const cublasContext*> live;
+std::set<const cublasContext*> live; // the emulator runs on one host thread (emu.h): no lock
 
 // false for NULL (cuBLAS returns CUBLAS_STATUS_NOT_INITIALIZED); aborts for a dead handle.
 bool check_handle(const cublasContext* h, const char* call) {
     if (!h) return false;
-    std::lock_guard<std::mutex> lock(live_mutex);
     if (!live.count(h)) emu::fatal("%s: handle %p was destroyed or never created (a use after free in real cuBLAS)", call, (const void*)h);
     return true;
 }
@@ -154,20 +151,14 @@ const char* cublasGetStatusString(cublasStatus_t status) {
 cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
     if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
     cublasContext* h = new cublasContext{0, nullptr, 0, CUBLAS_DEFAULT_MATH, CUBLAS_POINTER_MODE_HOST};
-    {
-        std::lock_guard<std::mutex> lock(live_mutex);
-        live.insert(h);
-    }
+    live.insert(h);
     *handle = h;
     return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
     REQUIRE_HANDLE(handle, "cublasDestroy");
-    {
-        std::lock_guard<std::mutex> lock(live_mutex);
-        live.erase(handle);
-    }
+    live.erase(handle);
     delete handle;
     return CUBLAS_STATUS_SUCCESS;
 }

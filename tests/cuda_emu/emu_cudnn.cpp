@@ -34,13 +34,11 @@
 #include "emu.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <set>
 #include <vector>
 
@@ -87,11 +85,9 @@ __attribute__((format(printf, 3, 4))) cudnnStatus_t fail(cudnnStatus_t st, const
 // Live objects: a handle or descriptor used after cudnnDestroy* (or never created) would be a
 // use-after-free in real cuDNN, so it aborts here.
 
-std::mutex live_mutex;
-std::set<const void*> live;
+std::set<const void*> live; // the emulator runs on one host thread (emu.h): no lock
 
 template <typename T> T* make_live(T* p) {
-    std::lock_guard<std::mutex> lock(live_mutex);
     live.insert(p);
     return p;
 }
@@ -99,7 +95,6 @@ template <typename T> T* make_live(T* p) {
 // false for NULL (the caller returns CUDNN_STATUS_BAD_PARAM); aborts for a dead pointer.
 bool check_live(const void* p, const char* call, const char* what) {
     if (!p) return false;
-    std::lock_guard<std::mutex> lock(live_mutex);
     if (!live.count(p)) emu::fatal("%s: %s %p was destroyed or never created (a use after free in real cuDNN)", call, what, p);
     return true;
 }
@@ -108,10 +103,7 @@ bool check_live(const void* p, const char* call, const char* what) {
 template <typename T> cudnnStatus_t destroy(T* p, const char* call, const char* what) {
     if (!p) return CUDNN_STATUS_SUCCESS;
     check_live(p, call, what);
-    {
-        std::lock_guard<std::mutex> lock(live_mutex);
-        live.erase(p);
-    }
+    live.erase(p);
     delete p;
     return CUDNN_STATUS_SUCCESS;
 }
@@ -440,7 +432,7 @@ std::vector<float> operand(const float* src, size_t n, bool tf32) {
     return v;
 }
 
-std::atomic<uint64_t> runs{0}; // executions of non-deterministic algorithms, for their jitter
+uint64_t runs; // executions of non-deterministic algorithms, for their jitter
 
 // Runs direction `d` on device memory (inside a submitted closure): the two inputs `a` and `b`
 // (forward: x, w; backward data: dy, w; backward filter: x, dy) and the output `out`.
@@ -472,7 +464,7 @@ void convolve(Dir d, const Problem& p, const float* a, const float* b, float* ou
         });
         break;
     }
-    const uint64_t run = runs.fetch_add(1) + 1;
+    const uint64_t run = ++runs;
     for (size_t i = 0; i < out_elems; i++) {
         // beta == 0: the old output is not read (it may be uninitialized or NaN).
         float v = (float)(alpha * acc[i] + (beta != 0.0 ? beta * (double)out[i] : 0.0));

@@ -32,7 +32,7 @@ extern ThreadState* current;
 
 void syncthreads(void);
 // Exchanges 8 bytes among the lanes of the running thread's warp (all lanes in `mask` must call).
-uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane, int width);
+uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane);
 
 // Runs (or queues, or records into a graph being captured) body() for every thread of the grid.
 void launch(const char* name, const void* key, dim3 grid, dim3 block, size_t shared_bytes,
@@ -74,7 +74,7 @@ template <class T> static inline T __shfl_down_sync(unsigned mask, T v, unsigned
     const int lane = (int)(threadIdx.x & 31u);
     // CUDA: the lane reads from lane + delta when that lane is in its width-wide segment, else keeps v.
     const int src = (lane % width) + (int)delta < width ? lane + (int)delta : lane;
-    bits = ::emu::warp_exchange(mask, bits, src, width);
+    bits = ::emu::warp_exchange(mask, bits, src);
     memcpy(&v, &bits, sizeof(T));
     return v;
 }

@@ -95,15 +95,23 @@ static const size_t DEVICE_MEMORY = (size_t)16 << 30; // what cudaMemGetInfo rep
 
 static const unsigned char CANARY = 0xa5;
 
+// The first byte of [p, p + n) (n <= 256) that is not CANARY, or NULL. Runs after every piece of
+// device work for every allocation, so the intact case is one memcmp.
+static const unsigned char* broken(const unsigned char* p, size_t n) {
+    static unsigned char intact[256];
+    if (!intact[0]) memset(intact, CANARY, sizeof(intact));
+    if (memcmp(p, intact, n) == 0) return NULL;
+    while (*p == CANARY) p++;
+    return p;
+}
+
 // The first canary byte that is not intact just before or just after the allocation, or NULL.
 static const unsigned char* broken_canary(const Allocation& a) {
     const unsigned char* data = (const unsigned char*)a.map + page_bytes;
-    const unsigned char* lo = (const unsigned char*)a.user - 256 < data ? data : (const unsigned char*)a.user - 256;
-    for (const unsigned char* q = lo; q < (const unsigned char*)a.user; q++)
-        if (*q != CANARY) return q;
-    for (const unsigned char* q = (const unsigned char*)a.user + a.user_bytes; q < data + a.data_bytes; q++)
-        if (*q != CANARY) return q;
-    return NULL;
+    const unsigned char* user = (const unsigned char*)a.user;
+    const unsigned char* lo = user - 256 < data ? data : user - 256;
+    const unsigned char* q = broken(lo, (size_t)(user - lo));
+    return q ? q : broken(user + a.user_bytes, (size_t)(data + a.data_bytes - (user + a.user_bytes)));
 }
 
 static void protect(const Allocation& a, int prot) {
@@ -262,13 +270,18 @@ bool is_capturing(cudaStream_t s) {
     return s ? stream_of(s)->capture != NULL : capturing_stream != NULL;
 }
 
-// A call CUDA refuses while a global-mode capture is in progress: it fails and invalidates the capture.
+// What CUDA does with a call it cannot capture: the call fails with `e` and the capture is invalid.
+static void invalidate_capture(const char* what, cudaError_t e) {
+    capturing_stream->invalidated = true;
+    fprintf(stderr, "cuda-emu: %s during a stream capture: CUDA refuses it (%s) and invalidates the capture\n", what,
+            cudaGetErrorName(e));
+    last_error = e;
+}
+
+// A call CUDA refuses while a global-mode capture is in progress: true (after invalidating it) then.
 static bool refused_in_capture(const char* what) {
     if (!capturing_stream) return false;
-    capturing_stream->invalidated = true;
-    fprintf(stderr, "cuda-emu: %s during a stream capture: CUDA refuses it (cudaErrorStreamCaptureUnsupported) "
-                    "and invalidates the capture\n", what);
-    last_error = cudaErrorStreamCaptureUnsupported;
+    invalidate_capture(what, cudaErrorStreamCaptureUnsupported);
     return true;
 }
 
@@ -284,6 +297,13 @@ static void check_canaries(const char* what) {
     }
 }
 
+// Runs one piece of work (device memory is open) and checks that it wrote inside its buffers.
+static void run_work(const Work& w) {
+    running = w.what.c_str();
+    w.run();
+    check_canaries(w.what.c_str());
+}
+
 // Runs a stream's queue; device memory is opened once for the whole batch of work.
 static void drain(CUstream_st* s) {
     if (s->queue.empty()) return;
@@ -291,9 +311,7 @@ static void drain(CUstream_st* s) {
     while (!s->queue.empty()) {
         Work w = std::move(s->queue.front());
         s->queue.pop_front();
-        running = w.what.c_str();
-        w.run();
-        check_canaries(w.what.c_str());
+        run_work(w);
     }
     leave_device();
 }
@@ -310,10 +328,7 @@ void submit(cudaStream_t stream, const char* what, std::function<void()> work) {
     }
     if (s == &legacy_stream) {
         if (capturing_stream) { // the legacy stream synchronizes with the capturing stream: not capturable
-            capturing_stream->invalidated = true;
-            fprintf(stderr, "cuda-emu: %s on the legacy default stream during a capture "
-                            "(cudaErrorStreamCaptureImplicit)\n", what);
-            last_error = cudaErrorStreamCaptureImplicit;
+            invalidate_capture(what, cudaErrorStreamCaptureImplicit);
             return;
         }
         for (CUstream_st* o : streams) // the legacy stream waits for every blocking stream and they for it
@@ -398,8 +413,7 @@ void syncthreads(void) {
     switch_to_scheduler(AT_SYNCTHREADS);
 }
 
-uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane, int width) {
-    (void)width;
+uint64_t warp_exchange(unsigned mask, uint64_t mine, int src_lane) {
     if (!fiber_mode)
         fatal("kernel %s used a warp shuffle in a launch run without fibers (its first launch never did)",
               kernel_name);
@@ -717,17 +731,15 @@ cudaError_t cudaFreeHost(void* p) {
 }
 
 // The direction must match where the pointers are (cudaMemcpyDefault infers it).
-static cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call) {
+static void check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call) {
+    if (kind == cudaMemcpyDefault || kind == cudaMemcpyHostToHost) return;
     const bool dd = is_device_range(dst, bytes), sd = is_device_range(src, bytes);
-    if (kind == cudaMemcpyDefault) return cudaSuccess;
     const bool want_dd = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     const bool want_sd = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-    if (kind == cudaMemcpyHostToHost) return cudaSuccess;
     if (want_dd != dd || want_sd != sd)
         fatal("%s of %zu bytes, kind %d: destination %p is %s, source %p is %s (a device range must lie inside one "
               "cudaMalloc allocation)", call, bytes, (int)kind, dst, dd ? "device memory" : "not device memory", src,
               sd ? "device memory" : "not device memory");
-    return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
@@ -735,7 +747,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     check_copy(dst, src, bytes, kind, "cudaMemcpyAsync");
     const bool host_dst = !is_device_range(dst, bytes), host_src = !is_device_range(src, bytes);
     const bool pageable = (host_dst && !is_pinned(dst, bytes)) || (host_src && !is_pinned(src, bytes));
-    if (pageable && capturing_stream && refused_in_capture("cudaMemcpyAsync with pageable host memory"))
+    if (pageable && refused_in_capture("cudaMemcpyAsync with pageable host memory"))
         return cudaErrorStreamCaptureUnsupported;
     if (pageable && host_src && !host_dst) {
         // From pageable memory CUDA stages the source before returning: snapshot it now.
@@ -862,11 +874,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (!exec) return fail(cudaErrorInvalidValue);
     CUgraphExec_st* e = (CUgraphExec_st*)exec;
     submit(stream, "cudaGraphLaunch", [e]() {
-        for (Work& w : e->nodes) {
-            running = w.what.c_str();
-            w.run();
-            check_canaries(w.what.c_str());
-        }
+        for (const Work& w : e->nodes) run_work(w);
     });
     return cudaSuccess;
 }
@@ -902,13 +910,13 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
 // Not ready while work queued before the event has not run (a legal answer at any time on a GPU).
 cudaError_t cudaEventQuery(cudaEvent_t e) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
-    if (capturing_stream && refused_in_capture("cudaEventQuery")) return cudaErrorStreamCaptureUnsupported;
+    if (refused_in_capture("cudaEventQuery")) return cudaErrorStreamCaptureUnsupported;
     return e->pending ? cudaErrorNotReady : cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
-    if (capturing_stream && refused_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    if (refused_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
     if (e->pending) flush_all();
     if (e->pending) fatal("cudaEventSynchronize: an event recorded only inside a graph that was never launched");
     return cudaSuccess;
