@@ -222,6 +222,16 @@ cuda_on=0
 if [ -x "$BUILD/train" ]; then
   { echo "\$ ldd $BUILD/train"; ldd "$BUILD/train" | grep -E 'cudnn|cublas|cudart|nccl|libz|libgomp|not found'; } >> "$LOG" 2>&1
   ldd "$BUILD/train" | grep -q 'not found' && { say "ldd: a library of train is not found (see session.log)"; build_ok=0; }
+  # The cuDNN loaded must be the one whose header was compiled in (two cuDNNs on one machine: the
+  # toolkit's and PyTorch's wheel).
+  # Compared by root folder: .../include[/triplet] against .../lib[64][/triplet].
+  inc=$(sed -n 's/^CUDNN_INCLUDE_DIR:PATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+  lib=$(ldd "$BUILD/train" | awk '$1 ~ /^libcudnn\.so/ { print $3 }')
+  if [ -d "$inc" ] && [ -f "$lib" ]; then
+    inc_root=$(cd "$inc" && pwd -P | sed -E 's#/include(/[^/]*)?$##')
+    lib_root=$(cd "$(dirname "$lib")" && pwd -P | sed -E 's#/lib(64)?(/[^/]*)?$##')
+    [ "$inc_root" != "$lib_root" ] && { say "cuDNN mismatch: header from $inc, library loaded from $lib"; build_ok=0; }
+  fi
   "$BUILD/train" --help > /dev/null 2>&1 || { say "the built train does not start"; build_ok=0; }
 fi
 if [ $build_ok = 1 ] && [ $cuda_on = 1 ]; then stage_end ok "${#TARGETS[@]} targets, CUDA backend on"
