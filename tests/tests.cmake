@@ -127,6 +127,6 @@ endif()
 # any block size. Needs nvcc only, no GPU.
 if(DRNET_CUDA)
   add_test(NAME test_kernel_resources COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_kernel_resources.sh
-           ${CMAKE_CUDA_COMPILER} -I${CUDNN_INCLUDE_DIR})
+           ${CMAKE_CUDA_COMPILER} -I${CUDNN_INCLUDE_DIR} -I${CMAKE_BINARY_DIR}/wheel-cublas/include)
   set_tests_properties(test_kernel_resources PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endif()

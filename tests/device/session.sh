@@ -137,10 +137,13 @@ WHEELS=()
 for p in $PY python3; do
   mapfile -t WHEELS < <("$p" cmake/nvidia_wheel_roots.py 2>/dev/null) && [ ${#WHEELS[@]} -gt 0 ] && break
 done
+# The toolkit of the nvcc on PATH (CMake takes that one too), which need not be /usr/local/cuda.
+TOOLKIT=""
+command -v nvcc >/dev/null 2>&1 && TOOLKIT=$(dirname "$(dirname "$(command -v nvcc)")")
 # find_root HEADER LIBGLOB: the first candidate folder holding include/HEADER and lib*/LIBGLOB.
 find_root() {
   local d
-  for d in /usr/local/cuda /usr "${WHEELS[@]}"; do
+  for d in $TOOLKIT /usr/local/cuda /usr "${WHEELS[@]}"; do
     # compgen, not ls: ls fails when any one of its patterns matches nothing.
     if [ -f "$d/include/$1" ] && { compgen -G "$d/lib*/$2" || compgen -G "$d/lib/*/$2"; } >/dev/null; then
       echo "$d"; return 0
