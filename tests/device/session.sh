@@ -5,7 +5,9 @@
 #   DRNET_DEVICE_BUILD=build bash tests/device/session.sh   # reuse an existing build folder
 #   DRNET_DEVICE_STAGES="speed long" bash tests/device/session.sh   # a second call: only these stages
 #                                   (env, build and data always run; long takes its epoch time from
-#                                   the train stage, else from DRNET_DEVICE_EPOCH_S)
+#                                   the train stage, else from DRNET_DEVICE_EPOCH_S, and uses the fast
+#                                   path when this call's tests, or DRNET_DEVICE_FAST=1, proved it)
+# The summary ends with the exact "next call:" line for the stages that failed or did not fit.
 #
 # Stages, in order, each under its own `timeout` and all under one deadline (DRNET_DEVICE_DEADLINE
 # seconds, default 420), continuing past a failed stage wherever later ones can still run:
@@ -330,6 +332,11 @@ if wanted speed; then
   fi
 fi
 
+# Whether this call (or, by DRNET_DEVICE_FAST=1, an earlier one) showed the fast path right.
+fast_proven() {
+  [ "${DRNET_DEVICE_FAST:-0}" = 1 ] || grep -qE 'Test +#[0-9]+: test_cuda_speed \.+ +Passed' "$OUT/tests.log" 2>/dev/null
+}
+
 # ---------------------------------------------------------------------------------------------------
 # long: the standard recipe (cosine over the run) for as many epochs as fit
 if wanted long; then
@@ -342,7 +349,8 @@ if wanted long; then
     # batches bit-identical to the eager step). Its epoch time then comes from the speed stage's
     # measured rate, plus a third for evaluation and the short last batch, which run eagerly.
     fast=()
-    if grep -qE 'Test +#[0-9]+: test_cuda_speed \.+ +Passed' "$OUT/tests.log" 2>/dev/null; then
+    # (A second call that does not rerun the tests says so with DRNET_DEVICE_FAST=1.)
+    if fast_proven; then
       fast=(--gpu-data on --cuda-graph on)
       rate=$(grep -h '^| drnet, gpu-data on, cuda-graph on |' "$OUT/speed.log" 2>/dev/null | awk -F'|' '{ print $3 + 0 }' | head -1)
       [ "${rate:-0}" = 0 ] && rate=
@@ -371,6 +379,21 @@ fi
   echo "summary ($(($(date +%s) - T0)) s of a ${DEADLINE} s deadline; logs in $OUT: ${FILES[*]})"
   printf '  %-6s %-8s %6s  %s\n' stage status seconds note
   for i in "${!STAGES[@]}"; do printf '  %-6s %-8s %6s  %s\n' "${STAGES[$i]}" "${STATUS[$i]}" "${SECS[$i]}" "${NOTES[$i]}"; done
+  # The command for a second call on the same machine (docs/DESIGN-NOTES.md, "A borrowed GPU"): the
+  # stages that failed or did not fit, with what they need from this call. DEADLINE: the device
+  # time left, less a minute.
+  again=""
+  for i in "${!STAGES[@]}"; do
+    case "${STAGES[$i]}:${STATUS[$i]}:${NOTES[$i]}" in
+      env:*|build:*|data:*|*:ok:*|*:skipped:"not in DRNET_DEVICE_STAGES"|*:skipped:"no GPU") ;;
+      *) again+="${again:+ }${STAGES[$i]}" ;;
+    esac
+  done
+  if [ -n "$again" ]; then
+    per=$(grep '"test_acc"' "$OUT/train.jsonl" 2>/dev/null | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
+    per=${per:-${DRNET_DEVICE_EPOCH_S:-}}
+    echo "next call: DRNET_DEVICE_STAGES=\"$again\"${per:+ DRNET_DEVICE_EPOCH_S=$per}$(fast_proven && echo ' DRNET_DEVICE_FAST=1') DRNET_DEVICE_DEADLINE=<device seconds left - 60> bash tests/device/session.sh"
+  fi
 } | tee -a "$LOG"
 if [ "$GPU" != 1 ]; then
   if [ $FAILED = 0 ]; then echo "no GPU here: rehearsal passed (every stage that needs no device ran); exit 3" | tee -a "$LOG"; exit 3; fi
