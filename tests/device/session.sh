@@ -186,6 +186,13 @@ elif [ -f .device/zlib/usr/include/zlib.h ]; then
               -DZLIB_LIBRARY="$(ls "$top"/.device/zlib/usr/lib/*/libz.a 2>/dev/null | head -1)")
   check zlib "carried in .device/zlib (no zlib.h on this system)"
 else check zlib "MISSING: no zlib.h (run tests/device/prepare.sh before the session)"; env_missing+=" zlib"; fi
+# The build tool: make, else Ninja (the GPU image has Ninja among its Python packages; make is not
+# promised), else CMake's configure would fail with no build program.
+gen=()
+if command -v make >/dev/null 2>&1; then check build "make, cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
+elif command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); check build "ninja (no make here), cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
+else check build "MISSING: neither make nor ninja"; env_missing+=" make"; fi
+for t in cmake cc; do command -v $t >/dev/null 2>&1 || { check $t "MISSING: not on PATH"; env_missing+=" $t"; }; done
 check cores "$JOBS; deadline ${DEADLINE} s; logs in $OUT"
 if [ -n "$env_missing" ]; then stage_end FAIL "missing:$env_missing"; else stage_end ok "GPU: $([ $GPU = 1 ] && echo yes || echo none)"; fi
 
@@ -214,7 +221,7 @@ build_ok=1
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   # No MPI: one GPU needs none, and an MPI found among the GPU image's Python packages is one more
   # thing that could break the build.
-  run "$LOG" 150 cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DWITH_MPI=OFF \
+  run "$LOG" 150 cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DWITH_MPI=OFF "${gen[@]}" \
       ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} ${NCCL_ROOT:+-DNCCL_ROOT="$NCCL_ROOT"} "${zlib_flags[@]}" ${DATA:+-DCIFAR10_PATH="$DATA"} || build_ok=0
 else
   # A reused build folder keeps its settings but is regenerated: one configured before a target was
