@@ -71,7 +71,14 @@ for c in "${configs[@]}"; do
   split=0
   case $c in BN_SPLIT*) split=1; c=${c#BN_SPLIT } ;; esac
   # shellcheck disable=SC2086
-  DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}" && ours_ok=1
+  if DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}"; then
+    ours_ok=1
+  else # a row that says so, in the table too
+    gd=false cg=false
+    case " $c " in *" --gpu-data on "*) gd=true ;; esac
+    case " $c " in *" --cuda-graph on "*) cg=true ;; esac
+    echo "BENCH {\"impl\": \"drnet\", \"status\": \"failed\", \"note\": \"see the output above\", \"gpu_data\": $gd, \"cuda_graph\": $cg, \"bn_split\": $([ $split = 1 ] && echo true || echo false)}" >> "$BENCH"
+  fi
 done
 
 torch_ok=0 torch_there=0
@@ -124,7 +131,8 @@ for r in rows:
         c = f"{v / best_comp:.2f}x" if best_comp else "-"
         print(f"| {name} | {v:.0f} | {r['median_ms']:.3f} | {e} | {c} | {machine(r['median_ms'])} |")
     else:
-        print(f"| {name} | - | - | {r.get('status')}: {r.get('note', '')} | | | |")
+        note = str(r.get("note", "")).replace("|", "/")  # a '|' would split the table's cell
+        print(f"| {name} | - | - | {r.get('status')}: {note} | | | |")
 if work:
     print(f"\nper step (batch {work['batch']}): {work['flop_model'] / 1e9:.2f} GFLOP as the model defines them "
           f"({work['flop_executed'] / 1e9:.2f} executed by ours, DR included); at least "
