@@ -192,7 +192,8 @@ gen=()
 if command -v make >/dev/null 2>&1; then check build "make, cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
 elif command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); check build "ninja (no make here), cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
 else check build "MISSING: neither make nor ninja"; env_missing+=" make"; fi
-for t in cmake cc; do command -v $t >/dev/null 2>&1 || { check $t "MISSING: not on PATH"; env_missing+=" $t"; }; done
+command -v cmake >/dev/null 2>&1 || { check cmake "MISSING: not on PATH"; env_missing+=" cmake"; }
+command -v gcc >/dev/null 2>&1 || { check gcc "MISSING: not on PATH (the C compiler CMake needs)"; env_missing+=" gcc"; }
 check cores "$JOBS; deadline ${DEADLINE} s; logs in $OUT"
 if [ -n "$env_missing" ]; then stage_end FAIL "missing:$env_missing"; else stage_end ok "GPU: $([ $GPU = 1 ] && echo yes || echo none)"; fi
 
