@@ -222,7 +222,8 @@ build_ok=1
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   # No MPI: one GPU needs none, and an MPI found among the GPU image's Python packages is one more
   # thing that could break the build.
-  run "$LOG" 150 cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DWITH_MPI=OFF "${gen[@]}" \
+  # CC: GCC by name (CMake takes `cc` first, which may be another compiler; the build needs GCC).
+  run "$LOG" 150 env CC="${CC:-gcc}" cmake -B "$BUILD" -S . -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DWITH_MPI=OFF "${gen[@]}" \
       ${CUDNN_ROOT:+-DCUDNN_ROOT="$CUDNN_ROOT"} ${NCCL_ROOT:+-DNCCL_ROOT="$NCCL_ROOT"} "${zlib_flags[@]}" ${DATA:+-DCIFAR10_PATH="$DATA"} || build_ok=0
 else
   # A reused build folder keeps its settings but is regenerated: one configured before a target was
