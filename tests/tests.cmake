@@ -96,8 +96,9 @@ set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # cmake/fetch_cifar10.cmake against a local file:// archive (the MD5 check, no file left on failure).
 add_test(NAME test_fetch COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_fetch.sh ${CMAKE_COMMAND})
-# cmake/nvidia_wheel_roots.py: how CMake and the GPU session find PyTorch's cuDNN and NCCL wheels.
-add_test(NAME test_wheel_roots COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_wheel_roots.sh)
+# cmake/nvidia_wheel_roots.py and cmake/nvidia_libraries.cmake: how CMake and the GPU session find
+# PyTorch's cuDNN, NCCL and cuBLAS wheels, on fake toolkits and wheels.
+add_test(NAME test_wheel_roots COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_wheel_roots.sh python3 ${CMAKE_COMMAND})
 set_tests_properties(test_wheel_roots PROPERTIES SKIP_RETURN_CODE 77)
 
 # Every test in this file that needs a GPU: the device script builds and runs exactly these, with
