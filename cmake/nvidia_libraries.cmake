@@ -17,21 +17,18 @@ endif()
 
 include(${CMAKE_CURRENT_LIST_DIR}/cublas_from_wheel.cmake)
 
-# Each library is taken from beside its own header first, and every folder is asked for all of a
-# library's names before the next folder (NAMES_PER_DIR): otherwise a toolkit's libcudnn.so beats a
+# find_beside(PREFIX HEADER ROOT_VAR LIBNAMES...): PREFIX_INCLUDE_DIR and PREFIX_LIBRARY (cache
+# variables). The library is taken from beside its own header first, and every folder is asked for
+# all the names before the next folder (NAMES_PER_DIR): otherwise a toolkit's libcudnn.so beats a
 # wheel's libcudnn.so.9 even when CUDNN_ROOT names the wheel, and the header and the library come
 # from two different cuDNNs (seen with the CUDA 13 toolkit next to PyTorch 2.11's wheels).
-set(_cudnn_hints ${CUDNN_ROOT} $ENV{CUDNN_ROOT} ${CUDAToolkit_LIBRARY_ROOT} ${_wheel_roots})
-find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_cudnn_hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
-get_filename_component(_cudnn_beside "${CUDNN_INCLUDE_DIR}" DIRECTORY)
-find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR
-             HINTS ${_cudnn_beside} ${_cudnn_hints} ${CUDAToolkit_LIBRARY_DIR}
-             PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
+function(find_beside prefix header root_var)
+  set(hints ${${root_var}} $ENV{${root_var}} ${CUDAToolkit_LIBRARY_ROOT} ${_wheel_roots})
+  find_path(${prefix}_INCLUDE_DIR ${header} HINTS ${hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+  get_filename_component(beside "${${prefix}_INCLUDE_DIR}" DIRECTORY)
+  find_library(${prefix}_LIBRARY NAMES ${ARGN} NAMES_PER_DIR HINTS ${beside} ${hints} ${CUDAToolkit_LIBRARY_DIR}
+               PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
+endfunction()
 
-# NCCL (the GPU all-reduce of multi-process training), optional.
-set(_nccl_hints ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_ROOT} ${_wheel_roots})
-find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
-get_filename_component(_nccl_beside "${NCCL_INCLUDE_DIR}" DIRECTORY)
-find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR
-             HINTS ${_nccl_beside} ${_nccl_hints} ${CUDAToolkit_LIBRARY_DIR}
-             PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu)
+find_beside(CUDNN cudnn.h CUDNN_ROOT cudnn libcudnn.so.9)
+find_beside(NCCL nccl.h NCCL_ROOT nccl libnccl.so.2) # the GPU all-reduce of multi-process training, optional
