@@ -66,6 +66,13 @@ epochs_of() {
     awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $0 }'
 }
 
+# The seconds of the train stage's last epoch, else DRNET_DEVICE_EPOCH_S (a second call), else nothing.
+epoch_seconds() {
+  local s
+  s=$(grep '"test_acc"' "$OUT/train.jsonl" 2>/dev/null | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
+  echo "${s:-${DRNET_DEVICE_EPOCH_S:-}}"
+}
+
 # The summary: one row per stage.
 STAGES=() STATUS=() SECS=() NOTES=()
 FAILED=0
@@ -189,8 +196,9 @@ else check zlib "MISSING: no zlib.h (run tests/device/prepare.sh before the sess
 # The build tool: make, else Ninja (the GPU image has Ninja among its Python packages; make is not
 # promised), else CMake's configure would fail with no build program.
 gen=()
-if command -v make >/dev/null 2>&1; then check build "make, cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
-elif command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); check build "ninja (no make here), cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
+cmake_v=$(cmake --version 2>/dev/null | head -1 | awk '{print $3}')
+if command -v make >/dev/null 2>&1; then check build "make, cmake $cmake_v"
+elif command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); check build "ninja (no make here), cmake $cmake_v"
 else check build "MISSING: neither make nor ninja"; env_missing+=" make"; fi
 command -v cmake >/dev/null 2>&1 || { check cmake "MISSING: not on PATH"; env_missing+=" cmake"; }
 command -v gcc >/dev/null 2>&1 || { check gcc "MISSING: not on PATH (the C compiler CMake needs)"; env_missing+=" gcc"; }
@@ -354,8 +362,7 @@ if wanted long; then
   stage_begin long "the standard recipe for as many epochs as the remaining time allows"
   # The epoch time comes from the train stage, or (when only this stage runs) DRNET_DEVICE_EPOCH_S.
   if [ "$GPU" = 1 ] && { [ -s "$OUT/train.jsonl" ] || [ -n "${DRNET_DEVICE_EPOCH_S:-}" ]; }; then
-    per=$(grep '"test_acc"' "$OUT/train.jsonl" | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
-    per=${per:-${DRNET_DEVICE_EPOCH_S:-}}
+    per=$(epoch_seconds)
     # The fast path, once this call has shown it right: test_cuda_speed passed (graph replay and GPU
     # batches bit-identical to the eager step). Its epoch time then comes from the speed stage's
     # measured rate, plus a third for evaluation and the short last batch, which run eagerly.
@@ -401,8 +408,7 @@ fi
     esac
   done
   if [ -n "$again" ]; then
-    per=$(grep '"test_acc"' "$OUT/train.jsonl" 2>/dev/null | grep -o '"seconds": [0-9.]*' | tail -1 | awk '{print $2}')
-    per=${per:-${DRNET_DEVICE_EPOCH_S:-}}
+    per=$(epoch_seconds)
     echo "next call: DRNET_DEVICE_STAGES=\"$again\"${per:+ DRNET_DEVICE_EPOCH_S=$per}$(fast_proven && echo ' DRNET_DEVICE_FAST=1') DRNET_DEVICE_DEADLINE=<device seconds left - 60> bash tests/device/session.sh"
   fi
 } | tee -a "$LOG"
