@@ -218,8 +218,8 @@ static void compare_case(const OpCase* c) {
         }
         compare_params(e, c->name, 1, 0, bd->grad);
         for (int b = 0; b < 2; b++) engine_backward_from(e[b], out[b], seed);
-        char where[80];
-        snprintf(where, sizeof(where), "%.24s (2nd backward)", c->name);
+        char where[96]; // the whole case name: a failing row must say which case (stride, g) it is
+        snprintf(where, sizeof(where), "%s, 2nd bwd", c->name);
         compare_params(e, where, 1, 0, bd->grad);
 
         for (int b = 0; b < 2; b++) {
