@@ -388,7 +388,7 @@ static void test_relu_overwrite(void) {
            bad ? "FAIL" : "ok");
 }
 
-// Metrics over a batch with a tied row (the first maximum wins), called twice to accumulate.
+// Metrics over a batch with tied rows (the first maximum wins), called twice to accumulate.
 static void test_metrics(void) {
     enum { N = 37, C = 10 };
     float logits[N * C], loss = 2.25f, start_sum = 1.5f, sum[2];
@@ -400,6 +400,9 @@ static void test_metrics(void) {
     for (int i = 0; i < 5; i++) logits[i * C] = 5.0f;
     logits[5 * C + 2] = logits[5 * C + 5] = 9.0f, labels[5] = 2; // tie: class 2 wins, correct
     logits[6 * C + 2] = logits[6 * C + 5] = 9.0f, labels[6] = 5; // tie: class 2 wins, wrong
+    // A third tie, right under the first-maximum rule: with only the two above, a kernel that let the
+    // last maximum win would lose one hit and gain one, and the count would not show it.
+    logits[7 * C + 3] = logits[7 * C + 4] = 9.0f, labels[7] = 3;
     for (int b = 0; b < 2; b++) {
         float* ld = to_device(be[b], logits, sizeof(logits));
         int* labd = to_device(be[b], labels, sizeof(labels));

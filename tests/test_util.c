@@ -19,6 +19,9 @@ int test_failures = 0;
 int test_check(int cond, const char* file, int line, const char* fmt, ...) {
     if (cond) return 1;
     test_failures++;
+    // The rows printed so far first: when both streams go to one pipe or file (ctest, the GPU
+    // session's logs), a buffered stdout would otherwise put this line in the middle of a row.
+    fflush(stdout);
     fprintf(stderr, "FAIL %s:%d: ", file, line);
     va_list ap;
     va_start(ap, fmt);
@@ -29,6 +32,7 @@ int test_check(int cond, const char* file, int line, const char* fmt, ...) {
 }
 
 int test_finish(const char* name) {
+    fflush(stdout);
     if (test_failures) {
         fprintf(stderr, "%s: %d check(s) FAILED\n", name, test_failures);
         return 1;
