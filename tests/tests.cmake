@@ -112,6 +112,9 @@ if(DRNET_CUDA_EMU)
            $<TARGET_FILE:train> $<TARGET_FILE:bench-depthwise> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_emu_commands PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 900
                        ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+  # Seconds on a GPU, minutes here: test_cuda_speed takes about 200 s alone on 2 cores, too close to
+  # the 300 s that catch a hang on a GPU when another job shares the cores.
+  set_tests_properties(test_cuda_speed PROPERTIES TIMEOUT 900)
   # The kernels again with the threads of a block run in other orders between barriers: a missing
   # __syncthreads changes the result in at least one order (tests/cuda_emu/emu_runtime.cpp).
   foreach(order reverse warps)
