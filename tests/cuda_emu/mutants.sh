@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Do the GPU tests notice a wrong CUDA kernel? Each mutant below changes one thing in kernels/cuda
-# (an index, a flag, a tie rule, a missing wait); the script applies it, rebuilds the emulated
-# tests, runs the test that should catch it, and restores the file. A mutant the test does not
-# catch ("SURVIVED") is a gap in the tests, or a change that cannot matter (then say so here).
+# or in train/speed.c's graph path (an index, a flag, a tie rule, a missing wait); the script
+# applies it, rebuilds the emulated tests, runs the test that should catch it, and restores the
+# file. A mutant the test does not catch ("SURVIVED") is a gap in the tests, or a change that cannot
+# matter (then say so here).
 #
 #   bash tests/cuda_emu/mutants.sh [BUILD] [NAME ...]
 # BUILD: an emulated build (cmake -B build-emu -S . -DDRNET_CUDA_EMU=ON -DWITH_MPI=OFF; default
@@ -108,6 +109,10 @@ mutant ring_no_wait    $D/cuda_backend.cu '        CUDA_CHECK(cudaEventSynchroni
 mutant zero_half       $D/cuda_backend.cu 'cudaMemsetAsync(p, 0, bytes, g_cuda.stream)' 'cudaMemsetAsync(p, 0, bytes / 2, g_cuda.stream)' "$Q"
 mutant augment_label   $D/cuda_speed.cu 'if (r == 0) labels[j] = record[0];' 'if (r == 0) labels[j] = record[0] % 9;' "$SPEED"
 mutant graph_no_replay $D/cuda_speed.cu 'CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, g_cuda.stream));' '(void)graph;' "$SPEED"
+# The trainer's graph path (train/speed.c), which only a GPU or the emulator runs with --cuda-graph.
+mutant graph_stale     train/speed.c 'if (c.allocs != s->allocs_at_capture) {' 'if (0) {' "$SPEED"
+mutant graph_stale_lr  train/speed.c '    be->upload(s->lr, &t->sgd.lr, sizeof(float));
+' '' "$SPEED"
 
 # Leave the build as the sources are.
 build /dev/null
