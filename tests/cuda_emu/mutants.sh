@@ -19,16 +19,18 @@ cd "$(dirname "$0")/../.."
 BUILD=${1:-build-emu}
 shift $(($# > 0 ? 1 : 0))
 ONLY=" $* "
+for n in "$@"; do # a misspelt name would otherwise run nothing and report success
+  grep -q "^mutant $n " "$0" || { echo "mutants: no mutant named '$n' (the names are the first word after 'mutant' below)"; exit 2; }
+done
 [ -f "$BUILD/CMakeCache.txt" ] && grep -q '^DRNET_CUDA_EMU:BOOL=ON' "$BUILD/CMakeCache.txt" ||
   { echo "mutants: $BUILD is not an emulated build (-DDRNET_CUDA_EMU=ON)"; exit 2; }
 LOGS=$(mktemp -d /tmp/drnet-mutants-XXXXXX)
 SAVED=""                               # the file being mutated, restored on any exit
 trap '[ -n "$SAVED" ] && cp "$LOGS/original" "$SAVED"' EXIT
-B=$BUILD
-Q="$B/test_cuda_ops --quick"
-S="DRNET_CUDA_BN_SPLIT=1 $B/test_cuda_ops --quick"
-SPEED=$B/test_cuda_speed
-RESUME="$B/test_resume_cuda $B/train cuda"
+Q="$BUILD/test_cuda_ops --quick"
+S="DRNET_CUDA_BN_SPLIT=1 $BUILD/test_cuda_ops --quick"
+SPEED=$BUILD/test_cuda_speed
+RESUME="$BUILD/test_resume_cuda $BUILD/train cuda"
 export DRNET_REQUIRE_GPU=1 # a test that skipped would look like one that caught the mutant
 # The data the build's ctest gives its tests (test_resume_cuda and test_cuda_speed read CIFAR-10).
 CIFAR10_PATH=${CIFAR10_PATH:-$(sed -n 's/.*CIFAR10_PATH=\([^;"]*\).*/\1/p' "$BUILD/CTestTestfile.cmake" | head -1)}
