@@ -25,6 +25,9 @@ expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov may
 expect 2 "--schedule linear: expected cosine, step or constant" mobilenet cifar10 --schedule linear
 expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
 expect 2 "--print-model yes: takes no value" mobilenet cifar10 --print-model=yes
+expect 2 "--out r: cannot be combined with --resume" mobilenet cifar10 --resume r --out r
+expect 2 "--out r: only a training run has a run directory" mobilenet cifar10 --profile --out r
+expect 2 "--out r: only a training run has a run directory" mobilenet cifar10 --eval-only --init x --out r
 expect 0 "3.217 M parameters, 46.35 M multiply-adds" mobilenet cifar10 --print-model
 expect 0 "layers.12.conv2" mobilenet cifar10 --print-model --width 0.5
 expect 1 "cannot open checkpoint '$tmp/none.ckpt'" mobilenet cifar10 --resume "$tmp/none.ckpt"

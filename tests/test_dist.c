@@ -39,7 +39,8 @@ static int run(int np, const char* args, const char* out) {
     char cmd[4096], launcher[600] = "";
     if (np > 0) snprintf(launcher, sizeof(launcher), "%s -n %d ", mpiexec, np);
     snprintf(cmd, sizeof(cmd), "%s%s mobilenet cifar10 --width 0.125 --batch 32 --limit-train 240 "
-             "--limit-test 64 --epochs 2 --threads 1 --device cpu %s > %s/%s 2>&1", launcher, train, args, dir, out);
+             "--limit-test 64 --epochs 2 --threads 1 --device cpu %s %s > %s/%s 2>&1", launcher, train, args,
+             test_out_flag(dir, args), dir, out);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }

@@ -39,7 +39,7 @@ static int run(const char* args, const char* out) {
     char cmd[4096];
     const char* small = strncmp(args, "--resume", 8) == 0 ? "" : "--width 0.125 --batch 32 --epochs 2";
     snprintf(cmd, sizeof(cmd), "%s mobilenet cifar10 --device cpu --limit-train 64 --limit-test 32 "
-             "--threads 2 %s %s %s > %s/%s 2>&1", train, data_flag, small, args, dir, out);
+             "--threads 2 %s %s %s %s > %s/%s 2>&1", train, data_flag, small, args, test_out_flag(dir, args), dir, out);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -26,7 +26,8 @@ static char dir[256];
 static int run(const char* args, const char* out) {
     char cmd[2048];
     snprintf(cmd, sizeof(cmd), "%s mobilenet cifar10 --width 0.125 --batch 32 --limit-train 256 "
-             "--limit-test 64 --epochs 3 --threads 2 %s %s > %s/%s 2>&1", train, device_args, args, dir, out);
+             "--limit-test 64 --epochs 3 --threads 2 %s %s %s > %s/%s 2>&1", train, device_args, args,
+             test_out_flag(dir, args), dir, out);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }

@@ -133,3 +133,11 @@ void test_data_folder(const char* scratch, char* folder, size_t len) {
     if (system(cmd) != 0) nn_fatal("%s failed", cmd);
     snprintf(folder, len, "%s/cifar-10-batches-bin", scratch);
 }
+
+const char* test_out_flag(const char* dir, const char* args) {
+    static char flag[400];
+    static int runs;
+    if (strstr(args, "--resume") || strstr(args, "--eval-only")) return "";
+    snprintf(flag, sizeof(flag), "--out %s/run-%d", dir, ++runs);
+    return flag;
+}

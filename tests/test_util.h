@@ -34,6 +34,11 @@ void test_show_algorithms(const char* dir, const char* file);
 // as a GPU session's converted one is) is used as it is. Writes it to folder; fatal if tar fails.
 void test_data_folder(const char* scratch, char* folder, size_t len);
 
+// "--out DIR/run-N" (N counting up from 1) for a ./train run that starts a new run, "" for one that
+// does not (ARGS holds --resume or --eval-only, which refuse --out): without --out a new run makes its directory under runs/ in the
+// working directory, which for ctest is the checkout, and a test must leave nothing there.
+const char* test_out_flag(const char* dir, const char* args);
+
 // Records a failure (printing the message with the test's location) when cond is false.
 #define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)
 int test_check(int cond, const char* file, int line, const char* fmt, ...)

@@ -58,7 +58,7 @@ static const char* USAGE =
     "  --version             print the version and what this build contains, and exit\n"
     "\n"
     "Run directory (every training run keeps its files in one)\n"
-    "  --out DIR             the run directory (runs/MODEL-DATASET-YYYYmmdd-HHMMSS); it holds\n"
+    "  --out DIR             a new run's directory (runs/MODEL-DATASET-YYYYmmdd-HHMMSS); it holds\n"
     "                        config.json (every setting of the run), checkpoint.ckpt (the whole\n"
     "                        training state, saved at each epoch end, at --max-steps and on Ctrl-C,\n"
     "                        atomically), log.jsonl and final.ckpt (the weights, at the end)\n"
@@ -252,6 +252,12 @@ void options_parse(Options* o, int argc, char** argv) {
     if (strcmp(o->model, "mobilenet") != 0) bad("MODEL", o->model, "unknown model (available: mobilenet)");
     if (strcmp(o->dataset, "cifar10") != 0) bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
     if (o->resume[0] && o->init[0]) bad("--init", o->init, "cannot be combined with --resume");
+    // --out names a new run's directory; where it would be ignored it is refused instead.
+    if (o->out[0] && o->resume[0])
+        bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");
+    if (o->out[0] && (o->eval_only || o->profile || o->print_model))
+        bad("--out", o->out, "only a training run has a run directory (not --eval-only, --profile, --bench-steps "
+                             "or --print-model)");
     if (o->eval_only && !o->resume[0] && !o->init[0])
         bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");
 }

@@ -28,7 +28,7 @@ run() {
 # train: the 3-epoch stage's command (the session's flags, fewer images), stopped after 3 steps and
 # resumed from its checkpoint to the end.
 run "$TRAIN" mobilenet cifar10 --device cuda --epochs 2 "${small[@]}" --log "$T/train.jsonl" --checkpoint "$T/a.ckpt" \
-    --max-steps 3
+    --out "$T/run" --max-steps 3
 run "$TRAIN" mobilenet cifar10 --device cuda --epochs 2 "${small[@]}" --resume "$T/a.ckpt" --max-steps 0
 # bench: the depthwise benchmark (with its direct-kernel baseline), TF32 on and off; the profiler.
 run "$BENCH" --device cuda --reps 1 --batch 1

@@ -45,6 +45,9 @@ for f in "${FILES[@]}"; do : > "$OUT/$f"; done
 
 left() { echo $((DEADLINE - ($(date +%s) - T0))); }
 say() { echo "== [$(($(date +%s) - T0)) s] $*" | tee -a "$LOG"; }
+# A new, empty run directory for one ./train run's --out (without --out, train makes one under runs/
+# in the checkout).
+run_dir() { mktemp -d /tmp/drnet-run-XXXXXX; }
 
 # run FILE LIMIT CMD...: runs CMD with its output appended to FILE, under `timeout` of at most
 # LIMIT seconds and never past the deadline; prints the command and its status.
@@ -277,7 +280,7 @@ if [ -n "$CONVERT_PID" ]; then wait "$CONVERT_PID"; fi
 if [ -z "$DATA" ]; then
   stage_end FAIL "no data: set CIFAR10_PATH, or run tests/device/prepare.sh first (needs Pillow here)"
 elif [ -x "$BUILD/train" ] && run "$LOG" 60 "$BUILD/train" mobilenet cifar10 --data "$DATA" --device cpu \
-       --width 0.125 --batch 32 --limit-train 64 --limit-test 64 --max-steps 2 --threads 2; then
+       --width 0.125 --batch 32 --limit-train 64 --limit-test 64 --max-steps 2 --threads 2 --out "$(run_dir)"; then
   stage_end ok "$DATA read by train"
 else
   stage_end FAIL "train could not read $DATA (see session.log)"
@@ -321,13 +324,13 @@ if wanted train; then
   stage_begin train "3 epochs, standard recipe, on CIFAR-10 (JPEG round-trip copy)"
   if [ "$GPU" = 1 ]; then
     run "$OUT/train.log" 150 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
-        --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt
+        --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt --out "$(run_dir)"
     rc=$?
     acc=$(epochs_of "$OUT/train.jsonl")
     [ $rc = 0 ] && stage_end ok "test acc per epoch: $acc" || stage_end FAIL "exit $rc; ${acc:-no epoch finished}"
   else
     run "$OUT/train.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --epochs 1 \
-        --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" &&
+        --limit-train 512 --limit-test 256 --log "$OUT/train.jsonl" --out "$(run_dir)" &&
       stage_end ok "rehearsal: CPU, 512 images: $(epochs_of "$OUT/train.jsonl")" ||
       stage_end FAIL "rehearsal run failed (see train.log)"
   fi
@@ -401,7 +404,7 @@ if wanted long; then
     epochs=$(awk -v r="$rest" -v p="${per:-0}" 'BEGIN { if (p <= 0) { print 0; exit } n = int((r - 20) / (p * 1.2)); print (n > 200 ? 200 : n) }')
     if [ "$epochs" -ge 5 ]; then
       run "$OUT/long.log" "$rest" "$BUILD/train" mobilenet cifar10 --device cuda --epochs "$epochs" "${fast[@]}" \
-          --checkpoint /tmp/drnet-device-long.ckpt --log /tmp/drnet-device-long.jsonl
+          --checkpoint /tmp/drnet-device-long.ckpt --log /tmp/drnet-device-long.jsonl --out "$(run_dir)"
       rc=$?
       { echo "per-epoch JSON log:"; cat /tmp/drnet-device-long.jsonl; } >> "$OUT/long.log" 2>&1
       done_n=$(grep -c '"test_acc"' /tmp/drnet-device-long.jsonl 2>/dev/null)
