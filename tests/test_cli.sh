@@ -25,6 +25,7 @@ expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov may
 expect 2 "--schedule linear: expected cosine, step or constant" mobilenet cifar10 --schedule linear
 expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
 expect 2 "--print-model yes: takes no value" mobilenet cifar10 --print-model=yes
+expect 2 "--bench-repeats: needs --bench-steps N" mobilenet cifar10 --bench-repeats 3
 expect 2 "--out r: cannot be combined with --resume" mobilenet cifar10 --resume r --out r
 expect 2 "--out r: only a training run has a run directory" mobilenet cifar10 --profile --out r
 expect 2 "--out r: only a training run has a run directory" mobilenet cifar10 --eval-only --init x --out r
@@ -52,6 +53,7 @@ else
   saved=$(grep -o 'step [0-9]*)' "$tmp/int.out" | grep -o '[0-9]*')
   expect 0 "resuming '$tmp/int.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/int.ckpt" --max-steps $((${saved:-0} + 2))
   expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/int.ckpt"
+  expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --profile-steps 1 --max-steps 1 # implies --profile
   # A diverging run stops with a clear message, without overwriting the checkpoint it started from.
   # lr 100 with weight decay 1 multiplies every weight by -99 per step: a certain overflow within
   # about twenty steps, whatever the rounding of the kernels.

@@ -75,8 +75,8 @@ static const char* USAGE =
     "                        --resume appends to it\n"
     "  --log-every N         also log the running training loss and accuracy every N steps (0: off)\n"
     "  --profile             time every layer after a few warm-up steps, print a table and exit\n"
-    "  --profile-steps N     steps averaged by --profile (20)\n"
-    "  --profile-json PATH   also write the profile as JSON\n"
+    "  --profile-steps N     steps averaged by --profile (20; implies --profile)\n"
+    "  --profile-json PATH   also write the profile as JSON (implies --profile)\n"
     "  --gpu-data on|off     keep the data set in backend memory and build each batch there (crop,\n"
     "                        flip, normalize from the same random stream as the CPU loader) (off)\n"
     "  --cuda-graph on|off   CUDA: capture the training step once as a graph and replay it (off)\n"
@@ -148,7 +148,7 @@ void options_parse(Options* o, int argc, char** argv) {
     o->profile_steps = 20;
     o->bench_repeats = 5;
 
-    int positional = 0;
+    int positional = 0, repeats_given = 0;
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -238,12 +238,12 @@ void options_parse(Options* o, int argc, char** argv) {
         else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v), o->given |= GIVEN_LOG;
         else if (!strcmp(flag, "--out")) copy_path(o->out, flag, v), o->given |= GIVEN_OUT;
         else if (!strcmp(flag, "--log-every")) o->log_every = (int)parse_long(flag, v, 0, 1 << 30), o->given |= GIVEN_LOG_EVERY;
-        else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)parse_long(flag, v, 1, 100000);
+        else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)parse_long(flag, v, 1, 100000), o->profile = 1;
         else if (!strcmp(flag, "--profile-json")) copy_path(o->profile_json, flag, v), o->profile = 1;
         else if (!strcmp(flag, "--gpu-data")) o->gpu_data = parse_onoff(flag, v), o->given |= GIVEN_GPU_DATA;
         else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = parse_onoff(flag, v), o->given |= GIVEN_CUDA_GRAPH;
         else if (!strcmp(flag, "--bench-steps")) o->bench_steps = (int)parse_long(flag, v, 1, 1000000), o->profile = 1;
-        else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)parse_long(flag, v, 1, 1000);
+        else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)parse_long(flag, v, 1, 1000), repeats_given = 1;
     }
     if (positional < 2) {
         fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");
@@ -252,6 +252,7 @@ void options_parse(Options* o, int argc, char** argv) {
     if (strcmp(o->model, "mobilenet") != 0) bad("MODEL", o->model, "unknown model (available: mobilenet)");
     if (strcmp(o->dataset, "cifar10") != 0) bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
     if (o->resume[0] && o->init[0]) bad("--init", o->init, "cannot be combined with --resume");
+    if (repeats_given && !o->bench_steps) bad("--bench-repeats", NULL, "needs --bench-steps N");
     // --out names a new run's directory; where it would be ignored it is refused instead.
     if (o->out[0] && o->resume[0])
         bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");

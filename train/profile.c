@@ -47,8 +47,8 @@ int run_profile(Trainer* t) {
     if (o->bench_steps) return run_bench(t);
     int steps = o->profile_steps;
     loader_start_epoch(t->train_loader, 0, 0);
-    printf("profile: %d warm-up steps, then %d steps without and %d with the profiler (batch %d)\n",
-           WARMUP_STEPS, steps, steps, o->batch);
+    printf("profile: %d warm-up steps, then %d step%s without and %d with the profiler (batch %d)\n",
+           WARMUP_STEPS, steps, steps == 1 ? "" : "s", steps, o->batch);
     timed_steps(t, WARMUP_STEPS, NULL, NULL);
     double plain_ms = timed_steps(t, steps, NULL, NULL);
 
