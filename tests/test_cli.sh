@@ -27,8 +27,10 @@ expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
 expect 2 "--print-model yes: takes no value" mobilenet cifar10 --print-model=yes
 expect 2 "--bench-repeats: needs --bench-steps N" mobilenet cifar10 --bench-repeats 3
 expect 2 "--out r: cannot be combined with --resume" mobilenet cifar10 --resume r --out r
-expect 2 "--out r: only a training run has a run directory" mobilenet cifar10 --profile --out r
-expect 2 "--out r: only a training run has a run directory" mobilenet cifar10 --eval-only --init x --out r
+expect 2 "--out r: only a training run writes it" mobilenet cifar10 --profile --out r
+expect 2 "--out r: only a training run writes it" mobilenet cifar10 --eval-only --init x --out r
+expect 2 "--checkpoint c: only a training run writes it" mobilenet cifar10 --eval-only --init x --checkpoint c
+expect 2 "--log l: only a training run writes it" mobilenet cifar10 --print-model --log l
 expect 0 "3.217 M parameters, 46.35 M multiply-adds" mobilenet cifar10 --print-model
 expect 0 "layers.12.conv2" mobilenet cifar10 --print-model --width 0.5
 expect 1 "cannot open checkpoint '$tmp/none.ckpt'" mobilenet cifar10 --resume "$tmp/none.ckpt"

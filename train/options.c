@@ -253,12 +253,18 @@ void options_parse(Options* o, int argc, char** argv) {
     if (strcmp(o->dataset, "cifar10") != 0) bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
     if (o->resume[0] && o->init[0]) bad("--init", o->init, "cannot be combined with --resume");
     if (repeats_given && !o->bench_steps) bad("--bench-repeats", NULL, "needs --bench-steps N");
-    // --out names a new run's directory; where it would be ignored it is refused instead.
+    // A run's files: --out names a new run's directory, --checkpoint and --log where a training run
+    // writes. Where they would be ignored they are refused instead.
     if (o->out[0] && o->resume[0])
         bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");
-    if (o->out[0] && (o->eval_only || o->profile || o->print_model))
-        bad("--out", o->out, "only a training run has a run directory (not --eval-only, --profile, --bench-steps "
-                             "or --print-model)");
+    if (o->eval_only || o->profile || o->print_model) {
+        const struct { int given; const char* flag; const char* value; } files[] = {
+            {GIVEN_OUT, "--out", o->out}, {GIVEN_CHECKPOINT, "--checkpoint", o->checkpoint}, {GIVEN_LOG, "--log", o->log}};
+        for (int i = 0; i < 3; i++)
+            if (o->given & files[i].given)
+                bad(files[i].flag, files[i].value, "only a training run writes it (not --eval-only, --profile, "
+                                                   "--bench-steps or --print-model)");
+    }
     if (o->eval_only && !o->resume[0] && !o->init[0])
         bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");
 }

@@ -134,6 +134,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     char act[32];
     printf("memory: %s of activations for batch %d\n",
            nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), t->micro);
+    if (o->eval_only) return; // an evaluation only runs the model: no recipe, no micro-batches
     printf("recipe: %d epochs x %d steps, batch %d, SGD lr %g momentum %g%s wd %g, %s schedule%s, seed %llu%s\n",
            o->epochs, t->steps_per_epoch, o->batch, (double)o->lr, (double)o->momentum,
            o->nesterov ? " (nesterov)" : "", (double)o->weight_decay, schedule_name(o->schedule),
