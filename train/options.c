@@ -35,7 +35,7 @@ static const char* USAGE =
     "                        N that does not divide a layer's channels is lowered to the largest\n"
     "                        divisor; auto times the candidates per layer at start-up\n"
     "  --print-model         print every layer (output shape, parameters, multiply-adds; depthwise\n"
-    "                        g from --dw-group N, else 32) and exit\n"
+    "                        g from --dw-group N, else the --device backend's default) and exit\n"
     "\n"
     "Data\n"
     "  --data PATH           cifar-10-binary.tar.gz or its extracted directory; default: the\n"
