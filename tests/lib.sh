@@ -2,6 +2,8 @@
 # scratch directory, failure counting, skips that name what is missing, and `expect`.
 
 failures=0
+# The Python helpers under tests/reference import each other: no __pycache__ left in the checkout.
+export PYTHONDONTWRITEBYTECODE=1
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 # scratch NAME: $tmp, a fresh directory removed at exit.

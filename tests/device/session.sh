@@ -35,6 +35,7 @@ set -uo pipefail
 T0=$(date +%s)
 DEADLINE=${DRNET_DEVICE_DEADLINE:-420}
 OUT=${OUT:-/tmp/drnet-device}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the checkout from the PyTorch companions
 BUILD=${DRNET_DEVICE_BUILD:-build-gpu}
 JOBS=$(nproc 2>/dev/null || echo 4)
 top=$(pwd)
