@@ -78,12 +78,7 @@ static int kill_once(int mode, unsigned* seed) {
     // the random-time kills check; before a kill aimed at a write it is removed, so that the test
     // sees when the next write begins.
     if (mode == 0) unlink(tmp);
-    // A new run gets its directory in scratch: without --out it would make one under runs/ in the
-    // working directory, the checkout.
-    static int fresh;
-    char run_dir[320];
-    snprintf(run_dir, sizeof(run_dir), "%s/run-%d", dir, ++fresh);
-    pid_t pid = before >= 0 ? start("--resume", ckpt, 1L << 40) : start("--out", run_dir, 1L << 40);
+    pid_t pid = before >= 0 ? start("--resume", ckpt, 1L << 40) : start("--out", test_run_dir(dir), 1L << 40);
     double t0 = nn_now(), delay = 0.5 + 4.0 * rand_r(seed) / RAND_MAX;
     int status = 0, mid_write = 0, exited = 0;
     for (;;) {

@@ -134,10 +134,16 @@ void test_data_folder(const char* scratch, char* folder, size_t len) {
     snprintf(folder, len, "%s/cifar-10-batches-bin", scratch);
 }
 
-const char* test_out_flag(const char* dir, const char* args) {
-    static char flag[400];
+const char* test_run_dir(const char* dir) {
+    static char path[400];
     static int runs;
+    snprintf(path, sizeof(path), "%s/run-%d", dir, ++runs);
+    return path;
+}
+
+const char* test_out_flag(const char* dir, const char* args) {
+    static char flag[420];
     if (strstr(args, "--resume") || strstr(args, "--eval-only")) return "";
-    snprintf(flag, sizeof(flag), "--out %s/run-%d", dir, ++runs);
+    snprintf(flag, sizeof(flag), "--out %s", test_run_dir(dir));
     return flag;
 }

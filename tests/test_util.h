@@ -34,9 +34,12 @@ void test_show_algorithms(const char* dir, const char* file);
 // as a GPU session's converted one is) is used as it is. Writes it to folder; fatal if tar fails.
 void test_data_folder(const char* scratch, char* folder, size_t len);
 
-// "--out DIR/run-N" (N counting up from 1) for a ./train run that starts a new run, "" for one that
-// does not (ARGS holds --resume or --eval-only, which refuse --out): without --out a new run makes its directory under runs/ in the
-// working directory, which for ctest is the checkout, and a test must leave nothing there.
+// A new run directory's path, DIR/run-N (N counting up from 1), for a ./train run's --out: without
+// --out a new run makes its directory under runs/ in the working directory, which for ctest is the
+// checkout, and a test must leave nothing there. Static storage, overwritten by the next call.
+const char* test_run_dir(const char* dir);
+// "--out DIR/run-N" for a ./train run that starts a new run, "" for one that does not (ARGS holds
+// --resume or --eval-only, which refuse --out).
 const char* test_out_flag(const char* dir, const char* args);
 
 // Records a failure (printing the message with the test's location) when cond is false.

@@ -13,7 +13,7 @@
 #include "../nn/util.h"
 
 void guard_paths(const Options* o) {
-    if (o->checkpoint[0] && !o->eval_only && !o->profile) {
+    if (o->checkpoint[0] && options_training(o)) {
         struct stat st;
         if (stat(o->checkpoint, &st) == 0 && S_ISDIR(st.st_mode))
             nn_fatal("--checkpoint '%s' is a directory; give a file name (e.g. %s/run.ckpt)", o->checkpoint,
@@ -34,7 +34,7 @@ void guard_paths(const Options* o) {
         if (access(tmp, F_OK) == 0 && access(tmp, W_OK) != 0)
             nn_fatal("--checkpoint '%s' cannot be written: '%s': %s", o->checkpoint, tmp, strerror(errno));
     }
-    if (o->log[0] && !o->eval_only && !o->profile) {
+    if (o->log[0] && options_training(o)) {
         struct stat st;
         int existed = stat(o->log, &st) == 0;
         if (existed && S_ISDIR(st.st_mode)) nn_fatal("--log '%s' is a directory", o->log);

@@ -132,6 +132,8 @@ static void copy_path(char* dst, const char* flag, const char* v) {
     strcpy(dst, v);
 }
 
+int options_training(const Options* o) { return !o->eval_only && !o->profile && !o->print_model; }
+
 void options_parse(Options* o, int argc, char** argv) {
     memset(o, 0, sizeof(*o));
     o->epochs = 200, o->batch = 128;
@@ -257,7 +259,7 @@ void options_parse(Options* o, int argc, char** argv) {
     // writes. Where they would be ignored they are refused instead.
     if (o->out[0] && o->resume[0])
         bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");
-    if (o->eval_only || o->profile || o->print_model) {
+    if (!options_training(o)) {
         const struct { int given; const char* flag; const char* value; } files[] = {
             {GIVEN_OUT, "--out", o->out}, {GIVEN_CHECKPOINT, "--checkpoint", o->checkpoint}, {GIVEN_LOG, "--log", o->log}};
         for (int i = 0; i < 3; i++)

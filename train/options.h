@@ -62,6 +62,10 @@ typedef struct Options {
 // or value prints a message naming it and exits 2.
 void options_parse(Options* o, int argc, char** argv);
 
+// 1 when the command trains (it writes a run directory, a checkpoint and a log); 0 for --eval-only,
+// --profile (and --bench-steps, which implies it) and --print-model.
+int options_training(const Options* o);
+
 // version.c: `train --version` (the version and what this build contains).
 void print_version(void);
 

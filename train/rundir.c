@@ -254,7 +254,7 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
         if (!is_file(p)) nn_fatal("--init '%s': the directory holds neither %s nor %s", o->init, FINAL_NAME, CHECKPOINT_NAME);
         snprintf(o->init, PATH_LEN, "%s", p);
     }
-    int training = !o->eval_only && !o->profile && !o->print_model;
+    int training = options_training(o);
 
     if (o->resume[0]) {
         Config c;
