@@ -3,7 +3,8 @@
 // the file and the record; an unwritable --checkpoint or --log is refused at start-up, before the
 // data is read; a --log write error stops the run; a NaN test loss and non-finite weights stop the
 // run with the epoch and step, exit 1 and leave the previous checkpoint byte for byte; resuming with
-// another --threads says that bit-identity is lost. Usage: test_guard PATH-TO-TRAIN
+// another --threads says that bit-identity is lost; the run's clock carries across --resume (and a
+// damaged one is refused). Usage: test_guard PATH-TO-TRAIN
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -64,8 +65,9 @@ static int same_file(const char* a, const char* b) {
     return system(cmd) == 0;
 }
 
-// Copies checkpoint src to dst with fill applied to the data of the named records.
-static void rewrite(const char* src, const char* dst, const char* const* names, float value) {
+// Copies checkpoint src to dst with fill applied to the data of the named records; with drop, the
+// named records are left out instead (a checkpoint from an older version).
+static void copy_checkpoint(const char* src, const char* dst, const char* const* names, float value, int drop) {
     Checkpoint c;
     CkptWriter w;
     char err[1200];
@@ -73,13 +75,41 @@ static void rewrite(const char* src, const char* dst, const char* const* names, 
     if (ckpt_begin(&w, dst, err, sizeof(err))) nn_fatal("%s", err);
     for (int i = 0; i < c.count; i++) {
         CkptRecord* r = &c.records[i];
-        for (int k = 0; names[k]; k++)
-            if (!strcmp(r->name, names[k]))
-                for (size_t j = 0; j < r->nbytes / 4; j++) ((float*)r->data)[j] = value;
+        int named = 0;
+        for (int k = 0; names[k]; k++) named |= !strcmp(r->name, names[k]);
+        if (named && drop) continue;
+        if (named)
+            for (size_t j = 0; j < r->nbytes / 4; j++) ((float*)r->data)[j] = value;
         ckpt_put(&w, r->name, r->dtype, r->ndim, r->dims, r->data, r->nbytes);
     }
     if (ckpt_commit(&w, err, sizeof(err))) nn_fatal("%s", err);
     ckpt_free(&c);
+}
+
+static void rewrite(const char* src, const char* dst, const char* const* names, float value) {
+    copy_checkpoint(src, dst, names, value, 0);
+}
+
+// The run's clock (elapsed time, the summary's total) goes on from where the checkpoint left it: 3600 s
+// in the file make the resumed run's total "1:00:xx"; NaN there is refused as damage; a checkpoint
+// from before the record takes the time its log records instead.
+static void run_clock(const char* base, const char* bad) {
+    static const char* const clock[] = {"train.run_seconds", NULL};
+    char args[1200], named[400], log[300];
+    rewrite(base, bad, clock, 3600.0f);
+    snprintf(args, sizeof(args), "--resume %s --max-steps 2", bad);
+    expect(0, "resume: the run's clock carries on", args, (const char*[]){"(step 2), 1:00:", "in this session", NULL});
+    rewrite(base, bad, clock, NAN);
+    snprintf(named, sizeof(named), "checkpoint '%s': train.run_seconds is nan", bad);
+    expect(1, "resume: a NaN run clock", args, (const char*[]){named, NULL});
+    copy_checkpoint(base, bad, clock, 0, 1);
+    snprintf(log, sizeof(log), "%s/old.jsonl", dir);
+    FILE* f = NN_FOPEN(log, "w");
+    fprintf(f, "{\"epoch\": 1, \"step\": 1, \"train_loss\": 2.3, \"train_acc\": 10.0, \"test_loss\": 2.3, "
+            "\"test_acc\": 10.0, \"lr\": 0.1, \"seconds\": 7200.0, \"img_per_s\": 1.0}\n");
+    fclose(f);
+    snprintf(args, sizeof(args), "--resume %s --max-steps 2 --log %s", bad, log);
+    expect(0, "resume: an older checkpoint's clock from its log", args, (const char*[]){"(step 2), 2:00:", NULL});
 }
 
 static void crafted_checkpoints(void) {
@@ -139,6 +169,7 @@ int main(int argc, char** argv) {
         snprintf(bad, sizeof(bad), "%s/bad.ckpt", dir);
         snprintf(args, sizeof(args), "--max-steps 1 --checkpoint %s", base);
         expect(0, "a one-step run (the base checkpoint)", args, (const char*[]){"stopped at --max-steps 1", NULL});
+        run_clock(base, bad);
 
         // A full disk under --log: the run stops with a message naming the file.
         snprintf(args, sizeof(args), "--max-steps 2 --log /dev/full --checkpoint %s", out);

@@ -147,3 +147,7 @@ const char* test_out_flag(const char* dir, const char* args) {
     snprintf(flag, sizeof(flag), "--out %s", test_run_dir(dir));
     return flag;
 }
+
+int test_wall_clock(const char* record) {
+    return !strcmp(record, "train.epoch_seconds") || !strcmp(record, "train.run_seconds");
+}

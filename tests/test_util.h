@@ -41,6 +41,9 @@ const char* test_run_dir(const char* dir);
 // "--out DIR/run-N" for a ./train run that starts a new run, "" for one that does not (ARGS holds
 // --resume or --eval-only, which refuse --out).
 const char* test_out_flag(const char* dir, const char* args);
+// A checkpoint record that holds wall-clock time (train.epoch_seconds, train.run_seconds): two runs
+// of the same arithmetic differ there and nowhere else.
+int test_wall_clock(const char* record);
 
 // Records a failure (printing the message with the test's location) when cond is false.
 #define CHECK(cond, ...) test_check((cond), __FILE__, __LINE__, __VA_ARGS__)

@@ -15,11 +15,13 @@ void format_duration(char* buf, size_t len, double seconds) {
     else snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
 }
 
-// Earlier epochs of a resumed run, from its log: best and last test accuracy, time spent.
-static void seed_from_log(Progress* p, const char* path) {
+// Earlier epochs of a resumed run, from its log: best and last test accuracy. Returns the training
+// time its epoch lines record (a partial epoch's time recurs in its continuation, so it counts once).
+static double seed_from_log(Progress* p, const char* path) {
     FILE* f = path && path[0] ? fopen(path, "r") : NULL;
-    if (!f) return;
+    if (!f) return 0;
     char line[1024];
+    double seconds = 0;
     while (fgets(line, sizeof(line), f)) {
         const char* acc = strstr(line, "\"test_acc\": ");
         const char* ep = strstr(line, "{\"epoch\": ");
@@ -28,21 +30,27 @@ static void seed_from_log(Progress* p, const char* path) {
         int e;
         if (!acc || !ep || sscanf(acc + 12, "%lf", &a) != 1 || sscanf(ep + 10, "%d", &e) != 1) continue;
         if (sec) sscanf(sec + 11, "%lf", &s);
-        if (!strstr(line, "\"partial\"")) p->prior_seconds += s; // a partial epoch's time recurs in its continuation
+        if (!strstr(line, "\"partial\"")) seconds += s;
         p->epochs_logged++;
         p->final_acc = a, p->final_epoch = e;
         if (a > p->best_acc || p->best_epoch == 0) p->best_acc = a, p->best_epoch = e;
     }
     fclose(f);
+    return seconds;
 }
 
-void progress_init(Progress* p, const Trainer* t, const char* log_path, int resumed) {
+void progress_init(Progress* p, Trainer* t, const char* log_path, int resumed) {
     memset(p, 0, sizeof(*p));
     p->tty = isatty(fileno(stdout)) && dist_size() == 1; // several processes: print points by step count
     p->start = nn_now();
+    p->resumed = resumed;
     const Options* o = &t->opt;
     p->n_test = o->limit_test && o->limit_test < t->data.n_test ? o->limit_test : t->data.n_test;
-    if (resumed) seed_from_log(p, log_path);
+    if (!resumed) return;
+    double logged = seed_from_log(p, log_path);
+    // A checkpoint from before train.run_seconds: the run's time is at least the training time its
+    // log records, plus the unfinished epoch's from the checkpoint (evaluations and start-ups unknown).
+    if (!t->run_clock_restored) t->run_start -= logged + (t->batch < t->steps_per_epoch ? t->epoch_seconds : 0);
 }
 
 void progress_add_training(Progress* p, double images, double seconds) {
@@ -77,7 +85,7 @@ void progress_train(Progress* p, Trainer* t, double images, double seconds, int 
     double all_rate = (p->train_images + images) / (p->train_seconds + seconds); // this process's
     char eta[32], elapsed[32], run[32];
     format_duration(eta, sizeof(eta), (t->steps_per_epoch - t->batch) * (double)t->opt.batch / rate);
-    format_duration(elapsed, sizeof(elapsed), p->prior_seconds + now - p->start);
+    format_duration(elapsed, sizeof(elapsed), now - t->run_start);
     format_duration(run, sizeof(run), run_eta(p, t, all_rate > 0 ? all_rate : rate));
     long seen = t->seen ? t->seen : 1;
     printf("%sepoch %d/%d [%4d/%d] loss %.4f acc %6.2f%% %6.0f img/s ETA %s | run %s elapsed, ETA %s%s",
@@ -125,11 +133,11 @@ void progress_summary(const Progress* p, const Trainer* t, const char* weights, 
                       const char* log, const char* run_dir) {
     char total[32], here[32];
     double now = nn_now();
-    format_duration(total, sizeof(total), p->prior_seconds + now - p->start);
+    format_duration(total, sizeof(total), now - t->run_start);
     format_duration(here, sizeof(here), now - p->start);
     printf("\nsummary: %d of %d epochs done (step %ld), %s in all", t->epoch + (t->batch >= t->steps_per_epoch),
            t->opt.epochs, t->step, total);
-    if (p->prior_seconds > 0) printf(" (%s in this session)", here);
+    if (p->resumed) printf(" (%s in this session)", here);
     if (p->train_seconds > 0) printf(", %.0f img/s mean training throughput", p->train_images / p->train_seconds);
     printf("\n");
     if (p->best_epoch)

@@ -18,10 +18,12 @@ typedef struct Progress {
     // For the summary (seeded from the log's earlier epochs on --resume).
     double best_acc, final_acc;
     int best_epoch, final_epoch, epochs_logged;
-    double prior_seconds; // training + evaluation time of the epochs logged before this process
+    int resumed;          // --resume: the summary also shows this process's share of the time
 } Progress;
 
-void progress_init(Progress* p, const Trainer* t, const char* log_path, int resumed);
+// On --resume, seeds the summary from the log, and the run's clock from it when the checkpoint
+// predates train.run_seconds.
+void progress_init(Progress* p, Trainer* t, const char* log_path, int resumed);
 // A training line after `images` images in `seconds` of this epoch in this process; `force` prints
 // regardless of the rate limit (last batch, stop).
 void progress_train(Progress* p, Trainer* t, double images, double seconds, int force);

@@ -23,9 +23,10 @@ void runlog_epoch(RunLog* l, const Trainer* t, double train_loss, double train_a
                   double test_acc, double seconds, double img_s, int partial) {
     if (!l->f) return;
     fprintf(l->f, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"train_acc\": %.4f, "
-            "\"test_loss\": %.6f, \"test_acc\": %.4f, \"lr\": %.8g, \"seconds\": %.3f, \"img_per_s\": %.2f%s}\n",
+            "\"test_loss\": %.6f, \"test_acc\": %.4f, \"lr\": %.8g, \"seconds\": %.3f, \"img_per_s\": %.2f, "
+            "\"run_seconds\": %.1f%s}\n",
             t->epoch + 1, t->step, train_loss, train_acc, test_loss, test_acc, (double)t->sgd.lr, seconds,
-            img_s, partial ? ", \"partial\": true" : "");
+            img_s, nn_now() - t->run_start, partial ? ", \"partial\": true" : "");
     check(l);
 }
 

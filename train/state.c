@@ -87,6 +87,7 @@ void trainer_save(Trainer* t, const char* path) {
     ckpt_put_i64(&w, "train.epoch_correct", correct);
     ckpt_put_i64(&w, "train.epoch_seen", t->seen);
     ckpt_put_f32(&w, "train.epoch_seconds", (float)t->epoch_seconds);
+    ckpt_put_f32(&w, "train.run_seconds", (float)(nn_now() - t->run_start));
     // What the arithmetic depended on besides the recipe: the backend, and on the CPU the thread
     // count (reductions are split per thread, so another count rounds differently).
     ckpt_put_str(&w, "run.device", t->be->name);
@@ -301,6 +302,15 @@ void trainer_resume(Trainer* t, const char* path) {
     t->epoch = (int)epoch, t->batch = (int)batch, t->step = step;
     t->seen = seen;
     t->epoch_seconds = seconds;
+    float run_seconds;
+    if (!ckpt_get_f32(&c, "train.run_seconds", &run_seconds)) { // optional: older checkpoints lack it
+        if (!isfinite(run_seconds) || run_seconds < seconds) {
+            snprintf(have, sizeof(have), "%g s, with %g s in the current epoch", (double)run_seconds, (double)seconds);
+            bad_value(&c, "train.run_seconds", have, "the run's time so far");
+        }
+        t->run_start -= run_seconds;
+        t->run_clock_restored = 1;
+    }
     if (dist_rank() != 0) loss_sum = 0.0f, correct = 0; // the saved sums are every process's together
     trainer_set_metrics(t, METRICS_TRAIN, loss_sum, (int)correct);
     ckpt_free(&c);

@@ -38,6 +38,7 @@ static void print_device(const Backend* be, const char* note) {
 
 static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     Options* o = &t->opt;
+    t->run_start = nn_now(); // the run's clock (--resume moves it back by the checkpoint's time)
     options_parse(o, argc, argv);
     dist_init(&argc, &argv, o->device);   // mpirun: join the job, pick this process's GPU
     if (dist_rank() == 0) guard_paths(o); // paths given on the command line; rank 0 writes them

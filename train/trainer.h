@@ -36,6 +36,11 @@ typedef struct Trainer {
     int* correct;    // (2) samples whose argmax equals the label
     long seen;       // samples counted so far in the current epoch (host side)
     double epoch_seconds; // training time spent in the current epoch (across resumes)
+    // The run's wall-clock time so far, across resumes (training, evaluation, saving, start-up) is
+    // nn_now() - run_start: a new run sets it when it starts, --resume moves it back by the time the
+    // checkpoint carries (train.run_seconds).
+    double run_start;
+    int run_clock_restored; // --resume: the checkpoint carried train.run_seconds (older ones do not)
     struct Speed* speed;  // --gpu-data / --cuda-graph state (train/speed.c), NULL when both are off
 
     // Called after each evaluation batch with the test images done so far (the progress line); may be NULL.
