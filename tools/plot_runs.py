@@ -76,15 +76,15 @@ def main():
     except ImportError:
         raise SystemExit("error: plotting needs matplotlib (apt install python3-matplotlib, or pip install matplotlib)")
 
-    runs = [read_log(p) for p in args.runs]
-    longest = max(run_times(recs)[-1] for _, recs in runs)
+    runs = [(path, recs, run_times(recs)) for path, recs in map(read_log, args.runs)]
+    longest = max(times[-1] for _, _, times in runs)
     unit, scale = ("hours", 3600.0) if longest >= 2 * 3600 else ("minutes", 60.0)
     xlabel = f"wall-clock {unit}" if args.time else "epoch"
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.5))
-    for i, (path, recs) in enumerate(runs):
+    for i, (path, recs, times) in enumerate(runs):
         color = f"C{i}"
         name = label_of(path) if len(runs) > 1 else ""
-        ep = [t / scale for t in run_times(recs)] if args.time else [r["epoch"] for r in recs]
+        ep = [t / scale for t in times] if args.time else [r["epoch"] for r in recs]
         sep = " " if name else ""
         ax_loss.plot(ep, [r["train_loss"] for r in recs], color=color, ls="--", marker=".", label=f"{name}{sep}train")
         ax_loss.plot(ep, [r["test_loss"] for r in recs], color=color, marker="o", label=f"{name}{sep}test")
@@ -106,11 +106,11 @@ def main():
         fig.suptitle(args.title)
     fig.tight_layout()
     fig.savefig(args.output, dpi=100)
-    for path, recs in runs:
+    for path, recs, times in runs:
         best = max(recs, key=lambda r: r["test_acc"])
         print(f"{path}: {len(recs)} epochs, final test accuracy {recs[-1]['test_acc']:.2f}% (epoch "
               f"{recs[-1]['epoch']}), best {best['test_acc']:.2f}% (epoch {best['epoch']}), "
-              f"{format_hours(run_times(recs)[-1])} of run time")
+              f"{format_hours(times[-1])} of run time")
     print(f"wrote {args.output}")
 
 
