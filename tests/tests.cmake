@@ -76,6 +76,9 @@ else()
 endif()
 drnet_test(test_dist_mpi SOURCES tests/test_dist.c ARGS mpi $<TARGET_FILE:train> ${DRNET_TEST_MPIEXEC} TIMEOUT 600)
 drnet_test(test_dist_nccl SOURCES tests/test_dist.c ARGS nccl $<TARGET_FILE:train> TIMEOUT 600)
+# The progress line's ETAs (no data needed).
+drnet_test(test_progress SOURCES tests/test_progress.c train/progress.c train/step.c train/state.c train/dist.c
+           train/speed.c)
 # Gradient accumulation through train_step against the big batch's gradient (no data needed).
 drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c train/speed.c)
 

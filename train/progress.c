@@ -53,14 +53,31 @@ void progress_init(Progress* p, Trainer* t, const char* log_path, int resumed) {
     if (!t->run_clock_restored) t->run_start -= logged + (t->batch < t->steps_per_epoch ? t->epoch_seconds : 0);
 }
 
-void progress_add_training(Progress* p, double images, double seconds) {
+void progress_add_training(Progress* p, double images, double seconds, int whole) {
     p->train_images += images;
     p->train_seconds += seconds;
+    if (whole && images > 0 && seconds > 0) p->whole_epoch_rate = images / seconds;
 }
 
-// Seconds left in the whole run: the training steps left at the measured rate, plus one evaluation
-// per epoch end still to come at the measured (or, before the first, estimated) evaluation time.
-static double run_eta(const Progress* p, const Trainer* t, double rate) {
+// The rate both ETAs plan with: the machine's current speed, not this process's mean, which a pause
+// (Ctrl-Z, a suspended laptop, a job that shared the machine for a while) would drag down for the rest
+// of the run. So: the faster of the last whole epoch's rate and this epoch's so far, the latter once
+// it has run a tenth of an epoch (a few steps, perhaps still queued on the GPU, measure nothing): a
+// pause is forgotten as soon as either has recovered. Before a whole epoch in this process (its
+// first epoch, or a resumed epoch's remainder), the mean so far.
+double progress_eta_rate(const Progress* p, const Trainer* t, double images, double seconds) {
+    double now = seconds > 0 ? images / seconds : 0;
+    if (p->whole_epoch_rate > 0) {
+        int settled = images * 10 >= (double)t->steps_per_epoch * t->opt.batch;
+        return settled && now > p->whole_epoch_rate ? now : p->whole_epoch_rate;
+    }
+    double all = p->train_seconds + seconds > 0 ? (p->train_images + images) / (p->train_seconds + seconds) : 0;
+    return all > 0 ? all : 1;
+}
+
+// Seconds left in the whole run: the training steps left at `rate`, plus one evaluation per epoch
+// end still to come at the measured (or, before the first, estimated) evaluation time.
+double progress_run_eta(const Progress* p, const Trainer* t, double rate) {
     const Options* o = &t->opt;
     long spe = t->steps_per_epoch;
     long left = (long)(o->epochs - t->epoch - 1) * spe + (spe - t->batch);
@@ -80,13 +97,12 @@ void progress_train(Progress* p, Trainer* t, double images, double seconds, int 
     double loss_sum;
     long correct;
     trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
-    double epoch_rate = seconds > 0 ? images / seconds : 0;
-    double rate = epoch_rate > 0 ? epoch_rate : 1;
-    double all_rate = (p->train_images + images) / (p->train_seconds + seconds); // this process's
+    double epoch_rate = seconds > 0 ? images / seconds : 0; // shown: this epoch's throughput so far
+    double rate = progress_eta_rate(p, t, images, seconds);
     char eta[32], elapsed[32], run[32];
     format_duration(eta, sizeof(eta), (t->steps_per_epoch - t->batch) * (double)t->opt.batch / rate);
     format_duration(elapsed, sizeof(elapsed), now - t->run_start);
-    format_duration(run, sizeof(run), run_eta(p, t, all_rate > 0 ? all_rate : rate));
+    format_duration(run, sizeof(run), progress_run_eta(p, t, rate));
     long seen = t->seen ? t->seen : 1;
     printf("%sepoch %d/%d [%4d/%d] loss %.4f acc %6.2f%% %6.0f img/s ETA %s | run %s elapsed, ETA %s%s",
            p->tty ? "\r" : "", t->epoch + 1, t->opt.epochs, t->batch, t->steps_per_epoch, loss_sum / seen,

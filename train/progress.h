@@ -11,7 +11,8 @@ typedef struct Progress {
     int tty;
     double start;                  // nn_now() when training began in this process
     double last_print;
-    double train_images, train_seconds; // this process's training throughput, for the ETAs
+    double train_images, train_seconds; // this process's training throughput, for the summary
+    double whole_epoch_rate;       // img/s of the last whole epoch this process trained (0 = none yet)
     double eval_seconds;           // the last evaluation's duration (0 = none yet)
     double eval_start;
     int n_test;
@@ -30,7 +31,13 @@ void progress_train(Progress* p, Trainer* t, double images, double seconds, int 
 void progress_eval_begin(Progress* p);
 void progress_eval_batch(Trainer* t, long seen); // Trainer.on_eval_batch
 void progress_eval_end(Progress* p, Trainer* t, double test_acc);
-void progress_add_training(Progress* p, double images, double seconds);
+// An epoch's training (or its part in this process) is over; `whole`: it ran from its first batch to
+// its last in this process, so its rate is a measurement the ETAs can use.
+void progress_add_training(Progress* p, double images, double seconds, int whole);
+// The rate both ETAs plan with while an epoch has trained `images` in `seconds` so far in this process.
+double progress_eta_rate(const Progress* p, const Trainer* t, double images, double seconds);
+// Seconds left in the whole run at `rate` img/s, evaluations included.
+double progress_run_eta(const Progress* p, const Trainer* t, double rate);
 // The end-of-run summary. weights: the final weights file (or NULL), checkpoint, log: paths or "".
 void progress_summary(const Progress* p, const Trainer* t, const char* weights, const char* checkpoint,
                       const char* log, const char* run_dir);

@@ -179,6 +179,7 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
     loader_start_epoch(t->train_loader, t->epoch, t->batch);
     double start = nn_now() - t->epoch_seconds;
     long first_seen = t->seen;
+    int first_batch = t->batch;
     double first_time = nn_now();
     const Batch* b;
     int stop = 0;
@@ -203,7 +204,8 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
     double seconds = nn_now() - start;
     t->epoch_seconds = seconds;
     double img_s = (t->seen - first_seen) / (nn_now() - first_time);
-    progress_add_training(p, t->seen - first_seen, nn_now() - first_time);
+    progress_add_training(p, t->seen - first_seen, nn_now() - first_time,
+                          first_batch == 0 && t->batch == t->steps_per_epoch);
     double loss_sum;
     long correct;
     trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
