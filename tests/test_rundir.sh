@@ -88,6 +88,35 @@ else
   fi
 fi
 
+# One process per run: while a run trains, a second --resume of it, or a new run pointed at its
+# checkpoint, stops at once (exit 1) naming the process, and changes nothing; once the run has
+# stopped its lock file is gone and --resume works. A lock file left by a killed process is harmless.
+l=$tmp/live
+"$train" "${small[@]}" --epochs 100000 --limit-test 32 --out "$l" > "$tmp/live.out" 2>&1 &
+live=$!
+for _ in $(seq 1 600); do [ -e "$l/checkpoint.ckpt" ] && break; sleep 0.1; done
+cp "$l/config.json" "$tmp/live-config" 2> /dev/null
+run second mobilenet cifar10 --resume "$l" --max-steps 3
+rc=$?
+if [ $rc != 1 ]; then fail "a second --resume of a live run exited $rc, expected 1"; show second
+elif has second "the checkpoint '$l/checkpoint.ckpt' is in use: training process $live holds its lock" &&
+  cmp -s "$l/config.json" "$tmp/live-config"; then echo "ok   a second --resume of a live run exits 1 naming its process, config.json untouched"
+else fail "the refused --resume changed the live run's config.json"; fi
+run same "${small[@]}" --out "$tmp/run6" --checkpoint "$l/checkpoint.ckpt"
+rc=$?
+if [ $rc != 1 ] || [ -e "$tmp/run6" ]; then fail "a new run onto a live run's checkpoint: exit $rc, expected 1 and no run directory"; show same
+else has same "is in use" && echo "ok   a new run onto a live run's --checkpoint exits 1 before creating its directory"; fi
+kill -INT $live
+wait $live
+if [ -e "$l/checkpoint.ckpt.lock" ]; then fail "the lock file outlived the run it belonged to"
+else
+  touch "$l/checkpoint.ckpt.lock" # as a kill -9 leaves it: the lock itself died with the process
+  run freed mobilenet cifar10 --resume "$l" --epochs 100000 --max-steps 1 ||
+    { fail "--resume after the run stopped exited $?"; show freed; }
+  [ -e "$l/checkpoint.ckpt.lock" ] && fail "the resumed run left its lock file behind"
+  has freed "nothing to do" && echo "ok   after the run stopped (a stale lock file there), --resume runs and removes the lock file"
+fi
+
 # The speed and reproducibility switches are run settings too: --resume DIR brings them back.
 run sw "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run4" --max-steps 2 --gpu-data on --deterministic ||
   { fail "run with --gpu-data on --deterministic exited $?"; show sw; }

@@ -4,6 +4,7 @@
 #include "guard.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,60 @@ void guard_paths(const Options* o) {
         fclose(f);
         if (!existed) unlink(o->log);
     }
+}
+
+// The lock is a POSIX record lock on PATH.lock (fcntl, which network file systems support too): the
+// kernel drops it when the process ends, however it ends, so a file left behind by a kill -9 is
+// harmless. At a normal exit the file is removed, before the lock is dropped; a process that opened
+// the old file in that moment finds, once it holds the lock, that the path names another file, and
+// tries again.
+static char lock_path[PATH_LEN + 8];
+static int lock_fd = -1;
+
+static void release_lock(void) {
+    if (lock_fd < 0) return;
+    unlink(lock_path);
+    close(lock_fd);
+    lock_fd = -1;
+}
+
+int guard_lock(const Options* o) {
+    if (lock_fd >= 0 || !o->checkpoint[0] || !options_training(o)) return 1;
+    snprintf(lock_path, sizeof(lock_path), "%s.lock", o->checkpoint);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == ENOENT) return 0; // the run's directory does not exist yet
+        if (fd < 0) nn_fatal("--checkpoint '%s': cannot create its lock file '%s': %s", o->checkpoint, lock_path,
+                             strerror(errno));
+        struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_SETLK, &lk) != 0) {
+            int err = errno;
+            struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+            long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+            close(fd);
+            if (err == EACCES || err == EAGAIN) {
+                char holder[64] = "another training process";
+                if (pid > 0) snprintf(holder, sizeof(holder), "training process %ld", pid);
+                nn_fatal("the checkpoint '%s' is in use: %s holds its lock '%s'. Two runs saving one "
+                         "checkpoint would overwrite each other and mix their logs: wait for that run to end "
+                         "or stop it (Ctrl-C saves; then --resume), or give another --out or --checkpoint",
+                         o->checkpoint, holder, lock_path);
+            }
+            fprintf(stderr, "warning: cannot lock '%s' (%s): nothing stops a second process from training into "
+                    "'%s' at the same time\n", lock_path, strerror(err), o->checkpoint);
+            return 1;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(lock_path, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev) {
+            lock_fd = fd;
+            atexit(release_lock);
+            return 1;
+        }
+        close(fd); // the previous holder removed the file just as we opened it: lock the new one
+    }
+    nn_fatal("--checkpoint '%s': could not lock '%s' (it keeps being replaced)", o->checkpoint, lock_path);
+    return 0;
 }
 
 static int first_nonfinite(const float* x, size_t n, size_t* at) {

@@ -13,6 +13,13 @@
 // its temporary file) and the path is not a directory; --log can be opened for appending.
 void guard_paths(const Options* o);
 
+// One training process per checkpoint: takes an exclusive lock on CHECKPOINT.lock (held until the
+// process ends; the file is removed at exit) or stops (exit 1) naming the process that holds it, so
+// a second `--resume` of a running run cannot overwrite its checkpoint, config and log. Returns 0
+// when the checkpoint's directory does not exist yet (a new run directory: call again once it does),
+// 1 when the lock is held (or the file system has no locks: a warning) or the run saves no checkpoint.
+int guard_lock(const Options* o);
+
 // Where the training loss is read: a NaN or infinite running sum stops the run (exit 1) with the
 // epoch and the step; the checkpoint on disk is the last good one.
 void guard_train_loss(Trainer* t, double loss_sum);

@@ -43,6 +43,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     dist_init(&argc, &argv, o->device);   // mpirun: join the job, pick this process's GPU
     if (dist_rank() == 0) guard_paths(o); // paths given on the command line; rank 0 writes them
     rundir_prepare(run, o, argc, argv);
+    if (dist_rank() == 0) guard_lock(o); // before anything is loaded or written: a resumed run's is final
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model unless --width says otherwise.
@@ -263,6 +264,7 @@ int main(int argc, char** argv) {
     }
 
     rundir_write_config(&run, &t);
+    if (dist_rank() == 0 && !guard_lock(o)) nn_fatal("cannot lock the checkpoint '%s'", o->checkpoint);
     RunLog log;
     runlog_open(&log, dist_rank() == 0 ? o->log : "", o->resume[0] != 0); // a new run starts its log afresh; a resumed one appends
     announce_run(&t, &run);
