@@ -1,9 +1,8 @@
 // The ETAs of the progress line (train/progress.c) plan with the machine's current speed: the faster of
-// the last whole epoch's rate and the current epoch's (once it has run a tenth of an epoch), so a pause
-// (Ctrl-Z, a suspended laptop) is forgotten as soon as either has recovered, instead of dragging the
-// process's mean rate down for the rest of the run. The whole-run ETA counts the training steps left
-// (bounded by --max-steps) and one evaluation per epoch end still to come. Expected values are worked
-// out by hand from those definitions.
+// the last whole epoch's rate and the last tenth of an epoch's, so a pause (Ctrl-Z, a suspended laptop)
+// is forgotten a tenth of an epoch later instead of dragging the process's mean rate down for the rest
+// of the run. The whole-run ETA counts the training steps left (bounded by --max-steps) and one
+// evaluation per epoch end still to come. Expected values are worked out by hand from those definitions.
 #include <math.h>
 #include <string.h>
 
@@ -24,18 +23,30 @@ int main(void) {
     Progress p;
     memset(&p, 0, sizeof(p));
     p.n_test = 10000;
-    near(progress_eta_rate(&p, &t, 6400, 12.8), 500, "a fresh run's first epoch: its rate so far");
-    // Epoch 1 held a long pause: 50 img/s.
+    // The process's first epoch (or a resumed epoch's remainder): the mean until a tenth has run.
+    progress_step(&p, &t, 3200, 6.4);
+    near(progress_eta_rate(&p, 3200, 6.4), 500, "before a tenth of an epoch: the mean so far");
+    // A pause in the first tenth (6400 images in 100 s), then a tenth at 500 img/s (6400 in 12.8 s):
+    // the ETAs use 500, where the mean (12800 images in 112.8 s, 113 img/s) would make them 4.4x too long.
+    progress_step(&p, &t, 6400, 100);
+    near(progress_eta_rate(&p, 6400, 100), 64, "the first tenth, paused");
+    progress_step(&p, &t, 12800, 112.8);
+    near(progress_eta_rate(&p, 12800, 112.8), 500, "a pause is forgotten a tenth of an epoch later");
+    // That epoch ends at 50 img/s in all; the last tenth's 500 stays the faster.
     progress_add_training(&p, 50000, 1000, 1);
-    near(progress_eta_rate(&p, &t, 6400, 12.8), 500, "after a paused epoch: this epoch's rate, once settled");
-    near(progress_eta_rate(&p, &t, 1280, 0.1), 50, "this epoch's rate over a few steps does not count");
-    // Epoch 2 ran at 500 img/s; epoch 3 is paused so far (6400 images in 100 s): the ETAs use 500,
-    // where the process's mean (106400 images in 1200 s, 89 img/s) would make them 5.6 times too long.
+    near(progress_eta_rate(&p, 0, 0), 500, "after the paused epoch: the last tenth's rate");
+    // The next epoch starts its tenths from zero: 1280 images are not yet a tenth.
+    progress_step(&p, &t, 1280, 0.1);
+    near(progress_eta_rate(&p, 1280, 0.1), 500, "a few steps measure nothing");
+    // Its first tenth ran at 100 img/s: a slowdown, faster than the last whole epoch's 50: shown.
+    progress_step(&p, &t, 6400, 64);
+    near(progress_eta_rate(&p, 6400, 64), 100, "a slower tenth after a slower whole epoch");
+    // That epoch ends at 500 img/s in all: the faster of 500 and the last tenth's 100.
     progress_add_training(&p, 50000, 100, 1);
-    near(progress_eta_rate(&p, &t, 6400, 100), 500, "a pause in this epoch: the last whole epoch's rate");
+    near(progress_eta_rate(&p, 0, 0), 500, "a slow tenth is covered by the last whole epoch");
     // A part of an epoch (a stop) is not a whole epoch's measurement.
     progress_add_training(&p, 20000, 400, 0);
-    near(progress_eta_rate(&p, &t, 0, 0), 500, "a part of an epoch does not replace the last whole one");
+    near(progress_eta_rate(&p, 0, 0), 500, "a part of an epoch does not replace the last whole one");
 
     // Left: 7 more epochs of 391 steps and 341 steps of this one = 3078 steps of 128 images at
     // 500 img/s = 787.968 s; epoch ends ahead: this one and 7 more = 8 evaluations. Before the first
@@ -46,14 +57,5 @@ int main(void) {
     // --max-steps 100 steps ahead: 100 steps (25.6 s) and the evaluation at the stop.
     t.opt.max_steps = t.step + 100;
     near(progress_run_eta(&p, &t, 500), 25.6 + 10, "run ETA, bounded by --max-steps");
-
-    // A resumed run: its first (partial) epoch's 20000 images in 50 s, then this epoch's 1000 in 5 s:
-    // the mean until a whole epoch has run in this process.
-    Progress r;
-    memset(&r, 0, sizeof(r));
-    progress_add_training(&r, 20000, 50, 0);
-    near(progress_eta_rate(&r, &t, 1000, 5), 21000 / 55.0, "resumed: the mean until a whole epoch");
-    progress_add_training(&r, 50000, 125, 1);
-    near(progress_eta_rate(&r, &t, 1000, 5), 400, "resumed: then the whole epoch's rate");
     return test_finish("test_progress");
 }

@@ -57,20 +57,26 @@ void progress_add_training(Progress* p, double images, double seconds, int whole
     p->train_images += images;
     p->train_seconds += seconds;
     if (whole && images > 0 && seconds > 0) p->whole_epoch_rate = images / seconds;
+    p->window_images = p->window_seconds = 0; // the next epoch counts from zero (evaluation excluded)
+}
+
+void progress_step(Progress* p, const Trainer* t, double images, double seconds) {
+    double tenth = (double)t->steps_per_epoch * t->opt.batch / 10;
+    if (images - p->window_images >= tenth && seconds > p->window_seconds) {
+        p->recent_rate = (images - p->window_images) / (seconds - p->window_seconds);
+        p->window_images = images, p->window_seconds = seconds;
+    }
 }
 
 // The rate both ETAs plan with: the machine's current speed, not this process's mean, which a pause
 // (Ctrl-Z, a suspended laptop, a job that shared the machine for a while) would drag down for the rest
-// of the run. So: the faster of the last whole epoch's rate and this epoch's so far, the latter once
-// it has run a tenth of an epoch (a few steps, perhaps still queued on the GPU, measure nothing): a
-// pause is forgotten as soon as either has recovered. Before a whole epoch in this process (its
-// first epoch, or a resumed epoch's remainder), the mean so far.
-double progress_eta_rate(const Progress* p, const Trainer* t, double images, double seconds) {
-    double now = seconds > 0 ? images / seconds : 0;
-    if (p->whole_epoch_rate > 0) {
-        int settled = images * 10 >= (double)t->steps_per_epoch * t->opt.batch;
-        return settled && now > p->whole_epoch_rate ? now : p->whole_epoch_rate;
-    }
+// of the run. So: the faster of the last whole epoch's rate and the last tenth of an epoch's (a few
+// steps, perhaps still queued on the GPU, would measure nothing). A pause is forgotten a tenth of an
+// epoch after it; a real slowdown shows once it has lasted an epoch. Before either measurement exists
+// (the first tenth of an epoch in this process), the mean so far.
+double progress_eta_rate(const Progress* p, double images, double seconds) {
+    double best = p->whole_epoch_rate > p->recent_rate ? p->whole_epoch_rate : p->recent_rate;
+    if (best > 0) return best;
     double all = p->train_seconds + seconds > 0 ? (p->train_images + images) / (p->train_seconds + seconds) : 0;
     return all > 0 ? all : 1;
 }
@@ -90,6 +96,7 @@ double progress_run_eta(const Progress* p, const Trainer* t, double rate) {
 }
 
 void progress_train(Progress* p, Trainer* t, double images, double seconds, int force) {
+    progress_step(p, t, images, seconds);
     double now = nn_now();
     int every = t->steps_per_epoch / 10 + 1;
     if (!force && (p->tty ? now - p->last_print < 0.5 : t->batch % every != 0)) return;
@@ -98,7 +105,7 @@ void progress_train(Progress* p, Trainer* t, double images, double seconds, int 
     long correct;
     trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
     double epoch_rate = seconds > 0 ? images / seconds : 0; // shown: this epoch's throughput so far
-    double rate = progress_eta_rate(p, t, images, seconds);
+    double rate = progress_eta_rate(p, images, seconds);
     char eta[32], elapsed[32], run[32];
     format_duration(eta, sizeof(eta), (t->steps_per_epoch - t->batch) * (double)t->opt.batch / rate);
     format_duration(elapsed, sizeof(elapsed), now - t->run_start);

@@ -13,6 +13,8 @@ typedef struct Progress {
     double last_print;
     double train_images, train_seconds; // this process's training throughput, for the summary
     double whole_epoch_rate;       // img/s of the last whole epoch this process trained (0 = none yet)
+    double recent_rate;            // img/s over the last tenth of an epoch of training (0 = none yet)
+    double window_images, window_seconds; // where the tenth being measured began, in this epoch
     double eval_seconds;           // the last evaluation's duration (0 = none yet)
     double eval_start;
     int n_test;
@@ -34,8 +36,11 @@ void progress_eval_end(Progress* p, Trainer* t, double test_acc);
 // An epoch's training (or its part in this process) is over; `whole`: it ran from its first batch to
 // its last in this process, so its rate is a measurement the ETAs can use.
 void progress_add_training(Progress* p, double images, double seconds, int whole);
-// The rate both ETAs plan with while an epoch has trained `images` in `seconds` so far in this process.
-double progress_eta_rate(const Progress* p, const Trainer* t, double images, double seconds);
+// After every training step: the epoch has trained `images` in `seconds` so far in this process
+// (progress_train calls it; it measures the rate over each tenth of an epoch).
+void progress_step(Progress* p, const Trainer* t, double images, double seconds);
+// The rate both ETAs plan with at that point.
+double progress_eta_rate(const Progress* p, double images, double seconds);
 // Seconds left in the whole run at `rate` img/s, evaluations included.
 double progress_run_eta(const Progress* p, const Trainer* t, double rate);
 // The end-of-run summary. weights: the final weights file (or NULL), checkpoint, log: paths or "".
