@@ -1,7 +1,7 @@
 // The ETAs of the progress line (train/progress.c) plan with the machine's current speed: the faster of
 // the last whole epoch's rate and the last tenth of an epoch's, so a pause (Ctrl-Z, a suspended laptop)
-// is forgotten a tenth of an epoch later instead of dragging the process's mean rate down for the rest
-// of the run. The whole-run ETA counts the training steps left (bounded by --max-steps) and one
+// is forgotten once a clean tenth of an epoch has run after it, instead of dragging the process's mean
+// rate down for the rest of the run. The whole-run ETA counts the training steps left (bounded by --max-steps) and one
 // evaluation per epoch end still to come. Expected values are worked out by hand from those definitions.
 #include <math.h>
 #include <string.h>
@@ -31,7 +31,7 @@ int main(void) {
     progress_step(&p, &t, 6400, 100);
     near(progress_eta_rate(&p, 6400, 100), 64, "the first tenth, paused");
     progress_step(&p, &t, 12800, 112.8);
-    near(progress_eta_rate(&p, 12800, 112.8), 500, "a pause is forgotten a tenth of an epoch later");
+    near(progress_eta_rate(&p, 12800, 112.8), 500, "a pause is forgotten after a clean tenth");
     // That epoch ends at 50 img/s in all; the last tenth's 500 stays the faster.
     progress_add_training(&p, 50000, 1000, 1);
     near(progress_eta_rate(&p, 0, 0), 500, "after the paused epoch: the last tenth's rate");

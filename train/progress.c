@@ -71,8 +71,9 @@ void progress_step(Progress* p, const Trainer* t, double images, double seconds)
 // The rate both ETAs plan with: the machine's current speed, not this process's mean, which a pause
 // (Ctrl-Z, a suspended laptop, a job that shared the machine for a while) would drag down for the rest
 // of the run. So: the faster of the last whole epoch's rate and the last tenth of an epoch's (a few
-// steps, perhaps still queued on the GPU, would measure nothing). A pause is forgotten a tenth of an
-// epoch after it; a real slowdown shows once it has lasted an epoch. Before either measurement exists
+// steps, perhaps still queued on the GPU, would measure nothing). A pause is forgotten within two
+// tenths of an epoch of training after it (at once where the last whole epoch ran at speed); a real
+// slowdown shows once it has lasted an epoch. Before either measurement exists
 // (the first tenth of an epoch in this process), the mean so far.
 double progress_eta_rate(const Progress* p, double images, double seconds) {
     double best = p->whole_epoch_rate > p->recent_rate ? p->whole_epoch_rate : p->recent_rate;
