@@ -5,7 +5,8 @@
 
 #include "../nn/util.h"
 
-// (out channels, stride) of the 13 blocks, from ../shared/NOTES.md.
+// (out channels, stride) of the 13 blocks: the `cfg` list of the CIFAR-10 MobileNet in
+// kuangliu/pytorch-cifar (models/mobilenet.py), which tools/mobilenet.py reproduces.
 static const int BLOCK_OUT[MOBILENET_BLOCKS] = {64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024};
 static const int BLOCK_STRIDE[MOBILENET_BLOCKS] = {1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1};
 

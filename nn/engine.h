@@ -24,7 +24,9 @@
 #define ENGINE_MAX_PARAMS 512
 #define ENGINE_NAME_LEN 64
 
-// How engine_init_params fills a parameter (PyTorch's defaults, see ../shared/NOTES.md).
+// How engine_init_params fills a parameter: PyTorch's defaults (nn.Conv2d and nn.Linear use
+// kaiming_uniform_ with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases alike;
+// nn.BatchNorm2d starts at weight 1, bias 0, running mean 0, running variance 1).
 typedef enum ParamInit {
     INIT_ZEROS,   // BN beta, running_mean
     INIT_ONES,    // BN gamma, running_var

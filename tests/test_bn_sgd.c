@@ -1,4 +1,5 @@
-// Batch norm and SGD against values computed by hand (PyTorch's rules, ../shared/NOTES.md), and the
+// Batch norm and SGD against values computed by hand with PyTorch's rules (nn.BatchNorm2d's running
+// variance is the unbiased n/(n-1) one; torch.optim.SGD's momentum, Nesterov and weight decay), and the
 // learning-rate schedules at their landmarks.
 #include <math.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-# (channels, input size, stride) of the 13 depthwise layers (../shared/NOTES.md)
+# (channels, input size, stride) of the 13 depthwise layers of the CIFAR-10 MobileNet (models/mobilenet.c)
 LAYERS = []
 _h, _c = 32, 32
 for out, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),

@@ -238,7 +238,7 @@ def main():
     ap.add_argument("--tie", type=float, default=2e-3,
                     help="record ReLU decisions for pre-activations within this of zero (default 2e-3)")
     ap.add_argument("--data", default=mobilenet_ref.default_data_path(),
-                    help="cifar-10-binary.tar.gz (default: $CIFAR10_PATH or ../shared/data)")
+                    help="cifar-10-binary.tar.gz (default: $CIFAR10_PATH, else data/cifar-10-binary.tar.gz)")
     ap.add_argument("--pretrain", type=int, default=100,
                     help="SGD steps (batch 128) before the recorded run, for a well-conditioned network (default 100)")
     ap.add_argument("--eval-from", metavar="REF",
