@@ -29,6 +29,17 @@ done
 head -1 "$d/log.jsonl" > "$tmp/first-line"
 echo "ok   a new run keeps config.json, checkpoint.ckpt, log.jsonl and final.ckpt in --out"
 
+# --init DIR takes the run's final weights, else its checkpoint, and says which and how far the run had got.
+run initdir mobilenet cifar10 --eval-only --init "$d" --limit-test 32 --device cpu --threads 2 ||
+  { fail "--eval-only --init DIR exited $?"; show initdir; }
+has initdir "weights: $d/final.ckpt (the weights a run ended with, after step 10)" &&
+  echo "ok   --init DIR loads final.ckpt and says so"
+mkdir "$tmp/only-ckpt" && cp "$d/checkpoint.ckpt" "$tmp/only-ckpt/"
+run initckpt mobilenet cifar10 --eval-only --init "$tmp/only-ckpt" --limit-test 32 --device cpu --threads 2 ||
+  { fail "--eval-only --init DIR (checkpoint only) exited $?"; show initckpt; }
+has initckpt "weights: $tmp/only-ckpt/checkpoint.ckpt (a training checkpoint in epoch 2 of 3, after batch 2 of 8, step 10)" &&
+  echo "ok   --init DIR without final.ckpt loads checkpoint.ckpt and says where in the run it was saved"
+
 # Resume by directory with no other flag: the limits come back, and the run stops at its --max-steps.
 run again mobilenet cifar10 --resume "$d" || fail "resume without a larger --max-steps exited $?"
 has again "already took --max-steps 10" && echo "ok   --resume DIR keeps --max-steps (nothing to do at step 10)"
@@ -54,6 +65,10 @@ if grep -q "OLD LOG LINE" "$tmp/given.jsonl"; then fail "a new run appended to a
 elif [ "$(grep -c '"kind": "step"' "$tmp/given.jsonl")" != 2 ] || [ "$(grep -c '"test_acc"' "$tmp/given.jsonl")" != 1 ]; then
   fail "--log-every 3 over 8 steps: expected 2 step lines and 1 epoch line"; sed 's/^/    | /' "$tmp/given.jsonl"
 else echo "ok   a new run overwrites its --log; --log-every 3 adds 2 step lines"; fi
+mkdir "$tmp/epoch-end" && cp "$tmp/run2/checkpoint.ckpt" "$tmp/epoch-end/"
+run initend mobilenet cifar10 --eval-only --init "$tmp/epoch-end" --limit-test 32 --device cpu --threads 2 &&
+has initend "weights: $tmp/epoch-end/checkpoint.ckpt (a training checkpoint after epoch 1 of 1, step 8)" &&
+  echo "ok   --init of a checkpoint saved at an epoch's end names that epoch"
 
 # The run directory of a finished run is not reused by mistake.
 run reuse "${small[@]}" --out "$d"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/cpu_kernels.h"
+#include "../data/cifar10.h"
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "dist.h"
@@ -135,12 +136,39 @@ void trainer_checkpoint_width(const char* path, float* width) {
     ckpt_free(&c);
 }
 
+// Which weights --init loaded and how far their run had got: `--init DIR` chose the file (final.ckpt,
+// else checkpoint.ckpt), and the checkpoint of a run still training is mid-run. A training checkpoint
+// holds its position as (completed epochs, batches into the next); its epoch length follows from its
+// recipe, CIFAR-10's 50000 training images cut to --limit-train.
+static void announce_weights(const Checkpoint* c) {
+    int64_t epoch, batch, epochs, step, size, limit;
+    const int have_step = ckpt_get_i64(c, "train.step", &step) == 0;
+    if (have_step && !ckpt_get_i64(c, "train.epoch", &epoch) && !ckpt_get_i64(c, "train.batch", &batch) &&
+        !ckpt_get_i64(c, "recipe.epochs", &epochs) && !ckpt_get_i64(c, "recipe.batch", &size) &&
+        !ckpt_get_i64(c, "recipe.limit_train", &limit) && size > 0) {
+        const int64_t images = limit > 0 && limit < CIFAR10_TRAIN ? limit : CIFAR10_TRAIN;
+        const int64_t per_epoch = (images + size - 1) / size;
+        if (batch >= per_epoch) epoch++, batch = 0; // saved at an epoch's end, before the next began
+        printf("weights: %s (a training checkpoint ", c->path);
+        if (batch == 0 && epoch == 0) printf("before its first step)\n");
+        else if (batch == 0) printf("after epoch %lld of %lld, step %lld)\n", (long long)epoch, (long long)epochs, (long long)step);
+        else
+            printf("in epoch %lld of %lld, after batch %lld of %lld, step %lld)\n", (long long)epoch + 1,
+                   (long long)epochs, (long long)batch, (long long)per_epoch, (long long)step);
+    } else if (have_step) {
+        printf("weights: %s (the weights a run ended with, after step %lld)\n", c->path, (long long)step);
+    } else {
+        printf("weights: %s\n", c->path);
+    }
+}
+
 void trainer_load_weights(Trainer* t, const char* path) {
     Checkpoint c;
     char err[1200];
     load_or_die(&c, path);
     check_model(t, &c);
     if (ckpt_get_engine(&c, t->e, 0, err, sizeof(err)) != 0) nn_fatal("%s", err);
+    announce_weights(&c);
     ckpt_free(&c);
 }
 
