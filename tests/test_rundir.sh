@@ -39,6 +39,12 @@ run initckpt mobilenet cifar10 --eval-only --init "$tmp/only-ckpt" --limit-test 
   { fail "--eval-only --init DIR (checkpoint only) exited $?"; show initckpt; }
 has initckpt "weights: $tmp/only-ckpt/checkpoint.ckpt (a training checkpoint in epoch 2 of 3, after batch 2 of 8, step 10)" &&
   echo "ok   --init DIR without final.ckpt loads checkpoint.ckpt and says where in the run it was saved"
+# --eval-only --resume continues nothing: it names what it evaluates, not how a continued run would differ.
+run evalres mobilenet cifar10 --eval-only --resume "$d" --limit-test 32 --threads 1 ||
+  { fail "--eval-only --resume DIR exited $?"; show evalres; }
+has evalres "weights: $d/checkpoint.ckpt (a training checkpoint in epoch 2 of 3, after batch 2 of 8, step 10)" &&
+if grep -q "^note:" "$tmp/evalres.out"; then fail "--eval-only --resume printed a note about continuing the run"; show evalres
+else echo "ok   --eval-only --resume DIR names the checkpoint it evaluates"; fi
 
 # Resume by directory with no other flag: the limits come back, and the run stops at its --max-steps.
 run again mobilenet cifar10 --resume "$d" || fail "resume without a larger --max-steps exited $?"

@@ -317,7 +317,9 @@ void trainer_resume(Trainer* t, const char* path) {
     // CPU the same thread count. Another one still resumes correctly, only not bit for bit.
     char device[16] = "";
     int64_t threads = -1;
-    if (!ckpt_get_str(&c, "run.device", device, sizeof(device)) && strcmp(device, t->be->name) != 0)
+    if (o->eval_only) // an evaluation continues nothing: say what it evaluates instead
+        announce_weights(&c);
+    else if (!ckpt_get_str(&c, "run.device", device, sizeof(device)) && strcmp(device, t->be->name) != 0)
         printf("note: checkpoint '%s' was saved on the %s backend, this run uses %s: it continues the same "
                "run, but its results will not be bit-identical to an uninterrupted one\n", path, device,
                t->be->name);
