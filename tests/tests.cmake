@@ -100,6 +100,9 @@ set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
 # tools/plot_runs.py on hand-written logs (skipped without matplotlib).
 add_test(NAME test_plot COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_plot.sh /usr/bin/python3)
 set_tests_properties(test_plot PROPERTIES SKIP_RETURN_CODE 77)
+# The user tools on a Python without PyTorch, numpy or matplotlib: a one-line error, no traceback.
+add_test(NAME test_tools_deps COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_tools_deps.sh python3)
+set_tests_properties(test_tools_deps PROPERTIES SKIP_RETURN_CODE 77)
 # cmake/fetch_cifar10.cmake against a local file:// archive (the MD5 check, no file left on failure).
 add_test(NAME test_fetch COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_fetch.sh ${CMAKE_COMMAND})
 # cmake/nvidia_wheel_roots.py and cmake/nvidia_libraries.cmake: how CMake and the GPU session find

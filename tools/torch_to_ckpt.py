@@ -18,11 +18,14 @@ import argparse
 import os
 import sys
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import drnet_ckpt  # noqa: E402
-import mobilenet  # noqa: E402
+try:
+    import torch
+    import drnet_ckpt  # noqa: E402 (needs numpy)
+    import mobilenet  # noqa: E402
+except ImportError as e:  # a sentence, not a traceback, on a machine without PyTorch or numpy
+    raise SystemExit(f"error: {os.path.basename(__file__)} needs PyTorch and numpy ({e}): "
+                     "apt install python3-torch (Debian, Ubuntu), or pip install torch numpy")
 
 
 def convert(state, width, dataset="cifar10"):
