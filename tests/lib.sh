@@ -34,14 +34,15 @@ need_python() {
   fi
 }
 
-# expect CODE NEEDLE ARGS...: ./train ARGS must exit with CODE and print NEEDLE.
+# expect CODE NEEDLE ARGS...: $train ARGS (./train, or a benchmark) must exit with CODE and print NEEDLE.
 expect() {
   local code=$1 needle=$2; shift 2
   "$train" "$@" > "$tmp/expect.out" 2>&1
-  local rc=$?
-  if [ "$rc" != "$code" ]; then fail "train $* exited $rc, expected $code"; show expect 5; return; fi
-  if ! grep -qF -- "$needle" "$tmp/expect.out"; then fail "train $*: output lacks '$needle'"; show expect 5; return; fi
-  echo "ok   exit $rc: train $*"
+  local rc=$? name
+  name=$(basename "$train")
+  if [ "$rc" != "$code" ]; then fail "$name $* exited $rc, expected $code"; show expect 5; return; fi
+  if ! grep -qF -- "$needle" "$tmp/expect.out"; then fail "$name $*: output lacks '$needle'"; show expect 5; return; fi
+  echo "ok   exit $rc: $name $*"
 }
 
 # finish NAME: prints the verdict and exits 1 if any check failed.

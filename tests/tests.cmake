@@ -12,11 +12,15 @@ drnet_test(test_checkpoint)
 drnet_test(test_profile)
 drnet_test(test_overfit TIMEOUT 600)
 drnet_test(test_resume ARGS $<TARGET_FILE:train> cpu TIMEOUT 600)
+# The benchmarks' flags: bad values exit 2 naming the flag and the value.
+add_test(NAME test_bench_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_bench_cli.sh $<TARGET_FILE:bench-cpu>
+         $<TARGET_FILE:bench-depthwise> $<TARGET_FILE:bench-gemm>)
+set_tests_properties(test_bench_cli PROPERTIES TIMEOUT 120)
 add_test(NAME test_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_cli.sh $<TARGET_FILE:train>)
 set_tests_properties(test_cli PROPERTIES ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2" TIMEOUT 600)
 drnet_test(test_gemm)
 # CPU benchmarks (train/bench/): GEMM against the measured peak, and the training step against PyTorch.
-add_executable(bench-gemm train/bench/bench_gemm.c)
+add_executable(bench-gemm train/bench/bench_gemm.c train/args.c)
 target_link_libraries(bench-gemm PRIVATE drnet)
 drnet_test(test_cuda_ops)
 drnet_test(test_parity ARGS cpu)
@@ -35,7 +39,7 @@ drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c tra
 add_test(NAME test_cuda_ops_bn_split COMMAND test_cuda_ops --quick WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_ops_bn_split PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
                      ENVIRONMENT "DRNET_CUDA_BN_SPLIT=1;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
-add_executable(bench-cpu train/bench/bench_cpu.c)
+add_executable(bench-cpu train/bench/bench_cpu.c train/args.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
 add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)

@@ -1,10 +1,10 @@
 #include "options.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "args.h"
 
 static const char* USAGE =
     "usage: train MODEL DATASET [options]\n"
@@ -91,44 +91,8 @@ static const char* USAGE =
     "  train mobilenet cifar10 --profile                 per-layer timing table\n"
     "  mpirun -np 2 train mobilenet cifar10 --threads 1  2 processes, one share of each batch each\n";
 
-static void bad(const char* flag, const char* value, const char* want) {
-    fprintf(stderr, "error: %s%s%s: %s (see train --help)\n", flag, value ? " " : "", value ? value : "", want);
-    exit(2);
-}
-
-static long parse_long(const char* flag, const char* v, long lo, long hi) {
-    char* end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        char want[96];
-        snprintf(want, sizeof(want), "expected an integer in %ld..%ld", lo, hi);
-        bad(flag, v, want);
-    }
-    return x;
-}
-
-static float parse_float(const char* flag, const char* v, double lo, double hi) {
-    char* end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi) {
-        char want[96];
-        snprintf(want, sizeof(want), "expected a number in %g..%g", lo, hi);
-        bad(flag, v, want);
-    }
-    return (float)x;
-}
-
-static int parse_onoff(const char* flag, const char* v) {
-    if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true")) return 1;
-    if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) return 0;
-    bad(flag, v, "expected on or off");
-    return 0;
-}
-
 static void copy_path(char* dst, const char* flag, const char* v) {
-    if (!*v || strlen(v) >= PATH_LEN) bad(flag, v, "expected a path (non-empty, shorter than 1024 bytes)");
+    if (!*v || strlen(v) >= PATH_LEN) args_bad(flag, v, "expected a path (non-empty, shorter than 1024 bytes)");
     strcpy(dst, v);
 }
 
@@ -164,7 +128,7 @@ void options_parse(Options* o, int argc, char** argv) {
         if (strncmp(a, "--", 2) != 0) {
             if (positional == 0) snprintf(o->model, sizeof(o->model), "%s", a);
             else if (positional == 1) snprintf(o->dataset, sizeof(o->dataset), "%s", a);
-            else bad(a, NULL, "unexpected extra argument");
+            else args_bad(a, NULL, "unexpected extra argument");
             positional++;
             continue;
         }
@@ -181,7 +145,7 @@ void options_parse(Options* o, int argc, char** argv) {
         // Flags without a value.
         if (!strcmp(flag, "--eval-only") || !strcmp(flag, "--print-model") || !strcmp(flag, "--profile") ||
             !strcmp(flag, "--deterministic")) {
-            if (v) bad(flag, v, "takes no value");
+            if (v) args_bad(flag, v, "takes no value");
             if (!strcmp(flag, "--eval-only")) o->eval_only = 1;
             else if (!strcmp(flag, "--print-model")) o->print_model = 1;
             else if (!strcmp(flag, "--deterministic")) o->deterministic = 1, o->given |= GIVEN_DETERMINISTIC;
@@ -197,76 +161,76 @@ void options_parse(Options* o, int argc, char** argv) {
             "--out", "--log-every", NULL};
         int known = 0;
         for (int k = 0; VALUE_FLAGS[k]; k++) known |= !strcmp(flag, VALUE_FLAGS[k]);
-        if (!known) bad(flag, NULL, "unknown option");
+        if (!known) args_bad(flag, NULL, "unknown option");
         if (!v) {
-            if (i + 1 >= argc) bad(flag, NULL, "needs a value");
+            if (i + 1 >= argc) args_bad(flag, NULL, "needs a value");
             v = argv[++i];
         }
-        if (!strcmp(flag, "--epochs")) o->epochs = (int)parse_long(flag, v, 1, 100000), o->given |= GIVEN_EPOCHS;
-        else if (!strcmp(flag, "--batch")) o->batch = (int)parse_long(flag, v, 2, 65536), o->given |= GIVEN_BATCH;
-        else if (!strcmp(flag, "--lr")) o->lr = parse_float(flag, v, 0, 100), o->given |= GIVEN_LR;
-        else if (!strcmp(flag, "--momentum")) o->momentum = parse_float(flag, v, 0, 0.9999), o->given |= GIVEN_MOMENTUM;
-        else if (!strcmp(flag, "--wd")) o->weight_decay = parse_float(flag, v, 0, 1), o->given |= GIVEN_WD;
-        else if (!strcmp(flag, "--nesterov")) o->nesterov = parse_onoff(flag, v), o->given |= GIVEN_NESTEROV;
+        if (!strcmp(flag, "--epochs")) o->epochs = (int)args_long(flag, v, 1, 100000), o->given |= GIVEN_EPOCHS;
+        else if (!strcmp(flag, "--batch")) o->batch = (int)args_long(flag, v, 2, 65536), o->given |= GIVEN_BATCH;
+        else if (!strcmp(flag, "--lr")) o->lr = args_float(flag, v, 0, 100), o->given |= GIVEN_LR;
+        else if (!strcmp(flag, "--momentum")) o->momentum = args_float(flag, v, 0, 0.9999), o->given |= GIVEN_MOMENTUM;
+        else if (!strcmp(flag, "--wd")) o->weight_decay = args_float(flag, v, 0, 1), o->given |= GIVEN_WD;
+        else if (!strcmp(flag, "--nesterov")) o->nesterov = args_onoff(flag, v), o->given |= GIVEN_NESTEROV;
         else if (!strcmp(flag, "--schedule")) {
             if (!strcmp(v, "cosine")) o->schedule = SCHEDULE_COSINE;
             else if (!strcmp(v, "step")) o->schedule = SCHEDULE_STEP;
             else if (!strcmp(v, "constant")) o->schedule = SCHEDULE_CONSTANT;
-            else bad(flag, v, "expected cosine, step or constant");
+            else args_bad(flag, v, "expected cosine, step or constant");
             o->given |= GIVEN_SCHEDULE;
-        } else if (!strcmp(flag, "--warmup-epochs")) o->warmup_epochs = parse_float(flag, v, 0, 100000), o->given |= GIVEN_WARMUP;
-        else if (!strcmp(flag, "--step-epochs")) o->step_epochs = (int)parse_long(flag, v, 1, 100000), o->given |= GIVEN_STEP_EPOCHS;
-        else if (!strcmp(flag, "--step-gamma")) o->step_gamma = parse_float(flag, v, 0, 1), o->given |= GIVEN_STEP_GAMMA;
-        else if (!strcmp(flag, "--seed")) o->seed = (uint64_t)parse_long(flag, v, 0, 2147483647L), o->given |= GIVEN_SEED;
-        else if (!strcmp(flag, "--augment")) o->augment = parse_onoff(flag, v), o->given |= GIVEN_AUGMENT;
-        else if (!strcmp(flag, "--accum-steps")) o->accum_steps = (int)parse_long(flag, v, 1, 65536), o->given |= GIVEN_ACCUM;
-        else if (!strcmp(flag, "--width")) o->width = parse_float(flag, v, 0.01, 16), o->given |= GIVEN_WIDTH;
+        } else if (!strcmp(flag, "--warmup-epochs")) o->warmup_epochs = args_float(flag, v, 0, 100000), o->given |= GIVEN_WARMUP;
+        else if (!strcmp(flag, "--step-epochs")) o->step_epochs = (int)args_long(flag, v, 1, 100000), o->given |= GIVEN_STEP_EPOCHS;
+        else if (!strcmp(flag, "--step-gamma")) o->step_gamma = args_float(flag, v, 0, 1), o->given |= GIVEN_STEP_GAMMA;
+        else if (!strcmp(flag, "--seed")) o->seed = (uint64_t)args_long(flag, v, 0, 2147483647L), o->given |= GIVEN_SEED;
+        else if (!strcmp(flag, "--augment")) o->augment = args_onoff(flag, v), o->given |= GIVEN_AUGMENT;
+        else if (!strcmp(flag, "--accum-steps")) o->accum_steps = (int)args_long(flag, v, 1, 65536), o->given |= GIVEN_ACCUM;
+        else if (!strcmp(flag, "--width")) o->width = args_float(flag, v, 0.01, 16), o->given |= GIVEN_WIDTH;
         else if (!strcmp(flag, "--dw-group")) {
-            o->dw_group = !strcmp(v, "auto") ? 0 : (int)parse_long(flag, v, 1, 1 << 20);
+            o->dw_group = !strcmp(v, "auto") ? 0 : (int)args_long(flag, v, 1, 1 << 20);
             o->given |= GIVEN_DW_GROUP;
         } else if (!strcmp(flag, "--data")) copy_path(o->data, flag, v), o->given |= GIVEN_DATA;
-        else if (!strcmp(flag, "--limit-train")) o->limit_train = (int)parse_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TRAIN;
-        else if (!strcmp(flag, "--limit-test")) o->limit_test = (int)parse_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TEST;
+        else if (!strcmp(flag, "--limit-train")) o->limit_train = (int)args_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TRAIN;
+        else if (!strcmp(flag, "--limit-test")) o->limit_test = (int)args_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TEST;
         else if (!strcmp(flag, "--device")) {
-            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) bad(flag, v, "expected auto, cpu or cuda");
+            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) args_bad(flag, v, "expected auto, cpu or cuda");
             snprintf(o->device, sizeof(o->device), "%s", v);
             o->given |= GIVEN_DEVICE;
-        } else if (!strcmp(flag, "--threads")) o->threads = (int)parse_long(flag, v, 1, 256), o->given |= GIVEN_THREADS;
-        else if (!strcmp(flag, "--tf32")) o->tf32 = parse_onoff(flag, v), o->given |= GIVEN_TF32;
-        else if (!strcmp(flag, "--max-steps")) o->max_steps = parse_long(flag, v, 0, 1L << 40), o->given |= GIVEN_MAX_STEPS;
+        } else if (!strcmp(flag, "--threads")) o->threads = (int)args_long(flag, v, 1, 256), o->given |= GIVEN_THREADS;
+        else if (!strcmp(flag, "--tf32")) o->tf32 = args_onoff(flag, v), o->given |= GIVEN_TF32;
+        else if (!strcmp(flag, "--max-steps")) o->max_steps = args_long(flag, v, 0, 1L << 40), o->given |= GIVEN_MAX_STEPS;
         else if (!strcmp(flag, "--checkpoint")) copy_path(o->checkpoint, flag, v), o->given |= GIVEN_CHECKPOINT;
         else if (!strcmp(flag, "--resume")) copy_path(o->resume, flag, v);
         else if (!strcmp(flag, "--init")) copy_path(o->init, flag, v);
         else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v), o->given |= GIVEN_LOG;
         else if (!strcmp(flag, "--out")) copy_path(o->out, flag, v), o->given |= GIVEN_OUT;
-        else if (!strcmp(flag, "--log-every")) o->log_every = (int)parse_long(flag, v, 0, 1 << 30), o->given |= GIVEN_LOG_EVERY;
-        else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)parse_long(flag, v, 1, 100000), o->profile = 1;
+        else if (!strcmp(flag, "--log-every")) o->log_every = (int)args_long(flag, v, 0, 1 << 30), o->given |= GIVEN_LOG_EVERY;
+        else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)args_long(flag, v, 1, 100000), o->profile = 1;
         else if (!strcmp(flag, "--profile-json")) copy_path(o->profile_json, flag, v), o->profile = 1;
-        else if (!strcmp(flag, "--gpu-data")) o->gpu_data = parse_onoff(flag, v), o->given |= GIVEN_GPU_DATA;
-        else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = parse_onoff(flag, v), o->given |= GIVEN_CUDA_GRAPH;
-        else if (!strcmp(flag, "--bench-steps")) o->bench_steps = (int)parse_long(flag, v, 1, 1000000), o->profile = 1;
-        else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)parse_long(flag, v, 1, 1000), repeats_given = 1;
+        else if (!strcmp(flag, "--gpu-data")) o->gpu_data = args_onoff(flag, v), o->given |= GIVEN_GPU_DATA;
+        else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = args_onoff(flag, v), o->given |= GIVEN_CUDA_GRAPH;
+        else if (!strcmp(flag, "--bench-steps")) o->bench_steps = (int)args_long(flag, v, 1, 1000000), o->profile = 1;
+        else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)args_long(flag, v, 1, 1000), repeats_given = 1;
     }
     if (positional < 2) {
         fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");
         exit(2);
     }
-    if (strcmp(o->model, "mobilenet") != 0) bad("MODEL", o->model, "unknown model (available: mobilenet)");
-    if (strcmp(o->dataset, "cifar10") != 0) bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
-    if (o->resume[0] && o->init[0]) bad("--init", o->init, "cannot be combined with --resume");
-    if (repeats_given && !o->bench_steps) bad("--bench-repeats", NULL, "needs --bench-steps N");
+    if (strcmp(o->model, "mobilenet") != 0) args_bad("MODEL", o->model, "unknown model (available: mobilenet)");
+    if (strcmp(o->dataset, "cifar10") != 0) args_bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
+    if (o->resume[0] && o->init[0]) args_bad("--init", o->init, "cannot be combined with --resume");
+    if (repeats_given && !o->bench_steps) args_bad("--bench-repeats", NULL, "needs --bench-steps N");
     // A run's files: --out names a new run's directory, --checkpoint and --log where a training run
     // writes. Where they would be ignored they are refused instead.
     if (o->out[0] && o->resume[0])
-        bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");
+        args_bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");
     if (!options_training(o)) {
         const struct { int given; const char* flag; const char* value; } files[] = {
             {GIVEN_OUT, "--out", o->out}, {GIVEN_CHECKPOINT, "--checkpoint", o->checkpoint}, {GIVEN_LOG, "--log", o->log}};
         for (int i = 0; i < 3; i++)
             if (o->given & files[i].given)
-                bad(files[i].flag, files[i].value, "only a training run writes it (not --eval-only, --profile, "
+                args_bad(files[i].flag, files[i].value, "only a training run writes it (not --eval-only, --profile, "
                                                    "--bench-steps or --print-model)");
     }
     if (o->eval_only && !o->resume[0] && !o->init[0])
-        bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");
+        args_bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");
 }

@@ -22,6 +22,7 @@
 #include "../../nn/rng.h"
 #include "../../nn/sgd.h"
 #include "../../nn/util.h"
+#include "../args.h"
 
 typedef struct Opts {
     int batch, threads, dw_group, steps, reps, warmup, profile, sweep;
@@ -277,6 +278,7 @@ static void sweep_g(const Opts* o) {
 
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    args_program = "bench-cpu";
     Opts o = {.batch = 128, .threads = 2, .dw_group = 1, .steps = 10, .reps = 5, .warmup = 3, .width = 1.0f};
     snprintf(o.torch, sizeof(o.torch), "/usr/bin/python3");
     for (int i = 1; i < argc; i++) {
@@ -284,25 +286,25 @@ int main(int argc, char** argv) {
         const char* v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--sweep-g")) o.sweep = 1;
-        else if (v && !strcmp(a, "--batch")) o.batch = atoi(v), i++;
-        else if (v && !strcmp(a, "--threads")) o.threads = atoi(v), i++;
-        else if (v && !strcmp(a, "--width")) o.width = (float)atof(v), i++;
-        else if (v && !strcmp(a, "--dw-group")) o.dw_group = atoi(v), i++;
-        else if (v && !strcmp(a, "--steps")) o.steps = atoi(v), i++;
-        else if (v && !strcmp(a, "--reps")) o.reps = atoi(v), i++;
-        else if (v && !strcmp(a, "--warmup")) o.warmup = atoi(v), i++;
+        else if (v && !strcmp(a, "--batch")) o.batch = (int)args_long(a, v, 2, 65536), i++;
+        else if (v && !strcmp(a, "--threads")) o.threads = (int)args_long(a, v, 1, 1024), i++;
+        else if (v && !strcmp(a, "--width")) o.width = args_float(a, v, 0.01, 16), i++;
+        else if (v && !strcmp(a, "--dw-group")) o.dw_group = (int)args_long(a, v, 1, 4096), i++;
+        else if (v && !strcmp(a, "--steps")) o.steps = (int)args_long(a, v, 1, 1000000), i++;
+        else if (v && !strcmp(a, "--reps")) o.reps = (int)args_long(a, v, 1, 32), i++;
+        else if (v && !strcmp(a, "--warmup")) o.warmup = (int)args_long(a, v, 0, 1000000), i++;
         else if (v && !strcmp(a, "--torch")) snprintf(o.torch, sizeof(o.torch), "%s", v), i++;
         else if (v && !strcmp(a, "--isa")) {
             if (!gemm_set_isa(v)) nn_fatal("--isa %s: not supported by this CPU", v);
             i++;
         } else {
-            fprintf(stderr, "usage: %s [--batch N] [--threads T] [--width W] [--dw-group G] [--steps S] [--reps R]\n"
-                            "          [--warmup W] [--torch off|PYTHON] [--profile] [--sweep-g] [--isa NAME]\n", argv[0]);
-            return 2;
+            int help = !strcmp(a, "--help");
+            fprintf(help ? stdout : stderr,
+                    "usage: %s [--batch N] [--threads T] [--width W] [--dw-group G] [--steps S] [--reps R]\n"
+                    "          [--warmup W] [--torch off|PYTHON] [--profile] [--sweep-g] [--isa NAME]\n", argv[0]);
+            return help ? 0 : 2;
         }
     }
-    if (o.batch < 2 || o.threads < 1 || o.steps < 1 || o.reps < 1 || o.reps > 32 || o.dw_group < 1)
-        nn_fatal("bench-cpu: bad arguments (batch >= 2, threads >= 1, steps >= 1, 1 <= reps <= 32, dw-group >= 1)");
 
     Bench b;
     bench_init(&b, &o, o.dw_group);

@@ -19,6 +19,7 @@
 #include "../../nn/profile.h"
 #include "../../nn/rng.h"
 #include "../../nn/util.h"
+#include "../args.h"
 #include "bench_depthwise.h"
 
 #define MAX_METHODS 12
@@ -137,17 +138,19 @@ static double total(const Method* m) { return m->ms[0] + m->ms[1] + m->ms[2]; }
 int main(int argc, char** argv) {
     const char* device = "cpu";
     int tf32 = 1;
+    args_program = "bench-depthwise";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = strcmp(argv[++i], "off") != 0;
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = (int)args_long(argv[i], argv[i + 1], 1, 65536), i++;
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (int)args_long(argv[i], argv[i + 1], 1, 1000), i++;
+        else if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = args_onoff(argv[i], argv[i + 1]), i++;
         else {
-            fprintf(stderr, "usage: bench-depthwise [--device cpu|cuda|auto] [--batch N] [--reps N] [--tf32 on|off]\n");
-            return 2;
+            int help = !strcmp(argv[i], "--help");
+            fprintf(help ? stdout : stderr,
+                    "usage: bench-depthwise [--device cpu|cuda|auto] [--batch N] [--reps N] [--tf32 on|off]\n");
+            return help ? 0 : 2;
         }
     }
-    if (batch < 1 || reps < 1) nn_fatal("--batch and --reps must be positive");
     char err[512], dev[256];
     BackendOptions bo = {.tf32 = tf32};
     be = backend_open(device, &bo, err, sizeof(err));

@@ -17,6 +17,7 @@
 #include "../../kernels/cpu/cpu_gemm.h"
 #include "../../kernels/cpu/cpu_kernels.h"
 #include "../../nn/util.h"
+#include "../args.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -133,13 +134,15 @@ static double time_shape(const Shape* s, int reps, double* best) {
 int main(int argc, char** argv) {
     int threads = 0, reps = 7;
     const char* isa = NULL;
+    args_program = "bench-gemm";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = (int)args_long(argv[i], argv[i + 1], 1, 1024), i++;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) isa = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (int)args_long(argv[i], argv[i + 1], 1, 1000), i++;
         else {
-            fprintf(stderr, "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R]\n", argv[0]);
-            return 2;
+            int help = !strcmp(argv[i], "--help");
+            fprintf(help ? stdout : stderr, "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R]\n", argv[0]);
+            return help ? 0 : 2;
         }
     }
     if (isa && !gemm_set_isa(isa)) nn_fatal("--isa %s: not supported by this CPU", isa);
