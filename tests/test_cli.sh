@@ -53,6 +53,25 @@ else
   elif ! grep -q "interrupted: saved" "$tmp/int.out" || [ ! -s "$tmp/int.ckpt" ]; then fail "Ctrl-C saved no checkpoint";
   else echo "ok   Ctrl-C saved $(grep -o 'at epoch.*step [0-9]*)' "$tmp/int.out")"; fi
   saved=$(grep -o 'step [0-9]*)' "$tmp/int.out" | grep -o '[0-9]*')
+  # A closed terminal (SIGHUP) saves the same way; under nohup (SIGHUP ignored) the run goes on.
+  "$train" "${small[@]}" --checkpoint "$tmp/hup.ckpt" --out "$tmp/run-hup" > "$tmp/hup.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/hup.out" 2>/dev/null && break; sleep 0.1; done
+  kill -HUP $pid
+  wait $pid
+  rc=$?
+  if [ $rc = 130 ] && grep -q "interrupted: saved '$tmp/hup.ckpt'" "$tmp/hup.out" && [ -s "$tmp/hup.ckpt" ]; then
+    echo "ok   SIGHUP saved $(grep -o 'at epoch.*step [0-9]*)' "$tmp/hup.out")"
+  else fail "SIGHUP exited $rc, expected 130 and a saved checkpoint"; show hup 5; fi
+  nohup "$train" "${small[@]}" --checkpoint "$tmp/nohup.ckpt" --out "$tmp/run-nohup" > "$tmp/nohup.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/nohup.out" 2>/dev/null && break; sleep 0.1; done
+  kill -HUP $pid
+  sleep 1
+  if kill -0 $pid 2>/dev/null && ! grep -q interrupted "$tmp/nohup.out"; then echo "ok   under nohup, SIGHUP leaves the run training"
+  else fail "under nohup, SIGHUP stopped the run"; show nohup 5; fi
+  kill -INT $pid 2>/dev/null
+  wait $pid
   expect 0 "resuming '$tmp/int.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/int.ckpt" --max-steps $((${saved:-0} + 2))
   expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/int.ckpt"
   expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --profile-steps 1 --max-steps 1 # implies --profile

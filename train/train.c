@@ -276,6 +276,9 @@ int main(int argc, char** argv) {
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    // A closed terminal or a dropped ssh session (SIGHUP) saves too, unless the run was started with
+    // nohup (SIGHUP ignored), which asks for it to go on.
+    if (signal(SIGHUP, SIG_IGN) != SIG_IGN) signal(SIGHUP, on_signal);
 
     while (t.epoch < o->epochs) {
         if (t.batch >= t.steps_per_epoch) { // a checkpoint taken right at an epoch's end
