@@ -39,6 +39,17 @@ run initckpt mobilenet cifar10 --eval-only --init "$tmp/only-ckpt" --limit-test 
   { fail "--eval-only --init DIR (checkpoint only) exited $?"; show initckpt; }
 has initckpt "weights: $tmp/only-ckpt/checkpoint.ckpt (a training checkpoint in epoch 2 of 3, after batch 2 of 8, step 10)" &&
   echo "ok   --init DIR without final.ckpt loads checkpoint.ckpt and says where in the run it was saved"
+# Data that has moved since the run started: the error names the path as the run's (from config.json)
+# and how to go on; with --data the run continues.
+cp -r "$d" "$tmp/moved"
+sed -i 's|"data": ".*"|"data": "/nonexistent/cifar-10-binary.tar.gz"|' "$tmp/moved/config.json"
+run moved mobilenet cifar10 --resume "$tmp/moved" --max-steps 11
+rc=$?
+if [ $rc = 1 ] && has moved "error: the run's data '/nonexistent/cifar-10-binary.tar.gz' (from its config.json) cannot be read" &&
+   has moved "resume with --data PATH"; then echo "ok   data moved since the run started: named as the run's, --data suggested"
+else fail "resuming a run whose data moved: exit $rc (expected 1) or the message above"; fi
+run moved2 mobilenet cifar10 --resume "$tmp/moved" --max-steps 11 --data "$CIFAR10_PATH" &&
+  has moved2 "stopped at --max-steps 11" && echo "ok   ... and --data NEW_PATH resumes it"
 # --eval-only --resume continues nothing: it names what it evaluates, not how a continued run would differ.
 run evalres mobilenet cifar10 --eval-only --resume "$d" --limit-test 32 --threads 1 ||
   { fail "--eval-only --resume DIR exited $?"; show evalres; }

@@ -5,6 +5,7 @@
 // continues exactly, with every setting of the run. progress.c draws what the terminal shows,
 // guard.c stops a run that went bad before it can overwrite a good checkpoint, and dist.c joins an
 // mpirun job (every process runs this same loop; rank 0 writes the files).
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,11 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
 
     // Data.
     char path[PATH_LEN];
+    // A resumed run reads its data where its config.json says. If the data has moved since, name where
+    // that path came from (not a --data the user typed) and how to go on.
+    if (run->resumed_from_config && o->data[0] && !(o->given & GIVEN_DATA) && access(o->data, R_OK) != 0)
+        nn_fatal("the run's data '%s' (from its config.json) cannot be read: %s; if it has moved, resume "
+                 "with --data PATH", o->data, strerror(errno));
     if (cifar10_resolve_path(path, sizeof(path), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
         nn_fatal("%s", err);
     double t0 = nn_now();
