@@ -86,14 +86,17 @@ def main():
         name = label_of(path) if len(runs) > 1 else ""
         ep = [t / scale for t in times] if args.time else [r["epoch"] for r in recs]
         sep = " " if name else ""
-        ax_loss.plot(ep, [r["train_loss"] for r in recs], color=color, ls="--", marker=".", label=f"{name}{sep}train")
-        ax_loss.plot(ep, [r["test_loss"] for r in recs], color=color, marker="o", label=f"{name}{sep}test")
-        ax_acc.plot(ep, [r["train_acc"] for r in recs], color=color, ls="--", marker=".", label=f"{name}{sep}train")
-        ax_acc.plot(ep, [r["test_acc"] for r in recs], color=color, marker="o", label=f"{name}{sep}test")
+        # Markers for each epoch while they fit; a 200-epoch run's would hide its curves.
+        few = len(recs) <= 60
+        ms, dot = (6, ".") if few else (2.5, None)
+        ax_loss.plot(ep, [r["train_loss"] for r in recs], color=color, ls="--", marker=dot, label=f"{name}{sep}train")
+        ax_loss.plot(ep, [r["test_loss"] for r in recs], color=color, marker="o", ms=ms, label=f"{name}{sep}test")
+        ax_acc.plot(ep, [r["train_acc"] for r in recs], color=color, ls="--", marker=dot, label=f"{name}{sep}train")
+        ax_acc.plot(ep, [r["test_acc"] for r in recs], color=color, marker="o", ms=ms, label=f"{name}{sep}test")
         best = max(recs, key=lambda r: r["test_acc"])
         ax_acc.annotate(f"{best['test_acc']:.2f}%", (ep[recs.index(best)], best["test_acc"]), textcoords="offset points",
                         xytext=(0, 6), ha="center", color=color, fontsize=8)
-        ax_lr.plot(ep, [r["lr"] for r in recs], color=color, marker=".", label=name or "lr")
+        ax_lr.plot(ep, [r["lr"] for r in recs], color=color, marker=dot, label=name or "lr")
     ax_loss.set(title="loss (cross-entropy)", xlabel=xlabel, ylabel="loss")
     ax_acc.set(title="accuracy", xlabel=xlabel, ylabel="%")
     ax_lr.set(title="learning rate at the epoch's end", xlabel=xlabel, ylabel="lr")
