@@ -48,6 +48,15 @@ else
   else echo "ok   ONNX ($(sed -n 's/^onnx run by //p' "$tmp/check.out")): all $2 predictions equal the state_dict's, logits within $3"; fi
 fi
 
+# A run directory whose checkpoint.ckpt is further on than its final.ckpt (resumed after --max-steps,
+# then stopped): export.py takes the checkpoint, as ./train --init DIR does.
+mkdir "$tmp/ahead" && cp "$tmp/run/final.ckpt" "$tmp/ahead/" && cp "$tmp/run/checkpoint.ckpt" "$tmp/ahead.ckpt"
+"$train" mobilenet cifar10 --resume "$tmp/ahead.ckpt" --max-steps 62 --limit-test 64 --device cpu --threads 2 \
+  > "$tmp/ahead.out" 2>&1 && mv "$tmp/ahead.ckpt" "$tmp/ahead/checkpoint.ckpt" || { fail "resuming to step 62 exited $?"; show ahead; }
+"$py" "$here/../tools/export.py" "$tmp/ahead" "$tmp/ahead.pt" > "$tmp/ahead.out" 2>&1
+if grep -q "from $tmp/ahead/checkpoint.ckpt," "$tmp/ahead.out"; then echo "ok   export.py takes checkpoint.ckpt when it is further on than final.ckpt"
+else fail "export.py of a run whose checkpoint is further on than final.ckpt"; show ahead; fi
+
 # A corrupted checkpoint is refused, naming the problem.
 cp "$tmp/run/final.ckpt" "$tmp/bad.ckpt"
 printf '\x42' | dd of="$tmp/bad.ckpt" bs=1 seek=$(($(stat -c %s "$tmp/bad.ckpt") - 9)) conv=notrunc 2> /dev/null

@@ -97,6 +97,18 @@ run loose mobilenet cifar10 --resume "$tmp/loose.ckpt" --max-steps 22 --limit-te
   { fail "resuming a loose checkpoint exited $?"; show loose; }
 has loose "saved $tmp/loose.ckpt" && echo "ok   --resume PATH without a run directory keeps saving to PATH"
 
+# --init DIR takes the run's latest weights: its checkpoint.ckpt when that is further on than final.ckpt
+# (a run resumed after --max-steps, then interrupted); a damaged final.ckpt is reported, not skipped.
+mkdir "$tmp/ahead" && cp "$d/final.ckpt" "$tmp/ahead/final.ckpt" && cp "$tmp/loose.ckpt" "$tmp/ahead/checkpoint.ckpt"
+run ahead mobilenet cifar10 --eval-only --init "$tmp/ahead" --limit-test 32 --device cpu --threads 2 &&
+has ahead "weights: $tmp/ahead/checkpoint.ckpt (a training checkpoint in epoch 3 of 3, after batch 6 of 8, step 22)" &&
+  echo "ok   --init DIR takes checkpoint.ckpt when it is further on than final.ckpt (step 22 > 20)"
+head -c 1000 "$d/final.ckpt" > "$tmp/ahead/final.ckpt"
+run damaged mobilenet cifar10 --eval-only --init "$tmp/ahead" --limit-test 32 --device cpu --threads 2
+rc=$?
+if [ $rc != 0 ] && grep -q "$tmp/ahead/final.ckpt" "$tmp/damaged.out"; then echo "ok   a damaged final.ckpt is refused by name, not skipped"
+else fail "--init DIR with a damaged final.ckpt: exit $rc, expected an error naming it"; show damaged; fi
+
 # Ctrl-C, then exactly the command the tool prints: every later epoch is saved into the run directory.
 c=$tmp/ctrlc
 "$train" mobilenet cifar10 --width 0.125 --batch 32 --limit-train 2048 --limit-test 32 --device cpu --threads 2 \

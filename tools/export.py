@@ -5,8 +5,8 @@
     python3 tools/export.py RUN_DIR_OR_CKPT OUT.onnx           an ONNX graph (logits for (n, 3, 32, 32))
     python3 tools/export.py runs/mobilenet-cifar10-... model.pt model.onnx    both at once
 
-The input is a run directory (its final.ckpt, else its checkpoint.ckpt) or any checkpoint ./train
-writes (a training state or weights only); the width and the number of classes come from it. The
+The input is a run directory (its final.ckpt, or its checkpoint.ckpt when that one is further on)
+or any checkpoint ./train writes (a training state or weights only); the width and the number of classes come from it. The
 state_dict loads into `tools/mobilenet.py`'s MobileNet(width) as it is, under the same names (as it
 would into kuangliu/pytorch-cifar's MobileNet at width 1); num_batches_tracked is the checkpoint's
 train.step, else 0. The optimizer state is not exported. The ONNX file comes from torch.onnx.export
@@ -29,13 +29,25 @@ except ImportError as e:  # a sentence, not a traceback, on a machine without Py
                      "apt install python3-torch (Debian, Ubuntu), or pip install torch numpy")
 
 
+def saved_step(path):
+    """The training step a checkpoint was saved at, -1 when it cannot be read."""
+    try:
+        return drnet_ckpt.scalar(drnet_ckpt.read(path), "train.step", -1)
+    except (OSError, drnet_ckpt.CheckpointError):
+        return -1
+
+
 def resolve(path):
-    """The checkpoint file for a run directory or a checkpoint path."""
+    """The checkpoint file for a run directory (as ./train --init DIR chooses: final.ckpt, unless
+    checkpoint.ckpt is further on -- a run resumed after --max-steps and then interrupted) or a path."""
     if os.path.isdir(path):
-        for name in ("final.ckpt", "checkpoint.ckpt"):
-            if os.path.isfile(os.path.join(path, name)):
-                return os.path.join(path, name)
-        raise SystemExit(f"error: '{path}' holds neither final.ckpt nor checkpoint.ckpt: not a run directory")
+        final, ckpt = os.path.join(path, "final.ckpt"), os.path.join(path, "checkpoint.ckpt")
+        if not os.path.isfile(final) and not os.path.isfile(ckpt):
+            raise SystemExit(f"error: '{path}' holds neither final.ckpt nor checkpoint.ckpt: not a run directory")
+        if not os.path.isfile(final):
+            return ckpt
+        final_step = saved_step(final)  # -1: damaged; chosen anyway, so that reading it says why
+        return ckpt if final_step >= 0 and saved_step(ckpt) > final_step else final
     return path
 
 

@@ -68,7 +68,7 @@ static const char* USAGE =
     "                        unless given again; PATH: a checkpoint (its run's settings are used when\n"
     "                        its directory holds the run's config.json)\n"
     "  --init DIR|PATH       start a new run from the weights of a checkpoint (a run directory: its\n"
-    "                        final.ckpt, else checkpoint.ckpt), with a fresh optimizer\n"
+    "                        latest weights, final.ckpt or checkpoint.ckpt), with a fresh optimizer\n"
     "  --checkpoint PATH     keep the training state here instead of DIR/checkpoint.ckpt\n"
     "  --log PATH            the JSON-lines log instead of DIR/log.jsonl: one object per epoch (loss,\n"
     "                        accuracies, lr, seconds, img/s). A new run creates or overwrites it;\n"

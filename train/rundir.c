@@ -240,19 +240,35 @@ static void default_run_dir(char* out, const Options* o) {
         snprintf(out, PATH_LEN, "runs/%s-%s-%s-%d", o->model, o->dataset, stamp, i);
 }
 
+// The training step a checkpoint was saved at, -1 when it cannot be read. A run that stopped at
+// --max-steps wrote final.ckpt; resumed and then interrupted, its checkpoint.ckpt is further on, and
+// those are the run's latest weights.
+static int64_t saved_step(const char* path) {
+    Checkpoint c;
+    char err[1200];
+    int64_t step = -1;
+    if (ckpt_load(&c, path, err, sizeof(err)) != 0) return -1;
+    if (ckpt_get_i64(&c, "train.step", &step) != 0) step = -1;
+    ckpt_free(&c);
+    return step;
+}
+
 void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
     memset(r, 0, sizeof(*r));
     for (int i = 0; i < argc; i++) {
         size_t n = strlen(r->command);
         snprintf(r->command + n, sizeof(r->command) - n, "%s%s", i ? " " : "", argv[i]);
     }
-    // --init DIR: the run's final weights, else its last checkpoint.
+    // --init DIR: the run's latest weights: final.ckpt, unless checkpoint.ckpt is further on.
     if (o->init[0] && is_dir(o->init)) {
-        char p[PATH_LEN];
-        join(p, o->init, FINAL_NAME);
-        if (!is_file(p)) join(p, o->init, CHECKPOINT_NAME);
-        if (!is_file(p)) nn_fatal("--init '%s': the directory holds neither %s nor %s", o->init, FINAL_NAME, CHECKPOINT_NAME);
-        snprintf(o->init, PATH_LEN, "%s", p);
+        char final[PATH_LEN], ckpt[PATH_LEN];
+        join(final, o->init, FINAL_NAME);
+        join(ckpt, o->init, CHECKPOINT_NAME);
+        if (!is_file(final) && !is_file(ckpt))
+            nn_fatal("--init '%s': the directory holds neither %s nor %s", o->init, FINAL_NAME, CHECKPOINT_NAME);
+        const int64_t final_step = is_file(final) ? saved_step(final) : -1; // -1: damaged, reported by its loader
+        const int use_ckpt = !is_file(final) || (final_step >= 0 && saved_step(ckpt) > final_step);
+        snprintf(o->init, PATH_LEN, "%s", use_ckpt ? ckpt : final);
     }
     int training = options_training(o);
 

@@ -136,8 +136,8 @@ void trainer_checkpoint_width(const char* path, float* width) {
     ckpt_free(&c);
 }
 
-// Which weights --init loaded and how far their run had got: `--init DIR` chose the file (final.ckpt,
-// else checkpoint.ckpt), and the checkpoint of a run still training is mid-run. A training checkpoint
+// Which weights --init loaded and how far their run had got: `--init DIR` chose the file (final.ckpt
+// or checkpoint.ckpt, rundir.c), and the checkpoint of a run still training is mid-run. A training checkpoint
 // holds its position as (completed epochs, batches into the next); its epoch length follows from its
 // recipe, CIFAR-10's 50000 training images cut to --limit-train.
 static void announce_weights(const Checkpoint* c) {
