@@ -137,9 +137,9 @@ void trainer_checkpoint_width(const char* path, float* width) {
 }
 
 // Which weights --init loaded and how far their run had got: `--init DIR` chose the file (final.ckpt
-// or checkpoint.ckpt, rundir.c), and the checkpoint of a run still training is mid-run. A training checkpoint
-// holds its position as (completed epochs, batches into the next); its epoch length follows from its
-// recipe, CIFAR-10's 50000 training images cut to --limit-train.
+// or checkpoint.ckpt, rundir.c), and the checkpoint of a run still training is mid-run. A training
+// checkpoint holds its position as (completed epochs, batches into the next); its epoch length
+// follows from its recipe, CIFAR-10's 50000 training images cut to --limit-train.
 static void announce_weights(const Checkpoint* c) {
     int64_t epoch, batch, epochs, step, size, limit;
     const int have_step = ckpt_get_i64(c, "train.step", &step) == 0;
@@ -151,7 +151,8 @@ static void announce_weights(const Checkpoint* c) {
         if (batch >= per_epoch) epoch++, batch = 0; // saved at an epoch's end, before the next began
         printf("weights: %s (a training checkpoint ", c->path);
         if (batch == 0 && epoch == 0) printf("before its first step)\n");
-        else if (batch == 0) printf("after epoch %lld of %lld, step %lld)\n", (long long)epoch, (long long)epochs, (long long)step);
+        else if (batch == 0)
+            printf("after epoch %lld of %lld, step %lld)\n", (long long)epoch, (long long)epochs, (long long)step);
         else
             printf("in epoch %lld of %lld, after batch %lld of %lld, step %lld)\n", (long long)epoch + 1,
                    (long long)epochs, (long long)batch, (long long)per_epoch, (long long)step);
