@@ -42,46 +42,43 @@ if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
 else
   # Pinned to the CPU: on a GPU machine --device auto would train there, which is not what this tests.
   small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 4096 --limit-test 64 --threads 2 --device cpu)
-  # Ctrl-C: the run saves its state and exits 130; --resume continues from there.
-  "$train" "${small[@]}" --checkpoint "$tmp/int.ckpt" --out "$tmp/run-int" > "$tmp/int.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/int.out" 2>/dev/null && break; sleep 0.1; done
-  kill -INT $pid
-  wait $pid
-  rc=$?
-  if [ $rc != 130 ]; then fail "Ctrl-C exited $rc, expected 130"; sed 's/^/    | /' "$tmp/int.out" | tail -5;
-  elif ! grep -q "interrupted: saved" "$tmp/int.out" || [ ! -s "$tmp/int.ckpt" ]; then fail "Ctrl-C saved no checkpoint";
-  else echo "ok   Ctrl-C saved $(grep -o 'at epoch.*step [0-9]*)' "$tmp/int.out")"; fi
-  saved=$(grep -o 'step [0-9]*)' "$tmp/int.out" | grep -o '[0-9]*')
-  # A closed terminal (SIGHUP) saves the same way; under nohup (SIGHUP ignored) the run goes on.
-  "$train" "${small[@]}" --checkpoint "$tmp/hup.ckpt" --out "$tmp/run-hup" > "$tmp/hup.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/hup.out" 2>/dev/null && break; sleep 0.1; done
-  kill -HUP $pid
-  wait $pid
-  rc=$?
-  if [ $rc = 130 ] && grep -q "interrupted: saved '$tmp/hup.ckpt'" "$tmp/hup.out" && [ -s "$tmp/hup.ckpt" ]; then
-    echo "ok   SIGHUP saved $(grep -o 'at epoch.*step [0-9]*)' "$tmp/hup.out")"
-  else fail "SIGHUP exited $rc, expected 130 and a saved checkpoint"; show hup 5; fi
-  nohup "$train" "${small[@]}" --checkpoint "$tmp/nohup.ckpt" --out "$tmp/run-nohup" > "$tmp/nohup.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/nohup.out" 2>/dev/null && break; sleep 0.1; done
+  # started NAME [nohup]: a training run in the background (output in $tmp/NAME.out, checkpoint
+  # $tmp/NAME.ckpt, pid in $pid), once its first progress line shows that it trains.
+  started() {
+    ${2:-} "$train" "${small[@]}" --checkpoint "$tmp/$1.ckpt" --out "$tmp/run-$1" > "$tmp/$1.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do grep -q "\[ *[0-9]*/128\]" "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
+  }
+  # Ctrl-C (SIGINT), and a closed terminal (SIGHUP): the run saves its state and exits 130; --resume
+  # continues from there.
+  for sig in INT HUP; do
+    started "$sig"
+    kill -$sig $pid
+    wait $pid
+    rc=$?
+    if [ $rc = 130 ] && grep -q "interrupted: saved '$tmp/$sig.ckpt'" "$tmp/$sig.out" && [ -s "$tmp/$sig.ckpt" ]; then
+      echo "ok   SIG$sig saved $(grep -o 'at epoch.*step [0-9]*)' "$tmp/$sig.out")"
+    else fail "SIG$sig exited $rc, expected 130 and a saved checkpoint"; show "$sig" 5; fi
+  done
+  saved=$(grep -o 'step [0-9]*)' "$tmp/INT.out" | grep -o '[0-9]*')
+  # Under nohup (SIGHUP ignored) the run goes on.
+  started nohup nohup
   kill -HUP $pid
   sleep 1
   if kill -0 $pid 2>/dev/null && ! grep -q interrupted "$tmp/nohup.out"; then echo "ok   under nohup, SIGHUP leaves the run training"
   else fail "under nohup, SIGHUP stopped the run"; show nohup 5; fi
   kill -INT $pid 2>/dev/null
   wait $pid
-  expect 0 "resuming '$tmp/int.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/int.ckpt" --max-steps $((${saved:-0} + 2))
-  expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/int.ckpt"
+  expect 0 "resuming '$tmp/INT.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/INT.ckpt" --max-steps $((${saved:-0} + 2))
+  expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/INT.ckpt"
   expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --profile-steps 1 --max-steps 1 # implies --profile
   # A diverging run stops with a clear message, without overwriting the checkpoint it started from.
   # lr 100 with weight decay 1 multiplies every weight by -99 per step: a certain overflow within
   # about twenty steps, whatever the rounding of the kernels.
-  cp "$tmp/int.ckpt" "$tmp/good.ckpt"
-  expect 1 "the training loss became" "${small[@]}" --init "$tmp/int.ckpt" --lr 100 --wd 1 --momentum 0 --checkpoint "$tmp/int.ckpt" --out "$tmp/run-nan" --epochs 1
+  cp "$tmp/INT.ckpt" "$tmp/good.ckpt"
+  expect 1 "the training loss became" "${small[@]}" --init "$tmp/INT.ckpt" --lr 100 --wd 1 --momentum 0 --checkpoint "$tmp/INT.ckpt" --out "$tmp/run-nan" --epochs 1
   grep -o "became.*step [0-9]*" "$tmp/expect.out" | sed 's/^/     (/; s/$/)/'
-  cmp -s "$tmp/int.ckpt" "$tmp/good.ckpt" || fail "the diverging run changed the last good checkpoint"
+  cmp -s "$tmp/INT.ckpt" "$tmp/good.ckpt" || fail "the diverging run changed the last good checkpoint"
 fi
 
 finish test_cli
