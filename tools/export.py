@@ -5,13 +5,14 @@
     python3 tools/export.py RUN_DIR_OR_CKPT OUT.onnx           an ONNX graph (logits for (n, 3, 32, 32))
     python3 tools/export.py runs/mobilenet-cifar10-... model.pt model.onnx    both at once
 
-The input is a run directory (its final.ckpt, or its checkpoint.ckpt when that one is further on)
-or any checkpoint ./train writes (a training state or weights only); the width and the number of classes come from it. The
-state_dict loads into `tools/mobilenet.py`'s MobileNet(width) as it is, under the same names (as it
-would into kuangliu/pytorch-cifar's MobileNet at width 1); num_batches_tracked is the checkpoint's
-train.step, else 0. The optimizer state is not exported. The ONNX file comes from torch.onnx.export
-of that module in eval mode (batch norm with the running statistics), opset 13, with a dynamic batch
-dimension; its input "images" is normalized as ./train normalizes (see tools/mobilenet.py).
+The input is a run directory (its final.ckpt, or its checkpoint.ckpt when that one is further on) or
+any checkpoint ./train writes (a training state or weights only); the width and the number of
+classes come from it. The state_dict loads into `tools/mobilenet.py`'s MobileNet(width) as it is,
+under the same names (as it would into kuangliu/pytorch-cifar's MobileNet at width 1);
+num_batches_tracked is the checkpoint's train.step, else 0. The optimizer state is not exported. The
+ONNX file comes from torch.onnx.export of that module in eval mode (batch norm with the running
+statistics), opset 13, with a dynamic batch dimension; its input "images" is normalized as ./train
+normalizes (see tools/mobilenet.py).
 
 Needs torch and numpy (on Debian: apt install python3-torch).
 """

@@ -87,8 +87,7 @@ def main():
         ep = [t / scale for t in times] if args.time else [r["epoch"] for r in recs]
         sep = " " if name else ""
         # Markers for each epoch while they fit; a 200-epoch run's would hide its curves.
-        few = len(recs) <= 60
-        ms, dot = (6, ".") if few else (2.5, None)
+        ms, dot = (6, ".") if len(recs) <= 60 else (2.5, None)
         ax_loss.plot(ep, [r["train_loss"] for r in recs], color=color, ls="--", marker=dot, label=f"{name}{sep}train")
         ax_loss.plot(ep, [r["test_loss"] for r in recs], color=color, marker="o", ms=ms, label=f"{name}{sep}test")
         ax_acc.plot(ep, [r["train_acc"] for r in recs], color=color, ls="--", marker=dot, label=f"{name}{sep}train")
