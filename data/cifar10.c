@@ -552,24 +552,40 @@ static int choose(char* out, size_t outlen, const char* path, char* err, size_t 
     return 0;
 }
 
+// Whether dir is the working directory itself (then searching it again only repeats the paths).
+static int is_working_dir(const char* dir) {
+    struct stat a, b;
+    return stat(dir, &a) == 0 && stat(".", &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int cifar10_resolve_path(char* out, size_t outlen, const char* flag_path, const char* fallback_dir,
                          char* err, size_t errlen) {
     static const char* const HOW =
         "get the official binary version from " CIFAR10_URL
         " and put it in data/, or pass --data PATH, or set CIFAR10_PATH=PATH";
-    char why[256];
+    char why[256], how[1536];
+    // A source tree with the download script: name it, since it fetches and checks the archive and
+    // puts it where the search below finds it.
+    char script[1100] = "";
+    if (fallback_dir) snprintf(script, sizeof script, "%s/cmake/fetch_cifar10.cmake", fallback_dir);
+    if (fallback_dir && exists(script, why, sizeof why))
+        snprintf(how, sizeof how, "download it with 'cmake -P %s' (the official archive into %s/data/, "
+                 "MD5-checked), or put the official binary version (%s) in data/, or pass --data "
+                 "PATH, or set CIFAR10_PATH=PATH", script, fallback_dir, CIFAR10_URL);
+    else
+        snprintf(how, sizeof how, "%s", HOW);
     const char* env = getenv("CIFAR10_PATH");
     if (flag_path || (env && env[0])) {
         const char* path = flag_path ? flag_path : env;
         if (exists(path, why, sizeof why)) return choose(out, outlen, path, err, errlen);
         return fail(err, errlen, "CIFAR-10 not found: %s%s: %s; %s",
-                    flag_path ? "--data " : "CIFAR10_PATH=", path, why, HOW);
+                    flag_path ? "--data " : "CIFAR10_PATH=", path, why, how);
     }
     const char* bases[2] = {NULL, fallback_dir};
     const char* leaves[2] = {"data/cifar-10-binary.tar.gz", "data/cifar-10-batches-bin"};
     char looked[1536] = "", cand[1024];
     for (int b = 0; b < 2; b++) {
-        if (b == 1 && !fallback_dir) break;
+        if (b == 1 && (!fallback_dir || is_working_dir(fallback_dir))) break;
         for (int l = 0; l < 2; l++) {
             if (bases[b]) snprintf(cand, sizeof cand, "%s/%s", bases[b], leaves[l]);
             else snprintf(cand, sizeof cand, "%s", leaves[l]);
@@ -579,5 +595,5 @@ int cifar10_resolve_path(char* out, size_t outlen, const char* flag_path, const 
         }
     }
     return fail(err, errlen, "CIFAR-10 not found; looked for %s; CIFAR10_PATH is not set; %s",
-                looked, HOW);
+                looked, how);
 }

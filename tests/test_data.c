@@ -419,6 +419,29 @@ static void test_resolve_path(void) {
               "resolve via the fallback directory gave %s (%s)", out, err);
         unlink(file);
         rmdir(data_dir);
+
+        // A source tree (the fallback) with the download script: the error names the command.
+        char cmake_dir[1024], script[1100], hint[1200];
+        snprintf(cmake_dir, sizeof cmake_dir, "%s/cmake", tmp);
+        snprintf(script, sizeof script, "%s/fetch_cifar10.cmake", cmake_dir);
+        snprintf(hint, sizeof hint, "cmake -P %s", script);
+        CHECK(cifar10_resolve_path(out, sizeof out, NULL, tmp, err, sizeof err) != 0 && !strstr(err, hint),
+              "resolve names a download script that is not there: %s", err);
+        if (mkdir(cmake_dir, 0755) != 0) nn_fatal("mkdir %s: %s", cmake_dir, strerror(errno));
+        write_all(script, "", 0);
+        CHECK(cifar10_resolve_path(out, sizeof out, NULL, tmp, err, sizeof err) != 0 && strstr(err, hint) &&
+                  strstr(err, CIFAR10_URL),
+              "resolve does not name the download script %s: %s", script, err);
+        unlink(script);
+        rmdir(cmake_dir);
+
+        // Run from the fallback directory itself: each path is listed once, not as both
+        // data/... and DIR/data/...
+        char cwd[1024];
+        if (!getcwd(cwd, sizeof cwd) || chdir(tmp) != 0) nn_fatal("chdir %s: %s", tmp, strerror(errno));
+        CHECK(cifar10_resolve_path(out, sizeof out, NULL, tmp, err, sizeof err) != 0 && !strstr(err, data_dir),
+              "resolve from the fallback directory lists its paths twice: %s", err);
+        if (chdir(cwd) != 0) nn_fatal("chdir %s: %s", cwd, strerror(errno));
     }
     if (saved_copy) setenv("CIFAR10_PATH", saved_copy, 1);
     free(saved_copy);
