@@ -558,26 +558,30 @@ static int is_working_dir(const char* dir) {
     return stat(dir, &a) == 0 && stat(".", &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+// What to do about missing data, into how. A source tree with the download script comes first: the
+// script fetches and checks the archive and puts it where the search below finds it.
+static void how_to_get(char* how, size_t howlen, const char* fallback_dir) {
+    char script[1100], why[256];
+    how[0] = '\0';
+    if (fallback_dir) {
+        snprintf(script, sizeof script, "%s/cmake/fetch_cifar10.cmake", fallback_dir);
+        if (exists(script, why, sizeof why))
+            snprintf(how, howlen, "download it with 'cmake -P %s' (the official archive into %s/data/, "
+                     "MD5-checked), or ", script, fallback_dir);
+    }
+    size_t used = strlen(how);
+    snprintf(how + used, howlen - used, "get the official binary version from " CIFAR10_URL
+             " and put it in data/, or pass --data PATH, or set CIFAR10_PATH=PATH");
+}
+
 int cifar10_resolve_path(char* out, size_t outlen, const char* flag_path, const char* fallback_dir,
                          char* err, size_t errlen) {
-    static const char* const HOW =
-        "get the official binary version from " CIFAR10_URL
-        " and put it in data/, or pass --data PATH, or set CIFAR10_PATH=PATH";
     char why[256], how[1536];
-    // A source tree with the download script: name it, since it fetches and checks the archive and
-    // puts it where the search below finds it.
-    char script[1100] = "";
-    if (fallback_dir) snprintf(script, sizeof script, "%s/cmake/fetch_cifar10.cmake", fallback_dir);
-    if (fallback_dir && exists(script, why, sizeof why))
-        snprintf(how, sizeof how, "download it with 'cmake -P %s' (the official archive into %s/data/, "
-                 "MD5-checked), or put the official binary version (%s) in data/, or pass --data "
-                 "PATH, or set CIFAR10_PATH=PATH", script, fallback_dir, CIFAR10_URL);
-    else
-        snprintf(how, sizeof how, "%s", HOW);
     const char* env = getenv("CIFAR10_PATH");
     if (flag_path || (env && env[0])) {
         const char* path = flag_path ? flag_path : env;
         if (exists(path, why, sizeof why)) return choose(out, outlen, path, err, errlen);
+        how_to_get(how, sizeof how, fallback_dir);
         return fail(err, errlen, "CIFAR-10 not found: %s%s: %s; %s",
                     flag_path ? "--data " : "CIFAR10_PATH=", path, why, how);
     }
@@ -594,6 +598,7 @@ int cifar10_resolve_path(char* out, size_t outlen, const char* flag_path, const 
             snprintf(looked + used, sizeof looked - used, "%s%s (%s)", used ? ", " : "", cand, why);
         }
     }
+    how_to_get(how, sizeof how, fallback_dir);
     return fail(err, errlen, "CIFAR-10 not found; looked for %s; CIFAR10_PATH is not set; %s",
                 looked, how);
 }
