@@ -45,6 +45,10 @@ target_link_libraries(bench-cpu PRIVATE drnet)
 add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# ./train and its PyTorch twin see the same batches and follow the same recipe (skipped like test_exchange).
+add_test(NAME test_twin_torch COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_twin_torch.sh $<TARGET_FILE:train>)
+set_tests_properties(test_twin_torch PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 drnet_test(test_crafted TIMEOUT 120)
 # Failures leave a valid run: crafted checkpoints, early path checks, NaN/Inf stops, --log errors.
 drnet_test(test_guard ARGS $<TARGET_FILE:train> TIMEOUT 300)
