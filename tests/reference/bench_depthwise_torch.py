@@ -13,6 +13,8 @@ import time
 
 import torch
 
+from cpu_malloc import keep_freed_memory
+
 # (channels, input size, stride) of the 13 depthwise layers of the CIFAR-10 MobileNet (models/mobilenet.c)
 LAYERS = []
 _h, _c = 32, 32
@@ -88,7 +90,7 @@ def main():
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"CPU, {torch.get_num_threads()} threads"
+        name = f"CPU, {torch.get_num_threads()} threads, {keep_freed_memory()}"
     print(f"PyTorch {torch.__version__} nn.Conv2d(C, C, 3, groups=C) on {name}, batch {args.batch}, "
           f"median of {args.reps} runs, ms (backward columns exclude the forward)")
     print(f"{'layer':<6} {'shape':<16} {'layout':<14} {'forward':>9} {'bwd-data':>9} {'bwd-filt':>9} {'total':>9}")

@@ -9,7 +9,9 @@ prints the median img/s over --reps timed runs of --steps steps each after --war
 
 --channels-last runs the model and data in torch.channels_last (NHWC) memory format, in which oneDNN
 needs no layout reorders; on our Xeon it is ~1.4x faster than the default NCHW, so both are reported.
-The last line is machine-readable: "torch_img_per_s <median> <min> <max>".
+The last line is machine-readable: "torch_img_per_s <median> <min> <max>". glibc's malloc is told to
+keep freed memory (cpu_malloc.py: without it PyTorch page-faults its activations in at every step and
+loses about a fifth of its speed); --malloc default measures PyTorch as glibc leaves it.
 """
 import argparse
 import statistics
@@ -18,6 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from cpu_malloc import keep_freed_memory
 from mobilenet_ref import MobileNet  # the same model the parity test and the weight exchange use
 
 
@@ -30,7 +33,10 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                    help="keep: glibc keeps freed memory (as jemalloc/tcmalloc do); default: glibc's own")
     a = ap.parse_args()
+    malloc = keep_freed_memory() if a.malloc == "keep" else "malloc: glibc's defaults"
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -59,7 +65,7 @@ def main():
             step()
         rates.append(a.steps * a.batch / (time.perf_counter() - t0))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn {torch.backends.mkldnn.is_available()}, "
-          f"{'channels_last' if a.channels_last else 'NCHW'}, batch {a.batch}, width {a.width}: "
+          f"{'channels_last' if a.channels_last else 'NCHW'}, batch {a.batch}, width {a.width}, {malloc}: "
           f"runs {' '.join(f'{r:.1f}' for r in rates)} img/s")
     print(f"torch_img_per_s {statistics.median(rates):.2f} {min(rates):.2f} {max(rates):.2f}")
 

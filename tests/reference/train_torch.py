@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 import drnet_ckpt  # noqa: E402
+from cpu_malloc import keep_freed_memory  # noqa: E402
 from mobilenet_ref import MEAN, STD, MobileNet, default_data_path, load_cifar10  # noqa: E402
 from torch_to_ckpt import convert  # noqa: E402
 
@@ -172,6 +173,7 @@ def main():
         if v < 1:
             raise SystemExit(f"error: {flag} {v}: must be at least 1")
 
+    malloc = keep_freed_memory()
     if a.threads:
         torch.set_num_threads(a.threads)
     path = a.data or default_data_path()
@@ -196,9 +198,9 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.wd)
     steps_per_epoch = -(-len(train) // a.batch)
     total = a.epochs * steps_per_epoch
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; data: {path} ({len(train)} training, "
-          f"{len(test)} test images); MobileNet width {a.width:g}, seed {a.seed}, {a.epochs} epochs of "
-          f"{steps_per_epoch} steps", flush=True)
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}", flush=True)
+    print(f"data: {path} ({len(train)} training, {len(test)} test images); MobileNet width {a.width:g}, "
+          f"seed {a.seed}, {a.epochs} epochs of {steps_per_epoch} steps", flush=True)
 
     step, start = 0, time.time()
     with open(a.log, "w") as log:
