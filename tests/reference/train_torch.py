@@ -172,13 +172,19 @@ def main():
     for flag, v in (("--epochs", a.epochs), ("--batch", a.batch)):
         if v < 1:
             raise SystemExit(f"error: {flag} {v}: must be at least 1")
+    for flag, v in (("--limit-train", a.limit_train), ("--limit-test", a.limit_test), ("--log-every", a.log_every)):
+        if v < 0:
+            raise SystemExit(f"error: {flag} {v}: must not be negative")
 
     malloc = keep_freed_memory()
     if a.threads:
         torch.set_num_threads(a.threads)
     path = a.data or default_data_path()
-    train = load_cifar10(path, "train")
-    test = load_cifar10(path, "test")
+    try:
+        train = load_cifar10(path, "train")
+        test = load_cifar10(path, "test")
+    except (OSError, EOFError, ValueError) as e:  # missing, unreadable or truncated data: one line
+        raise SystemExit(f"error: cannot read CIFAR-10 from '{path}': {e}")
     if a.limit_train:
         train = train[:a.limit_train]
     if a.limit_test:
