@@ -42,15 +42,16 @@ from torch_to_ckpt import convert  # noqa: E402
 
 U = np.uint64
 MASK = (1 << 64) - 1
+GAMMA, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # rng_next's constants
 
 
 def _next(state):
     """rng_next on an array of states: (new states, outputs)."""
     with np.errstate(over="ignore"):
-        state = state + U(0x9E3779B97F4A7C15)
+        state = state + U(GAMMA)
         z = state
-        z = (z ^ (z >> U(30))) * U(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> U(27))) * U(0x94D049BB133111EB)
+        z = (z ^ (z >> U(30))) * U(MIX1)
+        z = (z ^ (z >> U(27))) * U(MIX2)
     return state, z ^ (z >> U(31))
 
 
@@ -78,9 +79,9 @@ def epoch_order(n, seed, epoch):
     state = int(_derive(seed, 0xE90C, np.array([epoch], dtype=U))[0])
     perm = list(range(n))
     for i in range(n - 1, 0, -1):
-        state = (state + 0x9E3779B97F4A7C15) & MASK
-        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        state = (state + GAMMA) & MASK  # rng_next, as _next does
+        z = ((state ^ (state >> 30)) * MIX1) & MASK
+        z = ((z ^ (z >> 27)) * MIX2) & MASK
         j = (((z ^ (z >> 31)) >> 32) * (i + 1)) >> 32  # rng_below(r, i + 1)
         perm[i], perm[j] = perm[j], perm[i]
     return np.array(perm, dtype=np.int64)

@@ -6,7 +6,7 @@
 # this network's initialisation is amplified), so the seeds show how far apart runs of one
 # implementation fall, and the two columns of a seed whether ./train trains as PyTorch does.
 # Needs PyTorch (/usr/bin/python3 or $DRNET_PYTHON) and CIFAR-10 where ./train finds it. About
-# 15 minutes per seed at 3 epochs on 2 cores.
+# 12 minutes per seed at 3 epochs on 2 cores.
 # Usage: twin_compare.sh PATH-TO-TRAIN EPOCHS SEED... (threads: $THREADS, default 2; TWIN_KEEP=DIR
 # keeps each seed's two JSON-lines logs there)
 set -euo pipefail
