@@ -139,11 +139,11 @@ def cosine_lr(base, step, total):
 
 
 @torch.no_grad()
-def evaluate(model, batches, batch, layout):
+def evaluate(model, batches, batch, layout, dtype):
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
     for images, labels in batches.epoch(0, batch):
-        logits = model(images.contiguous(memory_format=layout))
+        logits = model(images.to(dtype).contiguous(memory_format=layout))
         loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
         correct += int((logits.argmax(1) == labels).sum())
         n += len(labels)
@@ -169,11 +169,16 @@ def main():
     ap.add_argument("--log", required=True, help="the JSON-lines log to write")
     ap.add_argument("--log-every", type=int, default=0, help="also log the running loss every N steps")
     ap.add_argument("--init-out", default=None, help="write the initial weights here as our checkpoint")
+    ap.add_argument("--max-steps", type=int, default=0,
+                    help="stop after N steps in all (the schedule unchanged, as ./train's); no epoch record after the cut")
+    ap.add_argument("--double", action="store_true",
+                    help="train in float64 (the same batches, converted): a reference for float32's rounding")
     a = ap.parse_args()
     for flag, v in (("--epochs", a.epochs), ("--batch", a.batch)):
         if v < 1:
             raise SystemExit(f"error: {flag} {v}: must be at least 1")
-    for flag, v in (("--limit-train", a.limit_train), ("--limit-test", a.limit_test), ("--log-every", a.log_every)):
+    for flag, v in (("--limit-train", a.limit_train), ("--limit-test", a.limit_test), ("--log-every", a.log_every),
+                    ("--max-steps", a.max_steps)):
         if v < 0:
             raise SystemExit(f"error: {flag} {v}: must not be negative")
 
@@ -200,12 +205,14 @@ def main():
     if a.init_out:
         drnet_ckpt.write(a.init_out, convert(model.state_dict(), a.width))
     layout = torch.channels_last if a.channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    dtype = torch.float64 if a.double else torch.float32
+    model = model.to(dtype=dtype, memory_format=layout)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.wd)
     steps_per_epoch = -(-len(train) // a.batch)
     total = a.epochs * steps_per_epoch
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}", flush=True)
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}"
+          f"{', float64' if a.double else ''}", flush=True)
     print(f"data: {path} ({len(train)} training, {len(test)} test images); MobileNet width {a.width:g}, "
           f"seed {a.seed}, {a.epochs} epochs of {steps_per_epoch} steps", flush=True)
 
@@ -222,7 +229,7 @@ def main():
                 lr = cosine_lr(a.lr, step, total)
                 for group in opt.param_groups:
                     group["lr"] = lr
-                logits = model(images.contiguous(memory_format=layout))
+                logits = model(images.to(dtype).contiguous(memory_format=layout))
                 loss = F.cross_entropy(logits, labels)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -236,8 +243,11 @@ def main():
                 if a.log_every and step % a.log_every == 0:
                     write({"kind": "step", "epoch": epoch + 1, "batch": batch_index + 1, "step": step,
                            "loss": round(loss_sum / seen, 6), "acc": round(100.0 * correct / seen, 4), "lr": lr})
+                if step == a.max_steps:  # cut mid-run: no epoch record, as no epoch ended
+                    print(f"stopped at --max-steps {step}", flush=True)
+                    return
             seconds = time.time() - t0
-            test_loss, test_acc = evaluate(model, test_batches, a.batch, layout)
+            test_loss, test_acc = evaluate(model, test_batches, a.batch, layout, dtype)
             write({"epoch": epoch + 1, "step": step, "train_loss": round(loss_sum / seen, 6),
                    "train_acc": round(100.0 * correct / seen, 4), "test_loss": round(test_loss, 6),
                    "test_acc": round(test_acc, 4), "lr": lr, "seconds": round(seconds, 3),
