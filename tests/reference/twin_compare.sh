@@ -7,20 +7,31 @@
 # implementation fall, and the two columns of a seed whether ./train trains as PyTorch does.
 # Needs PyTorch (/usr/bin/python3 or $DRNET_PYTHON) and CIFAR-10 where ./train finds it. About
 # 12 minutes per seed at 3 epochs on 2 cores.
+# PyTorch runs in NCHW by default: PyTorch 1.13's channels_last batch norm on the CPU sums its
+# statistics less accurately (about 40 times float32's rounding per layer, measured), which at this
+# network's initialisation puts its gradients about 11% from float64 against about 1% for NCHW and
+# for ./train (tests/reference/twin_steps.sh shows the consequence step by step).
 # Usage: twin_compare.sh PATH-TO-TRAIN EPOCHS SEED... (threads: $THREADS, default 2; TWIN_KEEP=DIR
-# keeps each seed's two JSON-lines logs there)
+# keeps each seed's two JSON-lines logs there; TWIN_LAYOUT=channels_last runs PyTorch in channels_last,
+# faster and less accurate)
 set -euo pipefail
 train=$1 epochs=$2
 shift 2
 py=${DRNET_PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 threads=${THREADS:-2}
+case ${TWIN_LAYOUT:-nchw} in
+  nchw) layout=() ;;
+  channels_last) layout=(--channels-last) ;;
+  *) echo "error: TWIN_LAYOUT=$TWIN_LAYOUT: nchw or channels_last" >&2; exit 2 ;;
+esac
 work=$(mktemp -d /tmp/drnet-twin-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 echo "commit $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet HEAD -- . || echo ' (modified)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "PyTorch layout: ${TWIN_LAYOUT:-nchw}"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem/ {print $2}') GiB"
 for seed in "$@"; do
-  cmd=("$py" "$here/train_torch.py" --epochs "$epochs" --seed "$seed" --threads "$threads" --channels-last
+  cmd=("$py" "$here/train_torch.py" --epochs "$epochs" --seed "$seed" --threads "$threads" "${layout[@]}"
        --init-out "$work/init$seed.ckpt" --log "$work/torch$seed.jsonl")
   echo; echo "\$ ${cmd[*]}"
   "${cmd[@]}"
