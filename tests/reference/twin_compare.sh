@@ -6,7 +6,7 @@
 # this network's initialisation is amplified), so the seeds show how far apart runs of one
 # implementation fall, and the two columns of a seed whether ./train trains as PyTorch does.
 # Needs PyTorch (/usr/bin/python3 or $DRNET_PYTHON) and CIFAR-10 where ./train finds it. About
-# 12 minutes per seed at 3 epochs on 2 cores.
+# 14 minutes per seed at 3 epochs on 2 cores (12 with TWIN_LAYOUT=channels_last).
 # PyTorch runs in NCHW by default: PyTorch 1.13's channels_last batch norm on the CPU sums its
 # statistics less accurately (about 40 times float32's rounding per layer, measured), which at this
 # network's initialisation puts its gradients about 11% from float64 against about 1% for NCHW and
