@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 from cpu_malloc import keep_freed_memory  # noqa: E402
-from mobilenet_ref import MobileNet, default_data_path, load_cifar10  # noqa: E402
-from train_torch import Batches  # noqa: E402
+from mobilenet_ref import MobileNet, default_data_path  # noqa: E402
+from train_torch import Batches, load_or_exit  # noqa: E402
 
 LAYOUTS = [("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)]
 
@@ -65,10 +65,7 @@ def main():
     keep_freed_memory()
     torch.set_num_threads(a.threads)
     path = a.data or default_data_path()
-    try:
-        records = load_cifar10(path, "train")
-    except (OSError, EOFError, ValueError) as e:
-        raise SystemExit(f"error: cannot read CIFAR-10 from '{path}': {e}")
+    records = load_or_exit(path, "train")
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; data: {path}")
     print("first training step at initialisation, float32 against float64")
     print(f"{'seed':>4}  {'layout':<14} {'loss deviation':>15} {'gradient error':>15}")

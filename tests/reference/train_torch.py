@@ -131,6 +131,14 @@ class Batches:
 
 # ---------------------------------------------------------------------------------------------------
 
+def load_or_exit(path, split):
+    """load_cifar10, with missing, unreadable or truncated data reported in one line."""
+    try:
+        return load_cifar10(path, split)
+    except (OSError, EOFError, ValueError) as e:
+        raise SystemExit(f"error: cannot read CIFAR-10 from '{path}': {e}")
+
+
 def cosine_lr(base, step, total):
     """nn/sgd.c's schedule_lr for the cosine schedule without warm-up."""
     if total <= 0 or step >= total:
@@ -186,11 +194,7 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     path = a.data or default_data_path()
-    try:
-        train = load_cifar10(path, "train")
-        test = load_cifar10(path, "test")
-    except (OSError, EOFError, ValueError) as e:  # missing, unreadable or truncated data: one line
-        raise SystemExit(f"error: cannot read CIFAR-10 from '{path}': {e}")
+    train, test = load_or_exit(path, "train"), load_or_exit(path, "test")
     if a.limit_train:
         train = train[:a.limit_train]
     if a.limit_test:

@@ -8,7 +8,7 @@
 # and each step's loss as a deviation from float64's. Step 1's loss comes before any update, so it
 # agrees to rounding; from step 2 on every run follows its own rounding. If ./train's update differed
 # from PyTorch's in substance, its losses would stray from float64's more than PyTorch's own float32
-# runs do. About a minute per seed on 2 cores (float64 is slow on the CPU).
+# runs do. About a minute and a half per seed at 8 steps on 2 cores (float64 is slow on the CPU).
 # Needs PyTorch (/usr/bin/python3 or $DRNET_PYTHON) and CIFAR-10 where ./train finds it.
 # Usage: twin_steps.sh PATH-TO-TRAIN STEPS SEED...   (threads: $THREADS, default 2)
 set -euo pipefail
