@@ -21,6 +21,8 @@ expect 0 "usage: bench-depthwise" --help
 expect 2 "error: --tf32 maybe: expected on or off (see bench-depthwise --help)" --tf32 maybe --batch 1 --reps 1
 expect 2 "error: --batch 0: expected an integer" --batch 0 --reps 1
 expect 2 "error: --reps x: expected an integer" --reps x --batch 1
+expect 2 "error: --groups 3,C: expected a comma-separated list of 1, 2, 4, 8, 16, 32, 64 and C" --groups 3,C --batch 1 --reps 1
+expect 2 "error: --groups ,: expected a comma-separated list" --groups , --batch 1 --reps 1
 train=$3
 expect 0 "usage:" --help
 expect 2 "error: --threads 2x: expected an integer in 1..1024 (see bench-gemm --help)" --threads 2x --reps 1
