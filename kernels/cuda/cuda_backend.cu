@@ -314,9 +314,40 @@ static int open_device(char* err, size_t errlen) {
     return 0;
 }
 
+// DRNET_CUDNN_ALGOS: which cuDNN convolution algorithms may be chosen (cuda_conv.cu).
+//   all   (default) whatever the search ranks first
+//   gemm  forward IMPLICIT_GEMM, IMPLICIT_PRECOMP_GEMM or GEMM; backward ALGO_1 (data and filter).
+//         These sum each output as a plain dot product, so their FP32 (or TF32) rounding is that of a
+//         direct convolution. The strict tests set it: FFT and Winograd round differently (FFT by
+//         ~eps log n, Winograd by a transform-dependent factor), and whether cuDNN ranks one of them
+//         first for a shape must not decide whether a 1e-5 bound holds.
+static int read_algo_filter(char* err, size_t errlen) {
+    const char* v = getenv("DRNET_CUDNN_ALGOS");
+    if (!v || !*v || !strcmp(v, "all")) return g_cuda.gemm_only = 0, 0;
+    if (!strcmp(v, "gemm")) return g_cuda.gemm_only = 1, 0;
+    snprintf(err, errlen, "DRNET_CUDNN_ALGOS=%s: expected 'all' (the default) or 'gemm'", v);
+    return 1;
+}
+
+// DRNET_CUDA_CAPTURE_MODE: the mode of the training step's graph capture (cuda_speed.cu).
+//   global        (default) any unsafe call from any thread fails the capture, so nothing breaks it silently
+//   thread-local  only this thread's unsafe calls do
+//   relaxed       none do (a library call that would be refused in the other modes is let through)
+// cuDNN's legacy calls are not documented as capture-safe in global mode; if a capture fails there,
+// the same session retries with another mode without a rebuild (tests/device/speed.sh does).
+static int read_capture_mode(char* err, size_t errlen) {
+    const char* v = getenv("DRNET_CUDA_CAPTURE_MODE");
+    if (!v || !*v || !strcmp(v, "global")) return g_cuda.capture_mode = cudaStreamCaptureModeGlobal, 0;
+    if (!strcmp(v, "thread-local")) return g_cuda.capture_mode = cudaStreamCaptureModeThreadLocal, 0;
+    if (!strcmp(v, "relaxed")) return g_cuda.capture_mode = cudaStreamCaptureModeRelaxed, 0;
+    snprintf(err, errlen, "DRNET_CUDA_CAPTURE_MODE=%s: expected global (the default), thread-local or relaxed", v);
+    return 1;
+}
+
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
 static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
+    if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen)) return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
     g_cuda.bn_split = env_flag("DRNET_CUDA_BN_SPLIT"); // per init, so that a test can compare both
@@ -339,11 +370,12 @@ static void cuda_describe(char* buf, size_t len) {
     char ws[32];
     snprintf(buf, len,
              "CUDA: %s (sm_%d%d, %d SMs, %.1f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, "
-             "TF32 %s, %s cuDNN algorithms, conv workspace limit %s",
+             "TF32 %s, %s cuDNN algorithms%s, conv workspace limit %s",
              p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
              runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
              v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
              g_cuda.deterministic ? "deterministic (heuristic)" : "measured (fastest)",
+             g_cuda.gemm_only ? " limited to GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "",
              cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));
 }
 

@@ -15,6 +15,10 @@
 // (cudnnGet*Algorithm_v7, the same answer for the same GPU, cuDNN and shape) and the first one
 // cuDNN marks CUDNN_DETERMINISTIC (no atomics) is taken. Same inputs then give the same bits in
 // every run, which is what a bit-identical GPU resume needs.
+//
+// DRNET_CUDNN_ALGOS=gemm (cuda_backend.cu) limits the choice to the GEMM-like algorithms, whose
+// rounding is a direct convolution's, for the tests with tight FP32 bounds; the plans are keyed by
+// it too.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +59,8 @@ static int math_allowed(cudnnMathType_t m) {
 }
 
 struct ConvPlan {
-    ConvShape s; // the key, with tf32 and deterministic
-    int tf32, deterministic;
+    ConvShape s; // the key, with tf32, deterministic and gemm_only
+    int tf32, deterministic, gemm_only;
     cudnnTensorDescriptor_t x;                     // (n, c_in, h, w)
     cudnnTensorDescriptor_t y;                     // (n, c_out, h_out, w_out)
     cudnnFilterDescriptor_t w;                     // (c_out, c_in / groups, k, k)
@@ -92,7 +96,7 @@ static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, co
 static ConvPlan* plan_for(const ConvShape* s) {
     for (int i = 0; i < num_plans; i++)
         if (plans[i].tf32 == g_cuda.tf32 && plans[i].deterministic == g_cuda.deterministic &&
-            memcmp(&plans[i].s, s, sizeof(*s)) == 0)
+            plans[i].gemm_only == g_cuda.gemm_only && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
             return &plans[i];
     if (num_plans == MAX_PLANS) {
         fprintf(stderr, "error: %s:%d: more than %d distinct convolution shapes; raise MAX_PLANS\n",
@@ -104,6 +108,7 @@ static ConvPlan* plan_for(const ConvShape* s) {
     p->s = *s;
     p->tf32 = g_cuda.tf32;
     p->deterministic = g_cuda.deterministic;
+    p->gemm_only = g_cuda.gemm_only;
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->x));
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->y));
     PLAN_CHECK(p, cudnnCreateFilterDescriptor(&p->w));
@@ -241,6 +246,18 @@ static int uses_atomics(int dir, int algo) {
     return 0;
 }
 
+// The GEMM-like algorithms (DRNET_CUDNN_ALGOS=gemm): each output is one dot product over its
+// receptive field, so the rounding is a direct convolution's. FFT and Winograd transform the
+// operands first and round differently (larger for Winograd's bigger tiles); DIRECT is listed by
+// cuDNN but implemented for no shape; the backward ALGO_0s and backward-filter ALGO_3 sum with atomics.
+static int gemm_like(int dir, int algo) {
+    if (dir == FWD)
+        return algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+               algo == CUDNN_CONVOLUTION_FWD_ALGO_GEMM;
+    if (dir == BWD_DATA) return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+}
+
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
     // A shape first seen inside a graph capture (train/speed.c captures only after an eager step of
@@ -259,6 +276,7 @@ static void choose(ConvPlan* p, int dir) {
     for (int i = 0; i < n; i++) {
         if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
         if (p->deterministic && (c[i].determinism != CUDNN_DETERMINISTIC || uses_atomics(dir, c[i].algo))) continue;
+        if (p->gemm_only && !gemm_like(dir, c[i].algo)) continue;
         // Run with exactly the math type that was measured (cuDNN picks kernels by algo + math type).
         PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], c[i].math));
         size_t need = 0;
@@ -271,12 +289,12 @@ static void choose(ConvPlan* p, int dir) {
     }
     // Nothing qualified (never seen in practice): the generic implicit GEMM with the requested
     // precision, which cuDNN supports for every shape: forward algorithm 0; backward ALGO_1 in
-    // deterministic mode (the backward ALGO_0s accumulate with atomics), else ALGO_0.
-    int fallback = dir != FWD && p->deterministic ? 1 : 0;
+    // deterministic and GEMM-only modes (the backward ALGO_0s accumulate with atomics), else ALGO_0.
+    int fallback = dir != FWD && (p->deterministic || p->gemm_only) ? 1 : 0;
     print_candidates(stderr, p, dir, c, n, -1);
     fprintf(stderr, "cuda: warning: no %s algorithm above fits the %zu-byte workspace limit with the requested "
-                    "precision%s; using %s\n", DIRECTION[dir], limit, p->deterministic ? " and determinism" : "",
-            algo_name(dir, fallback));
+                    "precision%s%s; using %s\n", DIRECTION[dir], limit, p->deterministic ? " and determinism" : "",
+            p->gemm_only ? " among the GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "", algo_name(dir, fallback));
     PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     size_t need = 0;
     PLAN_CHECK(p, workspace_size(p, dir, fallback, &need));
@@ -324,7 +342,7 @@ extern "C" void drnet_cuda_conv_report(FILE* f) {
         const ConvPlan* p = &plans[i];
         char shape[200];
         shape_text(shape, sizeof(shape), &p->s, p->tf32);
-        fprintf(f, "  %s%s:", shape, p->deterministic ? ", deterministic" : "");
+        fprintf(f, "  %s%s%s:", shape, p->deterministic ? ", deterministic" : "", p->gemm_only ? ", GEMM-like only" : "");
         for (int d = 0; d < DIRECTIONS; d++) {
             if (!p->ready[d]) continue;
             cudnnMathType_t m = CUDNN_DEFAULT_MATH;

@@ -58,19 +58,28 @@ void cuda_augment_batch(float* images, int* labels, const uint8_t* records, int 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Graphs. Capture mode "global": while this thread captures, any potentially unsafe call from any
-// thread (cudaMalloc, a synchronization) fails instead of silently breaking the graph; the backend
-// also refuses its own uploads, downloads, syncs and allocations with a message (cuda_refuse_in_capture).
+// Graphs. Capture mode "global" by default: while this thread captures, any potentially unsafe call
+// from any thread (cudaMalloc, a synchronization) fails instead of silently breaking the graph; the
+// backend also refuses its own uploads, downloads, syncs and allocations with a message
+// (cuda_refuse_in_capture), in every mode. DRNET_CUDA_CAPTURE_MODE=thread-local|relaxed selects the
+// others at run time (cuda_backend.cu says why).
+static const char* capture_mode_name(int mode) {
+    return mode == cudaStreamCaptureModeThreadLocal ? "thread-local"
+           : mode == cudaStreamCaptureModeRelaxed   ? "relaxed"
+                                                    : "global";
+}
 
 int cuda_graph_capture_begin(char* err, size_t errlen) {
     if (g_cuda.capturing) {
         snprintf(err, errlen, "a CUDA graph capture is already in progress");
         return 1;
     }
-    cudaError_t e = cudaStreamBeginCapture(g_cuda.stream, cudaStreamCaptureModeGlobal);
+    cudaError_t e = cudaStreamBeginCapture(g_cuda.stream, (cudaStreamCaptureMode)g_cuda.capture_mode);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        snprintf(err, errlen, "cudaStreamBeginCapture failed: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        snprintf(err, errlen, "cudaStreamBeginCapture (capture mode %s) failed: %s (%s); "
+                 "DRNET_CUDA_CAPTURE_MODE=global|thread-local|relaxed selects the mode",
+                 capture_mode_name(g_cuda.capture_mode), cudaGetErrorString(e), cudaGetErrorName(e));
         return 1;
     }
     g_cuda.capturing = 1;
@@ -85,9 +94,11 @@ void* cuda_graph_capture_end(void) {
     // captured: say which step of the program it was and what to do, not only the CUDA name.
     cudaError_t e = cudaStreamEndCapture(g_cuda.stream, &graph);
     if (e != cudaSuccess) {
-        char detail[256];
-        snprintf(detail, sizeof(detail), "%s: a call made while capturing could not be captured (an earlier "
-                 "error, if any, names it); --cuda-graph off runs the step without a graph", cudaGetErrorName(e));
+        char detail[400];
+        snprintf(detail, sizeof(detail), "%s: a call made while capturing in mode %s could not be captured (an "
+                 "earlier error, if any, names it); DRNET_CUDA_CAPTURE_MODE=thread-local or relaxed retries with "
+                 "another capture mode, --cuda-graph off runs the step without a graph", cudaGetErrorName(e),
+                 capture_mode_name(g_cuda.capture_mode));
         cuda_fail(__FILE__, __LINE__, "CUDA", "cudaStreamEndCapture (the end of the captured training step)",
                   cudaGetErrorString(e), detail);
     }

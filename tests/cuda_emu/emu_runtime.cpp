@@ -278,8 +278,19 @@ static void invalidate_capture(const char* what, cudaError_t e) {
     last_error = e;
 }
 
-// A call CUDA refuses while a global-mode capture is in progress: true (after invalidating it) then.
+static cudaStreamCaptureMode capture_mode; // of the capture in progress
+
+// A "potentially unsafe" call (an allocation, a free, a memory query), which CUDA refuses while a
+// global- or thread-local-mode capture is in progress (this emulator has one thread, so the two are
+// alike) and lets through in relaxed mode: true (after invalidating the capture) when refused.
 static bool refused_in_capture(const char* what) {
+    if (!capturing_stream || capture_mode == cudaStreamCaptureModeRelaxed) return false;
+    invalidate_capture(what, cudaErrorStreamCaptureUnsupported);
+    return true;
+}
+
+// A call no capture mode allows (a synchronization, a synchronous copy): true after invalidating.
+static bool refused_in_any_capture(const char* what) {
     if (!capturing_stream) return false;
     invalidate_capture(what, cudaErrorStreamCaptureUnsupported);
     return true;
@@ -747,7 +758,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
     check_copy(dst, src, bytes, kind, "cudaMemcpyAsync");
     const bool host_dst = !is_device_range(dst, bytes), host_src = !is_device_range(src, bytes);
     const bool pageable = (host_dst && !is_pinned(dst, bytes)) || (host_src && !is_pinned(src, bytes));
-    if (pageable && refused_in_capture("cudaMemcpyAsync with pageable host memory"))
+    if (pageable && refused_in_any_capture("cudaMemcpyAsync with pageable host memory"))
         return cudaErrorStreamCaptureUnsupported;
     if (pageable && host_src && !host_dst) {
         // From pageable memory CUDA stages the source before returning: snapshot it now.
@@ -761,7 +772,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-    if (refused_in_capture("cudaMemcpy (synchronous)")) return cudaErrorStreamCaptureUnsupported;
+    if (refused_in_any_capture("cudaMemcpy (synchronous)")) return cudaErrorStreamCaptureUnsupported;
     if (bytes == 0) return cudaSuccess;
     check_copy(dst, src, bytes, kind, "cudaMemcpy");
     flush_all();
@@ -779,7 +790,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t strea
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
-    if (refused_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    if (refused_in_any_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
     flush_all();
     return cudaSuccess;
 }
@@ -805,7 +816,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (capturing_stream && (s == NULL || stream_of(s) == capturing_stream) &&
-        refused_in_capture("cudaStreamSynchronize"))
+        refused_in_any_capture("cudaStreamSynchronize"))
         return cudaErrorStreamCaptureUnsupported;
     if (s == NULL) flush_all();
     else drain(stream_of(s));
@@ -814,13 +825,26 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
     if (!s) return fail(cudaErrorStreamCaptureUnsupported); // the legacy stream cannot capture
-    if (mode != cudaStreamCaptureModeGlobal) fatal("cudaStreamBeginCapture: only the global mode is emulated");
+    if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
+        mode != cudaStreamCaptureModeRelaxed)
+        return fail(cudaErrorInvalidValue);
     CUstream_st* st = stream_of(s);
     if (st->capture || capturing_stream) return fail(cudaErrorIllegalState);
     drain(st); // what was queued before the capture is not part of it
     st->capture = new Graph();
     st->invalidated = false;
     capturing_stream = st;
+    capture_mode = mode;
+    // DRNET_EMU_CAPTURE_FAILS=global|thread-local|relaxed: captures in that mode fail at their end, as
+    // one would on a GPU if a library call inside it were refused in that mode (for the tests of the
+    // fallback to another mode).
+    const char* fails = getenv("DRNET_EMU_CAPTURE_FAILS");
+    const char* name = mode == cudaStreamCaptureModeGlobal ? "global"
+                       : mode == cudaStreamCaptureModeThreadLocal ? "thread-local" : "relaxed";
+    if (fails && !strcmp(fails, name)) {
+        fprintf(stderr, "cuda-emu: DRNET_EMU_CAPTURE_FAILS=%s: this capture will fail at its end\n", fails);
+        st->invalidated = true;
+    }
     return cudaSuccess;
 }
 
