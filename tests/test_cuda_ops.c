@@ -632,5 +632,6 @@ int main(int argc, char** argv) {
         printf("%s\n", desc);
         mobilenet_step("mobilenet step, TF32 on", &TF32, 0);
     }
+    test_check_algo_filter();
     return test_finish("test_cuda_ops");
 }

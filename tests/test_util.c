@@ -12,6 +12,8 @@
 
 #ifdef WITH_CUDA
 #include <cuda_runtime.h>
+
+#include "../kernels/cuda/cuda_stream.h" // drnet_cuda_conv_report
 #endif
 
 int test_failures = 0;
@@ -81,6 +83,28 @@ int test_gpu_unavailable(const char* test, const char* why) {
     }
     printf("%s: skipped: %s\n", test, why);
     return TEST_SKIP;
+}
+
+void test_check_algo_filter(void) {
+#ifdef WITH_CUDA
+    const char* want = getenv("DRNET_CUDNN_ALGOS");
+    if (!want || strcmp(want, "gemm") != 0) return;
+    char* report = NULL;
+    size_t len = 0;
+    FILE* f = open_memstream(&report, &len);
+    if (!f) nn_fatal("open_memstream failed");
+    drnet_cuda_conv_report(f);
+    fclose(f);
+    // The report names each direction's algorithm ("forward WINOGRAD (...)"); these are the
+    // non-GEMM ones by cuDNN's names, read independently of the backend's own filter.
+    static const char* const banned[] = {" FFT", " FFT_TILING", " WINOGRAD", " WINOGRAD_NONFUSED", " DIRECT",
+                                         "backward-data ALGO_0", "backward-filter ALGO_0", "backward-filter ALGO_3"};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++) bad += strstr(report, banned[i]) != NULL;
+    CHECK(bad == 0, "DRNET_CUDNN_ALGOS=gemm, but a plan uses a non-GEMM cuDNN algorithm:\n%s", report);
+    if (!bad) printf("DRNET_CUDNN_ALGOS=gemm honoured: every convolution plan uses a GEMM-like algorithm\n");
+    free(report);
+#endif
 }
 
 int test_cuda_missing(char* why, size_t len) {

@@ -22,6 +22,12 @@ int test_gpu_unavailable(const char* test, const char* why);
 // device), else 0.
 int test_cuda_missing(char* why, size_t len);
 
+// With DRNET_CUDNN_ALGOS=gemm in the environment (the strict GPU tests set it in tests/tests.cmake):
+// checks, from the CUDA backend's report of every convolution plan, that no FFT, Winograd, DIRECT
+// or atomic backward algorithm was chosen, and prints the report if one was. No-op otherwise and in
+// builds without CUDA.
+void test_check_algo_filter(void);
+
 // The output file DIR/FILE of a ./train run, indented, for a failed check: without the candidate tables of
 // the cuDNN searches that DRNET_CUDA_VERBOSE=1 prints; tail > 0 keeps only its last lines.
 void test_show_output(const char* dir, const char* file, int tail);
