@@ -29,6 +29,12 @@ drnet_test(test_parity_g1 SOURCES tests/test_parity.c ARGS cpu --dw-group 1)
 drnet_test(test_parity_g5 SOURCES tests/test_parity.c ARGS cpu --dw-group 5)
 drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
+# The default choice of ./train (cuDNN's timed search over every algorithm, FFT and Winograd
+# included) against the reference, with bounds that hold for any algorithm (test_parity.c says why).
+add_test(NAME test_parity_cuda_any COMMAND test_parity_cuda cuda --tf32 off --measured --bounds any-algorithm
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_parity_cuda_any PROPERTIES SKIP_RETURN_CODE 77
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2;DRNET_CUDNN_ALGOS=all")
 # The GPU resume: bit-identical with --deterministic (test_resume.c says why).
 drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 300)
 # GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
@@ -111,6 +117,9 @@ set_tests_properties(test_plot PROPERTIES SKIP_RETURN_CODE 77)
 # The user tools on a Python without PyTorch, numpy or matplotlib: a one-line error, no traceback.
 add_test(NAME test_tools_deps COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_tools_deps.sh python3)
 set_tests_properties(test_tools_deps PROPERTIES SKIP_RETURN_CODE 77)
+# tests/device/lib.sh, the GPU session's decisions (tools off PATH, no data, a skip is no pass,
+# PyTorch's library path), on fake toolkits, packages and ctest runs.
+add_test(NAME test_device_lib COMMAND bash ${PROJECT_SOURCE_DIR}/tests/device/test_lib.sh ${CMAKE_CTEST_COMMAND})
 # cmake/fetch_cifar10.cmake against a local file:// archive (the MD5 check, no file left on failure).
 add_test(NAME test_fetch COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_fetch.sh ${CMAKE_COMMAND})
 # cmake/nvidia_wheel_roots.py and cmake/nvidia_libraries.cmake: how CMake and the GPU session find
@@ -121,7 +130,13 @@ set_tests_properties(test_wheel_roots PROPERTIES SKIP_RETURN_CODE 77)
 # Every test in this file that needs a GPU: the device script builds and runs exactly these, with
 # DRNET_REQUIRE_GPU=1 (it reads this line).
 set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed test_dist_nccl)
-set_property(TEST ${DRNET_GPU_TESTS} APPEND PROPERTY LABELS gpu)
+set_property(TEST ${DRNET_GPU_TESTS} test_parity_cuda_any APPEND PROPERTY LABELS gpu)
+# The tests with tight FP32 bounds compare against a direct convolution's rounding: cuDNN may choose
+# only GEMM-like algorithms there (DRNET_CUDNN_ALGOS=gemm, kernels/cuda/cuda_backend.cu), so that
+# its ranking of FFT or Winograd for some shape cannot fail a row by rounding alone. They check that
+# the filter was honoured (test_check_algo_filter); test_parity_cuda_any runs the unfiltered choice.
+set_property(TEST test_cuda_ops test_cuda_ops_bn_split test_parity_cuda test_parity_cuda_tf32
+             APPEND PROPERTY ENVIRONMENT DRNET_CUDNN_ALGOS=gemm)
 
 # With the CUDA emulator (-DDRNET_CUDA_EMU=ON): the GPU session's own commands at tiny sizes.
 if(DRNET_CUDA_EMU)
@@ -129,6 +144,11 @@ if(DRNET_CUDA_EMU)
            $<TARGET_FILE:train> $<TARGET_FILE:bench-depthwise> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_emu_commands PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 900
                        ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+  # Under DRNET_REQUIRE_GPU=1 a GPU test without data fails instead of skipping.
+  add_test(NAME test_emu_require_data COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emu/require_data.sh
+           $<TARGET_FILE:test_resume_cuda> $<TARGET_FILE:train> $<TARGET_FILE:bench-depthwise>
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_emu_require_data PROPERTIES LABELS gpu TIMEOUT 120)
   # Seconds on a GPU, minutes here: test_cuda_speed takes about 200 s alone on 2 cores, too close to
   # the 300 s that catch a hang on a GPU when another job shares the cores.
   set_tests_properties(test_cuda_speed PROPERTIES TIMEOUT 900)
@@ -139,7 +159,7 @@ if(DRNET_CUDA_EMU)
       add_test(NAME test_emu_order_${order}_split${split} COMMAND test_cuda_ops --quick
                WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
       set_tests_properties(test_emu_order_${order}_split${split} PROPERTIES LABELS gpu TIMEOUT 300
-                           ENVIRONMENT "DRNET_EMU_ORDER=${order};DRNET_CUDA_BN_SPLIT=${split};OMP_NUM_THREADS=2")
+                           ENVIRONMENT "DRNET_EMU_ORDER=${order};DRNET_CUDA_BN_SPLIT=${split};OMP_NUM_THREADS=2;DRNET_CUDNN_ALGOS=gemm")
     endforeach()
   endforeach()
 endif()

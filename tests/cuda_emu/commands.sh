@@ -5,11 +5,18 @@
 # from device memory and resumed) fails here instead of during the few minutes of a lent GPU.
 #
 #   bash tests/cuda_emu/commands.sh TRAIN BENCH_DEPTHWISE   (programs of a -DDRNET_CUDA_EMU=ON build)
-# Needs CIFAR10_PATH (ctest test_emu_commands sets it); exits 77 (skip) without it.
+# Needs CIFAR10_PATH (ctest test_emu_commands sets it); exits 77 (skip) without it, or fails under
+# DRNET_REQUIRE_GPU=1 (a GPU test that cannot run fails there, whatever the reason).
 set -uo pipefail
 TRAIN=${1:?usage: commands.sh TRAIN BENCH_DEPTHWISE}
 BENCH=${2:?usage: commands.sh TRAIN BENCH_DEPTHWISE}
-if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then echo "skip: no CIFAR10_PATH"; exit 77; fi
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
+  if [ -n "${DRNET_REQUIRE_GPU:-}" ] && [ "$DRNET_REQUIRE_GPU" != 0 ]; then
+    echo "FAIL commands.sh: DRNET_REQUIRE_GPU is set but CIFAR10_PATH is not set to a readable CIFAR-10 archive"; exit 1
+  fi
+  echo "skip: no CIFAR10_PATH"; exit 77
+fi
 TRAIN=$(realpath "$TRAIN") BENCH=$(realpath "$BENCH")
 T=$(mktemp -d /tmp/drnet-emu-XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -42,6 +49,31 @@ for c in "--gpu-data on --cuda-graph on" "--gpu-data off --cuda-graph off" "--gp
 done
 run env DRNET_CUDA_BN_SPLIT=1 "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --gpu-data on --cuda-graph on \
     --bench-steps 2 --bench-repeats 2
+# Graph capture modes: each one captures; a capture that fails (the emulator fails the global mode's on
+# request) says how to select another mode; speed.sh then retries with the others and says so.
+for mode in thread-local relaxed; do
+  run env DRNET_CUDA_CAPTURE_MODE=$mode "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --gpu-data on \
+      --cuda-graph on --bench-steps 2 --bench-repeats 1
+done
+DRNET_EMU_CAPTURE_FAILS=global "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --gpu-data on --cuda-graph on \
+    --bench-steps 2 --bench-repeats 1 > "$T/capture.out" 2>&1
+rc=$?
+if [ $rc = 0 ] || ! grep -q 'DRNET_CUDA_CAPTURE_MODE=thread-local or relaxed' "$T/capture.out"; then
+  cat "$T/capture.out"; echo "FAILED: a failed global-mode capture (exit $rc) must stop and name DRNET_CUDA_CAPTURE_MODE"; exit 1
+fi
+echo "ok: a failed global-mode capture exits $rc naming DRNET_CUDA_CAPTURE_MODE"
+DRNET_CUDA_CAPTURE_MODE=bogus "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --max-steps 1 > "$T/bogus.out" 2>&1
+if ! grep -q 'DRNET_CUDA_CAPTURE_MODE=bogus: expected global' "$T/bogus.out"; then
+  cat "$T/bogus.out"; echo "FAILED: DRNET_CUDA_CAPTURE_MODE=bogus must be refused by name"; exit 1
+fi
+GPU=1 DRNET_SPEED_TINY=1 DRNET_EMU_CAPTURE_FAILS=global BUILD=$(dirname "$TRAIN") \
+  bash "$here/../device/speed.sh" 300 > "$T/speed.out" 2>&1
+rc=$?
+if [ $rc != 0 ] || ! grep -q 'graph capture works in mode thread-local' "$T/speed.out" ||
+   ! grep -q 'cuda-graph on, capture mode thread-local |' "$T/speed.out"; then
+  cat "$T/speed.out"; echo "FAILED: speed.sh must fall back to another capture mode and say so (exit $rc)"; exit 1
+fi
+echo "ok: speed.sh fell back to capture mode thread-local and its table says so"
 # long: the fast path over two epochs (a short last batch runs eagerly between replays), with a checkpoint.
 run "$TRAIN" mobilenet cifar10 --device cuda --epochs 2 --width 0.125 --batch 24 --limit-train 64 --limit-test 32 \
     --threads 2 --gpu-data on --cuda-graph on --checkpoint "$T/long.ckpt" --log "$T/long.jsonl"

@@ -9,21 +9,24 @@
 #                                   path when this call's tests, or DRNET_DEVICE_FAST=1, proved it)
 # The summary ends with the exact "next call:" line for the stages that failed or did not fit.
 #
-# Stages, in order, each under its own `timeout` and all under one deadline (DRNET_DEVICE_DEADLINE
-# seconds, default 420), continuing past a failed stage wherever later ones can still run:
-#   env    nvcc, cuDNN (header and library), NCCL, zlib, PyTorch, the GPU and its free memory: a line each
-#   build  data conversion in the background while CMake builds only the targets needed here
+# Stages, in order of value, each under its own `timeout` (a cap) and all under one deadline
+# (DRNET_DEVICE_DEADLINE seconds, default 580: a 600 s call less 20 s for the transfers), continuing
+# past a failed stage wherever later ones can still run:
+#   env    nvcc (PATH, else the toolkit's home), cmake (PATH, else a Python's pip package), cuDNN
+#          (header and library), NCCL, zlib, PyTorch, the GPU and its free memory: a line each. On a
+#          GPU with no data (no CIFAR10_PATH, no .device/ pack) the call stops here, before building.
+#   build  data conversion in the background while CMake builds only the targets needed here (200 s)
 #   data   waits for the conversion (or takes CIFAR10_PATH as it is) and checks it
-#   tests  the GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1: a broken device fails, never skips
-#          (after a CUDA error, the failed tests again with DRNET_CUDA_SYNC=1, and memcheck if present)
-#   train  train mobilenet cifar10 --epochs 3 --device cuda
-#   bench  bench-depthwise (TF32 on/off), its PyTorch companion, --profile (g = 32 and auto)
-#   speed  tests/device/speed.sh, when present: our training step against PyTorch's
+#   tests  the GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1: a broken device fails, and so does
+#          a skip (after a CUDA error, the failed tests again with DRNET_CUDA_SYNC=1, and memcheck) (170 s)
+#   train  train mobilenet cifar10 --epochs 3 --device cuda (110 s)
+#   speed  tests/device/speed.sh: our training step against PyTorch's, side by side (150 s)
+#   bench  bench-depthwise (TF32 on: every g; off: g = 32 and C), its PyTorch companion, --profile (75 s)
 #   long   the standard recipe for as many epochs as the remaining time allows
 #
 # Logs go to $OUT (default /tmp/drnet-device), at most 8 files, flat, appended as the stages run so
 # that a call killed at its limit still returns what was done: session.log (environment, build,
-# ldd, the summary), tests.log, train.log, train.jsonl, bench.log, profile.json, speed.log, long.log.
+# ldd, the summary), tests.log, train.log, train.jsonl, speed.log, bench.log, profile.json, long.log.
 # The summary table is printed last.
 #
 # Without a GPU this is the rehearsal: every stage that does not need the device runs (environment,
@@ -31,9 +34,11 @@
 # to skip), the same files are written, the last line says "no GPU here", and the exit code is 3.
 # Exit codes: 0 every stage passed on a GPU; 1 a stage failed; 3 rehearsal passed (no GPU).
 set -uo pipefail
+. "$(dirname "$0")/lib.sh" # find_nvcc, find_python_tool, data_source, ctest_verdict, keep_ld_path
+keep_ld_path               # PyTorch's commands get the environment's own LD_LIBRARY_PATH ("${TORCH_ENV[@]}")
 
 T0=$(date +%s)
-DEADLINE=${DRNET_DEVICE_DEADLINE:-420}
+DEADLINE=${DRNET_DEVICE_DEADLINE:-580}
 OUT=${OUT:-/tmp/drnet-device}
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the checkout from the PyTorch companions
 BUILD=${DRNET_DEVICE_BUILD:-build-gpu}
@@ -41,7 +46,7 @@ JOBS=$(nproc 2>/dev/null || echo 4)
 top=$(pwd)
 mkdir -p "$OUT"
 LOG=$OUT/session.log
-FILES=(session.log tests.log train.log train.jsonl bench.log profile.json speed.log long.log)
+FILES=(session.log tests.log train.log train.jsonl speed.log bench.log profile.json long.log)
 for f in "${FILES[@]}"; do : > "$OUT/$f"; done
 
 left() { echo $((DEADLINE - ($(date +%s) - T0))); }
@@ -88,11 +93,11 @@ stage_end() { # stage_end ok|FAIL|skipped NOTE
   say "$S_NAME: $1${2:+ ($2)}"
 }
 
-# DRNET_DEVICE_STAGES="tests speed": run only these of tests, train, bench, speed, long (env, build
+# DRNET_DEVICE_STAGES="tests speed": run only these of tests, train, speed, bench, long (env, build
 # and data always run): a second call on the same machine repeats only what the first did not finish.
-STAGES_WANTED=${DRNET_DEVICE_STAGES:-tests train bench speed long}
+STAGES_WANTED=${DRNET_DEVICE_STAGES:-tests train speed bench long}
 for s in ${STAGES_WANTED//,/ }; do
-  case $s in tests|train|bench|speed|long) ;; *) echo "DRNET_DEVICE_STAGES: unknown stage '$s' (tests train bench speed long)"; exit 2 ;; esac
+  case $s in tests|train|bench|speed|long) ;; *) echo "DRNET_DEVICE_STAGES: unknown stage '$s' (tests train speed bench long)"; exit 2 ;; esac
 done
 wanted() { # wanted STAGE: 0 when asked for, else the stage is recorded as skipped
   case " ${STAGES_WANTED//,/ } " in *" $1 "*) return 0 ;; esac
@@ -127,8 +132,9 @@ if [ "$GPU" = 1 ]; then
 else
   check GPU "none: nvidia-smi $(command -v nvidia-smi >/dev/null && echo 'lists no GPU' || echo 'is not installed')"
 fi
-if command -v nvcc >/dev/null 2>&1; then check nvcc "$(nvcc --version | grep -o 'release [0-9.]*')"
-else check nvcc "MISSING: no CUDA compiler on PATH"; env_missing+=" nvcc"; fi
+# nvcc off PATH (a toolkit installed but not set up for this shell) would build without CUDA.
+if find_nvcc; then check nvcc "$(nvcc --version | grep -o 'release [0-9.]*'): $FOUND_NVCC"
+else check nvcc "MISSING: no CUDA compiler on PATH, in \$CUDA_HOME or in /usr/local/cuda*"; env_missing+=" nvcc"; fi
 
 # Python: the one with PyTorch (the GPU image's python3), else one with Pillow for the converter.
 PY=""
@@ -140,6 +146,8 @@ if [ -n "$PY" ]; then
 else
   check PyTorch "not found (the PyTorch comparisons are skipped)"
 fi
+# cmake (and ninja, below) may come from a Python's pip packages rather than PATH.
+find_python_tool cmake $PY python3 /usr/bin/python3 && [ "${FOUND_TOOL% (on PATH)}" = "$FOUND_TOOL" ] && check cmake "$FOUND_TOOL"
 PYIMG=""
 for p in $PY python3 /usr/bin/python3; do
   if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import PIL' 2>/dev/null; then PYIMG=$p; break; fi
@@ -177,7 +185,8 @@ if [ -n "$CUDNN_ROOT" ]; then
   ver=$(grep -hE '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$CUDNN_ROOT"/include/cudnn_version.h 2>/dev/null | awk '{printf "%s.", $3}' | sed 's/\.$//')
   check cuDNN "${ver:-?} headers in $CUDNN_ROOT/include, library ${CUDNN_LIB:-MISSING}"
   # The library's folder goes on the loader's path too: cuDNN 9 dlopens its sub-libraries by name.
-  [ -n "$CUDNN_LIB" ] && export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB"):${LD_LIBRARY_PATH:-}"
+  # Ours only: PyTorch's commands run with "${TORCH_ENV[@]}", the environment's own value.
+  [ -n "$CUDNN_LIB" ] && export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   [ -z "$CUDNN_LIB" ] && env_missing+=" cuDNN-library"
 else
   check cuDNN "MISSING: no cudnn.h in the toolkit, the system, PyTorch's wheel or the file system"
@@ -203,7 +212,7 @@ else check zlib "MISSING: no zlib.h (run tests/device/prepare.sh before the sess
 gen=()
 cmake_v=$(cmake --version 2>/dev/null | head -1 | awk '{print $3}')
 if command -v make >/dev/null 2>&1; then check build "make, cmake $cmake_v"
-elif command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); check build "ninja (no make here), cmake $cmake_v"
+elif find_python_tool ninja $PY python3 /usr/bin/python3; then gen=(-G Ninja); check build "ninja (no make here: $FOUND_TOOL), cmake $cmake_v"
 else check build "MISSING: neither make nor ninja"; env_missing+=" make"; fi
 # compute-sanitizer: used only to explain a CUDA fault in the tests stage; its absence is no failure.
 SANITIZER=$(command -v compute-sanitizer 2>/dev/null)
@@ -213,8 +222,23 @@ done
 check sanitizer "${SANITIZER:-not found (a CUDA fault in the tests is then explained by DRNET_CUDA_SYNC=1 alone)}"
 command -v cmake >/dev/null 2>&1 || { check cmake "MISSING: not on PATH"; env_missing+=" cmake"; }
 command -v gcc >/dev/null 2>&1 || { check gcc "MISSING: not on PATH (the C compiler CMake needs)"; env_missing+=" gcc"; }
+# What PyTorch's commands will see: the environment's LD_LIBRARY_PATH, without the cuDNN folder above.
+py_ld=$("${TORCH_ENV[@]}" sh -c 'echo "${LD_LIBRARY_PATH-}"')
+if [ -n "$CUDNN_LIB" ] && [ -n "${LD_LIBRARY_PATH:-}" ] && [ "$py_ld" = "$LD_LIBRARY_PATH" ] &&
+   [ "$LD_LIBRARY_PATH" != "${DRNET_ORIG_LD_LIBRARY_PATH:-}" ]; then
+  check ld-path "LEAK: PyTorch's commands would see ours ($LD_LIBRARY_PATH)"; env_missing+=" ld-path"
+else
+  check ld-path "ours: ${LD_LIBRARY_PATH:-(unset)}; PyTorch's: ${py_ld:-(unset)}"
+fi
+DATA_FROM=$(data_source)
+check data "${DATA_FROM:-NONE: no readable CIFAR10_PATH and no .device/cifar10-jpeg.tar.gz (run tests/device/prepare.sh)}"
 check cores "$JOBS; deadline ${DEADLINE} s; logs in $OUT"
 if [ -n "$env_missing" ]; then stage_end FAIL "missing:$env_missing"; else stage_end ok "GPU: $([ $GPU = 1 ] && echo yes || echo none)"; fi
+# On a GPU, no data means no stage but the build could run: stop now rather than spend the call.
+if [ "$GPU" = 1 ] && [ -z "$DATA_FROM" ]; then
+  say "stopping before the build: no CIFAR-10 here. Carry .device/ with the tree (bash tests/device/prepare.sh fills it) or set CIFAR10_PATH"
+  exit 1
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # build (the data conversion runs meanwhile)
@@ -250,7 +274,7 @@ else
   run "$LOG" 150 cmake "$BUILD" || build_ok=0
 fi
 if [ $build_ok = 1 ]; then
-  run "$LOG" 240 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || build_ok=0
+  run "$LOG" 200 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || build_ok=0
 fi
 cuda_on=0
 [ -f "$BUILD/libdrnet_cuda.a" ] && cuda_on=1
@@ -293,28 +317,33 @@ export CIFAR10_PATH=$DATA
 if wanted tests; then
   stage_begin tests "GPU tests (ctest -L gpu) with DRNET_REQUIRE_GPU=1"
   if [ "$GPU" = 1 ]; then
-    DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 200 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 180 -j 2
+    DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 170 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 150 -j 2
     rc=$?
-    line=$(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)
+    # ctest counts a skip as passed; here a skip is a failure (ctest_verdict names each one).
+    line=$(ctest_verdict "$OUT/tests.log") || rc=${rc/#0/1}
     # A CUDA fault (an illegal address, a failed launch) is reported at the next call that waits,
     # not where it happened. So that this call's own log names the culprit, a failed run with such
     # an error reruns its failed tests once with a wait after every kernel and library call, and the
     # small op cases under compute-sanitizer's memcheck where it is installed (slow with cuDNN).
     if [ $rc != 0 ] && grep -qE '^error: .*: (CUDA|cuDNN|cuBLAS) call failed' "$OUT/tests.log"; then
       echo "== a CUDA error above: the failed tests again, with DRNET_CUDA_SYNC=1" >> "$OUT/tests.log"
-      DRNET_REQUIRE_GPU=1 DRNET_CUDA_SYNC=1 run "$OUT/tests.log" 90 ctest --test-dir "$BUILD" --rerun-failed --output-on-failure --timeout 80 -j 2
+      DRNET_REQUIRE_GPU=1 DRNET_CUDA_SYNC=1 run "$OUT/tests.log" 80 ctest --test-dir "$BUILD" --rerun-failed --output-on-failure --timeout 70 -j 2
       [ -n "$SANITIZER" ] && DRNET_REQUIRE_GPU=1 DRNET_CUDA_SYNC=1 run "$OUT/tests.log" 60 \
         "$SANITIZER" --tool memcheck --print-limit 10 "$BUILD/test_cuda_ops" --quick
-      line="${line:-exit $rc} (CUDA error: reruns with DRNET_CUDA_SYNC=1${SANITIZER:+ and memcheck} in tests.log)"
+      line="$line (CUDA error: reruns with DRNET_CUDA_SYNC=1${SANITIZER:+ and memcheck} in tests.log)"
     fi
-    [ $rc = 0 ] && stage_end ok "$line" || stage_end FAIL "${line:-exit $rc}, see tests.log"
+    [ $rc = 0 ] && stage_end ok "$line" || stage_end FAIL "$line (exit $rc), see tests.log"
   else
     # The rehearsal checks the other half of the contract: without a device each GPU test must FAIL
     # under DRNET_REQUIRE_GPU=1 (and skip without it), never pass or skip silently.
-    DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 120 ctest --test-dir "$BUILD" -L gpu --timeout 60
+    DRNET_REQUIRE_GPU=1 run "$OUT/tests.log" 120 ctest --test-dir "$BUILD" -L gpu --timeout 60 --output-on-failure
     n=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Failed' "$OUT/tests.log")
     all=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#' "$OUT/tests.log")
-    if [ "$all" -ge 4 ] && [ "$n" = "$all" ]; then stage_end ok "rehearsal: all $all GPU tests fail under DRNET_REQUIRE_GPU=1 without a GPU, as they must"
+    # The NCCL test says how NCCL will report and which interface it bootstraps on (seen here in its output).
+    nccl_diag=0
+    grep -q 'NCCL_DEBUG=WARN, NCCL_SOCKET_IFNAME=lo' "$OUT/tests.log" && nccl_diag=1
+    if [ "$all" -ge 4 ] && [ "$n" = "$all" ] && [ $nccl_diag = 1 ]; then stage_end ok "rehearsal: all $all GPU tests fail under DRNET_REQUIRE_GPU=1 without a GPU, as they must"
+    elif [ $nccl_diag = 0 ]; then stage_end FAIL "rehearsal: test_dist_nccl did not print its NCCL_DEBUG and bootstrap interface"
     else stage_end FAIL "rehearsal: $n of $all GPU tests failed under DRNET_REQUIRE_GPU=1 without a GPU (all must)"; fi
   fi
 fi
@@ -324,7 +353,7 @@ fi
 if wanted train; then
   stage_begin train "3 epochs, standard recipe, on CIFAR-10 (JPEG round-trip copy)"
   if [ "$GPU" = 1 ]; then
-    run "$OUT/train.log" 150 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
+    run "$OUT/train.log" 110 "$BUILD/train" mobilenet cifar10 --device cuda --epochs 3 \
         --log "$OUT/train.jsonl" --checkpoint /tmp/drnet-device-3ep.ckpt --out "$(run_dir)"
     rc=$?
     acc=$(epochs_of "$OUT/train.jsonl")
@@ -338,38 +367,44 @@ if wanted train; then
 fi
 
 # ---------------------------------------------------------------------------------------------------
-# bench
-if wanted bench; then
-  stage_begin bench "depthwise benchmark, PyTorch companion, per-layer profile"
-  if [ "$GPU" = 1 ]; then
-    bfail=0
-    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 || bfail=1
-    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cuda --reps 30 --tf32 off || bfail=1
-    [ -n "$PY" ] && { run "$OUT/bench.log" 60 "$PY" tests/reference/bench_depthwise_torch.py --device cuda --reps 30 || bfail=1; }
-    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --profile --profile-steps 50 \
-        --profile-json "$OUT/profile.json" || bfail=1
-    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cuda --dw-group auto --profile --profile-steps 50 || bfail=1
-    [ $bfail = 0 ] && stage_end ok "see bench.log" || stage_end FAIL "see bench.log"
-  else
-    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cpu --reps 1 --batch 8 &&
-    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --batch 16 --profile \
-        --profile-steps 2 --profile-json "$OUT/profile.json" && stage_end ok "rehearsal: CPU, tiny sizes" ||
-      stage_end FAIL "rehearsal benchmark failed (see bench.log)"
-  fi
-fi
-
-# ---------------------------------------------------------------------------------------------------
 # speed (our step vs PyTorch's, when the script exists)
 if wanted speed; then
   stage_begin speed "training step against PyTorch eager and torch.compile"
   if [ -f tests/device/speed.sh ]; then
-    limit=$(( $(left) - 120 )); [ $limit -gt 180 ] && limit=180
+    # Its cap leaves the bench stage and a few epochs of the long run their share.
+    limit=$(( $(left) - 120 )); [ $limit -gt 150 ] && limit=150
     if [ $limit -ge 30 ]; then
       BUILD=$BUILD PY=$PY GPU=$GPU run "$OUT/speed.log" "$limit" bash tests/device/speed.sh "$limit" "$OUT/speed.log" &&
         stage_end ok "see speed.log" || stage_end FAIL "see speed.log"
     else stage_end skipped "not enough time left"; fi
   else
     echo "no tests/device/speed.sh in this tree" >> "$OUT/speed.log"; stage_end skipped "no speed script yet"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# bench
+if wanted bench; then
+  stage_begin bench "depthwise benchmark, PyTorch companion, per-layer profile"
+  if [ "$GPU" = 1 ]; then
+    # Each g costs three cuDNN algorithm searches per layer shape (~230 searches for every g): TF32
+    # on (PyTorch's default for convolutions) times every g, TF32 off only the paper's g = 32 and C.
+    # The whole stage is capped at 75 s so that the long run keeps its minutes.
+    bfail=0 bend=$(( $(left) - 75 ))
+    bleft() { local r=$(( $(left) - bend )); [ "$r" -gt "$1" ] && r=$1; echo "$r"; }
+    run "$OUT/bench.log" "$(bleft 30)" "$BUILD/bench-depthwise" --device cuda --reps 10 || bfail=1
+    run "$OUT/bench.log" "$(bleft 15)" "$BUILD/bench-depthwise" --device cuda --reps 10 --tf32 off --groups 32,C || bfail=1
+    [ -n "$PY" ] && { run "$OUT/bench.log" "$(bleft 15)" "${TORCH_ENV[@]}" "$PY" tests/reference/bench_depthwise_torch.py --device cuda --reps 10 || bfail=1; }
+    run "$OUT/bench.log" "$(bleft 20)" "$BUILD/train" mobilenet cifar10 --device cuda --profile --profile-steps 20 \
+        --profile-json "$OUT/profile.json" || bfail=1
+    run "$OUT/bench.log" "$(bleft 20)" "$BUILD/train" mobilenet cifar10 --device cuda --dw-group auto --profile --profile-steps 20 || bfail=1
+    [ $bfail = 0 ] && stage_end ok "see bench.log" || stage_end FAIL "see bench.log"
+  else
+    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cpu --reps 1 --batch 8 &&
+    run "$OUT/bench.log" 60 "$BUILD/bench-depthwise" --device cpu --reps 1 --batch 8 --tf32 off --groups 32,C &&
+    run "$OUT/bench.log" 60 "$BUILD/train" mobilenet cifar10 --device cpu --width 0.25 --batch 16 --profile \
+        --profile-steps 2 --profile-json "$OUT/profile.json" && stage_end ok "rehearsal: CPU, tiny sizes" ||
+      stage_end FAIL "rehearsal benchmark failed (see bench.log)"
   fi
 fi
 
