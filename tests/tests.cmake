@@ -1,4 +1,16 @@
 # The test suite, included by the top-level CMakeLists.txt (drnet_test builds tests/<name>.c).
+#
+# Plain `ctest` runs in a few minutes on 2 cores. The long comparisons (PyTorch twins, whole-trainer
+# runs, a minute of fuzzing each) are labelled `slow` and skip, saying so, unless DRNET_SLOW_TESTS=1:
+#   DRNET_SLOW_TESTS=1 ctest --test-dir build            # everything (.ci/run does this)
+#   DRNET_SLOW_TESTS=1 ctest --test-dir build -L slow    # only the slow ones
+# A slow test's command starts with ${DRNET_SLOW} SECONDS (tests/slow.sh: the gate, and the time it
+# takes on 2 cores for its skip message).
+set(DRNET_SLOW bash ${PROJECT_SOURCE_DIR}/tests/slow.sh)
+# After the tests ctest prints each skipped test with the reason it gave (tests/skip_summary.sh;
+# ctest itself lists only the names).
+file(WRITE ${CMAKE_BINARY_DIR}/CTestCustom.cmake
+     "set(CTEST_CUSTOM_POST_TEST \"bash ${PROJECT_SOURCE_DIR}/tests/skip_summary.sh ${CMAKE_BINARY_DIR}/Testing/Temporary/LastTest.log\")\n")
 add_library(drnet_testutil STATIC tests/test_util.c tests/op_cases.c)
 target_link_libraries(drnet_testutil PUBLIC drnet)
 link_libraries(drnet_testutil)
@@ -48,12 +60,12 @@ set_tests_properties(test_cuda_ops_bn_split PROPERTIES SKIP_RETURN_CODE 77 LABEL
 add_executable(bench-cpu train/bench/bench_cpu.c train/args.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
-add_test(NAME test_exchange COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
-set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+add_test(NAME test_exchange COMMAND ${DRNET_SLOW} 290 bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
+set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # ./train and its PyTorch twin see the same batches and follow the same recipe (skipped like test_exchange).
-add_test(NAME test_twin_torch COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_twin_torch.sh $<TARGET_FILE:train>)
-set_tests_properties(test_twin_torch PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+add_test(NAME test_twin_torch COMMAND ${DRNET_SLOW} 120 bash ${PROJECT_SOURCE_DIR}/tests/test_twin_torch.sh $<TARGET_FILE:train>)
+set_tests_properties(test_twin_torch PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 drnet_test(test_crafted TIMEOUT 120)
 # Failures leave a valid run: crafted checkpoints, early path checks, NaN/Inf stops, --log errors.
@@ -75,9 +87,15 @@ foreach(h cifar10 checkpoint)
   else()
     set(_min 1000)
   endif()
-  add_test(NAME fuzz_${h} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh ${h} ${_seconds} ${_min}
-           $<TARGET_FILE:fuzz_replay_${h}> ${CMAKE_BINARY_DIR}/fuzz)
-  set_tests_properties(fuzz_${h} PROPERTIES TIMEOUT 300)
+  # The corpus replay in every run; the timed fuzzing (a minute each) with the slow tests.
+  add_test(NAME fuzz_${h}_replay COMMAND bash ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh ${h} 0 ${_min}
+           $<TARGET_FILE:fuzz_replay_${h}> ${CMAKE_BINARY_DIR}/fuzz-replay)
+  set_tests_properties(fuzz_${h}_replay PROPERTIES TIMEOUT 300)
+  if(NOT _seconds EQUAL 0)
+    add_test(NAME fuzz_${h} COMMAND ${DRNET_SLOW} ${_seconds} bash ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh ${h}
+             ${_seconds} ${_min} $<TARGET_FILE:fuzz_replay_${h}> ${CMAKE_BINARY_DIR}/fuzz)
+    set_tests_properties(fuzz_${h} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS slow)
+  endif()
 endforeach()
 # kill -9 at several moments (also mid-save): the checkpoint is always the old or the new one.
 drnet_test(test_kill ARGS $<TARGET_FILE:train> TIMEOUT 400)
@@ -97,18 +115,19 @@ drnet_test(test_progress SOURCES tests/test_progress.c train/progress.c train/st
 drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c train/speed.c)
 
 # --gpu-data / --cuda-graph / --bench-steps on the CPU (skipped without the data or numpy).
-add_test(NAME test_speed COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
+add_test(NAME test_speed COMMAND ${DRNET_SLOW} 90 bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
 set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
-add_test(NAME test_cuda_speed_cpu COMMAND test_cuda_speed --dry-run-cpu WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(test_cuda_speed_cpu PROPERTIES TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+add_test(NAME test_cuda_speed_cpu COMMAND ${DRNET_SLOW} 100 $<TARGET_FILE:test_cuda_speed> --dry-run-cpu
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_speed_cpu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 
 # Run directories: what a run keeps, what --resume restores, the log's overwrite/append rule.
-add_test(NAME test_rundir COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
+add_test(NAME test_rundir COMMAND ${DRNET_SLOW} 165 bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
 set_tests_properties(test_rundir PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # tools/export.py: PyTorch and ONNX exports predict as ./train does (skipped without torch or data).
-add_test(NAME test_export COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_export.sh $<TARGET_FILE:train>)
+add_test(NAME test_export COMMAND ${DRNET_SLOW} 100 bash ${PROJECT_SOURCE_DIR}/tests/test_export.sh $<TARGET_FILE:train>)
 set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # tools/plot_runs.py on hand-written logs (skipped without matplotlib).
@@ -117,6 +136,8 @@ set_tests_properties(test_plot PROPERTIES SKIP_RETURN_CODE 77)
 # The user tools on a Python without PyTorch, numpy or matplotlib: a one-line error, no traceback.
 add_test(NAME test_tools_deps COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_tools_deps.sh python3)
 set_tests_properties(test_tools_deps PROPERTIES SKIP_RETURN_CODE 77)
+# tests/skip_summary.sh (each skip's reason after the run) and tests/slow.sh (the slow tests' gate).
+add_test(NAME test_skip_summary COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_skip_summary.sh ${CMAKE_CTEST_COMMAND})
 # tests/device/lib.sh, the GPU session's decisions (tools off PATH, no data, a skip is no pass,
 # PyTorch's library path), on fake toolkits, packages and ctest runs.
 add_test(NAME test_device_lib COMMAND bash ${PROJECT_SOURCE_DIR}/tests/device/test_lib.sh ${CMAKE_CTEST_COMMAND})
@@ -129,6 +150,9 @@ set_tests_properties(test_wheel_roots PROPERTIES SKIP_RETURN_CODE 77)
 
 # Every test in this file that needs a GPU: the device script builds and runs exactly these, with
 # DRNET_REQUIRE_GPU=1 (it reads this line).
+set_property(TEST test_exchange test_twin_torch test_speed test_cuda_speed_cpu test_rundir test_export
+             APPEND PROPERTY LABELS slow)
+
 set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed test_dist_nccl)
 set_property(TEST ${DRNET_GPU_TESTS} test_parity_cuda_any APPEND PROPERTY LABELS gpu)
 # The tests with tight FP32 bounds compare against a direct convolution's rounding: cuDNN may choose
@@ -167,7 +191,7 @@ endif()
 # The CUDA kernels' registers, shared memory and spills from ptxas (sm_90): every kernel launches at
 # any block size. Needs nvcc only, no GPU.
 if(DRNET_CUDA)
-  add_test(NAME test_kernel_resources COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_kernel_resources.sh
+  add_test(NAME test_kernel_resources COMMAND ${DRNET_SLOW} 35 bash ${PROJECT_SOURCE_DIR}/tests/test_kernel_resources.sh
            ${CMAKE_CUDA_COMPILER} -I${CUDNN_INCLUDE_DIR} -I${CMAKE_BINARY_DIR}/wheel-cublas/include)
-  set_tests_properties(test_kernel_resources PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+  set_tests_properties(test_kernel_resources PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS slow)
 endif()
