@@ -19,6 +19,9 @@ expect 2 "--lr abc: expected a number" mobilenet cifar10 --lr abc
 expect 2 "--lr -1: expected a number" mobilenet cifar10 --lr=-1
 expect 2 "--batch 1: expected an integer" mobilenet cifar10 --batch 1
 expect 2 "--width 0: expected a number" mobilenet cifar10 --width 0
+expect 2 "--width 0.02: expected a number in 0.03125..16" mobilenet cifar10 --width 0.02 # a layer would have no channels
+expect 2 "--threads 100000: expected an integer in 1..1024" mobilenet cifar10 --threads 100000
+expect 2 "--threads 0: expected an integer in 1..1024" mobilenet cifar10 --threads 0
 expect 2 "--dw-group x: expected an integer" mobilenet cifar10 --dw-group x
 expect 2 "--device tpu: expected auto, cpu or cuda" mobilenet cifar10 --device tpu
 expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov maybe

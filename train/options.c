@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "settings.h"
 
 static const char* USAGE =
     "usage: train MODEL DATASET [options]\n"
@@ -29,7 +30,8 @@ static const char* USAGE =
     "                        (batch norm per micro-batch), gradients summed, one SGD step (1)\n"
     "\n"
     "Model\n"
-    "  --width X             width multiplier: every channel count c becomes int(c * X) (1.0)\n"
+    "  --width X             width multiplier: every channel count c becomes int(c * X) (1.0;\n"
+    "                        0.03125..16: the stem's 32 channels keep at least one)\n"
     "  --dw-group N|auto     channels per block-diagonal group of the depthwise layers; default: the\n"
     "                        backend's: 1 on the CPU (measured fastest there), 32 on CUDA (the paper's);\n"
     "                        N that does not divide a layer's channels is lowered to the largest\n"
@@ -40,12 +42,12 @@ static const char* USAGE =
     "Data\n"
     "  --data PATH           cifar-10-binary.tar.gz or its extracted directory; default: the\n"
     "                        CIFAR10_PATH environment variable, else data/cifar-10-binary.tar.gz\n"
-    "  --limit-train N       use only the first N training images (all)\n"
-    "  --limit-test N        evaluate on only the first N test images (all)\n"
+    "  --limit-train N       use only the first N training images (0: all, the default)\n"
+    "  --limit-test N        evaluate on only the first N test images (0: all, the default)\n"
     "\n"
     "Run\n"
     "  --device NAME         auto | cpu | cuda (auto: the GPU when there is one, else the CPU)\n"
-    "  --threads N           CPU threads (all cores)\n"
+    "  --threads N           CPU threads, 1..1024 (all cores)\n"
     "  --tf32 on|off         CUDA: let cuDNN and cuBLAS round float32 operands to TF32 on tensor\n"
     "                        cores (about 10 bits of mantissa; faster). On by default, as PyTorch\n"
     "                        does for convolutions. No effect on the CPU.\n"
@@ -91,28 +93,21 @@ static const char* USAGE =
     "  train mobilenet cifar10 --profile                 per-layer timing table\n"
     "  mpirun -np 2 train mobilenet cifar10 --threads 1  2 processes, one share of each batch each\n";
 
-static void copy_path(char* dst, const char* flag, const char* v) {
-    if (!*v || strlen(v) >= PATH_LEN) args_bad(flag, v, "expected a path (non-empty, shorter than 1024 bytes)");
-    strcpy(dst, v);
-}
-
 int options_training(const Options* o) { return !o->eval_only && !o->profile && !o->print_model; }
+
+// Parses one flag's value through the settings table (the same parser config.json's values go
+// through), or exits 2 naming the flag, the value and what it accepts.
+static void parse_value(const Setting* s, const char* v, Options* o) {
+    if (setting_parse(s, v, o) == SETTING_OK) return;
+    char want[128], msg[160];
+    setting_want(s, want, sizeof(want));
+    snprintf(msg, sizeof(msg), "expected %s", want);
+    args_bad(s->flag, v, msg);
+}
 
 void options_parse(Options* o, int argc, char** argv) {
     memset(o, 0, sizeof(*o));
-    o->epochs = 200, o->batch = 128;
-    o->lr = 0.1f, o->momentum = 0.9f, o->weight_decay = 5e-4f;
-    o->schedule = SCHEDULE_COSINE;
-    o->step_epochs = 30, o->step_gamma = 0.1f;
-    o->seed = 1;
-    o->augment = 1;
-    o->accum_steps = 1;
-    o->width = 1.0f;
-    o->dw_group = -1;
-    strcpy(o->device, "auto");
-    o->tf32 = 1;
-    o->profile_steps = 20;
-    o->bench_repeats = 5;
+    settings_defaults(o);
 
     int positional = 0, repeats_given = 0;
     for (int i = 1; i < argc; i++) {
@@ -142,74 +137,23 @@ void options_parse(Options* o, int argc, char** argv) {
         } else {
             snprintf(flag, sizeof(flag), "%s", a);
         }
-        // Flags without a value.
-        if (!strcmp(flag, "--eval-only") || !strcmp(flag, "--print-model") || !strcmp(flag, "--profile") ||
-            !strcmp(flag, "--deterministic")) {
+        const Setting* s = setting_by_flag(flag);
+        if (!s) args_bad(flag, NULL, "unknown option");
+        if (s->type == SET_SWITCH) { // a flag without a value
             if (v) args_bad(flag, v, "takes no value");
-            if (!strcmp(flag, "--eval-only")) o->eval_only = 1;
-            else if (!strcmp(flag, "--print-model")) o->print_model = 1;
-            else if (!strcmp(flag, "--deterministic")) o->deterministic = 1, o->given |= GIVEN_DETERMINISTIC;
-            else o->profile = 1;
-            continue;
+            setting_store(s, o, 1);
+        } else {
+            if (!v) {
+                if (i + 1 >= argc) args_bad(flag, NULL, "needs a value");
+                v = argv[++i];
+            }
+            parse_value(s, v, o);
         }
-        static const char* VALUE_FLAGS[] = {
-            "--epochs", "--batch", "--lr", "--momentum", "--wd", "--nesterov", "--schedule",
-            "--warmup-epochs", "--step-epochs", "--step-gamma", "--seed", "--augment", "--width",
-            "--dw-group", "--data", "--limit-train", "--limit-test", "--device", "--threads", "--tf32",
-            "--max-steps", "--checkpoint", "--resume", "--init", "--log", "--profile-steps",
-            "--profile-json", "--accum-steps", "--gpu-data", "--cuda-graph", "--bench-steps", "--bench-repeats",
-            "--out", "--log-every", NULL};
-        int known = 0;
-        for (int k = 0; VALUE_FLAGS[k]; k++) known |= !strcmp(flag, VALUE_FLAGS[k]);
-        if (!known) args_bad(flag, NULL, "unknown option");
-        if (!v) {
-            if (i + 1 >= argc) args_bad(flag, NULL, "needs a value");
-            v = argv[++i];
-        }
-        if (!strcmp(flag, "--epochs")) o->epochs = (int)args_long(flag, v, 1, 100000), o->given |= GIVEN_EPOCHS;
-        else if (!strcmp(flag, "--batch")) o->batch = (int)args_long(flag, v, 2, 65536), o->given |= GIVEN_BATCH;
-        else if (!strcmp(flag, "--lr")) o->lr = args_float(flag, v, 0, 100), o->given |= GIVEN_LR;
-        else if (!strcmp(flag, "--momentum")) o->momentum = args_float(flag, v, 0, 0.9999), o->given |= GIVEN_MOMENTUM;
-        else if (!strcmp(flag, "--wd")) o->weight_decay = args_float(flag, v, 0, 1), o->given |= GIVEN_WD;
-        else if (!strcmp(flag, "--nesterov")) o->nesterov = args_onoff(flag, v), o->given |= GIVEN_NESTEROV;
-        else if (!strcmp(flag, "--schedule")) {
-            if (!strcmp(v, "cosine")) o->schedule = SCHEDULE_COSINE;
-            else if (!strcmp(v, "step")) o->schedule = SCHEDULE_STEP;
-            else if (!strcmp(v, "constant")) o->schedule = SCHEDULE_CONSTANT;
-            else args_bad(flag, v, "expected cosine, step or constant");
-            o->given |= GIVEN_SCHEDULE;
-        } else if (!strcmp(flag, "--warmup-epochs")) o->warmup_epochs = args_float(flag, v, 0, 100000), o->given |= GIVEN_WARMUP;
-        else if (!strcmp(flag, "--step-epochs")) o->step_epochs = (int)args_long(flag, v, 1, 100000), o->given |= GIVEN_STEP_EPOCHS;
-        else if (!strcmp(flag, "--step-gamma")) o->step_gamma = args_float(flag, v, 0, 1), o->given |= GIVEN_STEP_GAMMA;
-        else if (!strcmp(flag, "--seed")) o->seed = (uint64_t)args_long(flag, v, 0, 2147483647L), o->given |= GIVEN_SEED;
-        else if (!strcmp(flag, "--augment")) o->augment = args_onoff(flag, v), o->given |= GIVEN_AUGMENT;
-        else if (!strcmp(flag, "--accum-steps")) o->accum_steps = (int)args_long(flag, v, 1, 65536), o->given |= GIVEN_ACCUM;
-        else if (!strcmp(flag, "--width")) o->width = args_float(flag, v, 0.01, 16), o->given |= GIVEN_WIDTH;
-        else if (!strcmp(flag, "--dw-group")) {
-            o->dw_group = !strcmp(v, "auto") ? 0 : (int)args_long(flag, v, 1, 1 << 20);
-            o->given |= GIVEN_DW_GROUP;
-        } else if (!strcmp(flag, "--data")) copy_path(o->data, flag, v), o->given |= GIVEN_DATA;
-        else if (!strcmp(flag, "--limit-train")) o->limit_train = (int)args_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TRAIN;
-        else if (!strcmp(flag, "--limit-test")) o->limit_test = (int)args_long(flag, v, 1, 1 << 30), o->given |= GIVEN_LIMIT_TEST;
-        else if (!strcmp(flag, "--device")) {
-            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) args_bad(flag, v, "expected auto, cpu or cuda");
-            snprintf(o->device, sizeof(o->device), "%s", v);
-            o->given |= GIVEN_DEVICE;
-        } else if (!strcmp(flag, "--threads")) o->threads = (int)args_long(flag, v, 1, 256), o->given |= GIVEN_THREADS;
-        else if (!strcmp(flag, "--tf32")) o->tf32 = args_onoff(flag, v), o->given |= GIVEN_TF32;
-        else if (!strcmp(flag, "--max-steps")) o->max_steps = args_long(flag, v, 0, 1L << 40), o->given |= GIVEN_MAX_STEPS;
-        else if (!strcmp(flag, "--checkpoint")) copy_path(o->checkpoint, flag, v), o->given |= GIVEN_CHECKPOINT;
-        else if (!strcmp(flag, "--resume")) copy_path(o->resume, flag, v);
-        else if (!strcmp(flag, "--init")) copy_path(o->init, flag, v);
-        else if (!strcmp(flag, "--log")) copy_path(o->log, flag, v), o->given |= GIVEN_LOG;
-        else if (!strcmp(flag, "--out")) copy_path(o->out, flag, v), o->given |= GIVEN_OUT;
-        else if (!strcmp(flag, "--log-every")) o->log_every = (int)args_long(flag, v, 0, 1 << 30), o->given |= GIVEN_LOG_EVERY;
-        else if (!strcmp(flag, "--profile-steps")) o->profile_steps = (int)args_long(flag, v, 1, 100000), o->profile = 1;
-        else if (!strcmp(flag, "--profile-json")) copy_path(o->profile_json, flag, v), o->profile = 1;
-        else if (!strcmp(flag, "--gpu-data")) o->gpu_data = args_onoff(flag, v), o->given |= GIVEN_GPU_DATA;
-        else if (!strcmp(flag, "--cuda-graph")) o->cuda_graph = args_onoff(flag, v), o->given |= GIVEN_CUDA_GRAPH;
-        else if (!strcmp(flag, "--bench-steps")) o->bench_steps = (int)args_long(flag, v, 1, 1000000), o->profile = 1;
-        else if (!strcmp(flag, "--bench-repeats")) o->bench_repeats = (int)args_long(flag, v, 1, 1000), repeats_given = 1;
+        o->given |= s->given;
+        // Flags that ask for a profile or a benchmark imply --profile.
+        if (!strcmp(flag, "--profile-steps") || !strcmp(flag, "--profile-json") || !strcmp(flag, "--bench-steps"))
+            o->profile = 1;
+        if (!strcmp(flag, "--bench-repeats")) repeats_given = 1;
     }
     if (positional < 2) {
         fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");
