@@ -50,6 +50,24 @@ if [ $rc = 1 ] && has moved "error: the run's data '/nonexistent/cifar-10-binary
 else fail "resuming a run whose data moved: exit $rc (expected 1) or the message above"; fi
 run moved2 mobilenet cifar10 --resume "$tmp/moved" --max-steps 11 --data "$CIFAR10_PATH" &&
   has moved2 "stopped at --max-steps 11" && echo "ok   ... and --data NEW_PATH resumes it"
+# A config.json value the flag would refuse is refused from the file too, by the same range, naming
+# the file and the key (once: --threads 100000 crashed in libgomp, --limit-test 2147483648 reached an
+# internal assert, --threads 0 silently used every core).
+bad_config() { # NAME KEY VALUE NEEDLE: resuming with "KEY": VALUE in config.json exits 1 saying NEEDLE
+  rm -rf "$tmp/$1" && cp -r "$d" "$tmp/$1"
+  sed -i "s|\"$2\": [^,]*,|\"$2\": $3,|" "$tmp/$1/config.json"
+  run "$1" mobilenet cifar10 --resume "$tmp/$1" --max-steps 11
+  local rc=$?
+  if [ $rc = 1 ] && has "$1" "$tmp/$1/config.json: \"$2\": $4" && ! grep -q Segmentation "$tmp/$1.out"; then
+    echo "ok   config.json \"$2\": $3 refused naming the file and the key"
+  else fail "config.json \"$2\": $3: exit $rc, expected 1 and the message above"; fi
+}
+bad_config threads threads 100000 "100000 is out of range (1..1024)"
+bad_config threads0 threads 0 "0 is out of range (1..1024)"
+bad_config limit limit_test 2147483648 "2147483648 is out of range (0..1073741824)"
+bad_config negative log_every -5 "-5 is out of range (0..1073741824)"
+bad_config tf32 tf32 7 "7 is not on or off"
+bad_config device device '"tpu"' '"tpu" is not auto, cpu or cuda'
 # --eval-only --resume continues nothing: it names what it evaluates, not how a continued run would differ.
 run evalres mobilenet cifar10 --eval-only --resume "$d" --limit-test 32 --threads 1 ||
   { fail "--eval-only --resume DIR exited $?"; show evalres; }

@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../kernels/cpu/cpu_kernels.h"
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "dist.h"
+#include "settings.h"
 
 #define CONFIG_NAME "config.json"
 #define CHECKPOINT_NAME "checkpoint.ckpt"
@@ -163,15 +165,6 @@ static int config_path(const Config* c, const char* key, char* out) {
     return 1;
 }
 
-static long config_long(const Config* c, const char* key, long fallback) {
-    char v[64];
-    if (!config_get(c, key, v, sizeof(v))) return fallback;
-    char* end;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end) nn_fatal("'%s': \"%s\" is not an integer: %s", c->path, key, v);
-    return x;
-}
-
 static int same_file(const char* a, const char* b) {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
@@ -179,51 +172,39 @@ static int same_file(const char* a, const char* b) {
 
 // ---------------------------------------------------------------------------------------------
 
-static void note(RunDir* r, const char* fmt, const char* a, const char* b) {
+static void note(RunDir* r, const char* text) {
     size_t n = strlen(r->restored);
-    snprintf(r->restored + n, sizeof(r->restored) - n, fmt, a, b);
+    snprintf(r->restored + n, sizeof(r->restored) - n, ", %s", text);
 }
 
-// Settings of the run that config.json restores unless given again.
+// One setting from config.json into o, through the parser and the range of its flag; a value the
+// flag would refuse stops the run naming the file and the key (the flag is only the way out). Paths
+// are relative to the run directory.
+static void restore_setting(RunDir* r, Options* o, const Config* c, const Setting* s) {
+    char v[PATH_LEN], shown[PATH_LEN + 64], want[128];
+    if (s->type == SET_PATH ? !config_path(c, s->key, v) : !config_get(c, s->key, v, sizeof(v))) return;
+    SettingStatus st = setting_parse(s, v, o);
+    const int quoted = s->type >= SET_CHOICE; // written as a JSON string
+    if (st == SETTING_RANGE) {
+        setting_range(s, want, sizeof(want));
+        nn_fatal("%s: \"%s\": %s is out of range (%s); correct the file, or give %s to override it", c->path,
+                 s->key, v, want, s->flag);
+    }
+    if (st != SETTING_OK) {
+        setting_want(s, want, sizeof(want));
+        nn_fatal("%s: \"%s\": %s%s%s is not %s; correct the file, or give %s to override it", c->path, s->key,
+                 quoted ? "\"" : "", v, quoted ? "\"" : "", want, s->flag);
+    }
+    // The banner names the checkpoint and the log itself; defaults are not worth a mention.
+    if ((s->type == SET_PATH && s->given != GIVEN_DATA) || setting_is_default(s, o)) return;
+    setting_show(s, o, shown, sizeof(shown));
+    note(r, shown);
+}
+
+// The run settings config.json keeps, unless given again on the command line.
 static void apply_config(RunDir* r, Options* o, const Config* c) {
-    char v[PATH_LEN], num[32];
-    if (!(o->given & GIVEN_CHECKPOINT) && config_path(c, "checkpoint", v)) snprintf(o->checkpoint, PATH_LEN, "%s", v);
-    if (!(o->given & GIVEN_LOG) && config_path(c, "log", v)) snprintf(o->log, PATH_LEN, "%s", v);
-    if (!(o->given & GIVEN_DATA) && config_path(c, "data", v)) {
-        snprintf(o->data, PATH_LEN, "%s", v);
-        note(r, "%sdata %s", ", ", v);
-    }
-    if (!(o->given & GIVEN_DEVICE) && config_get(c, "device", v, 16) && v[0]) {
-        snprintf(o->device, sizeof(o->device), "%.15s", v);
-        note(r, "%s--device %s", ", ", v);
-    }
-    struct {
-        const char* key;
-        const char* flag;
-        unsigned bit;
-        int* value;      // NULL: max_steps (a long)
-        int dflt, onoff; // the default (not worth a mention); shown as on/off
-    } ints[] = {{"limit_train", "--limit-train", GIVEN_LIMIT_TRAIN, &o->limit_train, 0, 0},
-                {"limit_test", "--limit-test", GIVEN_LIMIT_TEST, &o->limit_test, 0, 0},
-                {"max_steps", "--max-steps", GIVEN_MAX_STEPS, NULL, 0, 0},
-                {"log_every", "--log-every", GIVEN_LOG_EVERY, &o->log_every, 0, 0},
-                {"threads", "--threads", GIVEN_THREADS, &o->threads, 0, 0},
-                {"tf32", "--tf32", GIVEN_TF32, &o->tf32, 1, 1},
-                {"deterministic", "--deterministic", GIVEN_DETERMINISTIC, &o->deterministic, 0, 0},
-                {"gpu_data", "--gpu-data", GIVEN_GPU_DATA, &o->gpu_data, 0, 1},
-                {"cuda_graph", "--cuda-graph", GIVEN_CUDA_GRAPH, &o->cuda_graph, 0, 1}};
-    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-        if (o->given & ints[i].bit) continue;
-        long x = config_long(c, ints[i].key, -1);
-        if (x < 0) continue;
-        if (ints[i].value) *ints[i].value = (int)x;
-        else o->max_steps = x;
-        if (x == ints[i].dflt) continue;
-        if (ints[i].bit == GIVEN_DETERMINISTIC) num[0] = 0;
-        else if (ints[i].onoff) snprintf(num, sizeof(num), " %s", x ? "on" : "off");
-        else snprintf(num, sizeof(num), " %ld", x);
-        note(r, ", %s%s", ints[i].flag, num);
-    }
+    for (const Setting* s = SETTINGS; s->flag; s++)
+        if (s->key && !(o->given & s->given)) restore_setting(r, o, c, s);
 }
 
 static void default_run_dir(char* out, const Options* o) {
@@ -378,8 +359,10 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
             o->limit_train, o->limit_test, o->max_steps, o->log_every);
     put_string(f, "device", o->device, 0);
     put_string(f, "backend", t->be ? t->be->name : "", 0);
+    // The thread count the run computes with, also when --threads was not given (every core): a
+    // resumed run then repeats the same arithmetic, and the key holds a value --threads accepts.
     fprintf(f, "  \"threads\": %d,\n  \"tf32\": %d,\n  \"deterministic\": %d,\n  \"gpu_data\": %d,\n  \"cuda_graph\": %d,\n",
-            o->threads, o->tf32, o->deterministic, o->gpu_data, o->cuda_graph);
+            o->threads ? o->threads : cpu_max_threads(), o->tf32, o->deterministic, o->gpu_data, o->cuda_graph);
     fprintf(f, "  \"accum_steps\": %d,\n  \"processes\": %d,\n", o->accum_steps, dist_size());
     fprintf(f, "  \"epochs\": %d,\n  \"batch\": %d,\n  \"lr\": %.7g,\n  \"momentum\": %.7g,\n  \"weight_decay\": %.7g,\n"
             "  \"nesterov\": %d,\n", o->epochs, o->batch, (double)o->lr, (double)o->momentum,
