@@ -125,6 +125,8 @@ static void crafted_checkpoints(void) {
         {"epoch_negative.bin", "train.epoch is out of range"},
         {"seen_huge.bin", "train.epoch_seen is out of range"},
         {"no_tensors.bin", "has no tensor 'conv1.weight'"},
+        {"width_tiny.bin", "meta.width is 0.01, expected a number in 0.03125..16"},
+        {"micro_batches_3.bin", "recipe.micro_batches is 3, expected a divisor of recipe.batch 32"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char path[1024], args[1200], named[1100];

@@ -52,7 +52,7 @@ drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train
 # GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
 # steady-state step (skipped without a GPU); links the trainer's own step code.
 drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c train/step.c train/speed.c
-           train/state.c train/dist.c TIMEOUT 300)
+           train/state.c train/settings.c train/dist.c TIMEOUT 300)
 # The same CUDA-vs-CPU comparisons with batch-norm statistics split over many blocks (off by default).
 add_test(NAME test_cuda_ops_bn_split COMMAND test_cuda_ops --quick WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_ops_bn_split PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
@@ -109,10 +109,10 @@ endif()
 drnet_test(test_dist_mpi SOURCES tests/test_dist.c ARGS mpi $<TARGET_FILE:train> ${DRNET_TEST_MPIEXEC} TIMEOUT 600)
 drnet_test(test_dist_nccl SOURCES tests/test_dist.c ARGS nccl $<TARGET_FILE:train> TIMEOUT 600)
 # The progress line's ETAs (no data needed).
-drnet_test(test_progress SOURCES tests/test_progress.c train/progress.c train/step.c train/state.c train/dist.c
+drnet_test(test_progress SOURCES tests/test_progress.c train/progress.c train/step.c train/state.c train/settings.c train/dist.c
            train/speed.c)
 # Gradient accumulation through train_step against the big batch's gradient (no data needed).
-drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/dist.c train/speed.c)
+drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/settings.c train/dist.c train/speed.c)
 
 # --gpu-data / --cuda-graph / --bench-steps on the CPU (skipped without the data or numpy).
 add_test(NAME test_speed COMMAND ${DRNET_SLOW} 90 bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)

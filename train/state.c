@@ -12,6 +12,7 @@
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "dist.h"
+#include "settings.h"
 #include "speed.h"
 #include "trainer.h"
 
@@ -103,13 +104,21 @@ static void load_or_die(Checkpoint* c, const char* path) {
     if (ckpt_load(c, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
 }
 
-// The checkpoint's width multiplier into *width: 0, or 1 if it has none (a range --width accepts,
-// else the file is refused by name).
+// The checkpoint's width multiplier into *width: 0, or 1 if it has none. A width --width would
+// refuse, or one stored as anything but a float32 scalar, is refused naming the file and the record.
 static int checkpoint_width(const Checkpoint* c, float* width) {
-    if (ckpt_get_f32(c, "meta.width", width)) return 1;
-    if (!(*width >= 0.01f && *width <= 16.0f))
-        nn_fatal("checkpoint '%s': meta.width is %g, outside 0.01..16: the file is damaged or was not "
-                 "written by this program", c->path, (double)*width);
+    const CkptRecord* r = ckpt_find(c, "meta.width");
+    if (!r) return 1;
+    if (ckpt_get_f32(c, "meta.width", width))
+        nn_fatal("checkpoint '%s': meta.width is not a float32 scalar: the file is damaged or was not "
+                 "written by this program", c->path);
+    const Setting* s = setting_by_record("meta.width");
+    if (setting_check(s, *width) != SETTING_OK) {
+        char want[128];
+        setting_want(s, want, sizeof(want));
+        nn_fatal("checkpoint '%s': meta.width is %g, expected %s: the file is damaged or was not "
+                 "written by this program", c->path, (double)*width, want);
+    }
     return 0;
 }
 
@@ -121,7 +130,7 @@ static void check_model(Trainer* t, const Checkpoint* c) {
     if (ckpt_get_str(c, "meta.model", model, sizeof(model)) || strcmp(model, t->opt.model) != 0)
         nn_fatal("checkpoint '%s' holds model '%s', not '%s'", c->path, model, t->opt.model);
     if (checkpoint_width(c, &width) == 0 && width != t->opt.width)
-        nn_fatal("checkpoint '%s' was saved with --width %g; this run uses --width %g", c->path,
+        nn_fatal("checkpoint '%s' holds a model of width %g (meta.width); this run uses --width %g", c->path,
                  (double)width, (double)t->opt.width);
     if (!ckpt_get_i64(c, "meta.num_classes", &classes) && classes != t->model.num_classes)
         nn_fatal("checkpoint '%s' has %lld classes, the model %d", c->path, (long long)classes,
@@ -182,48 +191,89 @@ static NN_NORETURN void bad_value(const Checkpoint* c, const char* name, const c
              "program (use --init to start a new run from its weights)", c->path, name, value, want);
 }
 
-static void check_i64(const Checkpoint* c, const char* name, int64_t v, int64_t lo, int64_t hi) {
-    if (v >= lo && v <= hi) return;
-    char have[32], want[64];
-    snprintf(have, sizeof(have), "%lld", (long long)v);
-    snprintf(want, sizeof(want), "an integer in %lld..%lld", (long long)lo, (long long)hi);
-    bad_value(c, name, have, want);
+// The checkpoint's value of setting s (its record) as text for a message.
+static void record_text(const Checkpoint* c, const Setting* s, char* buf, size_t len) {
+    float f;
+    int64_t i;
+    if (s->type == SET_FLOAT && !ckpt_get_f32(c, s->record, &f)) snprintf(buf, len, "%g", (double)f);
+    else if (s->type != SET_FLOAT && !ckpt_get_i64(c, s->record, &i)) snprintf(buf, len, "%lld", (long long)i);
+    else snprintf(buf, len, "?");
 }
 
-static void restore_i64(const Checkpoint* c, const char* name, const char* flag, int given, long* value,
-                        int64_t lo, int64_t hi) {
-    int64_t v;
-    if (ckpt_get_i64(c, name, &v))
+// A recipe value from its checkpoint record into o, through the range of its flag (settings.c). An
+// explicit flag that disagrees is an error: --resume continues the saved run as it was.
+static void restore_number(const Checkpoint* c, const Setting* s, Options* o) {
+    float f;
+    int64_t i;
+    const int missing = s->type == SET_FLOAT ? ckpt_get_f32(c, s->record, &f) : ckpt_get_i64(c, s->record, &i);
+    if (missing)
         nn_fatal("checkpoint '%s' has no '%s': it is not a resumable training state (use --init to "
-                 "start from its weights)", c->path, name);
-    check_i64(c, name, v, lo, hi);
-    if (given && v != *value) {
-        fprintf(stderr, "error: %s %ld contradicts the checkpoint '%s', saved with %s %lld; --resume "
-                "continues the saved run as it was (use --init to start a new run from its weights)\n",
-                flag, *value, c->path, flag, (long long)v);
+                 "start from its weights)", c->path, s->record);
+    const double v = s->type == SET_FLOAT ? (double)f : (double)i;
+    char have[64], want[128];
+    if (setting_check(s, v) != SETTING_OK) {
+        record_text(c, s, have, sizeof(have));
+        setting_want(s, want, sizeof(want));
+        bad_value(c, s->record, have, want);
+    }
+    if ((o->given & s->given) && v != setting_value(s, o)) {
+        setting_show(s, o, want, sizeof(want));
+        record_text(c, s, have, sizeof(have));
+        fprintf(stderr, "error: %s contradicts the checkpoint '%s', whose %s is %s; --resume continues the "
+                "saved run as it was (use --init to start a new run from its weights)\n", want, c->path,
+                s->record, have);
         exit(2);
     }
-    *value = (long)v;
+    setting_store(s, o, v);
 }
 
-static void restore_f32(const Checkpoint* c, const char* name, const char* flag, int given, float* value,
-                        double lo, double hi) {
-    float v;
-    if (ckpt_get_f32(c, name, &v))
-        nn_fatal("checkpoint '%s' has no '%s': it is not a resumable training state", c->path, name);
-    if (!isfinite(v) || v < lo || v > hi) {
-        char have[32], want[64];
-        snprintf(have, sizeof(have), "%g", (double)v);
-        snprintf(want, sizeof(want), "a number in %g..%g", lo, hi);
-        bad_value(c, name, have, want);
+// A recipe value stored as a word (recipe.schedule), through the same parser as its flag.
+static void restore_word(const Checkpoint* c, const Setting* s, Options* o) {
+    char word[32], shown[48], want[128];
+    if (ckpt_get_str(c, s->record, word, sizeof(word)))
+        nn_fatal("checkpoint '%s' has no valid '%s': it is not a resumable training state", c->path, s->record);
+    Options saved = *o;
+    if (setting_parse(s, word, &saved) != SETTING_OK) {
+        snprintf(shown, sizeof(shown), "'%.40s'", word);
+        setting_want(s, want, sizeof(want));
+        bad_value(c, s->record, shown, want);
     }
-    if (given && v != *value) {
-        fprintf(stderr, "error: %s %g contradicts the checkpoint '%s', saved with %s %g; --resume "
-                "continues the saved run as it was (use --init to start a new run from its weights)\n",
-                flag, (double)*value, c->path, flag, (double)v);
+    if ((o->given & s->given) && setting_value(s, &saved) != setting_value(s, o)) {
+        setting_show(s, o, want, sizeof(want));
+        fprintf(stderr, "error: %s contradicts the checkpoint '%s', whose %s is %s; --resume continues the "
+                "saved run as it was (use --init to start a new run from its weights)\n", want, c->path,
+                s->record, word);
         exit(2);
     }
-    *value = v;
+    setting_store(s, o, setting_value(s, &saved));
+}
+
+// Micro-batches per step (--accum-steps x processes; 1 in checkpoints from before accumulation): any
+// split of them over processes continues the same run. They must divide the checkpoint's own batch.
+static void restore_micro_batches(const Checkpoint* c, Options* o) {
+    int64_t micro_batches = 1;
+    char have[32], want[128];
+    if (ckpt_get_i64(c, "recipe.micro_batches", &micro_batches) == 0) {
+        const Setting* s = setting_by_flag("--accum-steps");
+        snprintf(have, sizeof(have), "%lld", (long long)micro_batches);
+        if (setting_check(s, (double)micro_batches) != SETTING_OK) {
+            setting_want(s, want, sizeof(want));
+            bad_value(c, "recipe.micro_batches", have, want);
+        }
+        if (o->batch % micro_batches != 0) {
+            snprintf(want, sizeof(want), "a divisor of recipe.batch %d", o->batch);
+            bad_value(c, "recipe.micro_batches", have, want);
+        }
+    }
+    if (micro_batches % dist_size() != 0 ||
+        ((o->given & GIVEN_ACCUM) && (int64_t)o->accum_steps * dist_size() != micro_batches)) {
+        fprintf(stderr, "error: checkpoint '%s' was trained with %lld micro-batches per step "
+                "(recipe.micro_batches: --accum-steps x processes); --accum-steps %d x %d process%s cannot "
+                "continue it\n", c->path, (long long)micro_batches, o->accum_steps, dist_size(),
+                dist_size() > 1 ? "es" : "");
+        exit(2);
+    }
+    o->accum_steps = (int)(micro_batches / dist_size());
 }
 
 void trainer_resume(Trainer* t, const char* path) {
@@ -232,45 +282,13 @@ void trainer_resume(Trainer* t, const char* path) {
     load_or_die(&c, path);
     check_model(t, &c);
     Options* o = &t->opt;
-    long v;
     unsigned g = o->given;
-    v = o->epochs, restore_i64(&c, "recipe.epochs", "--epochs", g & GIVEN_EPOCHS, &v, 1, 100000), o->epochs = (int)v;
-    v = o->batch, restore_i64(&c, "recipe.batch", "--batch", g & GIVEN_BATCH, &v, 2, 65536), o->batch = (int)v;
-    restore_f32(&c, "recipe.lr", "--lr", g & GIVEN_LR, &o->lr, 0, 100);
-    restore_f32(&c, "recipe.momentum", "--momentum", g & GIVEN_MOMENTUM, &o->momentum, 0, 0.9999);
-    restore_f32(&c, "recipe.weight_decay", "--wd", g & GIVEN_WD, &o->weight_decay, 0, 1);
-    v = o->nesterov, restore_i64(&c, "recipe.nesterov", "--nesterov", g & GIVEN_NESTEROV, &v, 0, 1), o->nesterov = (int)v;
-    char sched[32];
-    if (ckpt_get_str(&c, "recipe.schedule", sched, sizeof(sched))) nn_fatal("checkpoint '%s' has no schedule", path);
-    if ((g & GIVEN_SCHEDULE) && strcmp(sched, schedule_name(o->schedule)) != 0) {
-        fprintf(stderr, "error: --schedule %s contradicts the checkpoint '%s', saved with %s\n",
-                schedule_name(o->schedule), path, sched);
-        exit(2);
+    for (const Setting* s = SETTINGS; s->flag; s++) {
+        if (!s->record || strncmp(s->record, "recipe.", 7) != 0) continue;
+        if (s->type == SET_CHOICE) restore_word(&c, s, o);
+        else restore_number(&c, s, o);
     }
-    if (strcmp(sched, "cosine") && strcmp(sched, "step") && strcmp(sched, "constant")) {
-        char shown[48];
-        snprintf(shown, sizeof(shown), "'%.40s'", sched);
-        bad_value(&c, "recipe.schedule", shown, "cosine, step or constant");
-    }
-    o->schedule = !strcmp(sched, "step") ? SCHEDULE_STEP : !strcmp(sched, "constant") ? SCHEDULE_CONSTANT : SCHEDULE_COSINE;
-    restore_f32(&c, "recipe.warmup_epochs", "--warmup-epochs", g & GIVEN_WARMUP, &o->warmup_epochs, 0, 100000);
-    v = o->step_epochs, restore_i64(&c, "recipe.step_epochs", "--step-epochs", g & GIVEN_STEP_EPOCHS, &v, 1, 100000), o->step_epochs = (int)v;
-    restore_f32(&c, "recipe.step_gamma", "--step-gamma", g & GIVEN_STEP_GAMMA, &o->step_gamma, 0, 1);
-    v = (long)o->seed, restore_i64(&c, "recipe.seed", "--seed", g & GIVEN_SEED, &v, INT64_MIN, INT64_MAX), o->seed = (uint64_t)v;
-    v = o->augment, restore_i64(&c, "recipe.augment", "--augment", g & GIVEN_AUGMENT, &v, 0, 1), o->augment = (int)v;
-    v = o->limit_train, restore_i64(&c, "recipe.limit_train", "--limit-train", g & GIVEN_LIMIT_TRAIN, &v, 0, 1 << 30), o->limit_train = (int)v;
-    // Micro-batches per step (--accum-steps x processes; 1 in checkpoints from before accumulation):
-    // any split of them over processes continues the same run.
-    int64_t micro_batches = 1;
-    if (ckpt_get_i64(&c, "recipe.micro_batches", &micro_batches) == 0)
-        check_i64(&c, "recipe.micro_batches", micro_batches, 1, 65536);
-    if (micro_batches % dist_size() != 0 || ((g & GIVEN_ACCUM) && (int64_t)o->accum_steps * dist_size() != micro_batches)) {
-        fprintf(stderr, "error: checkpoint '%s' was trained with %lld micro-batches per step (--accum-steps x "
-                "processes); --accum-steps %d x %d process%s cannot continue it\n", path,
-                (long long)micro_batches, o->accum_steps, dist_size(), dist_size() > 1 ? "es" : "");
-        exit(2);
-    }
-    o->accum_steps = (int)(micro_batches / dist_size());
+    restore_micro_batches(&c, o);
 
     // The depthwise group sizes the run used (e.g. chosen by --dw-group auto).
     const CkptRecord* groups = ckpt_find(&c, "meta.dw_groups");

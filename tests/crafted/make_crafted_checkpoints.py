@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import drnet_ckpt  # noqa: E402
 
 BASE = {
@@ -35,6 +35,11 @@ CASES = {  # file: (record, bad value)
     "lr_inf.bin": ("recipe.lr", float("inf")),
     "epoch_negative.bin": ("train.epoch", -1),
     "seen_huge.bin": ("train.epoch_seen", 1 << 50),
+    # below --width's range: once reported as "--width 0.01 leaves a layer ... with none", a flag
+    # the user never typed
+    "width_tiny.bin": ("meta.width", 0.01),
+    # does not divide recipe.batch 32: once reported as "--accum-steps 3 does not divide --batch 32"
+    "micro_batches_3.bin": ("recipe.micro_batches", 3),
 }
 
 if __name__ == "__main__":
