@@ -108,9 +108,14 @@ int ckpt_commit(CkptWriter* w, char* err, size_t errlen) {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-// The file is read whole into memory and parsed from there: every field is bounds-checked against
-// the bytes that remain, so no size read from the file can make the reader overrun or over-allocate.
+// The reader walks the file twice: first every record header (the table), checked against the
+// file's size, so that a file that is not a checkpoint, a damaged table or sizes that do not add up
+// to the file are refused before any data is read or allocated (a 4 GB file that is not a checkpoint
+// costs a few bytes); then each record's data, read into its own buffer and checked by its CRC.
+// Bytes come from a file (ckpt_load) or from memory (ckpt_parse, the fuzzer's entry point), through
+// the same checks: every field is bounds-checked against the bytes that remain.
 typedef struct Reader {
+    FILE* f;            // the file, or NULL: the bytes are at buf
     const uint8_t* buf;
     uint64_t size, offset;
     const char* path;
@@ -118,17 +123,11 @@ typedef struct Reader {
     size_t errlen;
 } Reader;
 
-static int get_bytes(Reader* r, void* p, uint64_t n, const char* what) {
-    if (n > r->size - r->offset) {
-        snprintf(r->err, r->errlen, "checkpoint '%s' is truncated: end of file at byte %llu while reading %s "
-                 "(%llu bytes at byte %llu)", r->path, (unsigned long long)r->size, what,
-                 (unsigned long long)n, (unsigned long long)r->offset);
-        return 1;
-    }
-    if (n) memcpy(p, r->buf + r->offset, n);
-    r->offset += n;
-    return 0;
-}
+// Where pass 1 found a record: its header (for the version 2 CRC), its data and its CRC.
+typedef struct RecordAt {
+    uint64_t start, data_at;
+    uint32_t crc;
+} RecordAt;
 
 static int refuse(Reader* r, const char* fmt, ...) NN_PRINTF(2, 3);
 static int refuse(Reader* r, const char* fmt, ...) {
@@ -139,6 +138,30 @@ static int refuse(Reader* r, const char* fmt, ...) {
     return 1;
 }
 
+// n bytes at byte `at` (already known to lie inside the file) into p.
+static int read_at(Reader* r, uint64_t at, void* p, uint64_t n) {
+    if (!n) return 0;
+    if (!r->f) {
+        memcpy(p, r->buf + at, n);
+        return 0;
+    }
+    if (fseeko(r->f, (off_t)at, SEEK_SET) == 0 && fread(p, 1, n, r->f) == n) return 0;
+    return refuse(r, "cannot read checkpoint '%s': %s at byte %llu", r->path,
+                  ferror(r->f) ? strerror(errno) : "end of file", (unsigned long long)at);
+}
+
+static int get_bytes(Reader* r, void* p, uint64_t n, const char* what) {
+    if (n > r->size - r->offset) {
+        snprintf(r->err, r->errlen, "checkpoint '%s' is truncated: end of file at byte %llu while reading %s "
+                 "(%llu bytes at byte %llu)", r->path, (unsigned long long)r->size, what,
+                 (unsigned long long)n, (unsigned long long)r->offset);
+        return 1;
+    }
+    if (read_at(r, r->offset, p, n)) return 1;
+    r->offset += n;
+    return 0;
+}
+
 void ckpt_free(Checkpoint* c) {
     for (int i = 0; i < c->count; i++) free(c->records[i].data);
     free(c->records);
@@ -146,16 +169,15 @@ void ckpt_free(Checkpoint* c) {
     c->count = 0;
 }
 
-// One record at r->offset into rec (its data allocated), checked: name length, type, rank, dims,
-// that the data lies inside the file, its CRC (version 1: the data; version 2: header and data) and
-// that the size matches the dimensions.
-static int read_record(Reader* r, CkptRecord* rec, uint32_t i, uint32_t version) {
+// Pass 1: the header of record i at r->offset into rec and at, checked (name length and bytes, type,
+// rank, that the data lies inside the file and that its size matches the dimensions); r->offset
+// moves past the data without reading it.
+static int read_record_header(Reader* r, CkptRecord* rec, RecordAt* at, uint32_t i) {
     const char* path = r->path;
     uint64_t start = r->offset;
     uint16_t len;
     uint8_t dtype, ndim;
     uint64_t nbytes;
-    uint32_t crc;
     if (get_bytes(r, &len, 2, "a record header")) return 1;
     if (len == 0 || len >= sizeof(rec->name))
         return refuse(r, "checkpoint '%s': record %u at byte %llu has a bad name length %u", path, i,
@@ -170,8 +192,7 @@ static int read_record(Reader* r, CkptRecord* rec, uint32_t i, uint32_t version)
         return refuse(r, "checkpoint '%s': record '%s' at byte %llu has a bad type %u or rank %u", path,
                       rec->name, (unsigned long long)start, dtype, ndim);
     if (get_bytes(r, rec->dims, 8u * ndim, "record dimensions")) return 1;
-    if (get_bytes(r, &nbytes, 8, "a record size") || get_bytes(r, &crc, 4, "a record checksum")) return 1;
-    uint64_t header_end = r->offset - 4; // the CRC field itself is not covered
+    if (get_bytes(r, &nbytes, 8, "a record size") || get_bytes(r, &at->crc, 4, "a record checksum")) return 1;
     if (nbytes > r->size - r->offset)
         return refuse(r, "checkpoint '%s' is truncated: record '%s' at byte %llu needs %llu bytes, the "
                       "file has %llu left", path, rec->name, (unsigned long long)start,
@@ -186,57 +207,76 @@ static int read_record(Reader* r, CkptRecord* rec, uint32_t i, uint32_t version)
         else if (numel && (uint64_t)rec->dims[d] > nbytes / numel) ok = 0;
         else numel *= (uint64_t)rec->dims[d];
     }
-    uint64_t data_at = r->offset;
-    const uint8_t* data = r->buf + data_at;
-    uint32_t want = version >= 2
-        ? crc_update(crc_update((uint32_t)crc32(0L, Z_NULL, 0), r->buf + start, header_end - start), data, nbytes)
-        : crc_update((uint32_t)crc32(0L, Z_NULL, 0), data, nbytes);
-    if (want != crc)
-        return refuse(r, "checkpoint '%s' is corrupt: record '%s' (at byte %llu, data at byte %llu, %llu "
-                      "bytes) fails its CRC32%s", path, rec->name, (unsigned long long)start,
-                      (unsigned long long)data_at, (unsigned long long)nbytes,
-                      version >= 2 ? " (which covers its name, type, dimensions and data)" : "");
     if (!ok || numel > nbytes / elem || numel * elem != nbytes)
         return refuse(r, "checkpoint '%s': record '%s' at byte %llu holds %llu bytes, which does not match "
                       "its dimensions", path, rec->name, (unsigned long long)start,
                       (unsigned long long)nbytes);
     rec->dtype = dtype, rec->ndim = ndim, rec->nbytes = nbytes;
-    rec->data = NN_MALLOC(nbytes ? nbytes : 1);
-    memcpy(rec->data, data, nbytes);
+    at->start = start, at->data_at = r->offset;
     r->offset += nbytes;
     return 0;
+}
+
+// Pass 2: a record's data, read into rec->data and checked by its CRC (version 1: the data; version
+// 2: the header, every byte before the CRC field, and the data).
+static int read_record_data(Reader* r, CkptRecord* rec, const RecordAt* at, uint32_t version) {
+    uint8_t head[2 + 128 + 2 + 32 + 8];
+    const uint64_t hlen = at->data_at - 4 - at->start;
+    rec->data = NN_MALLOC(rec->nbytes ? rec->nbytes : 1);
+    if (read_at(r, at->data_at, rec->data, rec->nbytes) || (version >= 2 && read_at(r, at->start, head, hlen)))
+        return 1;
+    uint32_t want = (uint32_t)crc32(0L, Z_NULL, 0);
+    if (version >= 2) want = crc_update(want, head, hlen);
+    want = crc_update(want, rec->data, rec->nbytes);
+    if (want != at->crc)
+        return refuse(r, "checkpoint '%s' is corrupt: record '%s' (at byte %llu, data at byte %llu, %llu "
+                      "bytes) fails its CRC32%s", r->path, rec->name, (unsigned long long)at->start,
+                      (unsigned long long)at->data_at, (unsigned long long)rec->nbytes,
+                      version >= 2 ? " (which covers its name, type, dimensions and data)" : "");
+    return 0;
+}
+
+// The magic, the version and the record count (which must fit the file) into *version, *count.
+static int read_file_header(Reader* r, uint32_t* version, uint32_t* count) {
+    char magic[8];
+    if (get_bytes(r, magic, 8, "the header")) return 1;
+    if (memcmp(magic, MAGIC, 8) != 0)
+        return refuse(r, "'%s' is not a drnet checkpoint (bad magic bytes at offset 0)", r->path);
+    if (get_bytes(r, version, 4, "the header")) return 1;
+    if (*version < 1 || *version > CKPT_VERSION)
+        return refuse(r, "checkpoint '%s' has format version %u; this program reads versions 1 to %d",
+                      r->path, *version, CKPT_VERSION);
+    if (get_bytes(r, count, 4, "the header")) return 1;
+    // The smallest record (1-byte name, scalar, no data) is 17 bytes: a count the file cannot hold is
+    // refused before anything is allocated for it.
+    if (*count > 100000 || *count > (r->size - 16) / 17)
+        return refuse(r, "checkpoint '%s': implausible record count %u at byte 12 for a file of %llu bytes",
+                      r->path, *count, (unsigned long long)r->size);
+    return 0;
+}
+
+static int read_checkpoint(Checkpoint* c, Reader* r) {
+    uint32_t version, count;
+    if (read_file_header(r, &version, &count)) return 1;
+    c->records = NN_CALLOC(count ? count : 1, sizeof(CkptRecord));
+    RecordAt* at = NN_CALLOC(count ? count : 1, sizeof(RecordAt));
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < count; i++) rc = read_record_header(r, &c->records[i], &at[i], i);
+    if (!rc && r->offset != r->size)
+        rc = refuse(r, "checkpoint '%s' has %llu unexpected bytes after its last record (byte %llu)", r->path,
+                    (unsigned long long)(r->size - r->offset), (unsigned long long)r->offset);
+    c->count = (int)count; // every record's data pointer is NULL until read: ckpt_free can run anytime
+    for (uint32_t i = 0; !rc && i < count; i++) rc = read_record_data(r, &c->records[i], &at[i], version);
+    free(at);
+    if (rc) ckpt_free(c);
+    return rc;
 }
 
 int ckpt_parse(Checkpoint* c, const void* buf, size_t size, const char* path, char* err, size_t errlen) {
     memset(c, 0, sizeof(*c));
     snprintf(c->path, sizeof(c->path), "%s", path);
     Reader r = {.buf = buf, .size = size, .path = path, .err = err, .errlen = errlen};
-    char magic[8];
-    uint32_t version, count;
-    if (get_bytes(&r, magic, 8, "the header")) return 1;
-    if (memcmp(magic, MAGIC, 8) != 0)
-        return refuse(&r, "'%s' is not a drnet checkpoint (bad magic bytes at offset 0)", path);
-    if (get_bytes(&r, &version, 4, "the header")) return 1;
-    if (version < 1 || version > CKPT_VERSION)
-        return refuse(&r, "checkpoint '%s' has format version %u; this program reads versions 1 to %d",
-                      path, version, CKPT_VERSION);
-    if (get_bytes(&r, &count, 4, "the header")) return 1;
-    // The smallest record (1-byte name, scalar, no data) is 17 bytes: a count the file cannot hold is
-    // refused before anything is allocated for it.
-    if (count > 100000 || count > (size - 16) / 17)
-        return refuse(&r, "checkpoint '%s': implausible record count %u at byte 12 for a file of %zu bytes",
-                      path, count, size);
-    c->records = NN_CALLOC(count ? count : 1, sizeof(CkptRecord));
-    int rc = 0;
-    for (uint32_t i = 0; !rc && i < count; i++) {
-        rc = read_record(&r, &c->records[i], i, version);
-        if (!rc) c->count = (int)i + 1;
-    }
-    if (!rc && r.offset != r.size)
-        rc = refuse(&r, "checkpoint '%s' has %llu unexpected bytes after its last record (byte %llu)", path,
-                    (unsigned long long)(r.size - r.offset), (unsigned long long)r.offset);
-    if (rc) ckpt_free(c);
-    return rc;
+    return read_checkpoint(c, &r);
 }
 
 int ckpt_load(Checkpoint* c, const char* path, char* err, size_t errlen) {
@@ -255,18 +295,8 @@ int ckpt_load(Checkpoint* c, const char* path, char* err, size_t errlen) {
         fclose(f);
         return 1;
     }
-    long size = (long)st.st_size;
-    uint8_t* buf = NN_MALLOC((size_t)size + 1); // (size) the whole file
-    size_t got = fread(buf, 1, (size_t)size, f);
-    int rc;
-    if (got != (size_t)size) {
-        snprintf(err, errlen, "cannot read checkpoint '%s': %s at byte %zu of %ld", path,
-                 ferror(f) ? strerror(errno) : "end of file", got, size);
-        rc = 1;
-    } else {
-        rc = ckpt_parse(c, buf, (size_t)size, path, err, errlen);
-    }
-    free(buf);
+    Reader r = {.f = f, .size = (uint64_t)st.st_size, .path = path, .err = err, .errlen = errlen};
+    int rc = read_checkpoint(c, &r);
     fclose(f);
     return rc;
 }

@@ -54,7 +54,8 @@ void ckpt_put_str(CkptWriter* w, const char* name, const char* s);
 int ckpt_commit(CkptWriter* w, char* err, size_t errlen);
 void ckpt_abort(CkptWriter* w);
 
-// Reading: loads and verifies the whole file.
+// Reading: checks the header and every record header against the file's size, then reads each
+// record's data and verifies its CRC (nothing is read or allocated for a file whose table is wrong).
 int ckpt_load(Checkpoint* c, const char* path, char* err, size_t errlen);
 // The same checks on a file already in memory (size bytes at buf); path names it in messages. The
 // fuzz harness drives the reader through this.
