@@ -127,6 +127,7 @@ static void crafted_checkpoints(void) {
         {"no_tensors.bin", "has no tensor 'conv1.weight'"},
         {"width_tiny.bin", "meta.width is 0.01, expected a number in 0.03125..16"},
         {"micro_batches_3.bin", "recipe.micro_batches is 3, expected a divisor of recipe.batch 32"},
+        {"width_huge.bin", "a MobileNet of width 16 (meta.width) has 805.3 M parameters and statistics"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char path[1024], args[1200], named[1100];
@@ -135,6 +136,13 @@ static void crafted_checkpoints(void) {
         snprintf(named, sizeof(named), "checkpoint '%s'", path);
         expect(1, cases[i][0], args, (const char*[]){named, cases[i][1], NULL});
     }
+    // --width against a checkpoint of another width: refused before a model of that width is built
+    // (at 16, about 10 GB).
+    char path[1024], args[1200], named[1200];
+    snprintf(path, sizeof(path), "%s/tests/crafted/no_tensors.bin", DRNET_SOURCE_DIR);
+    snprintf(args, sizeof(args), "--resume %s --width 16", path);
+    snprintf(named, sizeof(named), "checkpoint '%s' holds a model of width 0.125 (meta.width); this run uses --width 16", path);
+    expect(1, "--width 16 against width 0.125", args, (const char*[]){named, NULL});
 }
 
 static void early_paths(void) {

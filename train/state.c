@@ -137,11 +137,50 @@ static void check_model(Trainer* t, const Checkpoint* c) {
                  t->model.num_classes);
 }
 
-void trainer_checkpoint_width(const char* path, float* width) {
+#define MODEL_SLACK_VALUES (16u << 20)
+
+// The float32 values a checkpoint's tensors hold (weights, running statistics, a few scalars;
+// the SGD momentum not counted): the most a model loaded from it can have.
+static uint64_t checkpoint_values(const Checkpoint* c) {
+    uint64_t n = 0;
+    for (int i = 0; i < c->count; i++)
+        if (c->records[i].dtype == CKPT_F32 && strncmp(c->records[i].name, "optimizer.", 10) != 0)
+            n += c->records[i].nbytes / 4;
+    return n;
+}
+
+// The parameters and running statistics of the model at this width, counted on a model described
+// but not allocated.
+static uint64_t model_values(float width) {
+    Engine* e = engine_create(&(Backend){0});
+    MobileNet m;
+    mobilenet_init(&m, e, width, 1, CIFAR10_CLASSES);
+    uint64_t n = 0;
+    for (int i = 0; i < e->num_params; i++) n += e->params[i].numel; // (the arenas pad each one)
+    engine_destroy(e);
+    return n;
+}
+
+void trainer_checkpoint_model(const char* path, Options* o) {
     Checkpoint c;
     load_or_die(&c, path);
-    float w;
-    if (checkpoint_width(&c, &w) == 0) *width = w;
+    float width;
+    if (checkpoint_width(&c, &width) == 0) {
+        if ((o->given & GIVEN_WIDTH) && width != o->width)
+            nn_fatal("checkpoint '%s' holds a model of width %g (meta.width); this run uses --width %g", path,
+                     (double)width, (double)o->width);
+        o->width = width;
+    }
+    // A CRC-valid file of a few hundred bytes can name width 16: a model of about 10 GB (weights,
+    // gradients, momentum) to build before its tensors are found missing. Every tensor must be in
+    // the file, so the file bounds the model. A shortfall under 16 M values (64 MB per arena) is left
+    // to the tensor checks after the build, which name the tensor and come after the recipe's checks.
+    const uint64_t need = model_values(o->width), have = checkpoint_values(&c);
+    if (need > have && need - have > MODEL_SLACK_VALUES)
+        nn_fatal("checkpoint '%s': a MobileNet of width %g (%s) has %.1f M parameters and statistics (%.1f GB "
+                 "as float32), but the file's tensors hold only %.1f M values: the file is damaged or was not "
+                 "written by this program", path, (double)o->width, o->given & GIVEN_WIDTH ? "--width" : "meta.width",
+                 need / 1e6, need * 4 / 1e9, have / 1e6);
     ckpt_free(&c);
 }
 

@@ -47,9 +47,10 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     if (dist_rank() == 0) guard_lock(o); // before anything is loaded or written: a resumed run's is final
     char err[2048];
 
-    // Weights from a checkpoint: its width decides the model unless --width says otherwise.
+    // Weights from a checkpoint: its width decides the model (--width must agree), and it must be
+    // able to hold that model.
     const char* ckpt = o->resume[0] ? o->resume : o->init[0] ? o->init : NULL;
-    if (ckpt && !(o->given & GIVEN_WIDTH)) trainer_checkpoint_width(ckpt, &o->width);
+    if (ckpt) trainer_checkpoint_model(ckpt, o);
 
     BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32, .deterministic = o->deterministic};
     err[0] = 0;

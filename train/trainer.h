@@ -66,8 +66,11 @@ void trainer_save(Trainer* t, const char* path);
 // Restores weights, momentum, running statistics, the recipe and the run's position. Refuses a
 // checkpoint from another model/width, and explicit recipe flags that contradict it (exit 2).
 void trainer_resume(Trainer* t, const char* path);
-// The width a checkpoint was saved with (meta.width), validated; width is left alone if it has none.
-void trainer_checkpoint_width(const char* path, float* width);
+// Before the model is built, from the checkpoint --resume or --init names: its width (meta.width,
+// validated) into o->width unless --width was given (a different --width is refused), and the
+// model's size at that width against the values the file's tensors hold (a file that cannot hold
+// the model is refused before gigabytes are allocated for it).
+void trainer_checkpoint_model(const char* path, Options* o);
 // Loads only the weights and running statistics (--init, --eval-only).
 void trainer_load_weights(Trainer* t, const char* path);
 // Frees everything the trainer holds (engine, metrics, loaders, data); returns rc, so that main can

@@ -40,6 +40,9 @@ CASES = {  # file: (record, bad value)
     "width_tiny.bin": ("meta.width", 0.01),
     # does not divide recipe.batch 32: once reported as "--accum-steps 3 does not divide --batch 32"
     "micro_batches_3.bin": ("recipe.micro_batches", 3),
+    # a model of about 10 GB to build (823 M parameters, their momentum and gradients) for a file
+    # of a few hundred bytes: refused from the tensors' shapes before anything is allocated
+    "width_huge.bin": ("meta.width", 16.0),
 }
 
 if __name__ == "__main__":
