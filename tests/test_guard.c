@@ -204,16 +204,41 @@ int main(int argc, char** argv) {
         snprintf(args, sizeof(args), "--eval-only --init %s", bad);
         expect(1, "NaN test loss in --eval-only", args, (const char*[]){"the test loss became", NULL});
 
-        // An infinite momentum makes the weights infinite after the next step, while that step's
-        // loss (computed before the update) is still finite: the weight check must stop the run. The
-        // checkpoint ends epoch 1 (step 2), so --max-steps 3 runs one step of epoch 2.
+        // A finite momentum near the float maximum with the learning rate at 100 makes the weights
+        // infinite after the next step, while that step's loss (computed before the update) is still
+        // finite: the weight check must stop the run. The checkpoint ends epoch 1 (step 2), so
+        // --max-steps 3 runs one step of epoch 2.
         static const char* const mom[] = {"optimizer.momentum.conv1.weight", NULL};
-        rewrite(base, bad, mom, INFINITY);
+        static const char* const lr[] = {"recipe.lr", NULL};
+        char big[300];
+        snprintf(big, sizeof(big), "%s/big.ckpt", dir);
+        rewrite(base, big, mom, 3e38f);
+        rewrite(big, bad, lr, 100.0f);
         CHECK(system(cmd) == 0, "%s", cmd);
         snprintf(args, sizeof(args), "--resume %s --max-steps 3 --checkpoint %s", bad, out);
         expect(1, "non-finite weights after a step", args,
                (const char*[]){"the weights became non-finite: tensor 'conv1.weight'", "at epoch 2, step 3", named, NULL});
         CHECK(same_file(out, base), "the run with infinite weights changed the previous checkpoint");
+
+        // Weights that are already non-finite in the file: --eval-only says so instead of blaming the
+        // test loss on finite weights, and --resume or --init refuse to continue from them instead of
+        // calling the file "the last good state". Each names the file and the first tensor.
+        static const char* const conv[] = {"conv1.weight", NULL};
+        rewrite(base, bad, conv, NAN);
+        snprintf(named, sizeof(named), "checkpoint '%s' holds non-finite values: tensor 'conv1.weight' (element 0 is nan)", bad);
+        snprintf(args, sizeof(args), "--eval-only --init %s", bad);
+        expect(1, "--eval-only of NaN weights", args, (const char*[]){named, NULL});
+        snprintf(args, sizeof(args), "--eval-only --resume %s", bad);
+        expect(1, "--eval-only --resume of NaN weights", args, (const char*[]){named, NULL});
+        snprintf(args, sizeof(args), "--resume %s --max-steps 3 --checkpoint %s", bad, out);
+        expect(1, "--resume of NaN weights", args, (const char*[]){named, NULL});
+        snprintf(args, sizeof(args), "--init %s --max-steps 3 --checkpoint %s", bad, out);
+        expect(1, "--init of NaN weights", args, (const char*[]){named, NULL});
+        rewrite(base, bad, mom, INFINITY);
+        snprintf(named, sizeof(named), "checkpoint '%s' holds non-finite values: SGD momentum of tensor 'conv1.weight' (element 0 is inf)", bad);
+        snprintf(args, sizeof(args), "--resume %s --max-steps 3 --checkpoint %s", bad, out);
+        expect(1, "--resume of an infinite momentum", args, (const char*[]){named, NULL});
+        CHECK(same_file(out, base), "a refused resume changed the checkpoint");
     }
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -150,6 +150,14 @@ void guard_weights(Trainer* t) {
     stop(t, msg);
 }
 
+void guard_loaded_weights(Trainer* t, const char* path) {
+    char what[256];
+    if (!guard_find_nonfinite(t->e, what, sizeof(what))) return;
+    nn_fatal("checkpoint '%s' holds non-finite values: %s. The run that saved it had already diverged (or the "
+             "file is damaged): it can be neither evaluated nor continued; start from an earlier checkpoint",
+             path, what);
+}
+
 void guard_train_loss(Trainer* t, double loss_sum) {
     if (isfinite(loss_sum)) return;
     stop(t, isnan(loss_sum) ? "the training loss became NaN" : "the training loss became infinite");

@@ -20,6 +20,12 @@ void guard_paths(const Options* o);
 // 1 when the lock is held (or the file system has no locks: a warning) or the run saves no checkpoint.
 int guard_lock(const Options* o);
 
+// Right after --resume or --init loaded a checkpoint (and before --eval-only evaluates it): every
+// parameter, SGD momentum and running statistic it holds is finite. Otherwise it stops (exit 1)
+// naming the file and the first tensor affected: NaN weights are not "the last good state" to go
+// on from, and evaluating them gives garbage (ReLU turns NaN into 0, so even the loss can be finite).
+void guard_loaded_weights(Trainer* t, const char* path);
+
 // Where the training loss is read: a NaN or infinite running sum stops the run (exit 1) with the
 // epoch and the step; the checkpoint on disk is the last good one.
 void guard_train_loss(Trainer* t, double loss_sum);

@@ -82,6 +82,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     t->be->zero(t->correct, 2 * sizeof(int));
     if (o->resume[0]) trainer_resume(t, o->resume);
     else if (o->init[0]) trainer_load_weights(t, o->init);
+    if (ckpt) guard_loaded_weights(t, ckpt);
 
     trainer_setup_micro_batches(t);
 
