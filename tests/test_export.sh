@@ -5,7 +5,9 @@
 # under different float summation orders); the ONNX graph must agree with the state_dict on every
 # image, logits within 1e-3. The ONNX graph runs on onnxruntime, else on a numpy interpreter after
 # onnx's checker; without the onnx package that half is skipped, saying so.
-# Needs PyTorch (/usr/bin/python3, or $DRNET_PYTHON) and the data; exits 77 (skipped) without either.
+# Crafted checkpoints with bad meta records or record names are refused in one line, no traceback.
+# Needs PyTorch (/usr/bin/python3, or $DRNET_PYTHON), exits 77 (skipped) without it; the runs need
+# the data too.
 # Usage: test_export.sh PATH-TO-TRAIN
 set -u
 train=$1
@@ -14,8 +16,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 limit=1000
 . "$(dirname "$0")/lib.sh"
 need_python "$py" torch numpy
-need_data
 scratch export
+
+# CRC-valid checkpoints whose meta records or record names ./train refuses: export.py must refuse
+# each too, in one line naming the file and the problem, exit 1, no traceback (no data needed).
+"$py" "$here/crafted/make_export_cases.py" "$tmp" > "$tmp/craft.out" 2>&1 || { fail "make_export_cases.py exited $?"; show craft; }
+while IFS=$'\t' read -r name want; do
+  "$py" "$here/../tools/export.py" "$tmp/$name.ckpt" "$tmp/$name.pt" > "$tmp/$name.out" 2>&1
+  rc=$?
+  if [ $rc = 1 ] && [ "$(wc -l < "$tmp/$name.out")" = 1 ] && grep -qF -- "$want" "$tmp/$name.out" &&
+     grep -qF -- "$tmp/$name.ckpt" "$tmp/$name.out" && [ ! -e "$tmp/$name.pt" ]; then
+    echo "ok   $name refused: $(cut -c1-110 "$tmp/$name.out")..."
+  else fail "$name: exit $rc, expected 1 and one line naming the file and '$want'"; show "$name" 6; fi
+done < "$tmp/cases.txt"
+if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
+  echo "skipping the export of a trained run: CIFAR10_PATH is not set to a readable archive"
+  finish test_export
+fi
 
 # A model with some accuracy (a few percent above chance is enough to make predictions distinct).
 "$train" mobilenet cifar10 --width 0.25 --batch 64 --epochs 1 --max-steps 60 --limit-test 64 --device cpu \

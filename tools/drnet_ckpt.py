@@ -19,6 +19,7 @@ the C side checks exact dtypes and shapes.
 The same reader is used for the parity reference file (tests/reference/*.ckpt), which is a checkpoint
 like any other: one record per tensor.
 """
+import math
 import os
 import struct
 import zlib
@@ -87,58 +88,93 @@ def write(path, records):
         raise
 
 
+class _Source:
+    """The bytes of a checkpoint file, read at offsets (the table first, the data after it)."""
+
+    def __init__(self, f, path, size):
+        self.f, self.path, self.size, self.pos = f, path, size, 0
+
+    def take(self, n, what):
+        """n bytes at the current position, refused past the end of the file."""
+        if n > self.size - self.pos:
+            raise CheckpointError(f"checkpoint '{self.path}' is truncated: end of file at byte {self.size} "
+                                  f"while reading {what} at byte {self.pos}")
+        self.f.seek(self.pos)
+        chunk = self.f.read(n)
+        if len(chunk) != n:
+            raise CheckpointError(f"cannot read checkpoint '{self.path}': end of file at byte {self.pos + len(chunk)}")
+        self.pos += n
+        return chunk
+
+
+def _read_header(src, i):
+    """Pass 1: record i's header at src.pos, checked as the C reader checks it (name length 1..127,
+    no NUL, UTF-8; type and rank; dimensions that match the size; data inside the file). Returns
+    (name, dtype, dims, nbytes, crc, header bytes, data offset) and moves past the data unread."""
+    start = src.pos
+    (length,) = struct.unpack("<H", src.take(2, "a record header"))
+    if not 0 < length <= NAME_MAX:
+        raise CheckpointError(f"checkpoint '{src.path}': record {i} at byte {start} has a bad name length {length}")
+    raw = src.take(length, "a record name")
+    if b"\0" in raw:
+        raise CheckpointError(f"checkpoint '{src.path}': record {i} at byte {start} has a NUL byte in its name")
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"checkpoint '{src.path}': record {i} at byte {start} has a name that is not "
+                              f"UTF-8") from None
+    dtype, ndim = struct.unpack("<BB", src.take(2, "a record header"))
+    if dtype not in _ELEM or ndim > 4:
+        raise CheckpointError(f"checkpoint '{src.path}': record '{name}' at byte {start} has a bad type "
+                              f"{dtype} or rank {ndim}")
+    dims = struct.unpack(f"<{ndim}q", src.take(8 * ndim, "record dimensions"))
+    nbytes, crc = struct.unpack("<QI", src.take(12, "a record size and checksum"))
+    data_at = src.pos
+    if nbytes > src.size - data_at:
+        raise CheckpointError(f"checkpoint '{src.path}' is truncated: record '{name}' at byte {start} needs "
+                              f"{nbytes} bytes, the file has {src.size - data_at} left")
+    numel = 1
+    for d in dims:  # Python integers: no overflow, so no product can wrap round to the size
+        numel *= d
+    if any(d < 0 for d in dims) or numel * _ELEM[dtype] != nbytes:
+        raise CheckpointError(f"checkpoint '{src.path}': record '{name}' at byte {start} holds {nbytes} "
+                              f"bytes, which does not match its dimensions {list(dims)}")
+    src.f.seek(start)
+    head = src.f.read(data_at - 4 - start)
+    src.pos = data_at + nbytes
+    return name, dtype, dims, nbytes, crc, head, data_at
+
+
 def read(path):
     """Reads and verifies a whole checkpoint; returns an ordered {name: value} (numpy arrays for f32 and
     i64 records, `bytes` for byte records). Raises CheckpointError naming the file, record and offset
-    on any damage: bad magic or version, truncation, a CRC mismatch, trailing bytes."""
+    on any damage: bad magic or version, a bad record header, truncation, a CRC mismatch, trailing
+    bytes. As nn/checkpoint.c does, the header and every record header are checked against the file's
+    size before any data is read, and a name that occurs twice keeps its first record."""
     with open(path, "rb") as f:
-        buf = f.read()
-    pos = 0
-
-    def take(n, what):
-        nonlocal pos
-        if pos + n > len(buf):
-            raise CheckpointError(f"checkpoint '{path}' is truncated: end of file at byte {len(buf)} "
-                                  f"while reading {what} at byte {pos}")
-        chunk = buf[pos:pos + n]
-        pos += n
-        return chunk
-
-    if take(8, "the header") != MAGIC:
-        raise CheckpointError(f"'{path}' is not a drnet checkpoint (bad magic bytes at offset 0)")
-    version, count = struct.unpack("<II", take(8, "the header"))
-    if version not in (1, 2):
-        raise CheckpointError(f"checkpoint '{path}' has format version {version}; this reader reads 1 and 2")
-    records = {}
-    for i in range(count):
-        start = pos
-        (length,) = struct.unpack("<H", take(2, "a record header"))
-        if length > NAME_MAX:
-            raise CheckpointError(f"checkpoint '{path}': record {i} at byte {start} has a bad name length {length}")
-        name = take(length, "a record name").decode("utf-8")
-        dtype, ndim = struct.unpack("<BB", take(2, "a record header"))
-        if dtype not in _ELEM or ndim > 4:
-            raise CheckpointError(f"checkpoint '{path}': record '{name}' at byte {start} has a bad type "
-                                  f"{dtype} or rank {ndim}")
-        dims = struct.unpack(f"<{ndim}q", take(8 * ndim, "record dimensions"))
-        nbytes, crc = struct.unpack("<QI", take(12, "a record size and checksum"))
-        head = buf[start:pos - 4]
-        data_at = pos
-        data = take(nbytes, f"record '{name}'")
-        if zlib.crc32(data, zlib.crc32(head) if version >= 2 else 0) & 0xFFFFFFFF != crc:
-            raise CheckpointError(f"checkpoint '{path}' is corrupt: record '{name}' (data at byte {data_at}, "
-                                  f"{nbytes} bytes) fails its CRC32")
-        numel = int(np.prod(dims, dtype=np.int64)) if dims else 1
-        if numel * _ELEM[dtype] != nbytes:
-            raise CheckpointError(f"checkpoint '{path}': record '{name}' at byte {start} holds {nbytes} "
-                                  f"bytes for {numel} elements")
-        if dtype == BYTES:
-            records[name] = data
-        else:
-            records[name] = np.frombuffer(data, dtype=_NUMPY[dtype]).reshape(dims).copy()
-    if pos != len(buf):
-        raise CheckpointError(f"checkpoint '{path}' has {len(buf) - pos} unexpected bytes after its last "
-                              f"record (byte {pos})")
+        src = _Source(f, path, os.fstat(f.fileno()).st_size)
+        if src.take(8, "the header") != MAGIC:
+            raise CheckpointError(f"'{path}' is not a drnet checkpoint (bad magic bytes at offset 0)")
+        version, count = struct.unpack("<II", src.take(8, "the header"))
+        if version not in (1, 2):
+            raise CheckpointError(f"checkpoint '{path}' has format version {version}; this reader reads 1 and 2")
+        if count > 100000 or count > (src.size - 16) // 17:  # 17 bytes: the smallest record
+            raise CheckpointError(f"checkpoint '{path}': implausible record count {count} at byte 12 for a "
+                                  f"file of {src.size} bytes")
+        table = [_read_header(src, i) for i in range(count)]
+        if src.pos != src.size:
+            raise CheckpointError(f"checkpoint '{path}' has {src.size - src.pos} unexpected bytes after its "
+                                  f"last record (byte {src.pos})")
+        records = {}
+        for name, dtype, dims, nbytes, crc, head, data_at in table:
+            src.pos = data_at
+            data = src.take(nbytes, f"record '{name}'")
+            if zlib.crc32(data, zlib.crc32(head) if version >= 2 else 0) & 0xFFFFFFFF != crc:
+                raise CheckpointError(f"checkpoint '{path}' is corrupt: record '{name}' (data at byte {data_at}, "
+                                      f"{nbytes} bytes) fails its CRC32")
+            if name in records:
+                continue
+            records[name] = data if dtype == BYTES else np.frombuffer(data, dtype=_NUMPY[dtype]).reshape(dims).copy()
     return records
 
 
@@ -156,3 +192,43 @@ def scalar(records, name, default=None):
     if not isinstance(value, np.ndarray) or value.ndim != 0:
         raise CheckpointError(f"record '{name}' is not a scalar")
     return value.item()
+
+
+# The ranges ./train accepts (train/settings.c): --width, and a sane bound on the classes of a
+# MobileNet's last layer (./train builds 10).
+WIDTH_RANGE = (0.03125, 16.0)
+CLASSES_RANGE = (1, 1000000)
+
+
+def meta(records, path):
+    """(model, width, num_classes) of a checkpoint's meta.* records, each None where absent, checked
+    as ./train checks them: meta.model UTF-8 text, meta.width a finite float32 scalar in --width's
+    range, meta.num_classes an int64 scalar in CLASSES_RANGE. Anything else raises CheckpointError
+    naming the file and the record, so that no tool builds a model from it."""
+    def bad(name, what):
+        raise CheckpointError(f"checkpoint '{path}': {name} {what}: the file is damaged or was not written "
+                              f"by ./train or tools/")
+
+    def typed(name, numpy_dtype, kind):
+        value = records.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, np.ndarray) or value.dtype != numpy_dtype or value.ndim != 0:
+            bad(name, f"is not {kind}")
+        return value.item()
+
+    model = records.get("meta.model")
+    if model is not None:
+        if not isinstance(model, bytes):
+            bad("meta.model", "is not a string")
+        try:
+            model = model.decode("utf-8")
+        except UnicodeDecodeError:
+            bad("meta.model", "is not UTF-8 text")
+    width = typed("meta.width", np.float32, "a float32 scalar")
+    if width is not None and not (math.isfinite(width) and WIDTH_RANGE[0] <= width <= WIDTH_RANGE[1]):
+        bad("meta.width", f"is {width:g}, expected a number in {WIDTH_RANGE[0]:g}..{WIDTH_RANGE[1]:g}")
+    classes = typed("meta.num_classes", np.int64, "an int64 scalar")
+    if classes is not None and not CLASSES_RANGE[0] <= classes <= CLASSES_RANGE[1]:
+        bad("meta.num_classes", f"is {classes}, expected an integer in {CLASSES_RANGE[0]}..{CLASSES_RANGE[1]}")
+    return model, width, classes

@@ -22,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
+    import numpy as np
     import torch
     import drnet_ckpt  # noqa: E402 (needs numpy)
     import mobilenet  # noqa: E402
@@ -52,18 +53,22 @@ def resolve(path):
     return path
 
 
-def convert(records, width=None):
-    """(model with the checkpoint's weights loaded, its state_dict) for checkpoint records."""
-    model_name = drnet_ckpt.text(records, "meta.model", "mobilenet")
-    if model_name != "mobilenet":
-        raise SystemExit(f"error: the checkpoint holds model '{model_name}', not mobilenet")
-    width = drnet_ckpt.scalar(records, "meta.width", width)
+def convert(records, path, width=None):
+    """(model with the checkpoint's weights loaded, its state_dict) for checkpoint records. The meta
+    records are checked before a model is built (drnet_ckpt.meta), as ./train checks them."""
+    model_name, saved_width, classes = drnet_ckpt.meta(records, path)
+    if (model_name or "mobilenet") != "mobilenet":
+        raise SystemExit(f"error: checkpoint '{path}' holds model '{model_name}', not mobilenet")
+    width = saved_width if saved_width is not None else width
     if width is None:
-        raise SystemExit("error: the checkpoint has no meta.width: pass --width")
-    if "linear.weight" not in records:
-        raise SystemExit("error: the checkpoint has no tensor 'linear.weight': not a MobileNet's weights")
-    classes = drnet_ckpt.scalar(records, "meta.num_classes", records["linear.weight"].shape[0])
-    model = mobilenet.MobileNet(width, classes)
+        raise SystemExit(f"error: checkpoint '{path}' has no meta.width: pass --width")
+    linear = records.get("linear.weight")
+    if not isinstance(linear, np.ndarray) or linear.ndim != 2:
+        raise SystemExit(f"error: checkpoint '{path}' has no 2-D tensor 'linear.weight': not a MobileNet's weights")
+    if classes is not None and classes != linear.shape[0]:
+        raise SystemExit(f"error: checkpoint '{path}': meta.num_classes is {classes}, but linear.weight has "
+                         f"{linear.shape[0]} rows")
+    model = mobilenet.MobileNet(width, linear.shape[0])
     state = mobilenet.tensors_to_state(model, records, drnet_ckpt.scalar(records, "train.step", 0))
     model.load_state_dict(state, strict=True)
     return model, state
@@ -88,20 +93,25 @@ def main():
     path = resolve(args.input)
     try:
         records = drnet_ckpt.read(path)
-        model, state = convert(records, args.width)
-    except (OSError, drnet_ckpt.CheckpointError, KeyError, ValueError) as e:
+        model, state = convert(records, path, args.width)
+    except (OSError, drnet_ckpt.CheckpointError) as e:
         raise SystemExit(f"error: {e}")
+    except (KeyError, ValueError) as e:  # a tensor missing or of another shape
+        raise SystemExit(f"error: checkpoint '{path}': {e}")
     width = drnet_ckpt.scalar(records, "meta.width", args.width)
     params = sum(p.numel() for p in model.parameters())
     for out in args.outputs:
-        if out.endswith(".onnx"):
-            export_onnx(model, out)
-            print(f"{out}: ONNX (opset 13) of MobileNet width {width:g} from {path}: input 'images' "
-                  f"(batch, 3, 32, 32), output 'logits'")
-        else:
-            torch.save(state, out)
-            print(f"{out}: PyTorch state_dict of MobileNet width {width:g} from {path}, {len(state)} tensors, "
-                  f"{params} parameters; load it with tools/mobilenet.py: MobileNet({width:g})")
+        try:
+            if out.endswith(".onnx"):
+                export_onnx(model, out)
+                print(f"{out}: ONNX (opset 13) of MobileNet width {width:g} from {path}: input 'images' "
+                      f"(batch, 3, 32, 32), output 'logits'")
+            else:
+                torch.save(state, out)
+                print(f"{out}: PyTorch state_dict of MobileNet width {width:g} from {path}, {len(state)} tensors, "
+                      f"{params} parameters; load it with tools/mobilenet.py: MobileNet({width:g})")
+        except OSError as e:
+            raise SystemExit(f"error: cannot write '{out}': {e.strerror or e}")
 
 
 if __name__ == "__main__":
