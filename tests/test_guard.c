@@ -127,6 +127,8 @@ static void crafted_checkpoints(void) {
         {"no_tensors.bin", "has no tensor 'conv1.weight'"},
         {"width_tiny.bin", "meta.width is 0.01, expected a number in 0.03125..16"},
         {"micro_batches_3.bin", "recipe.micro_batches is 3, expected a divisor of recipe.batch 32"},
+        {"classes_f32.bin", "meta.num_classes is not an int64 scalar"},
+        {"model_number.bin", "meta.model is not a string"},
         {"width_huge.bin", "a MobileNet of width 16 (meta.width) has 805.3 M parameters and statistics"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

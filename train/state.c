@@ -161,9 +161,21 @@ static uint64_t model_values(float width) {
     return n;
 }
 
+// A meta record that is there must have its type: meta.num_classes stored as a float was read as
+// absent (and the file accepted), where tools/export.py refuses it.
+static void check_meta_types(const Checkpoint* c) {
+    const CkptRecord* model = ckpt_find(c, "meta.model");
+    const CkptRecord* classes = ckpt_find(c, "meta.num_classes");
+    const char* bad = model && (model->dtype != CKPT_BYTES || model->ndim != 1) ? "meta.model is not a string"
+                    : classes && (classes->dtype != CKPT_I64 || classes->ndim != 0) ? "meta.num_classes is not an int64 scalar"
+                    : NULL;
+    if (bad) nn_fatal("checkpoint '%s': %s: the file is damaged or was not written by this program", c->path, bad);
+}
+
 void trainer_checkpoint_model(const char* path, Options* o) {
     Checkpoint c;
     load_or_die(&c, path);
+    check_meta_types(&c);
     float width;
     if (checkpoint_width(&c, &width) == 0) {
         if ((o->given & GIVEN_WIDTH) && width != o->width)

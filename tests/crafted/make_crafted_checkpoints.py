@@ -43,6 +43,9 @@ CASES = {  # file: (record, bad value)
     # a model of about 10 GB to build (823 M parameters, their momentum and gradients) for a file
     # of a few hundred bytes: refused from the tensors' shapes before anything is allocated
     "width_huge.bin": ("meta.width", 16.0),
+    # of the wrong type: once read as absent (so accepted), where tools/export.py refuses it
+    "classes_f32.bin": ("meta.num_classes", 10.0),
+    "model_number.bin": ("meta.model", 7),
 }
 
 if __name__ == "__main__":
