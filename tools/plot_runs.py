@@ -73,8 +73,10 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import matplotlib.ticker
-    except ImportError:
-        raise SystemExit("error: plotting needs matplotlib (apt install python3-matplotlib, or pip install matplotlib)")
+    except ImportError as e:  # a sentence naming the interpreter, not a traceback
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import tool_deps
+        tool_deps.missing(f"tools/{os.path.basename(__file__)}", e)
 
     runs = [(path, recs, run_times(recs)) for path, recs in map(read_log, args.runs)]
     longest = max(times[-1] for _, _, times in runs)

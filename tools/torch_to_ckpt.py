@@ -19,13 +19,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tool_deps  # noqa: E402 (standard library only)
 try:
     import torch
     import drnet_ckpt  # noqa: E402 (needs numpy)
     import mobilenet  # noqa: E402
-except ImportError as e:  # a sentence, not a traceback, on a machine without PyTorch or numpy
-    raise SystemExit(f"error: {os.path.basename(__file__)} needs PyTorch and numpy ({e}): "
-                     "apt install python3-torch (Debian, Ubuntu), or pip install torch numpy")
+except ImportError as e:  # a sentence naming the interpreter, not a traceback
+    tool_deps.missing(f"tools/{os.path.basename(__file__)}", e)
 
 
 def convert(state, width, dataset="cifar10"):
