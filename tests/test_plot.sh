@@ -38,5 +38,13 @@ echo '{"kind": "step", "epoch": 1}' > "$tmp/steps.jsonl"
 plot steps.jsonl
 if [ $rc != 0 ] && grep -q "steps.jsonl has no per-epoch lines" "$tmp/plot.out"; then echo "ok   a log without epoch lines: refused naming it"
 else fail "a log without epoch lines: exit $rc"; show plot; fi
+# A path that does not exist, and a directory without a log: one line naming it, no traceback.
+mkdir "$tmp/empty-run"
+for arg in missing.jsonl empty-run; do
+  plot "$arg"
+  if [ $rc = 1 ] && [ "$(wc -l < "$tmp/plot.out")" = 1 ] && grep -qF "$arg" "$tmp/plot.out" && ! grep -q Traceback "$tmp/plot.out"; then
+    echo "ok   $arg: refused in one line: $(cat "$tmp/plot.out")"
+  else fail "$arg: exit $rc, expected 1 and one line naming it"; show plot; fi
+done
 [ "$failures" = 0 ] || { echo "test_plot: $failures failure(s)"; exit 1; }
 echo "test_plot: all passed"

@@ -21,19 +21,27 @@ import sys
 def read_log(path):
     """{epoch: record} of the per-epoch lines of a JSON-lines log."""
     if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "log.jsonl")):
+            raise SystemExit(f"error: '{path}' has no log.jsonl: give a run directory of ./train or a log file")
         path = os.path.join(path, "log.jsonl")
+    elif not os.path.exists(path):
+        raise SystemExit(f"error: '{path}' does not exist: give a run directory of ./train or a log file")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"error: cannot read '{path}': {getattr(e, 'strerror', None) or e}")
     epochs = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SystemExit(f"error: {path}:{number}: not JSON ({e})")
-            if "test_acc" in record and "epoch" in record:
-                epochs[int(record["epoch"])] = record
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"error: {path}:{number}: not JSON ({e})")
+        if isinstance(record, dict) and "test_acc" in record and "epoch" in record:
+            epochs[int(record["epoch"])] = record
     if not epochs:
         raise SystemExit(f"error: {path} has no per-epoch lines (is it a ./train log?)")
     return path, [epochs[e] for e in sorted(epochs)]
