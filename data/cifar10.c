@@ -111,12 +111,32 @@ static int load_file(Cifar10* ds, const char* dir, int k, char* err, size_t errl
     return rc;
 }
 
+// A directory that holds none of the six files (the wrong folder given) is refused saying what was
+// expected there, rather than with "data_batch_1.bin: No such file or directory"; one that holds the
+// archive is pointed at it.
+static int check_dir_holds_data(const char* path, const char* dir, char* err, size_t errlen) {
+    char file[1100];
+    struct stat st;
+    for (int k = 0; k < N_FILES; k++) {
+        snprintf(file, sizeof file, "%s/%s", dir, FILE_NAMES[k]);
+        if (stat(file, &st) == 0) return 0;
+    }
+    snprintf(file, sizeof file, "%s/cifar-10-binary.tar.gz", path);
+    if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+        return fail(err, errlen, "%s: a directory with no CIFAR-10 files (data_batch_1..5.bin, test_batch.bin), "
+                    "but it holds the archive: give the archive itself, %s", path, file);
+    return fail(err, errlen, "%s: a directory with no CIFAR-10 files (data_batch_1..5.bin, test_batch.bin): "
+                "expected an extracted cifar-10-batches-bin folder (or the folder holding it), or the "
+                "cifar-10-binary.tar.gz archive", path);
+}
+
 static int load_dir(Cifar10* ds, const char* path, int records, char* err, size_t errlen) {
     // Accept both the folder the tarball extracts into and the folder that holds it.
     char dir[1024];
     struct stat st;
     snprintf(dir, sizeof dir, "%s/cifar-10-batches-bin", path);
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) snprintf(dir, sizeof dir, "%s", path);
+    if (check_dir_holds_data(path, dir, err, errlen)) return -1;
     alloc_arrays(ds, records);
     for (int k = 0; k < N_FILES; k++)
         if (load_file(ds, dir, k, err, errlen)) return -1;

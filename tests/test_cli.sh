@@ -39,6 +39,8 @@ expect 0 "layers.12.conv2" mobilenet cifar10 --print-model --width 0.5
 expect 1 "cannot open checkpoint '$tmp/none.ckpt'" mobilenet cifar10 --resume "$tmp/none.ckpt"
 CIFAR10_PATH= expect 1 "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
 expect 1 "$tmp/nothing.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
+mkdir "$tmp/wrong-folder" # --data pointing at a folder without the data: say what belongs there
+expect 1 "$tmp/wrong-folder: a directory with no CIFAR-10 files (data_batch_1..5.bin, test_batch.bin): expected an extracted cifar-10-batches-bin folder (or the folder holding it), or the cifar-10-binary.tar.gz archive" mobilenet cifar10 --data "$tmp/wrong-folder" --device cpu
 
 if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
   echo "skipping the runs that need data: CIFAR10_PATH is not set"

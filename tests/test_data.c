@@ -381,6 +381,16 @@ static void test_directory(void) {
     expect_error("missing .bin file", root, (const char*[]){"data_batch_5.bin", "No such file or directory", NULL});
     for (int k = 0; k < 6; k++) unlink(file[k]);
     rmdir(dir);
+    // A directory with none of the files (--data pointed at the wrong folder): the message says what
+    // was expected there, not only that data_batch_1.bin is missing; one holding the archive names it.
+    expect_error("directory without data", root,
+                 (const char*[]){root, "no CIFAR-10 files", "an extracted cifar-10-batches-bin folder",
+                                 "cifar-10-binary.tar.gz", NULL});
+    char archive[1100];
+    snprintf(archive, sizeof archive, "%s/cifar-10-binary.tar.gz", root);
+    write_all(archive, "x", 1);
+    expect_error("directory with the archive", root, (const char*[]){root, "give the archive itself", archive, NULL});
+    unlink(archive);
     rmdir(root);
 }
 
