@@ -2,7 +2,8 @@
 #
 #   cmake -P cmake/fetch_cifar10.cmake                 (or: cmake --build build --target fetch-data)
 #
-# Options (-DNAME=VALUE before -P): URL (the official address), MD5 (the official archive's),
+# Options (-DNAME=VALUE before -P): URL (the official address), MD5 (the official archive's; another
+# value accepts a different copy deliberately, and a mismatch prints the -DMD5= that would),
 # DEST (data/cifar-10-binary.tar.gz in the source tree). An existing DEST with the right MD5 is kept;
 # the download goes to DEST.part and is renamed only once its MD5 matches, so an interrupted or
 # corrupted download never leaves a file that looks like the data.
@@ -23,7 +24,8 @@ if(EXISTS "${DEST}")
     message(STATUS "${DEST} is already there (MD5 ${MD5})")
     return()
   endif()
-  message(FATAL_ERROR "${DEST} exists but its MD5 is ${have}, not ${MD5}: move it away and run again")
+  message(FATAL_ERROR "${DEST} exists but its MD5 is ${have}, not ${MD5}: move it away and run again, "
+                      "or, if it is a copy you chose deliberately, accept it with -DMD5=${have} (before -P)")
 endif()
 
 get_filename_component(dir "${DEST}" DIRECTORY)
@@ -39,7 +41,9 @@ endif()
 file(MD5 "${DEST}.part" got)
 if(NOT got STREQUAL MD5)
   file(REMOVE "${DEST}.part")
-  message(FATAL_ERROR "the download from ${URL} has MD5 ${got}, expected ${MD5}: not the official archive (removed it)")
+  message(FATAL_ERROR "the download from ${URL} has MD5 ${got}, expected ${MD5}: not the official archive "
+                      "(removed it); to fetch a different copy deliberately, give its MD5 with -DMD5=${got} "
+                      "(before -P)")
 endif()
 file(RENAME "${DEST}.part" "${DEST}")
 message(STATUS "${DEST}: MD5 ${MD5} verified")

@@ -35,8 +35,16 @@ else fail "a second fetch did not recognize the file already there"; sed 's/^/  
 wrong=00000000000000000000000000000000
 if fetch "$url" "$wrong" "$tmp/other/cifar.tar.gz"; then fail "a wrong MD5 was accepted"
 elif ! grep -q "has MD5 $md5, expected $wrong" "$tmp/out"; then fail "the MD5 failure does not name both hashes"; sed 's/^/    | /' "$tmp/raw"
+elif ! grep -qF -- "-DMD5=$md5" "$tmp/out"; then fail "the MD5 failure does not say how to accept another copy (-DMD5=)"; sed 's/^/    | /' "$tmp/raw"
 elif [ -e "$tmp/other/cifar.tar.gz" ] || [ -e "$tmp/other/cifar.tar.gz.part" ]; then fail "a failed fetch left a file behind"
-else echo "ok   a wrong MD5 fails, names both hashes and leaves no file"; fi
+else echo "ok   a wrong MD5 fails, names both hashes and -DMD5= for a deliberate other copy, and leaves no file"; fi
+
+# A file already at DEST with another MD5: the same way out.
+mkdir -p "$tmp/kept" && printf 'other copy' > "$tmp/kept/cifar.tar.gz"
+other=$(md5sum "$tmp/kept/cifar.tar.gz" | cut -d' ' -f1)
+if fetch "$url" "$md5" "$tmp/kept/cifar.tar.gz"; then fail "a file with another MD5 at DEST was accepted"
+elif ! grep -qF -- "-DMD5=$other" "$tmp/out"; then fail "the existing-file MD5 failure does not mention -DMD5="; sed 's/^/    | /' "$tmp/raw"
+else echo "ok   a file at DEST with another MD5 is refused, with -DMD5= for a deliberate other copy"; fi
 
 if fetch "file://$tmp/nowhere.tar.gz" "$md5" "$tmp/third/cifar.tar.gz"; then fail "an unreachable URL was accepted"
 elif ! grep -q "could not download file://$tmp/nowhere.tar.gz" "$tmp/out"; then fail "the download failure does not name the URL"; sed 's/^/    | /' "$tmp/raw"
