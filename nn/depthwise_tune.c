@@ -8,7 +8,11 @@
 //   2. rounds: TUNE_REPS rounds each time every remaining candidate once, in turn, so a slow spell of
 //      the machine falls on all candidates alike; each is scored by its median;
 //   3. choice: the smallest g, unless a larger one is faster by more than TUNE_MARGIN (a larger g
-//      does more redundant arithmetic, and a near tie would otherwise go either way between runs).
+//      does more redundant arithmetic, and a near tie would otherwise go either way between runs);
+//   4. unless the rounds disagree with themselves: when any candidate's repeated timings spread by
+//      more than that margin (the middle five of seven, so one stray timing does not count), the
+//      medians cannot be ranked at that margin either (a machine busy with other work), so the
+//      choice would be noise: the backend's default g is kept, and the log says so.
 // The log gives every median and the winner's margin, so a near tie is visible as one.
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +70,14 @@ static int compare_double(const void* a, const void* b) {
     return (x > y) - (x < y);
 }
 
+// How far a candidate's sorted timings disagree: the middle five of seven, relative to the median.
+static double spread(const double* sorted) { return (sorted[TUNE_REPS - 2] - sorted[1]) / sorted[TUNE_REPS / 2]; }
+
+// The backend's own group size for a layer of c channels (what the run would use without auto).
+static int default_group(const Backend* be, int c) {
+    return depthwise_group_size(c, be->default_dw_group > 0 ? be->default_dw_group : 32);
+}
+
 int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int w, FILE* log) {
     for (int i = 0; i < num_tuned; i++) {
         TunedShape* t = &tuned[i];
@@ -112,9 +124,11 @@ int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int 
     for (int r = 0; r < TUNE_REPS; r++)
         for (int i = 0; i < nc; i++) ms[i][r] = TIME(cand[i]);
 #undef TIME
+    int noisiest = 0;
     for (int i = 0; i < nc; i++) {
         qsort(ms[i], TUNE_REPS, sizeof(double), compare_double);
         med[i] = ms[i][TUNE_REPS / 2];
+        if (spread(ms[i]) > spread(ms[noisiest])) noisiest = i;
         if (log) fprintf(log, " g=%d %.3f ms", cand[i], med[i]);
     }
     // 3. the smallest g unless a larger one is clearly faster
@@ -124,7 +138,14 @@ int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int 
     int best_g = cand[pick], other = -1; // other: the fastest of the rest, for the margin
     for (int i = 0; i < nc; i++)
         if (i != pick && (other < 0 || med[i] < med[other])) other = i;
-    if (log && other >= 0 && med[other] < med[pick])
+    // 4. timings noisier than the margin: no choice can be made at that margin
+    if (nc > 1 && spread(ms[noisiest]) > TUNE_MARGIN - 1) {
+        best_g = default_group(be, m->c);
+        if (log)
+            fprintf(log, " -> noise-dominated: the timings of g = %d spread %.0f%%, more than the %.0f%% margin; "
+                    "keeping the backend's default g = %d\n", cand[noisiest], 100 * spread(ms[noisiest]),
+                    (TUNE_MARGIN - 1) * 100, best_g);
+    } else if (log && other >= 0 && med[other] < med[pick])
         fprintf(log, " -> g = %d (g = %d is only %.2fx faster, within the %.0f%% margin)\n", best_g, cand[other],
                 med[pick] / med[other], (TUNE_MARGIN - 1) * 100);
     else if (log && other >= 0)

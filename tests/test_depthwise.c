@@ -120,6 +120,55 @@ static void check(int C, int g, int stride) {
     engine_destroy(e);
 }
 
+// --dw-group auto against a scripted clock: a backend whose events read a virtual clock that only
+// the forward convolution advances, by 1/g ms (a larger g clearly faster) times a factor. Quiet
+// (factor 1): auto picks the largest g. Noisy (factors from 0.6 to 1.4, so each candidate's repeated
+// timings disagree by far more than the 5% margin the choice uses): auto must say so and keep the
+// backend's default g instead of crowning a winner by chance.
+static Backend scripted;
+static double virtual_ms;
+static int noisy, noise_at;
+static void* ev_create(void) { return NN_CALLOC(1, sizeof(double)); }
+static void ev_destroy(void* ev) { free(ev); }
+static void ev_record(void* ev) { *(double*)ev = virtual_ms; }
+static float ev_elapsed(void* a, void* b) { return (float)(*(double*)b - *(double*)a); }
+static void scripted_fwd(float* y, const float* x, const float* w, const ConvShape* s) {
+    static const double factors[] = {0.6, 1.4, 1.0, 0.8, 1.2, 0.7, 1.3};
+    real->conv2d_forward(y, x, w, s);
+    virtual_ms += (double)s->groups / s->c_in * (noisy ? factors[noise_at++ % 7] : 1.0);
+}
+
+static int autotune_with(int is_noisy, char* log, size_t len) {
+    noisy = is_noisy, noise_at = 0;
+    Engine* e = engine_create(&scripted);
+    DepthwiseConv2d m;
+    char name[32];
+    snprintf(name, sizeof(name), "tune%d", is_noisy); // another name, another shape: no cached choice
+    depthwise_init(&m, e, name, 16 + 8 * is_noisy, 3, 1, 1, 1);
+    engine_alloc_params(e);
+    FILE* f = fmemopen(log, len, "w");
+    int g = depthwise_autotune(&scripted, &m, 2, 8, 8, f);
+    fclose(f);
+    engine_destroy(e);
+    return g;
+}
+
+static void autotune_noise(void) {
+    scripted = *real;
+    scripted.conv2d_forward = scripted_fwd;
+    scripted.event_create = ev_create, scripted.event_destroy = ev_destroy;
+    scripted.event_record = ev_record, scripted.event_elapsed_ms = ev_elapsed;
+    scripted.default_dw_group = 2;
+    char log[1024] = "";
+    int g = autotune_with(0, log, sizeof(log));
+    CHECK(g == 16, "quiet timings, 1/g ms: auto chose g = %d, not 16: %s", g, log);
+    printf("ok   --dw-group auto, quiet timings:%s", log);
+    g = autotune_with(1, log, sizeof(log));
+    CHECK(g == 2 && strstr(log, "noise-dominated") && strstr(log, "keeping the backend's default g = 2"),
+          "noisy timings: auto chose g = %d without keeping the default: %s", g, log);
+    printf("%s --dw-group auto, noisy timings:%s", g == 2 ? "ok  " : "FAIL", log);
+}
+
 int main(void) {
     char err[256];
     BackendOptions opt = {0};
@@ -144,5 +193,6 @@ int main(void) {
         for (int gi = 0; gi < 4; gi++)
             for (int s = 1; s <= 2; s++) check(C, gs[gi], s);
     }
+    autotune_noise();
     return test_finish("test_depthwise");
 }
