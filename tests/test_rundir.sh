@@ -52,7 +52,7 @@ run moved2 mobilenet cifar10 --resume "$tmp/moved" --max-steps 11 --data "$CIFAR
   has moved2 "stopped at --max-steps 11" && echo "ok   ... and --data NEW_PATH resumes it"
 # A config.json value the flag would refuse is refused from the file too, by the same range, naming
 # the file and the key (once: --threads 100000 crashed in libgomp, --limit-test 2147483648 reached an
-# internal assert, --threads 0 silently used every core).
+# internal assert).
 bad_config() { # NAME KEY VALUE NEEDLE: resuming with "KEY": VALUE in config.json exits 1 saying NEEDLE
   rm -rf "$tmp/$1" && cp -r "$d" "$tmp/$1"
   sed -i "s|\"$2\": [^,]*,|\"$2\": $3,|" "$tmp/$1/config.json"
@@ -63,7 +63,14 @@ bad_config() { # NAME KEY VALUE NEEDLE: resuming with "KEY": VALUE in config.jso
   else fail "config.json \"$2\": $3: exit $rc, expected 1 and the message above"; fi
 }
 bad_config threads threads 100000 "100000 is out of range (1..1024)"
-bad_config threads0 threads 0 "0 is out of range (1..1024)"
+# "threads": 0 is what versions before the settings table wrote for a run without --threads (every
+# core): such a run directory still resumes, and the banner says what 0 means.
+rm -rf "$tmp/threads0" && cp -r "$d" "$tmp/threads0"
+sed -i 's|"threads": [^,]*,|"threads": 0,|' "$tmp/threads0/config.json"
+run threads0 mobilenet cifar10 --resume "$tmp/threads0" --max-steps 11 &&
+  has threads0 'every core ("threads": 0, as older versions wrote a run without --threads)' &&
+  echo "ok   an older run's \"threads\": 0 resumes on every core, saying so" ||
+  fail "an older run directory's \"threads\": 0 did not resume with a note"
 bad_config limit limit_test 2147483648 "2147483648 is out of range (0..1073741824)"
 bad_config negative log_every -5 "-5 is out of range (0..1073741824)"
 bad_config tf32 tf32 7 "7 is not on or off"

@@ -183,6 +183,12 @@ static void note(RunDir* r, const char* text) {
 static void restore_setting(RunDir* r, Options* o, const Config* c, const Setting* s) {
     char v[PATH_LEN], shown[PATH_LEN + 64], want[128];
     if (s->type == SET_PATH ? !config_path(c, s->key, v) : !config_get(c, s->key, v, sizeof(v))) return;
+    // Versions before the settings table wrote "threads": 0 when --threads was not given, meaning every
+    // core: their run directories resume as they ran, and the banner says so (it is not silent).
+    if (s->given == GIVEN_THREADS && !strcmp(v, "0")) {
+        note(r, "every core (\"threads\": 0, as older versions wrote a run without --threads)");
+        return;
+    }
     SettingStatus st = setting_parse(s, v, o);
     const int quoted = s->type >= SET_CHOICE; // written as a JSON string
     if (st == SETTING_RANGE) {
