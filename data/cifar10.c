@@ -87,8 +87,9 @@ void cifar10_free(Cifar10* ds) {
 static int load_file(Cifar10* ds, const char* dir, int k, char* err, size_t errlen) {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, FILE_NAMES[k]);
-    FILE* f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    char why[128];
+    FILE* f = nn_fopen_file(path, "rb", why, sizeof why); // a FIFO member would block fopen forever
+    if (!f) return fail(err, errlen, "%s: %s", path, why);
     struct stat st;
     int rc = 0;
     if (fstat(fileno(f), &st) != 0) {
@@ -531,9 +532,9 @@ int cifar10_load_small(Cifar10* ds, const char* path, int records, char* err, si
     if (S_ISDIR(st.st_mode)) {
         rc = load_dir(ds, path, records, err, errlen);
     } else {
-        FILE* f = fopen(path, "rb");
-        rc = f ? load_targz(ds, f, path, records, err, errlen)
-               : fail(err, errlen, "%s: %s", path, strerror(errno));
+        char why[128];
+        FILE* f = nn_fopen_file(path, "rb", why, sizeof why); // not a FIFO or a device: they block or never end
+        rc = f ? load_targz(ds, f, path, records, err, errlen) : fail(err, errlen, "%s: %s", path, why);
     }
     if (rc) cifar10_free(ds);
     return rc;

@@ -24,9 +24,10 @@ int ckpt_begin(CkptWriter* w, const char* path, char* err, size_t errlen) {
     memset(w, 0, sizeof(*w));
     snprintf(w->path, sizeof(w->path), "%s", path);
     snprintf(w->tmp, sizeof(w->tmp), "%s.tmp", path);
-    w->f = fopen(w->tmp, "wb");
+    char why[128];
+    w->f = nn_fopen_file(w->tmp, "wb", why, sizeof(why)); // a FIFO left at PATH.tmp must not block the save
     if (!w->f) {
-        snprintf(err, errlen, "cannot write checkpoint '%s': %s", w->tmp, strerror(errno));
+        snprintf(err, errlen, "cannot write checkpoint '%s': %s", w->tmp, why);
         return 1;
     }
     uint32_t version = CKPT_VERSION, count = 0; // the count is patched in by ckpt_commit
@@ -282,9 +283,10 @@ int ckpt_parse(Checkpoint* c, const void* buf, size_t size, const char* path, ch
 int ckpt_load(Checkpoint* c, const char* path, char* err, size_t errlen) {
     memset(c, 0, sizeof(*c));
     snprintf(c->path, sizeof(c->path), "%s", path);
-    FILE* f = fopen(path, "rb");
+    char why[128];
+    FILE* f = nn_fopen_file(path, "rb", why, sizeof(why)); // a FIFO would block fopen forever
     if (!f) {
-        snprintf(err, errlen, "cannot open checkpoint '%s': %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot open checkpoint '%s': %s", path, why);
         return 1;
     }
     struct stat st;

@@ -2,10 +2,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void nn_fatal(const char* fmt, ...) {
     fflush(stdout);
@@ -51,6 +54,75 @@ void* nn_aligned_alloc_at(size_t alignment, size_t bytes, const char* file, int 
 FILE* nn_fopen_at(const char* path, const char* mode, const char* file, int line) {
     FILE* f = fopen(path, mode);
     if (!f) nn_fatal_at(file, line, "cannot open '%s' (mode %s): %s", path, mode, strerror(errno));
+    return f;
+}
+
+const char* nn_file_kind(unsigned mode) {
+    mode_t m = (mode_t)mode;
+    if (S_ISREG(m)) return NULL;
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+// why = "is <kind> (not a regular file)", errno = err; returns -1.
+static int not_regular(unsigned mode, int err, char* why, size_t whylen) {
+    if (why && whylen) snprintf(why, whylen, "is %s (not a regular file)", nn_file_kind(mode));
+    errno = err;
+    return -1;
+}
+
+static int failed(int err, char* why, size_t whylen) {
+    if (why && whylen) snprintf(why, whylen, "%s", strerror(err));
+    errno = err;
+    return -1;
+}
+
+int nn_open_file(const char* path, int flags, char* why, size_t whylen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return not_regular(st.st_mode, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, why, whylen);
+    int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int err = errno; // ENXIO: a FIFO without a reader appeared in between; say what it is
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return not_regular(st.st_mode, err, why, whylen);
+        return failed(err, why, whylen);
+    }
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return failed(err, why, whylen);
+    }
+    if (!S_ISREG(st.st_mode)) { // replaced by something else since the stat above
+        close(fd);
+        return not_regular(st.st_mode, EINVAL, why, whylen);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(fd);
+        return failed(err, why, whylen);
+    }
+    return fd;
+}
+
+FILE* nn_fopen_file(const char* path, const char* mode, char* why, size_t whylen) {
+    int plus = strchr(mode, '+') != NULL, flags;
+    if (mode[0] == 'r') flags = plus ? O_RDWR : O_RDONLY;
+    else if (mode[0] == 'w') flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC;
+    else if (mode[0] == 'a') flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+    else return failed(EINVAL, why, whylen), NULL;
+    int fd = nn_open_file(path, flags, why, whylen);
+    if (fd < 0) return NULL;
+    FILE* f = fdopen(fd, mode);
+    if (!f) {
+        int err = errno;
+        close(fd);
+        failed(err, why, whylen);
+    }
     return f;
 }
 

@@ -36,6 +36,21 @@ FILE* nn_fopen_at(const char* path, const char* mode, const char* file, int line
 #define NN_ALIGNED_ALLOC(alignment, bytes) nn_aligned_alloc_at((alignment), (bytes), __FILE__, __LINE__)
 #define NN_FOPEN(path, mode) nn_fopen_at((path), (mode), __FILE__, __LINE__)
 
+// Files a user names (data, checkpoints, logs, configs, locks) are opened only through these two, so
+// that a FIFO, a device or a directory where a file belongs is refused by name instead of blocking
+// in open() (a FIFO without a writer or reader), reading forever (/dev/zero) or failing later.
+// The path is checked with stat before it is opened (opening some devices has effects of its own),
+// then opened with O_NONBLOCK and checked again with fstat (it may have been replaced in between);
+// O_NONBLOCK is cleared before the descriptor is returned. flags are open()'s (O_CREAT creates a
+// regular file, mode 0666 less the umask). Returns the descriptor, or -1 with errno set and why
+// holding "is a FIFO (not a regular file)" and the like, or strerror(errno).
+int nn_open_file(const char* path, int flags, char* why, size_t whylen);
+// The same for stdio: mode is fopen's ("r", "rb", "w", "wb", "a", with or without "+").
+FILE* nn_fopen_file(const char* path, const char* mode, char* why, size_t whylen);
+// What a file that is not a regular one is, for messages: "a FIFO", "a directory", "a character
+// device", "a block device", "a socket" or "not a regular file"; NULL for a regular file.
+const char* nn_file_kind(unsigned mode);
+
 // Monotonic wall clock in seconds.
 double nn_now(void);
 

@@ -35,9 +35,11 @@ need_python() {
 }
 
 # expect CODE NEEDLE ARGS...: $train ARGS (./train, or a benchmark) must exit with CODE and print NEEDLE.
+# A run that blocks is stopped after EXPECT_TIMEOUT seconds (300) and fails with exit 124 (137 when
+# it survived the SIGTERM: it is killed 10 s later).
 expect() {
   local code=$1 needle=$2; shift 2
-  "$train" "$@" > "$tmp/expect.out" 2>&1
+  timeout -k 10 "${EXPECT_TIMEOUT:-300}" "$train" "$@" > "$tmp/expect.out" 2>&1
   local rc=$? name
   name=$(basename "$train")
   if [ "$rc" != "$code" ]; then fail "$name $* exited $rc, expected $code"; show expect 5; return; fi

@@ -41,6 +41,12 @@ CIFAR10_PATH= expect 1 "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 expect 1 "$tmp/nothing.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
 mkdir "$tmp/wrong-folder" # --data pointing at a folder without the data: say what belongs there
 expect 1 "$tmp/wrong-folder: a directory with no CIFAR-10 files (data_batch_1..5.bin, test_batch.bin): expected an extracted cifar-10-batches-bin folder (or the folder holding it), or the cifar-10-binary.tar.gz archive" mobilenet cifar10 --data "$tmp/wrong-folder" --device cpu
+# Data that is a FIFO (open() would wait for a writer forever) or a device (read forever) is refused
+# by name, as the archive or as a member of a data folder.
+mkfifo "$tmp/fifo" && mkdir "$tmp/fifo-data" && mkfifo "$tmp/fifo-data/data_batch_1.bin"
+EXPECT_TIMEOUT=60 expect 1 "$tmp/fifo: is a FIFO (not a regular file)" mobilenet cifar10 --data "$tmp/fifo" --device cpu
+EXPECT_TIMEOUT=60 expect 1 "$tmp/fifo-data/data_batch_1.bin: is a FIFO" mobilenet cifar10 --data "$tmp/fifo-data" --device cpu
+EXPECT_TIMEOUT=60 expect 1 "/dev/zero: is a character device" mobilenet cifar10 --data /dev/zero --device cpu
 
 if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
   echo "skipping the runs that need data: CIFAR10_PATH is not set"

@@ -11,12 +11,22 @@ train=$1
 need_data
 scratch rundir
 
-# run NAME ARGS...: ./train ARGS with the output in $tmp/NAME.out; returns its exit status.
+# run NAME ARGS...: ./train ARGS with the output in $tmp/NAME.out; returns its exit status (124 when
+# it ran longer than RUN_TIMEOUT seconds, 300 by default, 137 when it also ignored that SIGTERM: a run
+# that blocks fails instead of hanging).
 run() {
   local name=$1; shift
-  "$train" "$@" > "$tmp/$name.out" 2>&1
+  timeout -k 10 "${RUN_TIMEOUT:-300}" "$train" "$@" > "$tmp/$name.out" 2>&1
 }
 has() { grep -qF -- "$2" "$tmp/$1.out" || { fail "$1: output lacks '$2'"; show "$1"; return 1; }; }
+# refused NAME NEEDLE ARGS...: ./train ARGS must stop at start-up (within a minute) with exit 1 and NEEDLE.
+refused() {
+  local name=$1 needle=$2; shift 2
+  RUN_TIMEOUT=60 run "$name" "$@"
+  local rc=$?
+  if [ $rc != 1 ]; then fail "$name: exit $rc, expected 1"; show "$name"; return 1; fi
+  has "$name" "$needle" && echo "ok   $name: refused at start-up ($needle)"
+}
 
 # 8 steps per epoch; the first run stops at step 10, in epoch 2.
 small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 256 --device cpu --threads 2 --epochs 3)
@@ -75,6 +85,25 @@ bad_config limit limit_test 2147483648 "2147483648 is out of range (0..107374182
 bad_config negative log_every -5 "-5 is out of range (0..1073741824)"
 bad_config tf32 tf32 7 "7 is not on or off"
 bad_config device device '"tpu"' '"tpu" is not auto, cpu or cuda'
+# A resumed run whose files are not regular files stops at start-up naming them, before it trains: a
+# FIFO or a directory left at checkpoint.ckpt.tmp (the first save would block or fail, an epoch
+# later), a FIFO at config.json.tmp, and a log that is a device, given with --log or restored from
+# config.json (/dev/zero would be read forever for the run's earlier epochs, /dev/full never written).
+bad=$tmp/bad-paths
+cp -r "$d" "$bad"
+mkfifo "$bad/checkpoint.ckpt.tmp"
+refused tmp-fifo "its temporary file '$bad/checkpoint.ckpt.tmp' is a FIFO" mobilenet cifar10 --resume "$bad" --max-steps 11
+rm -f "$bad/checkpoint.ckpt.tmp" && mkdir "$bad/checkpoint.ckpt.tmp"
+refused tmp-dir "its temporary file '$bad/checkpoint.ckpt.tmp' is a directory" mobilenet cifar10 --resume "$bad" --max-steps 11
+rmdir "$bad/checkpoint.ckpt.tmp" && mkfifo "$bad/config.json.tmp"
+refused config-tmp-fifo "cannot write the run configuration '$bad/config.json.tmp': is a FIFO" \
+  mobilenet cifar10 --resume "$bad" --max-steps 11
+rm -f "$bad/config.json.tmp"
+refused log-zero "--log '/dev/zero' is a character device" mobilenet cifar10 --resume "$bad" --max-steps 11 --log /dev/zero
+sed -i 's|"log": ".*"|"log": "/dev/zero"|' "$bad/config.json"
+refused config-log-zero "the run's log '/dev/zero' (from its config.json) is a character device" \
+  mobilenet cifar10 --resume "$bad" --max-steps 11
+
 # --eval-only --resume continues nothing: it names what it evaluates, not how a continued run would differ.
 run evalres mobilenet cifar10 --eval-only --resume "$d" --limit-test 32 --threads 1 ||
   { fail "--eval-only --resume DIR exited $?"; show evalres; }
@@ -197,12 +226,14 @@ rc=$?
 if [ $rc != 2 ] || [ -e "$tmp/run5" ]; then fail "--cuda-graph on the CPU: exit $rc, run directory $([ -e "$tmp/run5" ] && echo created || echo absent)"; show graph
 else has graph "--cuda-graph on: the cpu backend cannot capture graphs" && echo "ok   --cuda-graph on the CPU exits 2 before creating the run directory"; fi
 
-# A log that cannot be written stops the run with its name, exit 1.
-if [ -w /dev/full ]; then
-  run full "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run3" --log /dev/full
-  rc=$?
-  if [ $rc = 0 ]; then fail "a run logging to /dev/full exited 0"
-  else has full "cannot write the log '/dev/full'" && echo "ok   a failed log write exits $rc naming the file"; fi
-fi
+# A log that cannot be written stops the run with its name, exit 1. The file-size limit stands in for a
+# full disk (/dev/full is refused at start-up: a device is not a log): 2 KiB hold config.json and
+# about 16 step lines of --log-every 1, and the epoch's 32 steps come before the first save. The
+# output goes through a pipe, which the limit does not cover.
+( ulimit -f 2; trap '' XFSZ; exec timeout -k 10 300 "$train" "${small[@]}" --limit-train 1024 --epochs 1 --limit-test 32 \
+    --out "$tmp/run3" --log-every 1 ) 2>&1 | cat > "$tmp/full.out"
+rc=${PIPESTATUS[0]}
+if [ "$rc" != 1 ]; then fail "a run whose log hit the file-size limit exited $rc, expected 1"; show full
+else has full "cannot write the log '$tmp/run3/log.jsonl': File too large" && echo "ok   a failed log write exits 1 naming the file"; fi
 
 finish test_rundir

@@ -12,37 +12,95 @@
 #include <unistd.h>
 
 #include "../nn/util.h"
+#include "rundir.h"
 
-void guard_paths(const Options* o) {
-    if (o->checkpoint[0] && options_training(o)) {
+// How a message names a path: by its flag when the command line gave it, else as the run's file
+// (from its config.json when a resumed run took it from there).
+static void name_path(char* out, size_t len, const Options* o, const RunDir* r, unsigned bit, const char* flag,
+                      const char* what, const char* path) {
+    if (o->given & bit) snprintf(out, len, "%s '%s'", flag, path);
+    else snprintf(out, len, "the run's %s '%s'%s", what, path, r->resumed_from_config ? " (from its config.json)" : "");
+}
+
+// The directory part of a path ("." for none).
+static void dir_of(char* out, size_t len, const char* path) {
+    snprintf(out, len, "%s", path);
+    char* slash = strrchr(out, '/');
+    if (!slash) snprintf(out, len, ".");
+    else if (slash == out) out[1] = '\0';
+    else *slash = '\0';
+}
+
+// Whether path's directory is one the run creates later (a new run's directory): nothing to check yet.
+static int dir_comes_later(const RunDir* r, const char* path) {
+    char dir[PATH_LEN];
+    dir_of(dir, sizeof(dir), path);
+    return r->create && !strcmp(dir, r->dir) && access(dir, F_OK) != 0;
+}
+
+// A file the run reads (a checkpoint): where it exists it must be a regular file, or loading it would
+// block (a FIFO) or read forever (a device). Missing files are reported by their loader.
+static void check_input(const char* flag, const char* path) {
+    struct stat st;
+    if (!path[0] || stat(path, &st) != 0 || S_ISREG(st.st_mode)) return;
+    nn_fatal("%s '%s' is %s (not a regular file)", flag, path, nn_file_kind(st.st_mode));
+}
+
+// A file the run saves by writing PATH.tmp and renaming it over PATH (checkpoint.c): PATH, where it
+// exists, is a regular file (a rename over a directory fails, and a FIFO or device is not what the
+// user meant to replace); PATH.tmp, where a kill left it, is a regular file that can be overwritten
+// (a FIFO would block the save, a directory fail it, both after an epoch of training); the directory
+// takes new files. Nothing is created here, so a run that fails later leaves no trace.
+static void check_saved(const char* name, const char* path, int dir_later) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) nn_fatal("%s is %s (not a regular file)", name, nn_file_kind(st.st_mode));
+    char dir[PATH_LEN], tmp[PATH_LEN + 8];
+    dir_of(dir, sizeof(dir), path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (!dir_later && access(dir, W_OK | X_OK) != 0)
+        nn_fatal("%s cannot be written: directory '%s': %s", name, dir, strerror(errno));
+    if (stat(tmp, &st) != 0) return;
+    if (!S_ISREG(st.st_mode))
+        nn_fatal("%s cannot be saved: its temporary file '%s' is %s (not a regular file); remove it", name, tmp,
+                 nn_file_kind(st.st_mode));
+    if (access(tmp, W_OK) != 0) nn_fatal("%s cannot be written: '%s': %s", name, tmp, strerror(errno));
+}
+
+// The log is appended to or created in place: a regular file that can be written, or a new one in a
+// writable directory. A device would never fill (/dev/zero) or always fail (/dev/full), a FIFO block.
+static void check_log(const char* name, const char* path, int dir_later) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) nn_fatal("%s is %s (not a regular file)", name, nn_file_kind(st.st_mode));
+        if (access(path, W_OK) != 0) nn_fatal("%s cannot be opened for writing: %s", name, strerror(errno));
+        return;
+    }
+    char dir[PATH_LEN];
+    dir_of(dir, sizeof(dir), path);
+    if (!dir_later && access(dir, W_OK | X_OK) != 0)
+        nn_fatal("%s cannot be opened for writing: directory '%s': %s", name, dir, strerror(errno));
+}
+
+void guard_paths(const Options* o, const RunDir* r) {
+    check_input("--resume", o->resume);
+    check_input("--init", o->init);
+    if (!options_training(o)) return;
+    char name[PATH_LEN + 64];
+    if (o->checkpoint[0]) {
         struct stat st;
         if (stat(o->checkpoint, &st) == 0 && S_ISDIR(st.st_mode))
             nn_fatal("--checkpoint '%s' is a directory; give a file name (e.g. %s/run.ckpt)", o->checkpoint,
                      o->checkpoint);
-        // The save creates PATH.tmp in PATH's directory and renames it over PATH: the directory must
-        // exist and be writable, and a stale PATH.tmp (left by a kill) must be writable too. Nothing
-        // is created here, so a run that fails later leaves no trace.
-        char dir[PATH_LEN], tmp[PATH_LEN + 8];
-        snprintf(dir, sizeof(dir), "%s", o->checkpoint);
-        char* slash = strrchr(dir, '/');
-        if (!slash) snprintf(dir, sizeof(dir), ".");
-        else if (slash == dir) dir[1] = '\0';
-        else *slash = '\0';
-        snprintf(tmp, sizeof(tmp), "%s.tmp", o->checkpoint);
-        if (access(dir, W_OK | X_OK) != 0)
-            nn_fatal("--checkpoint '%s' cannot be written: directory '%s': %s", o->checkpoint, dir,
-                     strerror(errno));
-        if (access(tmp, F_OK) == 0 && access(tmp, W_OK) != 0)
-            nn_fatal("--checkpoint '%s' cannot be written: '%s': %s", o->checkpoint, tmp, strerror(errno));
+        name_path(name, sizeof(name), o, r, GIVEN_CHECKPOINT, "--checkpoint", "checkpoint", o->checkpoint);
+        check_saved(name, o->checkpoint, dir_comes_later(r, o->checkpoint));
     }
-    if (o->log[0] && options_training(o)) {
-        struct stat st;
-        int existed = stat(o->log, &st) == 0;
-        if (existed && S_ISDIR(st.st_mode)) nn_fatal("--log '%s' is a directory", o->log);
-        FILE* f = fopen(o->log, "a");
-        if (!f) nn_fatal("--log '%s' cannot be opened for writing: %s", o->log, strerror(errno));
-        fclose(f);
-        if (!existed) unlink(o->log);
+    if (o->log[0]) {
+        name_path(name, sizeof(name), o, r, GIVEN_LOG, "--log", "log", o->log);
+        check_log(name, o->log, dir_comes_later(r, o->log));
+    }
+    if (r->dir[0]) {
+        snprintf(name, sizeof(name), "the run's final weights '%s'", r->final);
+        check_saved(name, r->final, dir_comes_later(r, r->final));
     }
 }
 
@@ -65,10 +123,10 @@ int guard_lock(const Options* o) {
     if (lock_fd >= 0 || !o->checkpoint[0] || !options_training(o)) return 1;
     snprintf(lock_path, sizeof(lock_path), "%s.lock", o->checkpoint);
     for (int attempt = 0; attempt < 10; attempt++) {
-        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        char why[128];
+        int fd = nn_open_file(lock_path, O_RDWR | O_CREAT, why, sizeof(why)); // a FIFO there: refused, not opened
         if (fd < 0 && errno == ENOENT) return 0; // the run's directory does not exist yet
-        if (fd < 0) nn_fatal("--checkpoint '%s': cannot create its lock file '%s': %s", o->checkpoint, lock_path,
-                             strerror(errno));
+        if (fd < 0) nn_fatal("--checkpoint '%s': cannot create its lock file '%s': %s", o->checkpoint, lock_path, why);
         struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
         if (fcntl(fd, F_SETLK, &lk) != 0) {
             int err = errno;

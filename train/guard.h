@@ -7,11 +7,15 @@
 
 #include <stdio.h>
 
+#include "rundir.h"
 #include "trainer.h"
 
-// At start-up, before anything slow: --checkpoint's directory is writable (where the save creates
-// its temporary file) and the path is not a directory; --log can be opened for appending.
-void guard_paths(const Options* o);
+// At start-up, once rundir_prepare has resolved every path (given, or from the run's config.json),
+// before anything slow: --resume and --init are regular files where they exist; the checkpoint and
+// final.ckpt can be saved (regular files or absent, their PATH.tmp too, in a writable directory);
+// the log is a regular file that can be written, or can be created. A FIFO, a device or a directory
+// is refused by name.
+void guard_paths(const Options* o, const RunDir* r);
 
 // One training process per checkpoint: takes an exclusive lock on CHECKPOINT.lock (held until the
 // process ends; the file is removed at exit) or stops (exit 1) naming the process that holds it, so

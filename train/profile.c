@@ -93,8 +93,9 @@ int run_profile(Trainer* t) {
            100.0 * (step_ms - plain_ms) / plain_ms);
 
     if (o->profile_json[0]) {
-        FILE* f = fopen(o->profile_json, "w");
-        if (!f) nn_fatal("cannot write --profile-json '%s'", o->profile_json);
+        char why[128];
+        FILE* f = nn_fopen_file(o->profile_json, "w", why, sizeof(why)); // not a FIFO: it would block
+        if (!f) nn_fatal("cannot write --profile-json '%s': %s", o->profile_json, why);
         fprintf(f, "{\n  \"device\": ");
         nn_json_string(f, dev);
         fprintf(f, ",\n  \"batch\": %d,\n  \"width\": %g,\n  \"steps\": %d,\n  \"step_ms\": %.6f,\n"

@@ -1,8 +1,10 @@
 // The terminal view of a training run (see progress.h).
 #include "progress.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../nn/util.h"
@@ -15,14 +17,31 @@ void format_duration(char* buf, size_t len, double seconds) {
     else snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
 }
 
+// The resumed run's log for reading, or NULL when it has none yet. Only a regular file, read no
+// further than its size when opened: /dev/zero would feed fgets forever, a FIFO block in open()
+// (guard_paths refuses both at start-up; this holds even if the path changed since).
+static FILE* open_log(const char* path, long* size) {
+    if (!path || !path[0]) return NULL;
+    char why[128];
+    FILE* f = nn_fopen_file(path, "r", why, sizeof(why));
+    if (!f && errno == ENOENT) return NULL;
+    if (!f) nn_fatal("cannot read the run's log '%s': %s", path, why);
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) nn_fatal("cannot read the run's log '%s': %s", path, strerror(errno));
+    *size = (long)st.st_size;
+    return f;
+}
+
 // Earlier epochs of a resumed run, from its log: best and last test accuracy. Returns the training
 // time its epoch lines record (a partial epoch's time recurs in its continuation, so it counts once).
 static double seed_from_log(Progress* p, const char* path) {
-    FILE* f = path && path[0] ? fopen(path, "r") : NULL;
+    long size = 0, read = 0;
+    FILE* f = open_log(path, &size);
     if (!f) return 0;
     char line[1024];
     double seconds = 0;
-    while (fgets(line, sizeof(line), f)) {
+    while (read < size && fgets(line, sizeof(line), f)) {
+        read += (long)strlen(line);
         const char* acc = strstr(line, "\"test_acc\": ");
         const char* ep = strstr(line, "{\"epoch\": ");
         const char* sec = strstr(line, "\"seconds\": ");

@@ -133,10 +133,14 @@ static int config_get(const Config* c, const char* key, char* out, size_t outlen
     return 0;
 }
 
+// Returns 0 when there is no file at path; anything there that cannot be read as a run configuration
+// (a FIFO, a device, a directory, an unreadable or oversized file) stops the run naming it.
 static int config_load(Config* c, const char* path) {
     memset(c, 0, sizeof(*c));
-    FILE* f = fopen(path, "rb");
-    if (!f) return 0;
+    char why[128];
+    FILE* f = nn_fopen_file(path, "rb", why, sizeof(why));
+    if (!f && errno == ENOENT) return 0;
+    if (!f) nn_fatal("cannot read the run configuration '%s': %s", path, why);
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -350,8 +354,9 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
     snprintf(tmp, sizeof(tmp), "%s.tmp", r->config);
     if (cifar10_resolve_path(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
         data[0] = 0;
-    FILE* f = fopen(tmp, "w");
-    if (!f) nn_fatal("cannot write the run configuration '%s': %s", tmp, strerror(errno));
+    char why[128];
+    FILE* f = nn_fopen_file(tmp, "w", why, sizeof(why)); // a FIFO left there must not block the start
+    if (!f) nn_fatal("cannot write the run configuration '%s': %s", tmp, why);
     fprintf(f, "{\n");
     put_string(f, "format", "drnet-run", 0);
     put_string(f, "command", r->command, 0);

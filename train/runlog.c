@@ -15,8 +15,9 @@ void runlog_open(RunLog* l, const char* path, int append) {
     memset(l, 0, sizeof(*l));
     if (!path[0]) return;
     snprintf(l->path, sizeof(l->path), "%s", path);
-    l->f = fopen(path, append ? "a" : "w");
-    if (!l->f) nn_fatal("cannot open the log '%s' for writing: %s", path, strerror(errno));
+    char why[128];
+    l->f = nn_fopen_file(path, append ? "a" : "w", why, sizeof(why)); // guard_paths refused FIFOs and devices
+    if (!l->f) nn_fatal("cannot open the log '%s' for writing: %s", path, why);
 }
 
 void runlog_epoch(RunLog* l, const Trainer* t, double train_loss, double train_acc, double test_loss,

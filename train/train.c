@@ -42,8 +42,8 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     t->run_start = nn_now(); // the run's clock (--resume moves it back by the checkpoint's time)
     options_parse(o, argc, argv);
     dist_init(&argc, &argv, o->device);   // mpirun: join the job, pick this process's GPU
-    if (dist_rank() == 0) guard_paths(o); // paths given on the command line; rank 0 writes them
     rundir_prepare(run, o, argc, argv);
+    if (dist_rank() == 0) guard_paths(o, run); // given or from config.json; rank 0 writes them
     if (dist_rank() == 0) guard_lock(o); // before anything is loaded or written: a resumed run's is final
     char err[2048];
 
