@@ -199,6 +199,40 @@ static void not_regular_paths(void) {
     expect(1, "--resume DIR whose config.json is a FIFO", args, (const char*[]){flag, NULL});
 }
 
+// One path given for two of the run's files is refused at start-up, before either is written: the
+// log would overwrite the checkpoint, the data archive or config.json (compared by device and inode
+// when both exist, a hard link included, else by the resolved path).
+static void aliased_paths(void) {
+    char args[1200], flag[1200], a[300], b[300], data[300];
+    snprintf(a, sizeof(a), "%s/alias.ckpt", dir);
+    snprintf(flag, sizeof(flag), "--checkpoint '%s' and --log '%s' are the same file", a, a);
+    snprintf(args, sizeof(args), "--checkpoint %s --log %s --data /nonexistent", a, a);
+    expect(1, "--checkpoint F --log F", args, (const char*[]){flag, NULL});
+    snprintf(flag, sizeof(flag), "the temporary file '%s.tmp' of --checkpoint '%s' and --log '%s.tmp'", a, a, a);
+    snprintf(args, sizeof(args), "--checkpoint %s --log %s.tmp --data /nonexistent", a, a);
+    expect(1, "--checkpoint F --log F.tmp", args, (const char*[]){flag, NULL});
+    snprintf(b, sizeof(b), "%s/alias-link.jsonl", dir);
+    FILE* f = NN_FOPEN(a, "w");
+    fclose(f);
+    CHECK(link(a, b) == 0, "link %s %s", a, b);
+    snprintf(flag, sizeof(flag), "--checkpoint '%s' and --log '%s' are the same file", a, b);
+    snprintf(args, sizeof(args), "--checkpoint %s --log %s --data /nonexistent", a, b);
+    expect(1, "--log a hard link of --checkpoint", args, (const char*[]){flag, NULL});
+    snprintf(data, sizeof(data), "%s/alias-data.tar.gz", dir);
+    f = NN_FOPEN(data, "w");
+    fprintf(f, "not an archive, but the user's file all the same\n");
+    fclose(f);
+    snprintf(flag, sizeof(flag), "--log '%s' and the data '%s' are the same file", data, data);
+    snprintf(args, sizeof(args), "--log %s --data %s", data, data);
+    expect(1, "--log at the data archive", args, (const char*[]){flag, NULL});
+    snprintf(args, sizeof(args), "--out %s/alias-run --log %s/alias-run/config.json --data /nonexistent", dir, dir);
+    snprintf(flag, sizeof(flag), "--log '%s/alias-run/config.json' and the run's config.json", dir);
+    expect(1, "--log at the run's config.json", args, (const char*[]){flag, NULL});
+    snprintf(args, sizeof(args), "--init %s --log %s --data /nonexistent", a, a);
+    snprintf(flag, sizeof(flag), "--log '%s' and --init '%s' are the same file", a, a);
+    expect(1, "--log at the --init weights", args, (const char*[]){flag, NULL});
+}
+
 static void early_paths(void) {
     char args[1200], flag[700];
     // Refused before the data is read ("data:" is printed once it is).
@@ -212,6 +246,7 @@ static void early_paths(void) {
     snprintf(args, sizeof(args), "--log %s/no/such/dir/log.json --data /nonexistent", dir);
     expect(1, "--log in a missing directory", args, (const char*[]){flag, NULL});
     not_regular_paths();
+    aliased_paths();
 }
 
 int main(int argc, char** argv) {

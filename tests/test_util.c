@@ -167,7 +167,7 @@ const char* test_run_dir(const char* dir) {
 
 const char* test_out_flag(const char* dir, const char* args) {
     static char flag[420];
-    if (strstr(args, "--resume") || strstr(args, "--eval-only")) return "";
+    if (strstr(args, "--resume") || strstr(args, "--eval-only") || strstr(args, "--out ")) return "";
     snprintf(flag, sizeof(flag), "--out %s", test_run_dir(dir));
     return flag;
 }

@@ -45,7 +45,7 @@ void test_data_folder(const char* scratch, char* folder, size_t len);
 // checkout, and a test must leave nothing there. Static storage, overwritten by the next call.
 const char* test_run_dir(const char* dir);
 // "--out DIR/run-N" for a ./train run that starts a new run, "" for one that does not (ARGS holds
-// --resume or --eval-only, which refuse --out).
+// --resume or --eval-only, which refuse --out) or that names its own --out.
 const char* test_out_flag(const char* dir, const char* args);
 // A checkpoint record that holds wall-clock time (train.epoch_seconds, train.run_seconds): two runs
 // of the same arithmetic differ there and nowhere else.

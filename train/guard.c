@@ -1,10 +1,11 @@
 // The run's guards (guard.h): early path checks, and finiteness of the training loss, the weights and
 // the test loss. Each failure names what it found and exits with status 1.
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 // realpath
 #include "guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,90 @@ static void check_log(const char* name, const char* path, int dir_later) {
         nn_fatal("%s cannot be opened for writing: directory '%s': %s", name, dir, strerror(errno));
 }
 
+// A path made comparable without the file existing: its directory resolved (links, "..") when that
+// exists, else the path made absolute as written.
+static void resolved(char* out, size_t len, const char* path) {
+    char dir[PATH_LEN], real[PATH_MAX];
+    dir_of(dir, sizeof(dir), path);
+    const char* base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char cwd[PATH_LEN] = ".";
+    if (realpath(dir, real)) snprintf(out, len, "%s/%s", real, base);
+    else if (path[0] == '/' || !getcwd(cwd, sizeof(cwd))) snprintf(out, len, "%s", path);
+    else snprintf(out, len, "%s/%s", cwd, path);
+}
+
+// Whether two paths name one file: the same device and inode when both exist (hard and symbolic
+// links included), never when only one does, else the same resolved path.
+static int same_path(const char* a, const char* b) {
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea || eb) return 0;
+    char ra[PATH_LEN + PATH_MAX], rb[PATH_LEN + PATH_MAX];
+    resolved(ra, sizeof(ra), a);
+    resolved(rb, sizeof(rb), b);
+    return !strcmp(ra, rb);
+}
+
+enum { WRITTEN = 1, CHECKPOINT = 2, INIT = 4 }; // what the run does with a path
+
+typedef struct NamedPath {
+    char name[2 * PATH_LEN + 128]; // how a message names it: "--log 'x'", "the run's config.json 'y'"
+    char path[PATH_LEN + 8];
+    int role;
+} NamedPath;
+
+static void add_path(NamedPath* list, int* n, int role, const char* path, const char* what, const char* suffix) {
+    if (!path[0]) return;
+    NamedPath* p = &list[(*n)++];
+    snprintf(p->path, sizeof(p->path), "%s%s", path, suffix);
+    if (suffix[0]) snprintf(p->name, sizeof(p->name), "the %s file '%s' of %s", strcmp(suffix, ".lock") ? "temporary" : "lock",
+                            p->path, what);
+    else snprintf(p->name, sizeof(p->name), "%s", what);
+    p->role = role;
+}
+
+// Two of the run's paths that must not be one file: at least one is written, and they are not the
+// checkpoint and the --init weights (--init F --checkpoint F: the first save replaces what the run
+// started from, as asked).
+static int conflict(const NamedPath* a, const NamedPath* b) {
+    if (!((a->role | b->role) & WRITTEN)) return 0;
+    if ((a->role | b->role) == (WRITTEN | CHECKPOINT | INIT)) return 0;
+    return same_path(a->path, b->path);
+}
+
+// Every file the run writes, and the files it reads that a write could destroy: one path given for
+// two of them (--log F --checkpoint F, --log at the data archive or at config.json) would make the
+// run overwrite one with the other, silently, so it is refused before anything is written.
+static void check_aliases(const Options* o, const RunDir* r) {
+    NamedPath list[10];
+    int n = 0;
+    char name[PATH_LEN + 64], data[PATH_LEN], err[2048];
+    name_path(name, sizeof(name), o, r, GIVEN_CHECKPOINT, "--checkpoint", "checkpoint", o->checkpoint);
+    add_path(list, &n, WRITTEN | CHECKPOINT, o->checkpoint, name, "");
+    add_path(list, &n, WRITTEN, o->checkpoint, name, ".tmp");
+    add_path(list, &n, WRITTEN, o->checkpoint, name, ".lock");
+    name_path(name, sizeof(name), o, r, GIVEN_LOG, "--log", "log", o->log);
+    add_path(list, &n, WRITTEN, o->log, name, "");
+    snprintf(name, sizeof(name), "the run's config.json '%s'", r->config);
+    add_path(list, &n, WRITTEN, r->config, name, "");
+    add_path(list, &n, WRITTEN, r->config, name, ".tmp");
+    snprintf(name, sizeof(name), "the run's final weights '%s'", r->final);
+    add_path(list, &n, WRITTEN, r->final, name, "");
+    add_path(list, &n, WRITTEN, r->final, name, ".tmp");
+    if (cifar10_resolve_path(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) == 0) {
+        snprintf(name, sizeof(name), "the data '%s'", data);
+        add_path(list, &n, 0, data, name, "");
+    }
+    snprintf(name, sizeof(name), "--init '%s'", o->init);
+    add_path(list, &n, INIT, o->init, name, "");
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (conflict(&list[i], &list[j]))
+                nn_fatal("%s and %s are the same file: the run would overwrite one with the other; give them "
+                         "different paths", list[i].name, list[j].name);
+}
+
 void guard_paths(const Options* o, const RunDir* r) {
     check_input("--resume", o->resume);
     check_input("--init", o->init);
@@ -102,6 +187,7 @@ void guard_paths(const Options* o, const RunDir* r) {
         snprintf(name, sizeof(name), "the run's final weights '%s'", r->final);
         check_saved(name, r->final, dir_comes_later(r, r->final));
     }
+    check_aliases(o, r);
 }
 
 // The lock is a POSIX record lock on PATH.lock (fcntl, which network file systems support too): the
