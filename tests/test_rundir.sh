@@ -215,6 +215,51 @@ else
   has freed "nothing to do" && echo "ok   after the run stopped (a stale lock file there), --resume runs and removes the lock file"
 fi
 
+# Two new runs on one --out, started together: one trains, the other stops (exit 1) at the lock or
+# at the config.json the first wrote, and config.json is the training run's (its --seed, its
+# command), so a later --resume continues that run with its settings. The directory is created, then
+# locked, then written: before, the second run rewrote config.json and only then met the lock.
+two=$tmp/two
+"$train" "${small[@]}" --epochs 100000 --limit-test 32 --seed 11 --out "$two" > "$tmp/two-11.out" 2>&1 &
+p11=$!
+"$train" "${small[@]}" --epochs 100000 --limit-test 32 --seed 22 --out "$two" > "$tmp/two-22.out" 2>&1 &
+p22=$!
+for _ in $(seq 1 600); do { kill -0 $p11 && kill -0 $p22; } 2> /dev/null || break; sleep 0.1; done
+if kill -0 $p11 2> /dev/null; then live=$p11 seed=11 lost=$p22 other=22; else live=$p22 seed=22 lost=$p11 other=11; fi
+kill -INT $lost 2> /dev/null # both still training after a minute: a failure, but no hang
+wait $lost
+rc=$?
+for _ in $(seq 1 600); do [ -e "$two/checkpoint.ckpt" ] && break; sleep 0.1; done
+kill -INT $live 2> /dev/null
+wait $live
+if [ $rc != 1 ] || ! grep -qE "is in use|already holds a run" "$tmp/two-$other.out"; then
+  fail "the second run on one --out exited $rc, expected 1 at the lock"; show "two-$other"
+elif ! grep -q "\"seed\": $seed," "$two/config.json" || ! grep -q -- "--seed $seed --out" "$two/config.json"; then
+  fail "config.json is not the training run's (--seed $seed): the refused run rewrote it"; sed 's/^/    | /' "$two/config.json" | grep -E 'seed|command'
+else echo "ok   two runs on one --out: the second stops at the lock, config.json stays the first's"; fi
+
+# Two runs without --out started in the same second get a directory each (the second one's name
+# ends in -2): the name is taken by an atomic mkdir, not by a check made seconds before.
+w=$tmp/cwd
+mkdir "$w"
+abs_train=$(cd "$(dirname "$train")" && pwd)/$(basename "$train") # the runs start in $w
+while [ "$(date +%N | cut -c1)" -gt 3 ]; do sleep 0.01; done # early in a second: one time stamp for both
+( cd "$w" && exec timeout -k 10 300 "$abs_train" "${small[@]}" --epochs 1 --max-steps 1 --limit-test 32 ) > "$tmp/same-a.out" 2>&1 &
+pa=$!
+( cd "$w" && exec timeout -k 10 300 "$abs_train" "${small[@]}" --epochs 1 --max-steps 1 --limit-test 32 ) > "$tmp/same-b.out" 2>&1 &
+pb=$!
+wait $pa
+ra=$?
+wait $pb
+rb=$?
+n=$(ls "$w/runs" 2> /dev/null | wc -l)
+if [ $ra != 0 ] || [ $rb != 0 ] || [ "$n" != 2 ]; then
+  fail "two runs without --out in one second: exits $ra and $rb, $n run directories (expected 0, 0 and 2)"; show same-a 3; show same-b 3
+elif [ "$(cat "$w"/runs/*/config.json | grep -c '"checkpoint": "checkpoint.ckpt"')" != 2 ] ||
+     ! ls "$w/runs" | grep -q -- '-2$'; then
+  fail "two runs without --out: not one directory each"; ls "$w/runs"
+else echo "ok   two runs without --out in the same second: $(ls "$w/runs" | tr '\n' ' ')"; fi
+
 # The speed and reproducibility switches are run settings too: --resume DIR brings them back.
 run sw "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run4" --max-steps 2 --gpu-data on --deterministic ||
   { fail "run with --gpu-data on --deterministic exited $?"; show sw; }

@@ -51,18 +51,21 @@ static void absolute(char* out, const char* p) {
     join(out, cwd, rel);
 }
 
-// mkdir -p
-static void make_dirs(const char* path) {
+// mkdir -p of the directories above path (not path itself).
+static void make_parents(const char* path) {
     char p[PATH_LEN];
     snprintf(p, sizeof(p), "%s", path);
-    for (char* s = p + 1; *s; s++) {
+    char* last = strrchr(p, '/');
+    for (char* s = p + 1; last && s < last; s++) {
         if (*s != '/') continue;
         *s = 0;
         if (mkdir(p, 0777) != 0 && errno != EEXIST) nn_fatal("cannot create the directory '%s': %s", p, strerror(errno));
         *s = '/';
     }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) nn_fatal("cannot create the run directory '%s': %s", p, strerror(errno));
-    if (!is_dir(p)) nn_fatal("--out '%s' exists and is not a directory", p);
+    if (last && last > p) {
+        *last = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) nn_fatal("cannot create the directory '%s': %s", p, strerror(errno));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,7 +220,9 @@ static void apply_config(RunDir* r, Options* o, const Config* c) {
         if (s->key && !(o->given & s->given)) restore_setting(r, o, c, s);
 }
 
-static void default_run_dir(char* out, const Options* o) {
+// runs/MODEL-DATASET-STAMP, or with -2, -3, ... when that exists. Only a guess until the directory is
+// made (rundir_create): another run started in the same second may take it first.
+static void default_run_dir(RunDir* r, const Options* o) {
     int64_t now = (int64_t)time(NULL);
     dist_broadcast(&now, sizeof(now)); // several processes: one name, rank 0's clock
     time_t when = (time_t)now;
@@ -225,10 +230,9 @@ static void default_run_dir(char* out, const Options* o) {
     localtime_r(&when, &tm);
     char stamp[32];
     strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-    snprintf(out, PATH_LEN, "runs/%s-%s-%s", o->model, o->dataset, stamp);
-    // Two runs started in the same second get their own directories.
-    for (int i = 2; is_dir(out) || is_file(out); i++)
-        snprintf(out, PATH_LEN, "runs/%s-%s-%s-%d", o->model, o->dataset, stamp, i);
+    snprintf(r->base, sizeof(r->base), "runs/%s-%s-%s", o->model, o->dataset, stamp);
+    snprintf(r->dir, PATH_LEN, "%s", r->base);
+    for (int i = 2; is_dir(r->dir) || is_file(r->dir); i++) snprintf(r->dir, PATH_LEN, "%s-%d", r->base, i);
 }
 
 // The training step a checkpoint was saved at, -1 when it cannot be read. A run that stopped at
@@ -243,6 +247,8 @@ static int64_t saved_step(const char* path) {
     ckpt_free(&c);
     return step;
 }
+
+static void set_paths(RunDir* r, Options* o);
 
 void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
     memset(r, 0, sizeof(*r));
@@ -309,18 +315,50 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
                          "another --out", o->out, cfg, o->out);
             snprintf(r->dir, PATH_LEN, "%s", o->out);
         } else {
-            default_run_dir(r->dir, o);
+            default_run_dir(r, o);
         }
-        if (is_file(r->dir)) nn_fatal("--out '%s' exists and is not a directory", r->dir);
-        r->create = 1; // by rundir_write_config, once the run is set up (a failed start leaves nothing)
-        if (!o->checkpoint[0]) join(o->checkpoint, r->dir, CHECKPOINT_NAME);
-        if (!o->log[0]) join(o->log, r->dir, LOG_NAME);
+        struct stat st;
+        if (stat(r->dir, &st) == 0 && !S_ISDIR(st.st_mode)) nn_fatal("--out '%s' exists and is not a directory", r->dir);
+        r->create = 1; // by rundir_create, once the run is set up (a failed start leaves nothing)
+        r->own_checkpoint = !o->checkpoint[0], r->own_log = !o->log[0];
     }
-    if (r->dir[0]) {
-        snprintf(o->out, PATH_LEN, "%s", r->dir);
-        join(r->config, r->dir, CONFIG_NAME);
-        join(r->final, r->dir, FINAL_NAME);
+    set_paths(r, o);
+}
+
+// Points o->out, the config, the final weights and the files the run keeps in its directory by
+// default at r->dir.
+static void set_paths(RunDir* r, Options* o) {
+    if (!r->dir[0]) return;
+    if (r->own_checkpoint) join(o->checkpoint, r->dir, CHECKPOINT_NAME);
+    if (r->own_log) join(o->log, r->dir, LOG_NAME);
+    snprintf(o->out, PATH_LEN, "%s", r->dir);
+    join(r->config, r->dir, CONFIG_NAME);
+    join(r->final, r->dir, FINAL_NAME);
+}
+
+// A default-named directory that no other run has: mkdir is atomic, so of two runs started in the
+// same second one gets STAMP, the other STAMP-2.
+static void make_fresh_dir(RunDir* r) {
+    for (int i = 1; i < 10000; i++) {
+        if (i > 1) snprintf(r->dir, PATH_LEN, "%s-%d", r->base, i);
+        else snprintf(r->dir, PATH_LEN, "%s", r->base);
+        if (mkdir(r->dir, 0777) == 0) return;
+        if (errno != EEXIST) nn_fatal("cannot create the run directory '%s': %s", r->dir, strerror(errno));
     }
+    nn_fatal("cannot create a run directory: '%s' and 9998 more names like it exist", r->base);
+}
+
+void rundir_create(RunDir* r, Options* o) {
+    if (!r->create) return;
+    if (dist_rank() == 0) {
+        make_parents(r->dir);
+        if (r->base[0]) make_fresh_dir(r);
+        else if (mkdir(r->dir, 0777) != 0 && errno != EEXIST) // --out: an empty directory is fine
+            nn_fatal("cannot create the run directory '%s': %s", r->dir, strerror(errno));
+        if (!is_dir(r->dir)) nn_fatal("--out '%s' exists and is not a directory", r->dir);
+    }
+    dist_broadcast(r->dir, sizeof(r->dir)); // several processes: rank 0's name
+    set_paths(r, o);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,9 +383,36 @@ static void put_path(FILE* f, const char* key, const char* dir_abs, const char* 
     else put_string(f, key, a, 0);
 }
 
+static NN_NORETURN void taken(const RunDir* r) {
+    nn_fatal("--out '%s' already holds a run (%s), started while this one was setting up: continue it with "
+             "--resume %s, or choose another --out", r->dir, r->config, r->dir);
+}
+
+// A new run's directory that holds a config.json by now belongs to another run.
+static void refuse_taken(const RunDir* r) {
+    struct stat st;
+    if (lstat(r->config, &st) == 0) taken(r);
+}
+
+// config.json goes in place atomically. A new run's must not replace one that another run (with
+// another checkpoint, so another lock) wrote in the meantime: link() fails where a file exists,
+// rename() would not. File systems without hard links get the rename.
+static void publish(const RunDir* r, const char* tmp) {
+    if (r->create && link(tmp, r->config) == 0) {
+        unlink(tmp);
+        return;
+    }
+    if (r->create && errno == EEXIST) {
+        unlink(tmp);
+        taken(r);
+    }
+    if (rename(tmp, r->config) != 0)
+        nn_fatal("cannot write the run configuration '%s': %s", r->config, strerror(errno));
+}
+
 void rundir_write_config(const RunDir* r, const Trainer* t) {
     if (!r->dir[0] || dist_rank() != 0) return; // rank 0 writes the run's files
-    if (r->create) make_dirs(r->dir);
+    if (r->create) refuse_taken(r); // another run may have started in this directory since the start-up check
     const Options* o = &t->opt;
     char dir_abs[PATH_LEN], tmp[PATH_LEN + 8], data[PATH_LEN], err[2048];
     absolute(dir_abs, r->dir);
@@ -392,8 +457,8 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
         remove(tmp);
         nn_fatal("cannot write the run configuration '%s': %s", tmp, strerror(e));
     }
-    if (fclose(f) != 0 || rename(tmp, r->config) != 0)
-        nn_fatal("cannot write the run configuration '%s': %s", r->config, strerror(errno));
+    if (fclose(f) != 0) nn_fatal("cannot write the run configuration '%s': %s", tmp, strerror(errno));
+    publish(r, tmp);
 }
 
 const char* rundir_save_final(const RunDir* r, Trainer* t) {

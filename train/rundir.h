@@ -19,7 +19,9 @@ typedef struct RunDir {
     char restored[4096];   // what --resume took from config.json, for the start-up banner
     char command[4096];    // the command line, recorded in config.json
     int resumed_from_config;
-    int create; // a new run: the directory is made when config.json is first written
+    int create;                   // a new run: rundir_create makes the directory, once the run is set up
+    char base[PATH_LEN - 16];     // a default name's runs/MODEL-DATASET-STAMP ("" with --out)
+    int own_checkpoint, own_log;  // the checkpoint and log are the directory's own (not given)
 } RunDir;
 
 // Before the model is built: resolves --resume DIR|PATH and --init DIR to checkpoint files; for a
@@ -28,6 +30,12 @@ typedef struct RunDir {
 // A checkpoint resumed without its run's config.json keeps saving to that checkpoint (no directory).
 // Exits with a message naming the path on any failure.
 void rundir_prepare(RunDir* r, Options* o, int argc, char** argv);
+
+// A new run's directory, once the run is set up (so a failed start leaves nothing): --out DIR is
+// created unless it exists; a default name is created atomically, with -2, -3, ... appended when
+// another run took it, and the checkpoint and log paths inside it follow. Every process calls it
+// (rank 0 creates, the others take its name). The caller then takes the lock, then writes.
+void rundir_create(RunDir* r, Options* o);
 
 // Writes config.json (atomically) once the run is set up: the resolved settings and the group size of
 // every depthwise layer. A no-op without a run directory.

@@ -44,7 +44,9 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     dist_init(&argc, &argv, o->device);   // mpirun: join the job, pick this process's GPU
     rundir_prepare(run, o, argc, argv);
     if (dist_rank() == 0) guard_paths(o, run); // given or from config.json; rank 0 writes them
-    if (dist_rank() == 0) guard_lock(o); // before anything is loaded or written: a resumed run's is final
+    // Before anything is loaded or written: a resumed run's checkpoint is final, and so is one given
+    // outside the run directory. A new run's own checkpoint is locked once its directory is made.
+    if (dist_rank() == 0 && !(run->create && run->own_checkpoint)) guard_lock(o);
     char err[2048];
 
     // Weights from a checkpoint: its width decides the model (--width must agree), and it must be
@@ -271,8 +273,11 @@ int main(int argc, char** argv) {
         return trainer_destroy(&t, 0);
     }
 
-    rundir_write_config(&run, &t);
+    // Create the directory, lock, then write: a second run started on the same directory stops at
+    // the lock before it rewrites a byte (a resumed run's lock was taken in setup).
+    rundir_create(&run, o);
     if (dist_rank() == 0 && !guard_lock(o)) nn_fatal("cannot lock the checkpoint '%s'", o->checkpoint);
+    rundir_write_config(&run, &t);
     RunLog log;
     runlog_open(&log, dist_rank() == 0 ? o->log : "", o->resume[0] != 0); // a new run starts its log afresh; a resumed one appends
     announce_run(&t, &run);
