@@ -80,6 +80,32 @@ else
   else fail "under nohup, SIGHUP stopped the run"; show nohup 5; fi
   kill -INT $pid 2>/dev/null
   wait $pid
+  # A second interrupt exits at once without saving (exit 130), after a line saying that the last
+  # checkpoint is intact, and it is, byte for byte. Wide steps (about half a second each) let the
+  # second come while the step the first interrupted still runs; the first is acknowledged on stderr.
+  # Should the run save and exit before the second comes (a busy machine), the attempt is repeated.
+  slow=(mobilenet cifar10 --width 1 --batch 128 --limit-train 1280 --limit-test 32 --threads 2 --device cpu)
+  timeout -k 10 300 "$train" "${slow[@]}" --max-steps 1 --checkpoint "$tmp/twice.ckpt" --out "$tmp/run-twice" \
+    > "$tmp/twice.out" 2>&1 || { fail "the wide run's first step exited $?"; show twice; }
+  cp "$tmp/twice.ckpt" "$tmp/twice-before.ckpt"
+  for attempt in 1 2 3; do
+    cp "$tmp/twice-before.ckpt" "$tmp/twice.ckpt"
+    "$train" "${slow[@]}" --resume "$tmp/twice.ckpt" --max-steps 1000 > "$tmp/twice.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 600); do grep -q "\[ *[0-9]*/10\]" "$tmp/twice.out" 2>/dev/null && break; sleep 0.1; done
+    kill -INT $pid
+    for _ in $(seq 1 500); do grep -q "^stopping: finishing this step" "$tmp/twice.out" && break; sleep 0.01; done
+    kill -INT $pid 2>/dev/null
+    wait $pid
+    rc=$?
+    grep -q "interrupted: saved" "$tmp/twice.out" || break
+  done
+  intact="interrupted again: exiting without saving; the last checkpoint '$tmp/twice.ckpt' (epoch 1, batch 1/10, step 1) is intact"
+  if [ $rc = 130 ] && grep -qF "$intact" "$tmp/twice.out" && cmp -s "$tmp/twice.ckpt" "$tmp/twice-before.ckpt"; then
+    echo "ok   a second Ctrl-C exits 130 at once, saying the last checkpoint (step 1) is intact, and it is"
+  elif [ $rc = 130 ] && grep -qF "interrupted again: exiting without saving; it came during a save" "$tmp/twice.out"; then
+    echo "ok   a second Ctrl-C exits 130 at once (it came during the save, and says so)"
+  else fail "a second Ctrl-C: exit $rc, expected 130 and '$intact' with the checkpoint unchanged"; show twice 5; fi
   expect 0 "resuming '$tmp/INT.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/INT.ckpt" --max-steps $((${saved:-0} + 2))
   expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/INT.ckpt"
   expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --profile-steps 1 --max-steps 1 # implies --profile

@@ -172,17 +172,22 @@ for _ in $(seq 1 600); do grep -q "\[ *[0-9]*/64\]" "$tmp/int.out" 2> /dev/null 
 kill -INT $pid
 wait $pid
 rc=$?
-resume=$(sed -n 's/.*continue with \(--resume .*\)$/\1/p' "$tmp/int.out")
-if [ $rc != 130 ] || [ "$resume" != "--resume $c" ]; then
-  fail "Ctrl-C exited $rc and said '${resume:-nothing}', expected 130 and '--resume $c'"; show int
+resume=$(sed -n 's/.*continue with \(.*\)$/\1/p' "$tmp/int.out")
+if [ $rc != 130 ] || [ "$resume" != "$train mobilenet cifar10 --resume $c" ]; then
+  fail "Ctrl-C exited $rc and said '${resume:-nothing}', expected 130 and '$train mobilenet cifar10 --resume $c'"; show int
 else
-  run cont mobilenet cifar10 $resume || { fail "the printed resume command exited $?"; show cont; }
+  eval "timeout -k 10 300 $resume" > "$tmp/cont.out" 2>&1 || { fail "the printed resume command exited $?"; show cont; }
   step=$(sed -n 's/.*"step": \([0-9]*\).*/\1/p' "$c/log.jsonl" | tail -1)
   if ! grep -q "epoch 2/2: train loss" "$tmp/cont.out" || [ "$step" != 128 ] || [ ! -s "$c/final.ckpt" ]; then
     fail "after '$resume' the run did not finish its 2 epochs (last logged step ${step:-none})"; show cont
   else
+    cp "$c/config.json" "$tmp/done-config"
     run done mobilenet cifar10 --resume "$c" # the checkpoint itself must be at the run's end
     has done "resuming '$c/checkpoint.ckpt' at epoch 2, batch 64/64 (step 128)" && echo "ok   Ctrl-C, then '$resume' as printed: the run finished and saved every epoch"
+    # ... and resuming it again says that it is finished, why --resume cannot extend it and what can
+    has done "the run is finished: all 2 epochs done (step 128)" && has done "--resume cannot add epochs" &&
+      has done "$train mobilenet cifar10 --init $c --epochs N" && cmp -s "$c/config.json" "$tmp/done-config" &&
+      echo "ok   resuming a finished run says so and how to train on (--init DIR --epochs N), config.json untouched"
   fi
 fi
 

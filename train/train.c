@@ -6,7 +6,6 @@
 // guard.c stops a run that went bad before it can overwrite a good checkpoint, and dist.c joins an
 // mpirun job (every process runs this same loop; rank 0 writes the files).
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,18 +15,14 @@
 #include "../nn/util.h"
 #include "dist.h"
 #include "guard.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "rundir.h"
 #include "runlog.h"
 #include "speed.h"
 #include "trainer.h"
 
-static volatile sig_atomic_t interrupted = 0;
-
-static void on_signal(int sig) {
-    interrupted = sig;
-    signal(sig, SIG_DFL); // a second Ctrl-C kills at once (the checkpoint file is still safe)
-}
+static const char* program = "train"; // argv[0], for the command that continues an interrupted run
 
 // The device line: a CPU-only machine is normal, so --device auto says so calmly.
 static void print_device(const Backend* be, const char* note) {
@@ -174,6 +169,84 @@ static void announce_run(const Trainer* t, const RunDir* run) {
     }
 }
 
+// Where in the run the trainer is, as a checkpoint saved now would hold it.
+static void position(char* out, size_t len, const Trainer* t) {
+    if (t->batch >= t->steps_per_epoch) snprintf(out, len, "end of epoch %d, step %ld", t->epoch + 1, t->step);
+    else snprintf(out, len, "epoch %d, batch %d/%d, step %ld", t->epoch + 1, t->batch, t->steps_per_epoch, t->step);
+}
+
+// What a second interrupt reports before the loop has saved anything in this process.
+static void note_start(const Trainer* t) {
+    const Options* o = &t->opt;
+    char at[96];
+    position(at, sizeof(at), t);
+    if (!o->checkpoint[0]) interrupt_on_disk("this run keeps no checkpoint");
+    else if (o->resume[0] && !strcmp(o->resume, o->checkpoint))
+        interrupt_on_disk("the last checkpoint '%s' (%s) is intact", o->checkpoint, at);
+    else interrupt_on_disk("no checkpoint was written yet (it would be '%s')", o->checkpoint);
+}
+
+// trainer_save, keeping what a second interrupt would report true: during the save the old file
+// stands until the new one is complete (checkpoint.c renames PATH.tmp over it), so either may be there.
+static void save(Trainer* t) {
+    const char* path = t->opt.checkpoint;
+    interrupt_on_disk("it came during a save: '%s' holds the previous state or the new one, either complete", path);
+    trainer_save(t, path);
+    char at[96];
+    position(at, sizeof(at), t);
+    interrupt_on_disk("the last checkpoint '%s' (%s) is intact", path, at);
+}
+
+// A word as a shell reads it back: as it is when it is plain, else in single quotes.
+static void shell_word(char* out, size_t len, const char* w) {
+    if (w[0] && strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == strlen(w)) {
+        snprintf(out, len, "%s", w);
+        return;
+    }
+    size_t n = 0;
+    if (len < 3) {
+        if (len) out[0] = 0;
+        return;
+    }
+    out[n++] = '\'';
+    for (; *w && n + 5 < len; w++) {
+        if (*w == '\'') memcpy(out + n, "'\\''", 4), n += 4;
+        else out[n++] = *w;
+    }
+    out[n++] = '\'';
+    out[n] = 0;
+}
+
+// The whole command that continues the run: this program, the model and data set, --resume TARGET.
+static void resume_command(char* out, size_t len, const Trainer* t, const char* target) {
+    char prog[PATH_LEN + 64], where[2 * PATH_LEN + 8];
+    shell_word(prog, sizeof(prog), program);
+    shell_word(where, sizeof(where), target);
+    snprintf(out, len, "%s %s %s --resume %s%s", prog, t->opt.model, t->opt.dataset, where,
+             dist_size() > 1 ? " (under the same launcher, e.g. mpirun, as this run)" : "");
+}
+
+// Every epoch of the recipe is done (the checkpoint was saved at the last one's end).
+static int finished(const Trainer* t) {
+    int last = t->opt.epochs - 1;
+    return t->epoch > last || (t->epoch == last && t->batch >= t->steps_per_epoch);
+}
+
+// A finished run resumed: what there is to do instead. --epochs is part of the recipe that
+// trainer_resume holds a resumed run to (the schedule was planned over it), so --resume cannot
+// extend the run; --init starts a new one from its weights.
+static void say_finished(const Trainer* t, const RunDir* run) {
+    const Options* o = &t->opt;
+    char prog[PATH_LEN + 64], from[2 * PATH_LEN + 8];
+    shell_word(prog, sizeof(prog), program);
+    shell_word(from, sizeof(from), run->dir[0] ? run->dir : o->checkpoint);
+    printf("the run is finished: all %d epochs done (step %ld), nothing to resume. --resume cannot add epochs: "
+           "--epochs is part of the recipe (the learning-rate schedule was planned over %d epochs), so another "
+           "value is refused. To train on from these weights, start a new run (a fresh optimizer and schedule): "
+           "%s %s %s --init %s --epochs N; to evaluate them: %s %s %s --eval-only --init %s\n",
+           o->epochs, t->step, o->epochs, prog, o->model, o->dataset, from, prog, o->model, o->dataset, from);
+}
+
 // The next epoch starts: position and running metrics reset.
 static void next_epoch(Trainer* t) {
     t->epoch++, t->batch = 0, t->seen = 0, t->epoch_seconds = 0;
@@ -196,8 +269,8 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
     int stop = 0;
     while ((b = loader_next(t->train_loader))) {
         train_step(t, b, NULL);
-        if (dist_any(interrupted) && !interrupted) interrupted = SIGTERM; // all processes stop at one step
-        stop = interrupted || (o->max_steps && t->step >= o->max_steps);
+        if (dist_any(interrupt_received()) && !interrupt_received()) interrupt_as_peer(); // all stop at one step
+        stop = interrupt_received() || (o->max_steps && t->step >= o->max_steps);
         int last = t->batch == t->steps_per_epoch;
         if (last || stop || (o->log_every && t->step % o->log_every == 0)) {
             double loss_sum;
@@ -222,11 +295,13 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
     trainer_read_metrics(t, METRICS_TRAIN, &loss_sum, &correct);
     double train_loss = loss_sum / t->seen, train_acc = 100.0 * correct / t->seen;
     int epoch_done = t->batch == t->steps_per_epoch;
-    if (interrupted) {
+    if (interrupt_received()) {
         if (o->checkpoint[0]) {
-            trainer_save(t, o->checkpoint);
-            printf("interrupted: saved '%s' at epoch %d, batch %d (step %ld); continue with --resume %s\n",
-                   o->checkpoint, t->epoch + 1, t->batch, t->step, run->dir[0] ? run->dir : o->checkpoint);
+            save(t);
+            char cmd[4 * PATH_LEN];
+            resume_command(cmd, sizeof(cmd), t, run->dir[0] ? run->dir : o->checkpoint);
+            printf("interrupted: saved '%s' at epoch %d, batch %d (step %ld); continue with %s\n",
+                   o->checkpoint, t->epoch + 1, t->batch, t->step, cmd);
         } else {
             printf("interrupted at epoch %d, batch %d (no --checkpoint given, nothing saved)\n", t->epoch + 1, t->batch);
         }
@@ -237,7 +312,7 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
     evaluate(t, &test_loss, &test_acc);
     progress_eval_end(p, t, test_acc);
     guard_test_loss(t, test_loss);
-    if (o->checkpoint[0]) trainer_save(t, o->checkpoint);
+    if (o->checkpoint[0]) save(t);
     printf("epoch %d/%d%s: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5g | %.1f s, %.0f img/s\n",
            t->epoch + 1, o->epochs, epoch_done ? "" : " (stopped early)", train_loss, train_acc,
            test_loss, test_acc, (double)t->sgd.lr, seconds, img_s);
@@ -252,6 +327,7 @@ static int run_epoch(Trainer* t, const RunDir* run, RunLog* log, Progress* p) {
 
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 0 && argv[0][0]) program = argv[0];
     Trainer t;
     RunDir run;
     memset(&t, 0, sizeof(t));
@@ -273,6 +349,12 @@ int main(int argc, char** argv) {
         return trainer_destroy(&t, 0);
     }
 
+    if (o->resume[0] && finished(&t)) { // nothing to train; config.json and the log stay as they are
+        announce_run(&t, &run);
+        rundir_save_final(&run, &t); // in case the run was stopped between its last save and final.ckpt
+        say_finished(&t, &run);
+        return trainer_destroy(&t, 0);
+    }
     // Create the directory, lock, then write: a second run started on the same directory stops at
     // the lock before it rewrites a byte (a resumed run's lock was taken in setup).
     rundir_create(&run, o);
@@ -287,11 +369,8 @@ int main(int argc, char** argv) {
         runlog_close(&log);
         return trainer_destroy(&t, 0);
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    // A closed terminal or a dropped ssh session (SIGHUP) saves too, unless the run was started with
-    // nohup (SIGHUP ignored), which asks for it to go on.
-    if (signal(SIGHUP, SIG_IGN) != SIG_IGN) signal(SIGHUP, on_signal);
+    note_start(&t);
+    interrupt_install();
 
     while (t.epoch < o->epochs) {
         if (t.batch >= t.steps_per_epoch) { // a checkpoint taken right at an epoch's end
