@@ -123,6 +123,17 @@ has more "stopped at --max-steps 20; saved $d/checkpoint.ckpt" && echo "ok   the
 run after mobilenet cifar10 --resume "$d/checkpoint.ckpt"
 has after "resuming '$d/checkpoint.ckpt' at epoch 3, batch 4/8 (step 20)" &&
 has after "already took --max-steps 20" && echo "ok   the saved state is at step 20 (--resume PATH inside the run directory finds its config)"
+# config.json keeps the run's first command; each --resume that trained (or found nothing to do) is
+# added to "resumed" with its time, and readers of the flat keys are not disturbed (the resumes above
+# found their settings in it).
+if ! grep -q "^  \"command\": \".* --max-steps 10 --out $d\",\$" "$d/config.json"; then
+  fail "config.json lost the run's first command"; grep -E 'command' "$d/config.json" | sed 's/^/    | /'
+elif [ "$(grep -c '^    {"command": ".* --resume .*", "time": "[0-9T:+-]*"}' "$d/config.json")" != 3 ] ||
+     ! grep -q -- "--resume $d --max-steps 20\", \"time\"" "$d/config.json"; then
+  fail "config.json's \"resumed\" lacks the three resumes (again, more, after)"; grep -A5 resumed "$d/config.json" | sed 's/^/    | /'
+elif command -v python3 > /dev/null && ! python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$d/config.json"; then
+  fail "config.json is not valid JSON"
+else echo "ok   config.json keeps the first command and lists the three resumes in \"resumed\""; fi
 lines=$(wc -l < "$d/log.jsonl")
 if [ "$lines" != 4 ]; then fail "after resuming the log has $lines lines, expected 4 (2 + 2 appended)"
 elif ! head -1 "$d/log.jsonl" | cmp -s - "$tmp/first-line"; then fail "resuming rewrote the log's first line"

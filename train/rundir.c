@@ -98,42 +98,96 @@ static const char* read_string(const char* s, char* out, size_t outlen) {
     return *s ? s + 1 : s;
 }
 
-// 1 and the value in out when the key exists with a string or number value; 0 otherwise.
-static int config_get(const Config* c, const char* key, char* out, size_t outlen) {
+// The end of the JSON value at s: after a string, after the bracket that closes a nested array or
+// object, or at the ',', '}' or line end after a number.
+static const char* skip_value(const char* s) {
+    if (*s == '"') return read_string(s, NULL, 0);
+    if (*s == '[' || *s == '{') {
+        int depth = 0;
+        for (; *s; s++) {
+            if (*s == '"') s = read_string(s, NULL, 0) - 1;
+            else if (*s == '[' || *s == '{') depth++;
+            else if ((*s == ']' || *s == '}') && --depth == 0) break;
+        }
+        return *s ? s + 1 : s;
+    }
+    while (*s && *s != ',' && *s != '}' && *s != '\n') s++;
+    return s;
+}
+
+// Where the value of a top-level key starts, or NULL.
+static const char* config_find(const Config* c, const char* key) {
     const char* s = skip_ws(c->text);
-    if (*s != '{') return 0;
+    if (*s != '{') return NULL;
     s++;
     char k[128];
     while (*(s = skip_ws(s)) == '"') {
         s = skip_ws(read_string(s, k, sizeof(k)));
-        if (*s != ':') return 0;
+        if (*s != ':') return NULL;
         s = skip_ws(s + 1);
-        int match = !strcmp(k, key);
-        if (*s == '"') {
-            s = read_string(s, match ? out : NULL, outlen);
-            if (match) return 1;
-        } else if (*s == '[' || *s == '{') { // nested: skipped
-            int depth = 0;
-            for (; *s; s++) {
-                if (*s == '"') s = read_string(s, NULL, 0) - 1;
-                else if (*s == '[' || *s == '{') depth++;
-                else if ((*s == ']' || *s == '}') && --depth == 0) break;
-            }
-            if (*s) s++;
-        } else {
-            const char* e = s;
-            while (*e && *e != ',' && *e != '}' && *e != '\n') e++;
-            if (match) {
-                snprintf(out, outlen, "%.*s", (int)(e - s), s);
-                while (e > s && out[e - s - 1] == ' ') out[--e - s] = 0;
-                return 1;
-            }
-            s = e;
-        }
-        s = skip_ws(s);
+        if (!strcmp(k, key)) return s;
+        s = skip_ws(skip_value(s));
         if (*s == ',') s++;
     }
-    return 0;
+    return NULL;
+}
+
+// 1 and the value in out when the key exists with a string or number value; 0 otherwise.
+static int config_get(const Config* c, const char* key, char* out, size_t outlen) {
+    const char* s = config_find(c, key);
+    if (!s || *s == '[' || *s == '{') return 0;
+    if (*s == '"') {
+        read_string(s, out, outlen);
+        return 1;
+    }
+    const char* e = skip_value(s);
+    while (e > s && e[-1] == ' ') e--;
+    snprintf(out, outlen, "%.*s", (int)(e - s), s);
+    return 1;
+}
+
+// The value of a top-level key as written (a string with its quotes and escapes): 1, or 0 when it is
+// missing or does not fit.
+static int config_raw(const Config* c, const char* key, char* out, size_t outlen) {
+    const char* s = config_find(c, key);
+    if (!s) return 0;
+    size_t n = (size_t)(skip_value(s) - s);
+    if (n + 1 > outlen) return 0;
+    memcpy(out, s, n);
+    out[n] = 0;
+    return 1;
+}
+
+#define HISTORY_MAX 100 // resume commands kept in config.json (the newest, this one included)
+
+// The "resumed" entries of a run's config.json, one per line into r->history, so that this resume
+// adds to them: the newest HISTORY_MAX - 1, fewer where they would not fit (the file must stay far below
+// config_load's 1 MB).
+static void keep_history(RunDir* r, const Config* c) {
+    const char* s = config_find(c, "resumed");
+    if (!s || *s != '[') return;
+    const char* start[HISTORY_MAX];
+    size_t len[HISTORY_MAX];
+    int count = 0;
+    for (s = skip_ws(s + 1); *s == '{'; count++) {
+        const char* e = skip_value(s);
+        start[count % HISTORY_MAX] = s, len[count % HISTORY_MAX] = (size_t)(e - s);
+        s = skip_ws(e);
+        if (*s == ',') s = skip_ws(s + 1);
+    }
+    int first = count > HISTORY_MAX - 1 ? count - (HISTORY_MAX - 1) : 0; // room for this resume
+    size_t used = 0;
+    for (int i = count - 1; i >= first; i--) { // from the newest back, while they fit
+        if (used + len[i % HISTORY_MAX] + 8 > sizeof(r->history)) {
+            first = i + 1;
+            break;
+        }
+        used += len[i % HISTORY_MAX] + 8;
+    }
+    size_t n = 0;
+    for (int i = first; i < count; i++)
+        n += (size_t)snprintf(r->history + n, sizeof(r->history) - n, "    %.*s,\n", (int)len[i % HISTORY_MAX],
+                              start[i % HISTORY_MAX]);
 }
 
 // Returns 0 when there is no file at path; anything there that cannot be read as a run configuration
@@ -298,6 +352,11 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
         snprintf(o->resume, PATH_LEN, "%s", ckpt);
         if (have) {
             snprintf(r->dir, PATH_LEN, "%s", c.dir);
+            if (training) { // the run's first command stays; this one joins its "resumed" history
+                if (!config_raw(&c, "command", r->first_command, sizeof(r->first_command))) r->first_command[0] = 0;
+                keep_history(r, &c);
+                r->resuming = 1;
+            }
             if (training) apply_config(r, o, &c);
             else if (!(o->given & GIVEN_DATA) && config_path(&c, "data", ckpt)) snprintf(o->data, PATH_LEN, "%s", ckpt);
             r->resumed_from_config = 1;
@@ -410,6 +469,25 @@ static void publish(const RunDir* r, const char* tmp) {
         nn_fatal("cannot write the run configuration '%s': %s", r->config, strerror(errno));
 }
 
+// "command": the run's first command line, kept across resumes; "resumed": one {command, time} per
+// --resume since, this one last ([] for a new run).
+static void put_commands(FILE* f, const RunDir* r) {
+    if (r->resuming && r->first_command[0]) fprintf(f, "  \"command\": %s,\n", r->first_command);
+    else put_string(f, "command", r->command, 0);
+    if (!r->resuming) {
+        fprintf(f, "  \"resumed\": [],\n");
+        return;
+    }
+    char when[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
+    fprintf(f, "  \"resumed\": [\n%s    {\"command\": ", r->history);
+    nn_json_string(f, r->command);
+    fprintf(f, ", \"time\": \"%s\"}\n  ],\n", when);
+}
+
 void rundir_write_config(const RunDir* r, const Trainer* t) {
     if (!r->dir[0] || dist_rank() != 0) return; // rank 0 writes the run's files
     if (r->create) refuse_taken(r); // another run may have started in this directory since the start-up check
@@ -424,7 +502,7 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
     if (!f) nn_fatal("cannot write the run configuration '%s': %s", tmp, why);
     fprintf(f, "{\n");
     put_string(f, "format", "drnet-run", 0);
-    put_string(f, "command", r->command, 0);
+    put_commands(f, r);
     put_string(f, "model", o->model, 0);
     put_string(f, "dataset", o->dataset, 0);
     put_path(f, "checkpoint", dir_abs, o->checkpoint);

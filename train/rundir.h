@@ -18,6 +18,9 @@ typedef struct RunDir {
     char final[PATH_LEN];  // dir/final.ckpt
     char restored[4096];   // what --resume took from config.json, for the start-up banner
     char command[4096];    // the command line, recorded in config.json
+    int resuming;          // a training run resumed with its config.json: "command" is kept, this one added
+    char first_command[6 * 4096 + 8]; // that config.json's "command", as written (a JSON string)
+    char history[65536];   // its "resumed" entries, one per line ("    {...},\n")
     int resumed_from_config;
     int create;                   // a new run: rundir_create makes the directory, once the run is set up
     char base[PATH_LEN - 16];     // a default name's runs/MODEL-DATASET-STAMP ("" with --out)
