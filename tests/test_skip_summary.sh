@@ -19,7 +19,7 @@ file(WRITE \${CMAKE_BINARY_DIR}/CTestCustom.cmake
      "set(CTEST_CUSTOM_POST_TEST \\"bash $here/skip_summary.sh \${CMAKE_BINARY_DIR}/Testing/Temporary/LastTest.log\\")\\n")
 EOF2
 "$(dirname "$CTEST")/cmake" -S "$tmp" -B "$tmp/b" > "$tmp/cfg.out" 2>&1 || { show cfg; fail "cmake"; finish test_skip_summary; }
-"$CTEST" --test-dir "$tmp/b" > "$tmp/run.out" 2>&1
+env -u DRNET_SLOW_TESTS "$CTEST" --test-dir "$tmp/b" > "$tmp/run.out" 2>&1 # as a user runs it
 grep -qE '^ +t_nodata +skipped: no data here$' "$tmp/run.out" && echo "ok   a skip's reason is printed" || { fail "no reason line for t_nodata"; show run 12; }
 grep -qE '^ +t_slow +skipped: a slow test \(about 42 s on 2 cores\)' "$tmp/run.out" && echo "ok   a slow test skips by default, saying why" ||
   { fail "no slow-skip line for t_slow"; show run 12; }
