@@ -1,7 +1,8 @@
 // What ./train does when something is wrong, each case provoked for real: crafted checkpoints whose
 // CRCs pass but whose values no command line could give (tests/crafted/*.bin) are refused naming
-// the file and the record; an unwritable --checkpoint or --log is refused at start-up, before the
-// data is read; a --log write error stops the run; a NaN test loss and non-finite weights stop the
+// the file and the record; an unwritable --checkpoint or --log, a FIFO, device or directory where a
+// file belongs (never opened: a FIFO would block), and one path for two of the run's files are refused
+// at start-up, before the data is read; a --log write error stops the run; a NaN test loss and non-finite weights stop the
 // run with the epoch and step, exit 1 and leave the previous checkpoint byte for byte; resuming with
 // another --threads says that bit-identity is lost; the run's clock carries across --resume (and a
 // damaged one is refused). Usage: test_guard PATH-TO-TRAIN

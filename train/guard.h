@@ -14,7 +14,8 @@
 // before anything slow: --resume and --init are regular files where they exist; the checkpoint and
 // final.ckpt can be saved (regular files or absent, their PATH.tmp too, in a writable directory);
 // the log is a regular file that can be written, or can be created. A FIFO, a device or a directory
-// is refused by name.
+// is refused by name, and so is one path given for two of the run's files (--log F --checkpoint F,
+// the log on the data archive or config.json).
 void guard_paths(const Options* o, const RunDir* r);
 
 // One training process per checkpoint: takes an exclusive lock on CHECKPOINT.lock (held until the
