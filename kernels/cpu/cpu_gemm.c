@@ -170,15 +170,13 @@ static inline void pack(float* dst, const GemmOperand* op, int f0, int fn, int r
 
 // --- the serial blocked loop ----------------------------------------------------------------------------
 
-// Whether the micro-kernel can store into C directly: rows evenly spaced and every half-tile of
-// columns contiguous (tiles start at multiples of NR/2 inside a block). A batched NCHW view with 16 or
-// more pixels per image (a multiple of 16) qualifies, its tiles' halves possibly in two images.
-static int c_direct(const GemmOut* C, const GemmIsa* isa) {
-    return C->row.block <= 0 && C->col.stride == 1 && (C->col.block <= 0 || C->col.block % (isa->nr / 2) == 0);
+// (gemm_c_direct, gemm_copy_out, gemm_depth_block: cpu_gemm.h says what each does; they are not static
+// so that a second driver, for other packed formats, can share them.)
+int gemm_c_direct(const GemmOut* C, int nr) {
+    return C->row.block <= 0 && C->col.stride == 1 && (C->col.block <= 0 || C->col.block % (nr / 2) == 0);
 }
 
-// Copies (or adds) the staged block S (m x n, row stride lds) into C at (i, j), run by run.
-static void copy_out(const GemmOut* C, int i, int j, int m, int n, const float* S, int lds, int accumulate) {
+void gemm_copy_out(const GemmOut* C, int i, int j, int m, int n, const float* S, int lds, int accumulate) {
     for (int t = 0; t < n;) {
         int te = run_end(&C->col, j + t, j + n) - j; // columns t..te-1 are adjacent in memory
         ptrdiff_t cs = C->col.stride, col = gemm_offset(&C->col, j + t);
@@ -194,8 +192,7 @@ static void copy_out(const GemmOut* C, int i, int j, int m, int n, const float* 
     }
 }
 
-// Depth blocks of about equal size, none longer than kc_max (K = 288 -> 2 x 144, not 256 + 32).
-static int depth_block(int K, int kc_max) {
+int gemm_depth_block(int K, int kc_max) {
     int blocks = (K + kc_max - 1) / kc_max;
     return (K + blocks - 1) / blocks;
 }
@@ -205,7 +202,7 @@ static int depth_block(int K, int kc_max) {
 static void gemm_serial(int i0, int i1, int j0, int j1, int k0, int k1, float alpha, const GemmOperand* A,
                         const GemmOperand* B, int accumulate, const GemmOut* C) {
     const GemmIsa* isa = gemm_isa();
-    int MR = isa->mr, NR = isa->nr, KC = depth_block(k1 - k0, isa->kc);
+    int MR = isa->mr, NR = isa->nr, KC = gemm_depth_block(k1 - k0, isa->kc);
     int MC = isa->mc, NC = isa->nc;
     if (j1 - j0 < NC) NC = j1 - j0;
     int NCP = (NC + NR - 1) / NR * NR;
@@ -214,7 +211,7 @@ static void gemm_serial(int i0, int i1, int j0, int j1, int k0, int k1, float al
     // A C that the kernel cannot store into (4 pixels per image, transposed) is staged per column
     // block in a contiguous (i1 - i0, NCP) buffer, then copied out once: with the depth of those
     // layers (512 and more) the copy is a fraction of a percent of the arithmetic.
-    int direct = c_direct(C, isa);
+    int direct = gemm_c_direct(C, isa->nr);
     float* stage = direct ? NULL : cpu_scratch(SLOT_GEMM_STAGE, (size_t)(i1 - i0) * NCP);
     for (int jc = j0; jc < j1; jc += NC) {
         int nc = j1 - jc < NC ? j1 - jc : NC;
@@ -243,13 +240,13 @@ static void gemm_serial(int i0, int i1, int j0, int j1, int k0, int k1, float al
                 }
             }
         }
-        if (!direct) copy_out(C, i0, jc, i1 - i0, nc, stage, NCP, accumulate);
+        if (!direct) gemm_copy_out(C, i0, jc, i1 - i0, nc, stage, NCP, accumulate);
     }
 }
 
 void gemm_indirect(int M, int N, int K, const GemmOperand* A, const float* const* b, const GemmOut* C) {
     const GemmIsa* isa = gemm_isa();
-    int MR = isa->mr, NR = isa->nr, KC = depth_block(K, 512);
+    int MR = isa->mr, NR = isa->nr, KC = gemm_depth_block(K, 512);
     NN_ASSERT(C->row.block <= 0 && C->col.stride == 1 && C->col.block <= 0, "gemm_indirect: C must be a plain matrix");
     float* abuf = cpu_scratch(SLOT_GEMM_A, (size_t)KC * ((M + MR - 1) / MR * MR)); // (M/MR panels, kc, MR)
     for (int pc = 0; pc < K; pc += KC) {
@@ -291,27 +288,28 @@ typedef enum { SPLIT_NONE, SPLIT_N, SPLIT_M, SPLIT_K } Split;
 // Which dimension to split over T threads: the one that packs the fewest elements per thread.
 // Splitting N makes every thread pack all of A, splitting M all of B; splitting K packs nothing twice
 // but adds a reduction of T partial C's. Small problems run on one thread.
-static Split choose_split(int M, int N, int K, int T, const GemmIsa* isa) {
+static Split choose_split(int M, int N, int K, int T, int mr, int nr, int kc) {
     if (T < 2 || (double)M * N * K < 64.0 * 64 * 64) return SPLIT_NONE;
     double best = 1e300;
     Split s = SPLIT_NONE;
-    if (N >= 2 * isa->nr) {
+    if (N >= 2 * nr) {
         double cost = (double)M * K + (double)K * N / T;
         if (cost < best) best = cost, s = SPLIT_N;
     }
-    if (M >= 2 * isa->mr) {
+    if (M >= 2 * mr) {
         double cost = (double)K * N + (double)M * K / T;
         if (cost < best) best = cost, s = SPLIT_M;
     }
-    if (K >= 4 * isa->kc) {
+    if (K >= 4 * kc) {
         double cost = ((double)M * K + (double)K * N) / T + 2.0 * M * N;
         if (cost < best) best = cost, s = SPLIT_K;
     }
     return s;
 }
 
-void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
-              const GemmOut* C) {
+// (gemm_run: the FP32 entry point below is one serial loop through it; cpu_gemm.h.)
+void gemm_run(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+              const GemmOut* C, GemmSerialFn serial, int mr, int nr, int kc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         if (beta != 1.0f) scale_c(C, M, N, beta);
@@ -322,23 +320,22 @@ void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
         beta = 1.0f;
     }
     int accumulate = beta == 1.0f;
-    const GemmIsa* isa = gemm_isa();
     int T = cpu_in_parallel() ? 1 : cpu_max_threads();
-    Split split = choose_split(M, N, K, T, isa);
+    Split split = choose_split(M, N, K, T, mr, nr, kc);
     if (split == SPLIT_NONE) {
-        gemm_serial(0, M, 0, N, 0, K, alpha, A, B, accumulate, C);
+        serial(0, M, 0, N, 0, K, alpha, A, B, accumulate, C);
         return;
     }
     if (split == SPLIT_N || split == SPLIT_M) {
-        int chunk = split == SPLIT_N ? chunk_of(N, T, isa->nr) : chunk_of(M, T, isa->mr);
+        int chunk = split == SPLIT_N ? chunk_of(N, T, nr) : chunk_of(M, T, mr);
 #pragma omp parallel num_threads(T)
         {
             int t = cpu_thread_num();
             int lo = t * chunk, hi = split == SPLIT_N ? N : M;
             if (lo + chunk < hi) hi = lo + chunk;
             if (lo < hi) {
-                if (split == SPLIT_N) gemm_serial(0, M, lo, hi, 0, K, alpha, A, B, accumulate, C);
-                else gemm_serial(lo, hi, 0, N, 0, K, alpha, A, B, accumulate, C);
+                if (split == SPLIT_N) serial(0, M, lo, hi, 0, K, alpha, A, B, accumulate, C);
+                else serial(lo, hi, 0, N, 0, K, alpha, A, B, accumulate, C);
             }
         }
         return;
@@ -354,7 +351,7 @@ void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
         float* part = cpu_scratch(SLOT_GEMM_PARTIAL, (size_t)M * N); // (M, N)
         partial[t] = part;
         GemmOut P = gemm_c_matrix(part, N);
-        if (lo < hi) gemm_serial(0, M, 0, N, lo, hi, alpha, A, B, 0, &P);
+        if (lo < hi) serial(0, M, 0, N, lo, hi, alpha, A, B, 0, &P);
         else memset(part, 0, (size_t)M * N * sizeof(float));
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -368,6 +365,12 @@ void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
             }
         }
     }
+}
+
+void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+              const GemmOut* C) {
+    const GemmIsa* isa = gemm_isa();
+    gemm_run(M, N, K, alpha, A, B, beta, C, gemm_serial, isa->mr, isa->nr, isa->kc);
 }
 
 // --- the row-major interface --------------------------------------------------------------------------

@@ -73,6 +73,26 @@ void gemm_indirect(int M, int N, int K, const GemmOperand* A, const float* const
 // The packer for views (what cpu_gemm uses when op->pack is NULL).
 void gemm_pack_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale);
 
+// --- pieces the FP32 and bf16 drivers share --------------------------------------------------------
+// One thread's part of a GEMM: C[i0:i1, j0:j1] (+)= alpha * A[i0:i1, k0:k1] * B[k0:k1, j0:j1]
+// (accumulate: add to C, else overwrite it). j0 is a multiple of the tile's NR.
+typedef void (*GemmSerialFn)(int i0, int i1, int j0, int j1, int k0, int k1, float alpha, const GemmOperand* A,
+                             const GemmOperand* B, int accumulate, const GemmOut* C);
+// beta, and the split of the GEMM over the threads (see cpu_gemm), for a serial loop whose tile is
+// mr x nr and whose depth block is at most kc: each thread's part goes through `serial`.
+void gemm_run(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+              const GemmOut* C, GemmSerialFn serial, int mr, int nr, int kc);
+// Whether a micro-kernel of nr columns can store into C directly: rows evenly spaced and every
+// half-tile of columns contiguous (tiles start at multiples of nr/2 inside a block). A batched NCHW
+// view with 16 or more pixels per image (a multiple of 16) qualifies, its tiles' halves possibly in
+// two images.
+int gemm_c_direct(const GemmOut* C, int nr);
+// Copies (or adds) a staged block S (m x n, row stride lds) into C at (i, j), run by run: for the
+// layouts gemm_c_direct refuses.
+void gemm_copy_out(const GemmOut* C, int i, int j, int m, int n, const float* S, int lds, int accumulate);
+// Depth blocks of about equal size, none longer than kc_max (K = 288 -> 2 x 144, not 256 + 32).
+int gemm_depth_block(int K, int kc_max);
+
 // --- micro-kernels --------------------------------------------------------------------------------
 // c (m x n tile, row stride ldc) = [c +] sum over k of a[k*MR + i] * b[k*NR + j], i < m <= MR,
 // j < n <= NR; a and b are packed panels. accumulate = 0 overwrites c without reading it.
