@@ -31,7 +31,7 @@ set_tests_properties(test_bench_cli PROPERTIES TIMEOUT 120)
 add_test(NAME test_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_cli.sh $<TARGET_FILE:train>)
 set_tests_properties(test_cli PROPERTIES ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2" TIMEOUT 600)
 drnet_test(test_gemm)
-# The bf16 GEMM's rounding to nearest even.
+# The bf16 GEMM: its rounding, and every bf16 kernel against a reference that rounds the same way.
 drnet_test(test_gemm_bf16)
 # CPU benchmarks (train/bench/): GEMM against the measured peak, and the training step against PyTorch.
 add_executable(bench-gemm train/bench/bench_gemm.c train/args.c)

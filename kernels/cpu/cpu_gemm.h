@@ -67,6 +67,15 @@ GemmOut gemm_c_matrix(float* c, int ldc);
 void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
               const GemmOut* C);
 
+// The same product with both operands rounded to bf16 and the products summed in FP32 (the
+// convolutions and linear layers of mixed-precision training):
+//   C = alpha * bf16(A) bf16(B) + beta * C,   bf16() = gemm_bf16_operand (below)
+// alpha scales the FP32 sums; it is never rounded into A. Views, beta and the thread split as for
+// cpu_gemm. The kernel is the one gemm_bf16_isa() names: for now a portable C loop that adds exactly
+// as vdpbf16ps does (see "bf16" below).
+void cpu_gemm_bf16(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+                   const GemmOut* C);
+
 // C (M, N) = A (M, K) * B with B[k][j] = b[k][j]: row pointers, read in place by the indirect
 // micro-kernel. C must be a plain matrix (rows evenly spaced, columns contiguous); b[k] + N +
 // GEMM_INDIRECT_SLACK floats must be readable. Runs on the calling thread (convolutions call it from their own threads).
@@ -179,5 +188,29 @@ static inline uint16_t gemm_bf16_operand(float x) {
     uint16_t h = gemm_bf16_round(x);
     return (h & 0x7F80u) == 0 ? (uint16_t)(h & 0x8000u) : h;
 }
+
+// Packed bf16 panels hold pairs: 32-bit word p * W + w of a panel of W lanes holds lane w at reduction
+// index 2p in its low half and 2p + 1 in its high half (what vdpbf16ps multiplies lane by lane); an
+// odd depth ends with a zero high half. dst (ceil(rn/2), W) = pairs of src (rn, W), a packed FP32 panel.
+void gemm_bf16_pairs(uint32_t* dst, const float* src, int rn, int W);
+
+// c (m x n tile, stored as GemmKernelFn stores) = alpha * s [+ c], s = the FP32 sum over the kp pairs
+// of packed panels a (kp, MR) and b (kp, NR). Each pair is added as vdpbf16ps adds it: the high
+// (odd-k) product first, then the low one, each step an FMA that treats a denormal accumulator as zero
+// and flushes a denormal result to zero, rounding to nearest. alpha * s [+ c] is one FMA.
+typedef void (*GemmBf16KernelFn)(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdiff_t ldc,
+                                 ptrdiff_t hi, int m, int n, float alpha, int accumulate);
+
+typedef struct GemmBf16Isa {
+    const char* name;   // "avx512bf16" (vdpbf16ps), "generic" (portable C)
+    int mr, nr;         // tile of the micro-kernel
+    int mc, kc, nc;     // cache blocking as in GemmIsa; kc counts bf16 values (kc / 2 pairs)
+    GemmBf16KernelFn kernel;
+} GemmBf16Isa;
+
+extern const GemmBf16Isa gemm_bf16_isa_generic;
+
+// The bf16 kernel in use: so far only the portable one.
+const GemmBf16Isa* gemm_bf16_isa(void);
 
 #endif

@@ -1,6 +1,9 @@
 // The portable GEMM micro-kernel: a 4 x 16 tile in plain C, written so that the compiler keeps the
 // tile in registers and vectorizes the j loop with whatever the baseline ISA offers (SSE2 on
 // x86-64). Used on CPUs without AVX2, and by the tests as a second opinion.
+#include <float.h>
+#include <math.h>
+
 #include "cpu_gemm.h"
 
 enum { MR = 4, NR = 16 };
@@ -59,4 +62,51 @@ const GemmIsa gemm_isa_generic = {
     .kernel = kernel,
     .indirect = indirect,
     .dot = dot,
+};
+
+// --- bf16: the portable kernel, bit for bit what vdpbf16ps computes -----------------------------------
+// Used where the CPU lacks AVX512_BF16, and by the tests as the kernel the fast one must match.
+
+// One step of vdpbf16ps: acc + a * b as one FMA, then a denormal result flushed to a zero of its
+// sign (FTZ). The product of two bf16 is exact in double and the sum of two numbers of at most 24
+// significant bits, rounded to double and then to float, is the correctly rounded float sum (double
+// has more than 2 * 24 + 2 bits), so this is the FMA without needing an FMA unit. acc is never denormal
+// (it starts at zero and every step flushes), so the instruction's DAZ on it needs nothing here.
+static inline float dp_step(float acc, float a, float b) {
+    float r = (float)((double)acc + (double)a * (double)b);
+    return fabsf(r) < FLT_MIN ? r * 0.0f : r;
+}
+
+static inline float pair_lo(uint32_t w) { return gemm_bf16_float((uint16_t)(w & 0xFFFFu)); }
+static inline float pair_hi(uint32_t w) { return gemm_bf16_float((uint16_t)(w >> 16)); }
+
+static void kernel_bf16(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, int m,
+                        int n, float alpha, int accumulate) {
+    float acc[MR][NR] = {{0}};
+    for (int p = 0; p < kp; p++) {
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) {
+                float t = dp_step(acc[i][j], pair_hi(a[i]), pair_hi(b[j])); // the odd k first, as vdpbf16ps
+                acc[i][j] = dp_step(t, pair_lo(a[i]), pair_lo(b[j]));
+            }
+        a += MR;
+        b += NR;
+    }
+    // fmaf: one rounding, as the AVX-512 kernel's store (a contracted or uncontracted a * b + c would
+    // depend on the compiler's flags)
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float* cij = c + i * ldc + (j < NR / 2 ? j : hi + j - NR / 2);
+            *cij = accumulate ? fmaf(alpha, acc[i][j], *cij) : alpha * acc[i][j];
+        }
+}
+
+const GemmBf16Isa gemm_bf16_isa_generic = {
+    .name = "generic",
+    .mr = MR,
+    .nr = NR,
+    .mc = 128,
+    .kc = 256,
+    .nc = 2048,
+    .kernel = kernel_bf16,
 };

@@ -28,6 +28,7 @@ enum {
     SLOT_GEMM_B,       // cpu_gemm.c: packed B block
     SLOT_GEMM_PARTIAL, // cpu_gemm.c: this thread's partial C when the depth is split
     SLOT_GEMM_STAGE,   // cpu_gemm.c: C staged for a layout the micro-kernel cannot store into
+    SLOT_GEMM_PANEL,   // cpu_gemm_bf16.c: one FP32 panel on its way into bf16 pairs
     SLOT_CONV_A,       // cpu_conv_flat.c: flat input planes
     SLOT_CONV_B,       // cpu_conv_flat.c: output grid
     SLOT_CONV_C,       // cpu_conv_flat.c: this thread's partial filter gradient

@@ -1,0 +1,103 @@
+// The bf16 GEMM driver: C = alpha * bf16(A) bf16(B) + beta * C with FP32 sums, in the BLIS loop order
+// of cpu_gemm.c (which says why that order) and through its beta handling and thread split
+// (gemm_run). What differs is the packed format: panels of bf16 pairs (cpu_gemm.h), which the
+// micro-kernel multiplies two reduction indices at a time, and alpha, which the kernel applies to
+// the FP32 sums rather than the packer to A (bf16(alpha * a) is not alpha * bf16(a)).
+#include "../../nn/util.h"
+#include "cpu_gemm.h"
+#include "cpu_kernels.h"
+
+// --- run-time choice --------------------------------------------------------------------------------
+
+const GemmBf16Isa* gemm_bf16_isa(void) { return &gemm_bf16_isa_generic; }
+
+// --- packing ----------------------------------------------------------------------------------------
+
+// Rows 2p and 2p + 1 of the FP32 panel become row p of pairs. Plain C that the clones vectorize: the
+// rounding is integer arithmetic and selects.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gemm_bf16_pairs(uint32_t* restrict dst, const float* restrict src, int rn, int W) {
+    for (int p = 0; p < rn / 2; p++) {
+        const float *lo = src + (size_t)2 * p * W, *hi = lo + W;
+        uint32_t* d = dst + (size_t)p * W;
+        for (int w = 0; w < W; w++) d[w] = gemm_bf16_operand(lo[w]) | (uint32_t)gemm_bf16_operand(hi[w]) << 16;
+    }
+    if (rn % 2) { // an odd depth: the last pair's high half is zero
+        const float* lo = src + (size_t)(rn - 1) * W;
+        uint32_t* d = dst + (size_t)(rn / 2) * W;
+        for (int w = 0; w < W; w++) d[w] = gemm_bf16_operand(lo[w]);
+    }
+}
+
+// Panels of pairs: panel q of W lanes at dst + q * W * ceil(rn/2). Each panel first goes through the
+// operand's own FP32 packer (views, in-register transposes, or op->pack: whatever cpu_gemm runs), into
+// a staging panel small enough to stay in L1 (kc x W floats), and from there into pairs. So every
+// layout cpu_gemm accepts works here without a bf16 copy of each packer.
+static void pack_pairs(uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W) {
+    float* panel = cpu_scratch(SLOT_GEMM_PANEL, (size_t)rn * W); // (rn, W)
+    size_t rp = (size_t)(rn + 1) / 2;
+    for (int q = 0; q * W < fn; q++) {
+        int lanes = fn - q * W < W ? fn - q * W : W;
+        (op->pack ? op->pack : gemm_pack_view)(panel, op, f0 + q * W, lanes, r0, rn, W, 1.0f);
+        gemm_bf16_pairs(dst + (size_t)q * W * rp, panel, rn, W);
+    }
+}
+
+// --- the serial blocked loop --------------------------------------------------------------------------
+
+// The depth block: gemm_depth_block's, made even so that only the last block of a range can end with
+// a half-empty pair.
+static int depth_block_even(int K, int kc_max) {
+    int kc = gemm_depth_block(K, kc_max);
+    return kc < K ? (kc + 1) / 2 * 2 : kc;
+}
+
+// gemm_serial of cpu_gemm.c for bf16 panels (GemmSerialFn).
+static void serial_bf16(int i0, int i1, int j0, int j1, int k0, int k1, float alpha, const GemmOperand* A,
+                        const GemmOperand* B, int accumulate, const GemmOut* C) {
+    const GemmBf16Isa* isa = gemm_bf16_isa();
+    int MR = isa->mr, NR = isa->nr, KC = depth_block_even(k1 - k0, isa->kc), KP = (KC + 1) / 2;
+    int MC = isa->mc, NC = isa->nc;
+    if (j1 - j0 < NC) NC = j1 - j0;
+    int NCP = (NC + NR - 1) / NR * NR;
+    uint32_t* bbuf = (uint32_t*)cpu_scratch(SLOT_GEMM_B, (size_t)KP * NCP);      // (nc/NR panels, kc/2, NR)
+    uint32_t* abuf = (uint32_t*)cpu_scratch(SLOT_GEMM_A, (size_t)KP * (MC + MR)); // (mc/MR panels, kc/2, MR)
+    // C that the kernel cannot store into is staged per column block, as in gemm_serial.
+    int direct = gemm_c_direct(C, NR);
+    float* stage = direct ? NULL : cpu_scratch(SLOT_GEMM_STAGE, (size_t)(i1 - i0) * NCP); // (i1 - i0, NCP)
+    for (int jc = j0; jc < j1; jc += NC) {
+        int nc = j1 - jc < NC ? j1 - jc : NC;
+        for (int pc = k0; pc < k1; pc += KC) {
+            int kc = k1 - pc < KC ? k1 - pc : KC, kp = (kc + 1) / 2;
+            int acc = pc > k0 || (direct && accumulate);
+            pack_pairs(bbuf, B, jc, nc, pc, kc, NR);
+            for (int ic = i0; ic < i1; ic += MC) {
+                int mc = i1 - ic < MC ? i1 - ic : MC;
+                pack_pairs(abuf, A, ic, mc, pc, kc, MR);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int n = nc - jr < NR ? nc - jr : NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int m = mc - ir < MR ? mc - ir : MR;
+                        const uint32_t *ap = abuf + (size_t)ir * kp, *bp = bbuf + (size_t)jr * kp;
+                        if (direct) {
+                            int i = ic + ir, j = jc + jr;
+                            float* c = C->p + gemm_offset(&C->row, i) + gemm_offset(&C->col, j);
+                            ptrdiff_t hi = n > NR / 2 ? gemm_offset(&C->col, j + NR / 2) - gemm_offset(&C->col, j) : NR / 2;
+                            isa->kernel(kp, ap, bp, c, C->row.stride, hi, m, n, alpha, acc);
+                        } else {
+                            float* c = stage + (size_t)(ic + ir - i0) * NCP + jr;
+                            isa->kernel(kp, ap, bp, c, NCP, NR / 2, m, n, alpha, acc);
+                        }
+                    }
+                }
+            }
+        }
+        if (!direct) gemm_copy_out(C, i0, jc, i1 - i0, nc, stage, NCP, accumulate);
+    }
+}
+
+void cpu_gemm_bf16(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+                   const GemmOut* C) {
+    const GemmBf16Isa* isa = gemm_bf16_isa();
+    gemm_run(M, N, K, alpha, A, B, beta, C, serial_bf16, isa->mr, isa->nr, isa->kc);
+}
