@@ -2,12 +2,13 @@
 //   - gemm_bf16_round on hand-picked bit patterns (ties to even, carries into the next exponent and
 //     into Inf, denormals, NaN, Inf) and on a million sampled floats against an oracle that picks the
 //     nearer of the two neighbouring bf16 in double precision; the pair packing's layout and its DAZ;
-//   - the GEMM, on the portable bf16 kernel, 1 and 2 threads, all four transpose
+//   - the GEMM, on every bf16 kernel the CPU can run, 1 and 2 threads, all four transpose
 //     combinations, odd K, M and N off the tile, alpha and beta (beta 0 on a C full of NaN), depth
 //     and thread splits, and the batched NCHW views of the 1x1 convolutions, against
 //       (1) a plain loop over the same bf16 operands summed in FP32, k in order (the reference:
 //           it rounds exactly where the kernels round, so only the summation order differs),
 //       (2) the FP32 GEMM on the unrounded operands (bf16's rounding error, bounded),
+//       (3) the portable kernel, bit for bit, when the vdpbf16ps kernel runs (1 thread, plain C),
 //     with NaN and Inf propagated as the reference propagates them. The bounds are derived below.
 #include <float.h>
 #include <math.h>
@@ -252,10 +253,23 @@ static int same_bits(const float* x, const float* y, size_t n) {
     return 1;
 }
 
+// (3): with the vdpbf16ps kernel in use at one thread, the portable kernel must give the same bits.
+static void check_vs_portable(const Case* t, float* scratch, size_t n) {
+    if (strcmp(gemm_bf16_isa()->name, "avx512bf16") != 0 || cpu_max_threads() != 1) return;
+    memcpy(scratch, t->c0, n * sizeof(float));
+    GemmOut C = t->C;
+    C.p = scratch;
+    const char* fp32_isa = gemm_isa()->name;
+    gemm_set_isa("generic");
+    cpu_gemm_bf16(t->M, t->N, t->K, t->alpha, &t->A, &t->B, t->beta, &C);
+    gemm_set_isa(fp32_isa);
+    CHECK(same_bits(t->C.p, scratch, n), "%s: the portable kernel's bits differ from vdpbf16ps's", t->what);
+}
+
 static int case_count;
 
-// Runs a case whose C buffer holds n floats (c0 copied in first): the bf16 GEMM, then checks (1)
-// and, for finite operands, (2); the second run must repeat the first's bits.
+// Runs a case whose C buffer holds n floats (c0 copied in first): the bf16 GEMM, then checks (1),
+// (3) and, for finite operands, (2); the second run must repeat the first's bits.
 static void run_case(Case* t, size_t n, int finite) {
     float* c32 = NN_MALLOC(n * sizeof(float)); // (n): C's buffer, same layout
     float* again = NN_MALLOC(n * sizeof(float));
@@ -274,6 +288,7 @@ static void run_case(Case* t, size_t n, int finite) {
     C2.p = again;
     cpu_gemm_bf16(t->M, t->N, t->K, t->alpha, &t->A, &t->B, t->beta, &C2);
     CHECK(same_bits(t->C.p, again, n), "%s: two runs differ", t->what);
+    check_vs_portable(t, again, n);
     case_count++;
     free(c32), free(again);
 }
@@ -401,8 +416,10 @@ int main(void) {
     check_round_sampled();
     check_operand_and_pairs();
     printf("  rounding: %s\n", test_failures ? "FAILED" : "ok");
+    printf("  bf16 kernel here: %s (CPU %s AVX512_BF16)\n", gemm_bf16_isa()->name,
+           gemm_cpu_has_avx512bf16() ? "has" : "lacks");
 
-    const char* isas[] = {"generic"}; // the FP32 ISA that selects each bf16 kernel
+    const char* isas[] = {"avx512", "generic"}; // the FP32 ISA that selects each bf16 kernel
     const int sizes[][3] = {{1, 1, 1},      {1, 17, 5},    {5, 7, 3},     {13, 33, 17},  {12, 32, 256},
                             {25, 47, 300},  {37, 65, 29},  {130, 70, 9},  {64, 600, 40}, {300, 40, 64},
                             {20, 30, 2100}, {97, 129, 520}, {11, 45, 513}};

@@ -71,8 +71,8 @@ void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
 // convolutions and linear layers of mixed-precision training):
 //   C = alpha * bf16(A) bf16(B) + beta * C,   bf16() = gemm_bf16_operand (below)
 // alpha scales the FP32 sums; it is never rounded into A. Views, beta and the thread split as for
-// cpu_gemm. The kernel is the one gemm_bf16_isa() names: for now a portable C loop that adds exactly
-// as vdpbf16ps does (see "bf16" below).
+// cpu_gemm. The kernel is the one gemm_bf16_isa() names: vdpbf16ps where the CPU has AVX512_BF16,
+// else a portable C loop that adds exactly as vdpbf16ps does (see "bf16" below).
 void cpu_gemm_bf16(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
                    const GemmOut* C);
 
@@ -208,9 +208,14 @@ typedef struct GemmBf16Isa {
     GemmBf16KernelFn kernel;
 } GemmBf16Isa;
 
-extern const GemmBf16Isa gemm_bf16_isa_generic;
+extern const GemmBf16Isa gemm_bf16_isa_avx512, gemm_bf16_isa_generic;
+int gemm_cpu_has_avx512bf16(void); // run-time CPU check: AVX512F and AVX512_BF16
 
-// The bf16 kernel in use: so far only the portable one.
+// The bf16 kernel in use: vdpbf16ps when the FP32 ISA in use is avx512 (gemm_isa) and the CPU has
+// AVX512_BF16, else the portable one; DRNET_CPU_ISA=generic or gemm_set_isa("generic") runs the
+// portable one anywhere. Both add each pair the same way over the same depth blocks (same kc), so
+// on one thread and a C they can store into directly they give the same bits (test_gemm_bf16 checks
+// it); elsewhere the tile can change the thread split or the staging of C, hence the summation order.
 const GemmBf16Isa* gemm_bf16_isa(void);
 
 #endif

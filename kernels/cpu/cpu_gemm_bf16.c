@@ -9,7 +9,16 @@
 
 // --- run-time choice --------------------------------------------------------------------------------
 
-const GemmBf16Isa* gemm_bf16_isa(void) { return &gemm_bf16_isa_generic; }
+int gemm_cpu_has_avx512bf16(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+}
+
+// Tied to the FP32 choice so that one switch (DRNET_CPU_ISA, --isa, gemm_set_isa) picks both: a
+// run that asks for the portable FP32 kernel gets the portable bf16 one too.
+const GemmBf16Isa* gemm_bf16_isa(void) {
+    return gemm_isa() == &gemm_isa_avx512 && gemm_cpu_has_avx512bf16() ? &gemm_bf16_isa_avx512 : &gemm_bf16_isa_generic;
+}
 
 // --- packing ----------------------------------------------------------------------------------------
 

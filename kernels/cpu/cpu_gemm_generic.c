@@ -106,7 +106,7 @@ const GemmBf16Isa gemm_bf16_isa_generic = {
     .mr = MR,
     .nr = NR,
     .mc = 128,
-    .kc = 256,
+    .kc = 256, // the AVX-512 bf16 kernel's: the same depth blocks, hence the same sums
     .nc = 2048,
     .kernel = kernel_bf16,
 };

@@ -1,0 +1,97 @@
+// The AVX512_BF16 GEMM micro-kernel: the AVX-512 kernel's 12 x 32 tile of C in 24 zmm registers, fed
+// by vdpbf16ps. Per pair of reduction indices it loads one row of the packed B panel (32 words of two
+// bf16 each, 2 zmm) and broadcasts the 12 words of the packed A panel, for 24 vdpbf16ps: each does two
+// multiply-adds per lane, twice the work of an FMA, in the same registers and loads. Compiled for
+// AVX512F + AVX512_BF16 (GCC target pragma) but run only when gemm_bf16_isa() has checked the CPU.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bf16")
+#include <immintrin.h>
+
+#include "cpu_gemm.h"
+
+enum { MR = 12, NR = 32 };
+
+// Stores alpha * acc (or adds it to C with one FMA) for an m x (16 * halves) tile: columns 0-15 at c,
+// 16-31 at c + hi, masked by m0/m1 past the tile's n columns.
+static inline __attribute__((always_inline)) void store(const int m, const int halves, const __m512* c0,
+                                                        const __m512* c1, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                                                        __mmask16 m0, __mmask16 m1, float alpha, int accumulate) {
+    __m512 al = _mm512_set1_ps(alpha);
+#pragma GCC unroll 12
+    for (int i = 0; i < m; i++) {
+        float* ci = c + i * ldc;
+        __m512 v0, v1 = c1[i];
+        if (accumulate) {
+            v0 = _mm512_fmadd_ps(al, c0[i], _mm512_maskz_loadu_ps(m0, ci));
+            if (halves > 1) v1 = _mm512_fmadd_ps(al, c1[i], _mm512_maskz_loadu_ps(m1, ci + hi));
+        } else {
+            v0 = _mm512_mul_ps(al, c0[i]);
+            if (halves > 1) v1 = _mm512_mul_ps(al, c1[i]);
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        if (halves > 1) _mm512_mask_storeu_ps(ci + hi, m1, v1);
+    }
+}
+
+// One m x (16 * halves) tile over kp pairs; m and halves are compile-time constants in each instance,
+// so the accumulators live in registers. The B panel is zero-padded past n: no masks in the loop.
+static inline __attribute__((always_inline)) void tile(const int m, const int halves, int kp, const uint32_t* a,
+                                                       const uint32_t* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
+                                                       __mmask16 m0, __mmask16 m1, float alpha, int accumulate) {
+    __m512 c0[MR], c1[MR];
+    for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < m; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int p = 0; p < kp; p++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = halves > 1 ? (__m512bh)_mm512_load_si512(b + 16) : b0;
+#pragma GCC unroll 12
+        for (int i = 0; i < m; i++) {
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+            if (halves > 1) c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+        }
+        a += MR;
+        b += NR;
+    }
+    store(m, halves, c0, c1, c, ldc, hi, m0, m1, alpha, accumulate);
+}
+
+#define INSTANCE(M)                                                                                          \
+    static void tile##M##x32(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, \
+                             __mmask16 m0, __mmask16 m1, float alpha, int acc) {                             \
+        tile(M, 2, kp, a, b, c, ldc, hi, m0, m1, alpha, acc);                                                \
+    }                                                                                                        \
+    static void tile##M##x16(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, \
+                             __mmask16 m0, __mmask16 m1, float alpha, int acc) {                             \
+        tile(M, 1, kp, a, b, c, ldc, hi, m0, m1, alpha, acc);                                                \
+    }
+INSTANCE(1) INSTANCE(2) INSTANCE(3) INSTANCE(4) INSTANCE(5) INSTANCE(6)
+INSTANCE(7) INSTANCE(8) INSTANCE(9) INSTANCE(10) INSTANCE(11) INSTANCE(12)
+#undef INSTANCE
+
+typedef void (*TileFn)(int, const uint32_t*, const uint32_t*, float*, ptrdiff_t, ptrdiff_t, __mmask16, __mmask16, float,
+                       int);
+static const TileFn TILES32[MR + 1] = {0, tile1x32, tile2x32, tile3x32, tile4x32, tile5x32, tile6x32,
+                                       tile7x32, tile8x32, tile9x32, tile10x32, tile11x32, tile12x32};
+static const TileFn TILES16[MR + 1] = {0, tile1x16, tile2x16, tile3x16, tile4x16, tile5x16, tile6x16,
+                                       tile7x16, tile8x16, tile9x16, tile10x16, tile11x16, tile12x16};
+
+// Columns past n (a tile at the right edge of C) are masked; n <= 16 runs the half-width tile.
+static void kernel(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, int m, int n,
+                   float alpha, int accumulate) {
+    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    (n > 16 ? TILES32 : TILES16)[m](kp, a, b, c, ldc, hi, m0, m1, alpha, accumulate);
+}
+
+#pragma GCC pop_options
+
+const GemmBf16Isa gemm_bf16_isa_avx512 = {
+    .name = "avx512bf16",
+    .mr = MR,
+    .nr = NR,
+    .mc = 240,  // A block 240 x 256 bf16 = 120 KiB in L2
+    .kc = 256,  // the portable kernel's too: the same depth blocks give the same sums
+    .nc = 3072, // B block 256 x 3072 bf16 = 1.5 MiB
+    .kernel = kernel,
+};
