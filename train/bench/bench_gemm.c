@@ -1,6 +1,6 @@
 // bench-gemm: the CPU GEMM against the machine's measured peak.
 //
-//   bench-gemm [--threads T] [--isa avx512|avx2|generic] [--reps R]
+//   bench-gemm [--threads T] [--isa avx512|avx2|generic] [--reps R] [--bf16]
 //
 // First it measures the FMA peak of each thread count with a register-only loop (12 independent
 // FMA chains, no memory traffic): that is the ceiling any GEMM can reach. Then it times the GEMM on
@@ -49,6 +49,19 @@ __attribute__((target("avx2,fma"))) static float fma_chains_256(long iters) {
     return out[0];
 }
 
+// 12 independent vdpbf16ps chains: 64 flops per instruction (16 lanes, 2 multiply-adds each).
+__attribute__((target("avx512f,avx512bf16"))) static float dp_chains_bf16(long iters) {
+    __m512 a[12];
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80), y = (__m512bh)_mm512_set1_epi32(0x33803380); // 1, 2^-24
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm512_dpbf16_ps(a[i], x, y);
+    __m512 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
 static volatile float sink;
 
 // GFLOP/s of T threads running the FMA chains (lanes: 16 for AVX-512, 8 for AVX2), best of `tries`
@@ -66,6 +79,21 @@ static double fma_rate(int threads, int lanes, long iters, int tries) {
 }
 
 static double peak_gflops(int threads, int lanes) { return fma_rate(threads, lanes, 20000000, 3); }
+
+// GFLOP/s of T threads running the vdpbf16ps chains, best of 3; 0 where the CPU has no AVX512_BF16.
+static double peak_bf16_gflops(int threads) {
+    if (!gemm_cpu_has_avx512bf16()) return 0;
+    const long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = nn_now();
+#pragma omp parallel num_threads(threads)
+        sink = dp_chains_bf16(iters);
+        double g = threads * iters * 12.0 * 64 / (nn_now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
 // A ~10 ms probe taken right before and after each shape: the machine is shared, and a row whose
 // probes fall short of the section's peak was measured while something else ran.
 static double probe_gflops(int threads, int lanes) { return fma_rate(threads, lanes, 2000000, 1); }
@@ -85,8 +113,11 @@ typedef struct Shape {
     int conv, n, P;
 } Shape;
 
-// GFLOP/s of the median and of the best of `reps` runs (*best).
-static double time_shape(const Shape* s, int reps, double* best) {
+typedef void (*GemmFn)(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+                       const GemmOut* C); // cpu_gemm or cpu_gemm_bf16
+
+// GFLOP/s of the median and of the best of `reps` runs (*best) of `gemm`.
+static double time_shape(const Shape* s, GemmFn gemm, int reps, double* best) {
     int M = s->M, N = s->N, K = s->K, P = s->P;
     size_t sa = (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;
     float* a = NN_ALIGNED_ALLOC(64, sa * sizeof(float));
@@ -117,12 +148,12 @@ static double time_shape(const Shape* s, int reps, double* best) {
         C = gemm_c_matrix(c, N);
         break;
     }
-    cpu_gemm(M, N, K, 1.0f, &A, &B, 0.0f, &C); // warm-up: scratch, caches
+    gemm(M, N, K, 1.0f, &A, &B, 0.0f, &C); // warm-up: scratch, caches
     double t[64];
     if (reps > 64) reps = 64;
     for (int r = 0; r < reps; r++) {
         double t0 = nn_now();
-        cpu_gemm(M, N, K, 1.0f, &A, &B, s->conv == 3 ? 1.0f : 0.0f, &C);
+        gemm(M, N, K, 1.0f, &A, &B, s->conv == 3 ? 1.0f : 0.0f, &C);
         t[r] = nn_now() - t0;
     }
     qsort(t, reps, sizeof(double), cmp_double);
@@ -131,17 +162,93 @@ static double time_shape(const Shape* s, int reps, double* best) {
     return 2.0 * M * N * K / t[reps / 2] / 1e9;
 }
 
+// Which bf16 kernel runs, and why the portable one when it does.
+static void print_bf16_kernel(void) {
+    const GemmBf16Isa* b = gemm_bf16_isa();
+    const char* why = !strcmp(b->name, "avx512bf16")   ? "vdpbf16ps"
+                      : !gemm_cpu_has_avx512bf16()     ? "portable C: this CPU has no AVX512_BF16"
+                                                       : "portable C: the FP32 ISA chosen is not avx512";
+    printf("bf16 micro-kernel: %s (%d x %d tile, %s), blocking mc %d kc %d nc %d\n", b->name, b->mr, b->nr, why, b->mc,
+           b->kc, b->nc);
+}
+
+// Every shape through cpu_gemm at t threads, against the FMA peak.
+static void bench_fp32_section(const Shape* shapes, int nshapes, int t, int reps, int lanes) {
+    // The peak is the best FMA rate seen in the section (the initial measurement or any probe):
+    // on a shared machine any single reading may have been taken while something else ran.
+    double peak = peak_gflops(t, lanes), rate[64], best[64], low[64];
+    for (int i = 0; i < nshapes; i++) {
+        double before = probe_gflops(t, lanes);
+        rate[i] = time_shape(&shapes[i], cpu_gemm, reps, &best[i]);
+        double after = probe_gflops(t, lanes);
+        low[i] = before < after ? before : after;
+        if (before > peak) peak = before;
+        if (after > peak) peak = after;
+    }
+    printf("\n%d thread%s: measured peak %.1f GFLOP/s (%s FMA chains)\n", t, t > 1 ? "s" : "", peak,
+           lanes == 16 ? "AVX-512" : "AVX2");
+    printf("  %-26s %6s %7s %7s %9s %9s %7s\n", "shape", "M", "N", "K", "median", "best", "% peak");
+    int busy = 0;
+    for (int i = 0; i < nshapes; i++) {
+        const Shape* s = &shapes[i];
+        printf("  %-26s %6d %7d %7d %9.1f %9.1f %6.1f%%", s->what, s->M, s->N, s->K, rate[i], best[i],
+               100.0 * best[i] / peak);
+        if (low[i] < 0.9 * peak) printf("   (busy: the FMA probe around it ran at %.0f%% of peak)", 100.0 * low[i] / peak), busy++;
+        printf("\n");
+    }
+    if (busy) printf("  ** %d row(s) measured while the machine was busy: discard them **\n", busy);
+}
+
+// The pointwise shapes through cpu_gemm and cpu_gemm_bf16 at t threads, side by side, each against
+// its own peak (FMA chains, vdpbf16ps chains), with the FP32 table's busy flags.
+static void bench_bf16_section(const Shape* shapes, int nshapes, int t, int reps, int lanes) {
+    double peak = peak_gflops(t, lanes), peak16 = peak_bf16_gflops(t);
+    double rate[64], best[64], rate16[64], best16[64], low[64];
+    for (int i = 0; i < nshapes; i++) {
+        if (!shapes[i].conv) continue;
+        double before = probe_gflops(t, lanes);
+        rate[i] = time_shape(&shapes[i], cpu_gemm, reps, &best[i]);
+        rate16[i] = time_shape(&shapes[i], cpu_gemm_bf16, reps, &best16[i]);
+        double after = probe_gflops(t, lanes);
+        low[i] = before < after ? before : after;
+        if (before > peak) peak = before;
+        if (after > peak) peak = after;
+    }
+    double again = peak_bf16_gflops(t); // the FMA probes refresh only the FP32 peak: take two readings
+    if (again > peak16) peak16 = again;
+    printf("\n%d thread%s: measured peak FP32 %.1f GFLOP/s (%s FMA chains), ", t, t > 1 ? "s" : "", peak,
+           lanes == 16 ? "AVX-512" : "AVX2");
+    if (peak16 > 0) printf("bf16 %.1f GFLOP/s (vdpbf16ps chains)\n", peak16);
+    else printf("bf16: no vdpbf16ps on this CPU\n");
+    printf("  %-26s %6s %7s %7s  %9s %9s %6s  %9s %9s %6s  %9s\n", "shape", "M", "N", "K", "FP32 med", "FP32 best",
+           "%peak", "bf16 med", "bf16 best", "%peak", "bf16/FP32");
+    int busy = 0;
+    for (int i = 0; i < nshapes; i++) {
+        const Shape* s = &shapes[i];
+        if (!s->conv) continue;
+        printf("  %-26s %6d %7d %7d  %9.1f %9.1f %5.1f%%  %9.1f %9.1f ", s->what, s->M, s->N, s->K, rate[i], best[i],
+               100.0 * best[i] / peak, rate16[i], best16[i]);
+        if (peak16 > 0) printf("%5.1f%%", 100.0 * best16[i] / peak16);
+        else printf("%6s", "-");
+        printf("  %8.2fx", best16[i] / best[i]);
+        if (low[i] < 0.9 * peak) printf("   (busy: the FMA probe around it ran at %.0f%% of peak)", 100.0 * low[i] / peak), busy++;
+        printf("\n");
+    }
+    if (busy) printf("  ** %d row(s) measured while the machine was busy: discard them **\n", busy);
+}
+
 int main(int argc, char** argv) {
-    int threads = 0, reps = 7;
+    int threads = 0, reps = 7, bf16 = 0;
     const char* isa = NULL;
     args_program = "bench-gemm";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = (int)args_long(argv[i], argv[i + 1], 1, 1024), i++;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) isa = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (int)args_long(argv[i], argv[i + 1], 1, 1000), i++;
+        else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else {
             int help = !strcmp(argv[i], "--help");
-            fprintf(help ? stdout : stderr, "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R]\n", argv[0]);
+            fprintf(help ? stdout : stderr, "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R] [--bf16]\n", argv[0]);
             return help ? 0 : 2;
         }
     }
@@ -150,6 +257,7 @@ int main(int argc, char** argv) {
     int lanes = !strcmp(gemm_isa()->name, "avx512") ? 16 : 8;
     printf("GEMM micro-kernel: %s (%d x %d tile), blocking mc %d kc %d nc %d\n", gemm_isa()->name,
            gemm_isa()->mr, gemm_isa()->nr, gemm_isa()->mc, gemm_isa()->kc, gemm_isa()->nc);
+    if (bf16) print_bf16_kernel();
 
     const int n = 128; // the training batch
     const Shape shapes[] = {
@@ -176,29 +284,8 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
         omp_set_num_threads(t);
 #endif
-        // The peak is the best FMA rate seen in the section (the initial measurement or any probe):
-        // on a shared machine any single reading may have been taken while something else ran.
-        double peak = peak_gflops(t, lanes), rate[64], best[64], low[64];
-        for (int i = 0; i < nshapes; i++) {
-            double before = probe_gflops(t, lanes);
-            rate[i] = time_shape(&shapes[i], reps, &best[i]);
-            double after = probe_gflops(t, lanes);
-            low[i] = before < after ? before : after;
-            if (before > peak) peak = before;
-            if (after > peak) peak = after;
-        }
-        printf("\n%d thread%s: measured peak %.1f GFLOP/s (%s FMA chains)\n", t, t > 1 ? "s" : "", peak,
-               lanes == 16 ? "AVX-512" : "AVX2");
-        printf("  %-26s %6s %7s %7s %9s %9s %7s\n", "shape", "M", "N", "K", "median", "best", "% peak");
-        int busy = 0;
-        for (int i = 0; i < nshapes; i++) {
-            const Shape* s = &shapes[i];
-            printf("  %-26s %6d %7d %7d %9.1f %9.1f %6.1f%%", s->what, s->M, s->N, s->K, rate[i], best[i],
-                   100.0 * best[i] / peak);
-            if (low[i] < 0.9 * peak) printf("   (busy: the FMA probe around it ran at %.0f%% of peak)", 100.0 * low[i] / peak), busy++;
-            printf("\n");
-        }
-        if (busy) printf("  ** %d row(s) measured while the machine was busy: discard them **\n", busy);
+        if (bf16) bench_bf16_section(shapes, nshapes, t, reps, lanes);
+        else bench_fp32_section(shapes, nshapes, t, reps, lanes);
         if (t == max_threads) break;
         if (t * 2 > max_threads) t = max_threads / 2;
     }
