@@ -1,4 +1,4 @@
-// The backend registry: picks and initialises a backend by name.
+// The backend registry: picks and initialises a backend by name (a new backend is added here).
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,6 +6,7 @@
 #include "../nn/backend.h"
 
 extern const Backend cpu_backend;
+extern const Backend ref_backend;
 #ifdef WITH_CUDA
 extern const Backend cuda_backend;
 #endif
@@ -22,6 +23,10 @@ const Backend* backend_open(const char* name, const BackendOptions* opt, char* e
     if (strcmp(name, "cpu") == 0) {
         if (cpu_backend.init(opt, err, errlen) != 0) return NULL;
         return &cpu_backend;
+    }
+    if (strcmp(name, "ref") == 0) { // the reference: plain loops, never chosen by auto
+        if (ref_backend.init(opt, err, errlen) != 0) return NULL;
+        return &ref_backend;
     }
     if (strcmp(name, "cuda") == 0 || strcmp(name, "auto") == 0) {
 #ifdef WITH_CUDA
@@ -51,6 +56,6 @@ const Backend* backend_open(const char* name, const BackendOptions* opt, char* e
         snprintf(err, errlen, "this build has no CUDA backend, using the CPU");
         return &cpu_backend;
     }
-    snprintf(err, errlen, "unknown device '%s' (expected auto, cpu or cuda)", name);
+    snprintf(err, errlen, "unknown device '%s' (expected auto, cpu, cuda or ref)", name);
     return NULL;
 }

@@ -1,5 +1,6 @@
 // The backend table: every computation and every byte of tensor memory the engine touches goes
-// through one of these function pointers. kernels/cpu implements it in plain C with OpenMP,
+// through one of these function pointers. kernels/ref implements it as each op's defining formula in
+// plain loops (the reference the others are tested against), kernels/cpu as tuned C with OpenMP,
 // kernels/cuda with cuDNN, cuBLAS and our own kernels. nn/ includes no backend-specific header.
 //
 // Conventions, the same for every backend:
@@ -47,7 +48,7 @@ typedef struct BackendOptions {
 } BackendOptions;
 
 typedef struct Backend {
-    const char* name; // "cpu" or "cuda"
+    const char* name; // "cpu", "cuda" or "ref"
 
     // Set-up: returns 0, or non-zero with a message in err (no device, library missing, ...).
     int (*init)(const BackendOptions* opt, char* err, size_t errlen);
@@ -163,10 +164,10 @@ typedef struct Backend {
     void (*read_counters)(BackendCounters* out);
 } Backend;
 
-// The registry (kernels/backends.c). name: "cpu", "cuda" or "auto" (CUDA when a GPU is usable,
-// else CPU). Returns the initialised backend, or NULL with a message in err. When auto falls back to
-// the CPU, err says why in one line meant for the user ("no GPU found, using the CPU"; clear err
-// before the call to tell the cases apart).
+// The registry (kernels/backends.c). name: "cpu", "cuda", "ref" or "auto" (CUDA when a GPU is
+// usable, else CPU; never the reference). Returns the initialised backend, or NULL with a message in
+// err. When auto falls back to the CPU, err says why in one line meant for the user ("no GPU found,
+// using the CPU"; clear err before the call to tell the cases apart).
 const Backend* backend_open(const char* name, const BackendOptions* opt, char* err, size_t errlen);
 // Whether this build contains the CUDA backend.
 int backend_cuda_compiled(void);

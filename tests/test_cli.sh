@@ -23,7 +23,7 @@ expect 2 "--width 0.02: expected a number in 0.03125..16" mobilenet cifar10 --wi
 expect 2 "--threads 100000: expected an integer in 1..1024" mobilenet cifar10 --threads 100000
 expect 2 "--threads 0: expected an integer in 1..1024" mobilenet cifar10 --threads 0
 expect 2 "--dw-group x: expected an integer" mobilenet cifar10 --dw-group x
-expect 2 "--device tpu: expected auto, cpu or cuda" mobilenet cifar10 --device tpu
+expect 2 "--device tpu: expected auto, cpu, cuda or ref" mobilenet cifar10 --device tpu
 expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov maybe
 expect 2 "--schedule linear: expected cosine, step or constant" mobilenet cifar10 --schedule linear
 expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
@@ -36,6 +36,7 @@ expect 2 "--checkpoint c: only a training run writes it" mobilenet cifar10 --eva
 expect 2 "--log l: only a training run writes it" mobilenet cifar10 --print-model --log l
 expect 0 "3.217 M parameters, 46.35 M multiply-adds" mobilenet cifar10 --print-model
 expect 0 "layers.12.conv2" mobilenet cifar10 --print-model --width 0.5
+expect 0 "depthwise layers: g = 1, the ref backend's default" mobilenet cifar10 --print-model --device ref
 expect 1 "cannot open checkpoint '$tmp/none.ckpt'" mobilenet cifar10 --resume "$tmp/none.ckpt"
 CIFAR10_PATH= expect 1 "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
 expect 1 "$tmp/nothing.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu
@@ -109,6 +110,9 @@ else
   expect 0 "resuming '$tmp/INT.ckpt' at epoch 1, batch ${saved:-?}/128" "${small[@]}" --resume "$tmp/INT.ckpt" --max-steps $((${saved:-0} + 2))
   expect 0 "test: loss" "${small[@]}" --eval-only --init "$tmp/INT.ckpt"
   expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --profile-steps 1 --max-steps 1 # implies --profile
+  # The reference backend trains and profiles through the same engine (slowly: a smaller batch).
+  expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --device ref --batch 8 --profile-steps 1 --max-steps 1
+  expect 0 "stopped at --max-steps 2" "${small[@]}" --device ref --batch 8 --max-steps 2 --out "$tmp/run-ref"
   # A diverging run stops with a clear message, without overwriting the checkpoint it started from.
   # lr 100 with weight decay 1 multiplies every weight by -99 per step: a certain overflow within
   # about twenty steps, whatever the rounding of the kernels.

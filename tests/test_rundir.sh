@@ -84,7 +84,7 @@ run threads0 mobilenet cifar10 --resume "$tmp/threads0" --max-steps 11 &&
 bad_config limit limit_test 2147483648 "2147483648 is out of range (0..1073741824)"
 bad_config negative log_every -5 "-5 is out of range (0..1073741824)"
 bad_config tf32 tf32 7 "7 is not on or off"
-bad_config device device '"tpu"' '"tpu" is not auto, cpu or cuda'
+bad_config device device '"tpu"' '"tpu" is not auto, cpu, cuda or ref'
 # A resumed run whose files are not regular files stops at start-up naming them, before it trains: a
 # FIFO or a directory left at checkpoint.ckpt.tmp (the first save would block or fail, an epoch
 # later), a FIFO at config.json.tmp, and a log that is a device, given with --log or restored from

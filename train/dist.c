@@ -97,7 +97,7 @@ static void ensure_host(size_t floats) {
 
 void dist_attach(Engine* e) {
     const char* force = getenv("DRNET_DIST_NCCL");
-    int on_device = strcmp(e->be->name, "cpu") != 0;
+    int on_device = strcmp(e->be->name, "cuda") == 0; // NCCL sums CUDA memory; the others are host memory
 #if defined(WITH_CUDA) && defined(WITH_NCCL)
     if (on_device && (g.mpi || (force && !strcmp(force, "1")))) {
         unsigned char id[CUDA_NCCL_ID_BYTES];

@@ -49,7 +49,7 @@ const Setting SETTINGS[] = {
     {OF("--data", SET_PATH, data), .given = GIVEN_DATA, .key = "data"},
     {NUM("--limit-test", SET_INT, limit_test, 0, 1 << 30, 0), .given = GIVEN_LIMIT_TEST, .key = "limit_test"},
     // run (kept in config.json; --resume restores them unless given again)
-    {OF("--device", SET_WORD, device), .choices = "auto|cpu|cuda", .given = GIVEN_DEVICE, .key = "device"},
+    {OF("--device", SET_WORD, device), .choices = "auto|cpu|cuda|ref", .given = GIVEN_DEVICE, .key = "device"},
     {NUM("--threads", SET_INT, threads, 1, 1024, 0), .given = GIVEN_THREADS, .key = "threads"},
     {NUM("--tf32", SET_ONOFF, tf32, 0, 1, 1), .given = GIVEN_TF32, .key = "tf32"},
     {NUM("--deterministic", SET_SWITCH, deterministic, 0, 1, 0), .given = GIVEN_DETERMINISTIC, .key = "deterministic"},

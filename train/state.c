@@ -32,7 +32,8 @@ void trainer_set_metrics(Trainer* t, int slot, float loss_sum, int correct) {
     t->be->upload(t->correct + slot, &correct, sizeof(int));
 }
 
-// CPU threads the run computes with (0 on a GPU backend, where the count does not matter).
+// CPU threads the run computes with (0 where the count does not change the arithmetic: on a GPU, and
+// on the reference backend, whose every output is summed by one thread in a fixed order).
 static int64_t run_threads(const Trainer* t) { return strcmp(t->be->name, "cpu") == 0 ? cpu_max_threads() : 0; }
 
 int trainer_destroy(Trainer* t, int rc) {

@@ -10,7 +10,7 @@
 //                bench_depthwise_direct.cu). Baselines exist only in this benchmark.
 // Each time is the median of --reps runs after a warm-up, measured with backend events. The
 // multiply-adds each method executes are printed next to it; the last table names the winner per
-// layer. Usage: bench-depthwise [--device cpu|cuda] [--batch N] [--reps N] [--tf32 on|off] [--groups LIST]
+// layer. Usage: bench-depthwise [--device cpu|cuda|ref] [--batch N] [--reps N] [--tf32 on|off] [--groups LIST]
 // --groups 1,32,C times only those DR group sizes (C: one group of all channels); on a GPU each g
 // costs three cuDNN algorithm searches per layer shape, so a short session times fewer.
 #include <stdio.h>
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
         else {
             int help = !strcmp(argv[i], "--help");
             fprintf(help ? stdout : stderr,
-                    "usage: bench-depthwise [--device cpu|cuda|auto] [--batch N] [--reps N] [--tf32 on|off] "
+                    "usage: bench-depthwise [--device cpu|cuda|ref|auto] [--batch N] [--reps N] [--tf32 on|off] "
                     "[--groups 1,2,...,64,C]\n");
             return help ? 0 : 2;
         }

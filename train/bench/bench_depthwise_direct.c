@@ -94,7 +94,8 @@ void direct_depthwise_backward_filter_cuda(float* dw, const float* dy, const flo
 }
 #endif
 
-static int on_gpu(const Backend* be) { return strcmp(be->name, "cpu") != 0; }
+// Host memory on the CPU and reference backends: the loops above; the CUDA kernels on the GPU.
+static int on_gpu(const Backend* be) { return strcmp(be->name, "cuda") == 0; }
 
 void direct_depthwise_forward(const Backend* be, float* y, const float* x, const float* w, const ConvShape* s) {
     if (on_gpu(be)) direct_depthwise_forward_cuda(y, x, w, s);
