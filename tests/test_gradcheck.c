@@ -1,7 +1,12 @@
-// Finite-difference gradient check of every op in the test table (tests/op_cases.c) on the CPU
-// backend: for L = sum(out * R) with a fixed random R, every gradient backward computes (input and
-// every parameter) is compared with the central difference (L(p + eps) - L(p - eps)) / 2 eps on up
-// to 48 elements per tensor. Float32 forward passes limit how closely the two can agree, so the
+// Every op of the test table (tests/op_cases.c), two ways:
+//  1. finite differences, on the reference backend (the oracle, checked by calculus) and on the
+//     tuned CPU backend: for L = sum(out * R) with a fixed random R, every gradient backward computes
+//     (input and every parameter) is compared with the central difference
+//     (L(p + eps) - L(p - eps)) / 2 eps on up to 48 elements per tensor;
+//  2. the tuned CPU backend against the reference, tensor by tensor (tests/op_compare.c, as
+//     test_cuda_ops does for CUDA): every case's output, running statistics, gradients, second
+//     backward and evaluation forward at 1e-5, the depthwise sweep, and the kernels outside the table.
+// Finite differences, in detail: Float32 forward passes limit how closely the two can agree, so the
 // bound is |analytic - numeric| <= 2e-2 * |numeric| + 2e-3 * (largest analytic entry of the tensor).
 // For ops with kinks (ReLU, max), an element whose difference quotient changes between eps and
 // eps/2 straddles a kink and is skipped; at most a tenth of a tensor's elements may be skipped.
@@ -13,7 +18,7 @@
 #include <string.h>
 
 #include "../nn/util.h"
-#include "op_cases.h"
+#include "op_compare.h"
 #include "test_util.h"
 
 
@@ -110,8 +115,8 @@ static void check_case(const Backend* be, const OpCase* c) {
         CHECK(skipped * 10 <= (int)samples, "[%s] %s: %d of %zu samples at kinks", c->name, p->name,
               skipped, samples);
         CHECK(gmax > 0.0, "[%s] %s: gradient is identically zero", c->name, p->name);
-        printf("  %-36s %-28s %7zu elements, %2zu checked, worst error/tolerance %.3f%s\n", c->name,
-               p->name, p->numel, samples - skipped, worst, skipped ? " (kinks skipped)" : "");
+        printf("  %-3s %-36s %-28s %7zu elements, %2zu checked, worst error/tolerance %.3f%s\n", be->name,
+               c->name, p->name, p->numel, samples - skipped, worst, skipped ? " (kinks skipped)" : "");
         checked_tensors++;
         free(grad);
         free(data);
@@ -122,17 +127,38 @@ static void check_case(const Backend* be, const OpCase* c) {
     engine_destroy(h.e);
 }
 
-int main(void) {
+static const Backend* open_backend(const char* name) {
     char err[256];
     BackendOptions opt = {0};
-    const Backend* be = backend_open("cpu", &opt, err, sizeof(err));
+    const Backend* be = backend_open(name, &opt, err, sizeof(err));
     if (!be) nn_fatal("%s", err);
-    for (int i = 0; i < NUM_OP_CASES; i++) {
-        // A whole 28-layer ReLU network is too kinked for float32 finite differences (perturbing one
-        // batch-norm scale moves thousands of activations across zero); its gradients are proven
-        // against PyTorch instead (test_parity). Every op in it is checked here, alone and chained.
-        if (OP_CASES[i].op == OP_MOBILENET) continue;
-        check_case(be, &OP_CASES[i]);
-    }
+    return be;
+}
+
+int main(void) {
+    const Backend* ref = open_backend("ref");
+    const Backend* cpu = open_backend("cpu");
+    printf("Finite differences: analytic gradients against central differences\n");
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < NUM_OP_CASES; i++) {
+            // A whole 28-layer ReLU network is too kinked for float32 finite differences (perturbing one
+            // batch-norm scale moves thousands of activations across zero); its gradients are proven
+            // against PyTorch instead (test_parity) and against the reference below. Every op in it is
+            // checked here, alone and chained.
+            if (OP_CASES[i].op == OP_MOBILENET) continue;
+            check_case(b ? cpu : ref, &OP_CASES[i]);
+        }
+
+    compare_backends(ref, cpu);
+    compare_header("The tuned CPU backend against the reference: kernels outside the op table");
+    test_maxpool_special();
+    test_relu_overwrite();
+    test_metrics();
+    test_sgd_variants();
+    compare_header("Op table, cpu vs ref: output, running stats, gradients, 2nd backward, eval (bound 1e-5; "
+                   "the MobileNet case: COMPARE_NET)");
+    for (int i = 0; i < NUM_OP_CASES; i++) compare_case(&OP_CASES[i]);
+    compare_header("Diagonalwise depthwise layers, cpu vs ref (bound 1e-5)");
+    compare_depthwise_sweep();
     return test_finish("test_gradcheck");
 }

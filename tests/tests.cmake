@@ -11,7 +11,7 @@ set(DRNET_SLOW bash ${PROJECT_SOURCE_DIR}/tests/slow.sh)
 # ctest itself lists only the names).
 file(WRITE ${CMAKE_BINARY_DIR}/CTestCustom.cmake
      "set(CTEST_CUSTOM_POST_TEST \"bash ${PROJECT_SOURCE_DIR}/tests/skip_summary.sh ${CMAKE_BINARY_DIR}/Testing/Temporary/LastTest.log\")\n")
-add_library(drnet_testutil STATIC tests/test_util.c tests/op_cases.c)
+add_library(drnet_testutil STATIC tests/test_util.c tests/op_cases.c tests/op_compare.c)
 target_link_libraries(drnet_testutil PUBLIC drnet)
 link_libraries(drnet_testutil)
 
