@@ -1,7 +1,9 @@
 // Diagonalwise refactorization against a naive depthwise convolution (the oracle, which exists only
 // here): output, input gradient and weight gradient, for g in {1, 3, 32, C} and C in {3, 32, 45, 64},
-// stride 1 and 2, with an odd input size. A counting wrapper around the CPU backend also proves
-// that the layer issues exactly one grouped convolution per pass, with C / g groups.
+// stride 1 and 2, with an odd input size, on the reference backend (its grouped convolution is the
+// defining sum, so this checks DR itself) and on the tuned CPU backend. A counting wrapper around
+// the backend also proves that the layer issues exactly one grouped convolution per pass, with C / g
+// groups.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,11 +108,11 @@ static void check(int C, int g, int stride) {
 
     double ey = rel_error_d(yh, yr, ny), edx = rel_error_d(dxh, dxr, nx), edw = rel_error_d(dwh, dwr, nw);
     int used = depthwise_group_size(C, g);
-    printf("  C=%-3d g=%-3d (uses %-2d, %2d groups) stride %d: output %.1e  dx %.1e  dw %.1e  convs %d/%d/%d\n",
-           C, g, used, C / used, stride, ey, edx, edw, conv_calls[0], conv_calls[1], conv_calls[2]);
-    CHECK(ey <= 1e-5, "C=%d g=%d s=%d: output error %.2e", C, g, stride, ey);
-    CHECK(edx <= 1e-5, "C=%d g=%d s=%d: input gradient error %.2e", C, g, stride, edx);
-    CHECK(edw <= 1e-5, "C=%d g=%d s=%d: weight gradient error %.2e", C, g, stride, edw);
+    printf("  %s C=%-3d g=%-3d (uses %-2d, %2d groups) stride %d: output %.1e  dx %.1e  dw %.1e  convs %d/%d/%d\n",
+           real->name, C, g, used, C / used, stride, ey, edx, edw, conv_calls[0], conv_calls[1], conv_calls[2]);
+    CHECK(ey <= 1e-5, "%s C=%d g=%d s=%d: output error %.2e", real->name, C, g, stride, ey);
+    CHECK(edx <= 1e-5, "%s C=%d g=%d s=%d: input gradient error %.2e", real->name, C, g, stride, edx);
+    CHECK(edw <= 1e-5, "%s C=%d g=%d s=%d: weight gradient error %.2e", real->name, C, g, stride, edw);
     CHECK(conv_calls[0] == 1 && conv_calls[1] == 1 && conv_calls[2] == 1,
           "C=%d g=%d: expected one grouped convolution per pass, got %d/%d/%d", C, g, conv_calls[0],
           conv_calls[1], conv_calls[2]);
@@ -169,16 +171,19 @@ static void autotune_noise(void) {
     printf("%s --dw-group auto, noisy timings:%s", g == 2 ? "ok  " : "FAIL", log);
 }
 
-int main(void) {
+// Wraps backend `name` into `counting` (and `real`).
+static void use_backend(const char* name) {
     char err[256];
     BackendOptions opt = {0};
-    real = backend_open("cpu", &opt, err, sizeof(err));
+    real = backend_open(name, &opt, err, sizeof(err));
     if (!real) nn_fatal("%s", err);
     counting = *real;
     counting.conv2d_forward = count_fwd;
     counting.conv2d_backward_data = count_bwd_data;
     counting.conv2d_backward_filter = count_bwd_filter;
+}
 
+int main(void) {
     // The group size rule: the largest divisor of C not above the request.
     CHECK(depthwise_group_size(64, 32) == 32, "g(64, 32)");
     CHECK(depthwise_group_size(45, 32) == 15, "g(45, 32)");
@@ -187,12 +192,15 @@ int main(void) {
     CHECK(depthwise_group_size(1024, 1024) == 1024, "g(1024, 1024)");
 
     const int Cs[] = {3, 32, 45, 64};
-    for (int ci = 0; ci < 4; ci++) {
-        int C = Cs[ci];
-        const int gs[] = {1, 3, 32, C};
-        for (int gi = 0; gi < 4; gi++)
-            for (int s = 1; s <= 2; s++) check(C, gs[gi], s);
+    for (int b = 0; b < 2; b++) {
+        use_backend(b ? "cpu" : "ref");
+        for (int ci = 0; ci < 4; ci++) {
+            int C = Cs[ci];
+            const int gs[] = {1, 3, 32, C};
+            for (int gi = 0; gi < 4; gi++)
+                for (int s = 1; s <= 2; s++) check(C, gs[gi], s);
+        }
     }
-    autotune_noise();
+    autotune_noise(); // on the tuned CPU backend
     return test_finish("test_depthwise");
 }

@@ -25,7 +25,7 @@
 // cannot check. The diagonalwise group size does not change the reference: --dw-group N (default 32;
 // CTest also runs 1, the CPU's default, and 5, which gives odd groups 3 and 5) must meet the same bounds.
 //
-// Usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--eval-ref FILE] [--dw-group N] [--no-ties]
+// Usage: test_parity cpu|cuda|ref [--tf32 on|off] [--ref FILE] [--eval-ref FILE] [--dw-group N] [--no-ties]
 //        [--measured] [--bounds float32|tf32|any-algorithm]
 // Diagnostics: --no-ties keeps our own ReLU decisions on ties (to see what a flipped one costs);
 // --bounds picks the tolerance set (default: tf32 for cuda --tf32 on, else float32); --measured lets
@@ -77,7 +77,8 @@ typedef struct Tolerances {
     int rules_required;                   // whether the wrong SGD rules must be flagged
 } Tolerances;
 
-// Float32 (CPU, and CUDA with TF32 off). The scale to compare with is PyTorch's own float32 error:
+// Float32 (CPU, the reference backend, and CUDA with TF32 off). The scale to compare with is
+// PyTorch's own float32 error:
 // from the same state, its run is off float64 by logits 4.3e-7, loss 2.9e-7, gradients 3.6e-6,
 // scale-invariant gradients 4.2e-5, one step's updates 1e-5..2.5e-4 (make_parity_reference.py prints
 // them). The reference network is pretrained for 100 steps because at initialisation it amplifies
@@ -665,8 +666,8 @@ int main(int argc, char** argv) {
     const char* eval_path = NULL;
     int tf32 = 0, no_ties = 0, measured = 0;
     const char* bounds = NULL;
-    if (argc < 2 || (strcmp(argv[1], "cpu") && strcmp(argv[1], "cuda")))
-        nn_fatal("usage: test_parity cpu|cuda [--tf32 on|off] [--ref FILE] [--eval-ref FILE] [--dw-group N] "
+    if (argc < 2 || (strcmp(argv[1], "cpu") && strcmp(argv[1], "cuda") && strcmp(argv[1], "ref")))
+        nn_fatal("usage: test_parity cpu|cuda|ref [--tf32 on|off] [--ref FILE] [--eval-ref FILE] [--dw-group N] "
                  "[--no-ties] [--measured] [--bounds float32|tf32|any-algorithm]");
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = !strcmp(argv[++i], "on");

@@ -38,6 +38,8 @@ add_executable(bench-gemm train/bench/bench_gemm.c train/args.c)
 target_link_libraries(bench-gemm PRIVATE drnet)
 drnet_test(test_cuda_ops)
 drnet_test(test_parity ARGS cpu)
+# The reference backend (kernels/ref) meets the same PyTorch bounds as the tuned one.
+drnet_test(test_parity_ref SOURCES tests/test_parity.c ARGS ref)
 # The same reference at the CPU's default g = 1 and at --dw-group 5 (odd groups of 3 and 5 channels).
 drnet_test(test_parity_g1 SOURCES tests/test_parity.c ARGS cpu --dw-group 1)
 drnet_test(test_parity_g5 SOURCES tests/test_parity.c ARGS cpu --dw-group 5)
