@@ -1,3 +1,7 @@
+// Computes kernels/ref/ref_conv.c (ref_conv2d_forward, _backward_data, _backward_filter,
+// ref_dr_scatter, ref_dr_gather) faster: each defining sum becomes one GEMM over the whole batch,
+// read in place through strided views (1x1) or flat phase planes (k x k, cpu_conv_flat.c).
+//
 // Convolution on the CPU: every pass is a GEMM (cpu_gemm.c); this file chooses the lowering.
 //
 // 1x1 convolutions (stride 1, no padding: MobileNet's pointwise layers, ~95% of its arithmetic) need

@@ -1,3 +1,5 @@
+// Part of computing kernels/ref/ref_conv.c's convolutions faster: the k x k lowering's entry points.
+//
 // The CPU backend's general convolution lowering (cpu_conv_flat.c), used by cpu_conv.c for every
 // convolution that is not a plain 1x1: same signatures and conventions as the backend table.
 #ifndef KERNELS_CPU_CONV_H

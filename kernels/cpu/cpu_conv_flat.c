@@ -1,3 +1,7 @@
+// Computes kernels/ref/ref_conv.c's three convolution sums faster for k x k kernels: the input is
+// copied once into zero-padded phase planes, after which every tap is a constant shift and the sum
+// over (channel, tap) is one indirect GEMM with no bounds checks.
+//
 // k x k convolutions (any stride, padding and groups) on the CPU through flat phase planes: the
 // lowering of the 3x3 stem and of the depthwise layers, which diagonalwise refactorization runs as
 // grouped convolutions with g channels per group (a dense (g, g, 3, 3) weight per group).

@@ -1,3 +1,6 @@
+// Part of computing kernels/ref/ref_conv.c's convolutions faster: the vector copies that build the
+// zero-padded planes (ref_conv2d_forward's "zero outside the plane") without per-pixel branches.
+//
 // AVX-512 copies between NCHW planes and the flat planes of cpu_conv_flat.c (cpu_conv_flat_avx512.c).
 #ifndef KERNELS_CPU_CONV_FLAT_H
 #define KERNELS_CPU_CONV_FLAT_H

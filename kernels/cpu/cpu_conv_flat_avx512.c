@@ -1,3 +1,6 @@
+// Part of computing kernels/ref/ref_conv.c's convolutions faster: the zero padding of the reference's
+// sum, done once per plane by masked AVX-512 expand/compress instead of a bounds check per product.
+//
 // AVX-512 copies between NCHW planes and the flat planes of cpu_conv_flat.c, where plain loops lose
 // to the shape of the data:
 //  - small maps (rows of 2 to 8 floats): a padded plane is cut into 16-float vectors; mask bit l of

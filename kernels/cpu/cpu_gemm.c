@@ -1,3 +1,6 @@
+// Computes the inner sums of kernels/ref/ref_conv.c and ref_ops.c (ref_linear_forward/_backward)
+// faster: as a GEMM, blocked for the caches and split over the threads (BLIS).
+//
 // The CPU GEMM driver: cache blocking (BLIS loop order), packing of strided views, the C tile
 // store, and the split of one GEMM over the threads.
 //

@@ -1,3 +1,6 @@
+// Computes the inner sums of kernels/ref/ref_conv.c and ref_linear_* faster: the GEMM's operand
+// views, which let it read a convolution's tensors in place.
+//
 // The CPU GEMM's internal interface: operand views, packing and the micro-kernels.
 //
 // C (M, N) = alpha * A (M, K) * B (K, N) + beta * C, computed the BLIS way: A is copied ("packed")

@@ -1,3 +1,6 @@
+// Computes the products of kernels/ref/ref_conv.c's and ref_linear_*'s sums faster: 96 of them per
+// loop step in AVX2 registers, with fused multiply-adds.
+//
 // The AVX2 + FMA GEMM micro-kernel: a 6 x 16 tile of C in 12 ymm registers (2 loads of B and 6
 // broadcasts of A per 12 FMAs), for CPUs without AVX-512. Compiled for AVX2 by a target pragma; runs
 // only when gemm_isa() has checked the CPU at run time.

@@ -1,3 +1,6 @@
+// Computes the products of kernels/ref/ref_conv.c's and ref_linear_*'s sums faster: 384 of them per
+// loop step in AVX-512 registers, with fused multiply-adds.
+//
 // The AVX-512 GEMM micro-kernel: a 12 x 32 tile of C held in 24 zmm registers. Per k it loads one
 // 32-float row of the packed B panel (2 zmm) and broadcasts the 12 values of the packed A panel's
 // column, for 24 FMAs: enough independent accumulators to cover the FMA latency on both FMA ports,

@@ -1,3 +1,6 @@
+// Computes the products of kernels/ref/ref_conv.c's and ref_linear_*'s sums faster on any CPU: a
+// register tile the compiler vectorizes.
+//
 // The portable GEMM micro-kernel: a 4 x 16 tile in plain C, written so that the compiler keeps the
 // tile in registers and vectorizes the j loop with whatever the baseline ISA offers (SSE2 on
 // x86-64). Used on CPUs without AVX2, and by the tests as a second opinion.

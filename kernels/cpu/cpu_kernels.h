@@ -1,3 +1,6 @@
+// The tuned counterpart of every function in kernels/ref/ref_kernels.h (ref_x -> cpu_x), with the
+// threads, scratch and GEMM they share to compute faster.
+//
 // The CPU backend's kernels (plain C + OpenMP), as the backend table in cpu_backend.c exposes them.
 // Signatures and conventions are those of nn/backend.h.
 #ifndef KERNELS_CPU_KERNELS_H

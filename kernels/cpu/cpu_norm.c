@@ -1,3 +1,6 @@
+// Computes kernels/ref/ref_norm.c (ref_batchnorm_forward_train, _forward_eval, _backward) faster:
+// one pass for the statistics (shifted sums) and one to apply them, vectorized, threads over images.
+//
 // Batch normalization (+ the fused ReLU) on the CPU: two passes over the tensor each way.
 //
 //   forward (training): 1. per-channel statistics   2. y = max(x * scale + shift, 0)

@@ -1,3 +1,6 @@
+// Computes kernels/ref/ref_ops.c's ReLU, pooling and SGD faster by the same loops over OpenMP
+// threads, and ref_linear_forward/_backward through the GEMM (cpu_gemm.c); loss and metrics as ref.
+//
 // The CPU backend's remaining kernels: ReLU, pooling, linear, loss, metrics and SGD.
 #include <float.h>
 #include <math.h>

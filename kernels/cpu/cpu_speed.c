@@ -1,3 +1,6 @@
+// Computes kernels/ref/ref_ops.c's ref_augment_batch faster (threads over images), and ref_sgd_step
+// with the learning rate read from memory; the counters have no reference (ref leaves them NULL).
+//
 // The CPU side of the backend's speed entries: batches from resident records (the reference the
 // CUDA kernel is compared with, computed from the shared definition in data/augment.h), SGD with
 // the learning rate read from memory, and the counters. Graph capture does not exist here (NULL).
