@@ -1,6 +1,7 @@
 #include "mobilenet.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../nn/util.h"
@@ -122,3 +123,40 @@ void mobilenet_print(const MobileNet* m, FILE* f) {
                "diagonalwise refactorization, %.2fx)\n",
             k.params / 1e6, k.macs / 1e6, k.macs_executed / 1e6, (double)k.macs_executed / (double)k.macs);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The model interface
+
+static void* build(Engine* e, float width, int dw_group, int num_classes) {
+    MobileNet* m = NN_MALLOC(sizeof(*m));
+    mobilenet_init(m, e, width, dw_group, num_classes);
+    return m;
+}
+
+static void destroy(void* self) { free(self); }
+static Tensor* forward(Engine* e, const void* self, Tensor* x) { return mobilenet_forward(e, self, x); }
+static int num_depthwise(const void* self) { return (void)self, MOBILENET_BLOCKS; }
+static DepthwiseConv2d* depthwise(void* self, int i) { return &((MobileNet*)self)->blocks[i].conv1; }
+static void autotune(void* self, const Backend* be, int n, FILE* log) { mobilenet_autotune(self, be, n, log); }
+static float stats_momentum(const void* self) { return ((const MobileNet*)self)->bn1.momentum; }
+static void print(const void* self, FILE* f) { mobilenet_print(self, f); }
+
+static void count(const void* self, long* params, long* macs, long* macs_executed) {
+    mobilenet_count(self, params, macs, macs_executed);
+}
+
+const ModelDef MOBILENET_MODEL = {
+    .name = "mobilenet",
+    .summary = "MobileNet v1, CIFAR-10 variant",
+    .title = "MobileNet-CIFAR",
+    .noun = "MobileNet",
+    .build = build,
+    .destroy = destroy,
+    .forward = forward,
+    .num_depthwise = num_depthwise,
+    .depthwise = depthwise,
+    .autotune = autotune,
+    .stats_momentum = stats_momentum,
+    .print = print,
+    .count = count,
+};

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "../nn/ops.h"
+#include "model.h"
 
 #define MOBILENET_BLOCKS 13
 
@@ -41,5 +42,8 @@ void mobilenet_print(const MobileNet* m, FILE* f);
 // Totals for one 32x32 image: trainable parameters, true multiply-adds, multiply-adds as executed
 // (depthwise layers cost g times their own under diagonalwise refactorization).
 void mobilenet_count(const MobileNet* m, long* params, long* macs, long* macs_executed);
+
+// The model interface (models/model.h) over the functions above: "mobilenet" in the registry.
+extern const ModelDef MOBILENET_MODEL;
 
 #endif

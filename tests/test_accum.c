@@ -30,7 +30,7 @@ static void make(Trainer* t, int batch, int accum) {
     t->opt.accum_steps = accum;
     t->be = be;
     t->e = engine_create(be);
-    mobilenet_init(&t->model, t->e, 0.25f, 1, 10);
+    model_build(&t->model, model_find("mobilenet"), t->e, 0.25f, 1, 10);
     engine_alloc_params(t->e);
     engine_init_params(t->e, 7);
     t->loss_sum = be->alloc(2 * sizeof(float), "metrics");
@@ -49,6 +49,7 @@ static void destroy(Trainer* t) {
     be->free(t->loss_sum);
     be->free(t->correct);
     if (t->grad_sum) be->free(t->grad_sum);
+    model_free(&t->model);
     engine_destroy(t->e);
 }
 

@@ -249,7 +249,7 @@ static void make_trainer(Trainer* t, const Cifar10* data, int graph, int gpu_dat
     t->be = gpu;
     t->data = *data;
     t->e = engine_create(gpu);
-    mobilenet_init(&t->model, t->e, o->width, 32, 10);
+    model_build(&t->model, model_find("mobilenet"), t->e, o->width, 32, 10);
     engine_alloc_params(t->e);
     engine_init_params(t->e, o->seed);
     t->loss_sum = gpu->alloc(2 * sizeof(float), "metrics");
@@ -276,6 +276,7 @@ static void free_trainer(Trainer* t) {
     loader_destroy(t->test_loader);
     gpu->free(t->loss_sum);
     gpu->free(t->correct);
+    model_free(&t->model);
     engine_destroy(t->e);
 }
 

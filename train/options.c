@@ -4,16 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../models/model.h"
 #include "args.h"
 #include "settings.h"
 
-static const char* USAGE =
+static const char* USAGE_HEAD =
     "usage: train MODEL DATASET [options]\n"
-    "Trains MODEL on DATASET with depthwise convolutions computed by diagonalwise refactorization.\n"
-    "  MODEL    mobilenet   (MobileNet v1, CIFAR-10 variant)\n"
+    "Trains MODEL on DATASET with depthwise convolutions computed by diagonalwise refactorization.\n";
+// (then one MODEL line per registered model, models/model.c)
+static const char* USAGE =
     "  DATASET  cifar10\n"
     "\n"
-    "Recipe (defaults: the standard MobileNet-CIFAR recipe)\n"
+    "Recipe (defaults: the standard CIFAR-10 recipe)\n"
     "  --epochs N            training epochs (200)\n"
     "  --batch N             batch size (128)\n"
     "  --lr X                base learning rate (0.1)\n"
@@ -115,6 +117,9 @@ void options_parse(Options* o, int argc, char** argv) {
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE_HEAD, stdout);
+            for (int m = 0; model_at(m); m++)
+                printf("  %-8s %-11s (%s)\n", m ? "" : "MODEL", model_at(m)->name, model_at(m)->summary);
             fputs(USAGE, stdout);
             exit(0);
         }
@@ -161,7 +166,11 @@ void options_parse(Options* o, int argc, char** argv) {
         fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");
         exit(2);
     }
-    if (strcmp(o->model, "mobilenet") != 0) args_bad("MODEL", o->model, "unknown model (available: mobilenet)");
+    if (!model_find(o->model)) {
+        fprintf(stderr, "error: unknown model '%s': known models: %s (see %s --help)\n", o->model, model_names(),
+                args_program);
+        exit(2);
+    }
     if (strcmp(o->dataset, "cifar10") != 0) args_bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
     if (o->resume[0] && o->init[0]) args_bad("--init", o->init, "cannot be combined with --resume");
     if (repeats_given && !o->bench_steps) args_bad("--bench-repeats", NULL, "needs --bench-steps N");

@@ -527,7 +527,8 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
             (double)o->step_gamma, (unsigned long long)o->seed, o->augment, (double)o->width);
     put_string(f, "dw_group", o->dw_group == 0 ? "auto" : o->dw_group < 0 ? "backend default" : "given", 0);
     fprintf(f, "  \"dw_groups\": [");
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) fprintf(f, "%s%d", i ? ", " : "", t->model.blocks[i].conv1.g);
+    for (int i = 0; i < model_num_depthwise(&t->model); i++)
+        fprintf(f, "%s%d", i ? ", " : "", model_depthwise(&t->model, i)->g);
     fprintf(f, "],\n  \"steps_per_epoch\": %d\n}\n", t->steps_per_epoch);
     if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
         int e = errno;
@@ -549,9 +550,7 @@ const char* rundir_save_final(const RunDir* r, Trainer* t) {
     ckpt_put_str(&w, "meta.dataset", t->opt.dataset);
     ckpt_put_f32(&w, "meta.width", t->opt.width);
     ckpt_put_i64(&w, "meta.num_classes", t->model.num_classes);
-    int64_t groups[MOBILENET_BLOCKS], dims[1] = {MOBILENET_BLOCKS};
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) groups[i] = t->model.blocks[i].conv1.g;
-    ckpt_put(&w, "meta.dw_groups", CKPT_I64, 1, dims, groups, sizeof(groups));
+    trainer_put_dw_groups(&w, t);
     ckpt_put_i64(&w, "train.step", t->step); // PyTorch's num_batches_tracked, for the exporter
     ckpt_put_engine(&w, t->e, 0);
     if (ckpt_commit(&w, err, sizeof(err)) != 0) nn_fatal("%s", err);

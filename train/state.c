@@ -44,6 +44,7 @@ int trainer_destroy(Trainer* t, int rc) {
     if (t->correct) t->be->free(t->correct);
     if (t->grad_sum) t->be->free(t->grad_sum);
     speed_destroy(t);
+    model_free(&t->model);
     engine_destroy(t->e);
     dist_finalize(); // after the engine: NCCL's communicator outlives the buffers it reduced
     memset(t, 0, sizeof(*t));
@@ -63,9 +64,7 @@ void trainer_save(Trainer* t, const char* path) {
     ckpt_put_str(&w, "meta.dataset", o->dataset);
     ckpt_put_f32(&w, "meta.width", o->width);
     ckpt_put_i64(&w, "meta.num_classes", t->model.num_classes);
-    int64_t groups[MOBILENET_BLOCKS], dims[1] = {MOBILENET_BLOCKS};
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) groups[i] = t->model.blocks[i].conv1.g;
-    ckpt_put(&w, "meta.dw_groups", CKPT_I64, 1, dims, groups, sizeof(groups));
+    trainer_put_dw_groups(&w, t);
 
     ckpt_put_i64(&w, "recipe.epochs", o->epochs);
     ckpt_put_i64(&w, "recipe.batch", o->batch);
@@ -98,6 +97,14 @@ void trainer_save(Trainer* t, const char* path) {
 
     ckpt_put_engine(&w, t->e, 1);
     if (ckpt_commit(&w, err, sizeof(err)) != 0) nn_fatal("%s", err);
+}
+
+void trainer_put_dw_groups(CkptWriter* w, const Trainer* t) {
+    int n = model_num_depthwise(&t->model);
+    int64_t* groups = NN_MALLOC(sizeof(int64_t) * (n ? n : 1)), dims[1] = {n};
+    for (int i = 0; i < n; i++) groups[i] = model_depthwise(&t->model, i)->g;
+    ckpt_put(w, "meta.dw_groups", CKPT_I64, 1, dims, groups, sizeof(int64_t) * n);
+    free(groups);
 }
 
 static void load_or_die(Checkpoint* c, const char* path) {
@@ -150,18 +157,6 @@ static uint64_t checkpoint_values(const Checkpoint* c) {
     return n;
 }
 
-// The parameters and running statistics of the model at this width, counted on a model described
-// but not allocated.
-static uint64_t model_values(float width) {
-    Engine* e = engine_create(&(Backend){0});
-    MobileNet m;
-    mobilenet_init(&m, e, width, 1, CIFAR10_CLASSES);
-    uint64_t n = 0;
-    for (int i = 0; i < e->num_params; i++) n += e->params[i].numel; // (the arenas pad each one)
-    engine_destroy(e);
-    return n;
-}
-
 // A meta record that is there must have its type: meta.num_classes stored as a float was read as
 // absent (and the file accepted), where tools/export.py refuses it.
 static void check_meta_types(const Checkpoint* c) {
@@ -188,11 +183,13 @@ void trainer_checkpoint_model(const char* path, Options* o) {
     // gradients, momentum) to build before its tensors are found missing. Every tensor must be in
     // the file, so the file bounds the model. A shortfall under 16 M values (64 MB per arena) is left
     // to the tensor checks after the build, which name the tensor and come after the recipe's checks.
-    const uint64_t need = model_values(o->width), have = checkpoint_values(&c);
+    const ModelDef* def = model_find(o->model);
+    if (!def) nn_fatal("unknown model '%s': known models: %s", o->model, model_names());
+    const uint64_t need = model_values(def, o->width, CIFAR10_CLASSES), have = checkpoint_values(&c);
     if (need > have && need - have > MODEL_SLACK_VALUES)
-        nn_fatal("checkpoint '%s': a MobileNet of width %g (%s) has %.1f M parameters and statistics (%.1f GB "
+        nn_fatal("checkpoint '%s': a %s of width %g (%s) has %.1f M parameters and statistics (%.1f GB "
                  "as float32), but the file's tensors hold only %.1f M values: the file is damaged or was not "
-                 "written by this program", path, (double)o->width, o->given & GIVEN_WIDTH ? "--width" : "meta.width",
+                 "written by this program", path, def->noun, (double)o->width, o->given & GIVEN_WIDTH ? "--width" : "meta.width",
                  need / 1e6, need * 4 / 1e9, have / 1e6);
     ckpt_free(&c);
 }
@@ -344,12 +341,14 @@ void trainer_resume(Trainer* t, const char* path) {
 
     // The depthwise group sizes the run used (e.g. chosen by --dw-group auto).
     const CkptRecord* groups = ckpt_find(&c, "meta.dw_groups");
-    if (!groups || groups->dtype != CKPT_I64 || groups->nbytes != sizeof(int64_t) * MOBILENET_BLOCKS)
+    const int layers = model_num_depthwise(&t->model);
+    if (!groups || groups->dtype != CKPT_I64 || groups->nbytes != sizeof(int64_t) * layers)
         nn_fatal("checkpoint '%s' has no valid meta.dw_groups", path);
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
+    for (int i = 0; i < layers; i++) {
+        DepthwiseConv2d* dw = model_depthwise(&t->model, i);
         int64_t gv;
         memcpy(&gv, (const char*)groups->data + 8 * i, 8);
-        int ci = t->model.blocks[i].conv1.c;
+        int ci = dw->c;
         if (gv < 1 || gv > ci || ci % gv != 0) {
             char have[64], want[96];
             snprintf(have, sizeof(have), "%lld for layer %d", (long long)gv, i);
@@ -357,12 +356,12 @@ void trainer_resume(Trainer* t, const char* path) {
             bad_value(&c, "meta.dw_groups", have, want);
         }
         int gi = (int)gv;
-        if ((g & GIVEN_DW_GROUP) && o->dw_group > 0 && depthwise_group_size(t->model.blocks[i].conv1.c, o->dw_group) != gi) {
+        if ((g & GIVEN_DW_GROUP) && o->dw_group > 0 && depthwise_group_size(ci, o->dw_group) != gi) {
             fprintf(stderr, "error: --dw-group %d contradicts the checkpoint '%s' (layer %s used g = %d)\n",
-                    o->dw_group, path, t->model.blocks[i].conv1.name, gi);
+                    o->dw_group, path, dw->name, gi);
             exit(2);
         }
-        depthwise_set_group(&t->model.blocks[i].conv1, gi);
+        depthwise_set_group(dw, gi);
     }
 
     int64_t epoch, batch, step, correct, seen;

@@ -14,7 +14,7 @@
 // The model's loss on inputs already in the activation arena: x (n, 3, 32, 32), labels (n).
 Tensor* forward_loss_from(Trainer* t, Tensor* x, int* labels) {
     Engine* e = t->e;
-    Tensor* logits = mobilenet_forward(e, &t->model, x);
+    Tensor* logits = model_forward(e, &t->model, x);
     Tensor* loss = cross_entropy(e, logits, labels, "loss");
     // Metrics accumulate in backend memory: nothing here waits for the device.
     if (!engine_skip(e))
@@ -101,7 +101,7 @@ static void eager_step(Trainer* t, const Batch* b, Speed* s, StepTimers* timers)
     }
     if (local > 1) e->be->copy(e->param_grad, t->grad_sum, e->num_param_floats * sizeof(float));
     if (local == 0) engine_zero_grad(e); // nothing of this batch here: contribute zeros
-    dist_stats_end(e, t->model.bn1.momentum, first, local, total);
+    dist_stats_end(e, model_stats_momentum(&t->model), first, local, total);
     dist_allreduce_grads(e);
     if (timers) stream_timer_start(&timers->optimizer);
     sgd_step(e, &t->sgd);

@@ -54,14 +54,15 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     t->be = backend_open(o->device, &bo, err, sizeof(err));
     if (!t->be) nn_fatal("%s", err);
 
+    const ModelDef* def = model_find(o->model); // options_parse refused unknown names
     if (o->print_model) { // with the group size --device's backend would use (--dw-group auto: its default)
         Engine* e = engine_create(&(Backend){0});
         int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
-        mobilenet_init(&t->model, e, o->width, g, 10);
+        model_build(&t->model, def, e, o->width, g, 10);
         if (o->dw_group > 0) printf("depthwise layers: g = %d (--dw-group %d)\n", g, o->dw_group);
         else printf("depthwise layers: g = %d, the %s backend's default%s\n", g, t->be->name,
                     o->dw_group == 0 ? " (--dw-group auto chooses per layer when a run starts)" : "");
-        mobilenet_print(&t->model, stdout);
+        model_print(&t->model, stdout);
         exit(0);
     }
     print_device(t->be, err);
@@ -70,7 +71,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     t->e = engine_create(t->be);
     dist_attach(t->e);
     int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
-    mobilenet_init(&t->model, t->e, o->width, g, 10);
+    model_build(&t->model, def, t->e, o->width, g, 10);
     engine_alloc_params(t->e);
     engine_init_params(t->e, o->seed);
     t->loss_sum = t->be->alloc(2 * sizeof(float), "metrics");
@@ -114,11 +115,13 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
 
     if (o->dw_group == 0 && !o->resume[0]) {
         printf("dw-group auto: timing diagonalwise refactorization per depthwise layer (batch %d)\n", t->micro);
-        mobilenet_autotune(&t->model, t->be, t->micro, stdout);
-        int groups[MOBILENET_BLOCKS]; // several processes: all use rank 0's choices (timings differ)
-        for (int i = 0; i < MOBILENET_BLOCKS; i++) groups[i] = t->model.blocks[i].conv1.g;
-        dist_broadcast(groups, sizeof(groups));
-        for (int i = 0; i < MOBILENET_BLOCKS; i++) depthwise_set_group(&t->model.blocks[i].conv1, groups[i]);
+        model_autotune(&t->model, t->be, t->micro, stdout);
+        int layers = model_num_depthwise(&t->model);
+        int* groups = NN_MALLOC(sizeof(int) * (layers ? layers : 1)); // several processes: all use rank 0's choices (timings differ)
+        for (int i = 0; i < layers; i++) groups[i] = model_depthwise(&t->model, i)->g;
+        dist_broadcast(groups, sizeof(int) * layers);
+        for (int i = 0; i < layers; i++) depthwise_set_group(model_depthwise(&t->model, i), groups[i]);
+        free(groups);
     }
 
     // Size the activation arena once, for the largest step: training with a full micro-batch.
@@ -127,17 +130,18 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     engine_plan_end(t->e);
 
     long params, macs, executed;
-    mobilenet_count(&t->model, &params, &macs, &executed);
+    model_count(&t->model, &params, &macs, &executed);
     char groups[160] = "";
-    int uniform = 1;
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
-        uniform &= t->model.blocks[i].conv1.g == t->model.blocks[0].conv1.g;
-        snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s%d", i ? "," : "", t->model.blocks[i].conv1.g);
+    int uniform = 1, layers = model_num_depthwise(&t->model);
+    for (int i = 0; i < layers; i++) {
+        int gi = model_depthwise(&t->model, i)->g;
+        uniform &= gi == model_depthwise(&t->model, 0)->g;
+        snprintf(groups + strlen(groups), sizeof(groups) - strlen(groups), "%s%d", i ? "," : "", gi);
     }
-    if (uniform) snprintf(groups, sizeof(groups), "%d", t->model.blocks[0].conv1.g);
-    printf("model: MobileNet-CIFAR width %g, %.3f M parameters, %.2f M multiply-adds per image "
+    if (uniform && layers) snprintf(groups, sizeof(groups), "%d", model_depthwise(&t->model, 0)->g);
+    printf("model: %s width %g, %.3f M parameters, %.2f M multiply-adds per image "
            "(%.2f M executed: depthwise by diagonalwise refactorization, g = %s%s)\n",
-           (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, uniform ? "" : "per layer ", groups);
+           def->title, (double)o->width, params / 1e6, macs / 1e6, executed / 1e6, uniform ? "" : "per layer ", groups);
     char act[32];
     printf("memory: %s of activations for batch %d\n",
            nn_format_bytes(act, sizeof(act), (double)t->e->act_capacity), t->micro);

@@ -6,7 +6,7 @@
 
 #include "../data/cifar10.h"
 #include "../data/loader.h"
-#include "../models/mobilenet.h"
+#include "../models/model.h"
 #include "../nn/sgd.h"
 #include "options.h"
 
@@ -14,7 +14,7 @@ typedef struct Trainer {
     Options opt;
     const Backend* be;
     Engine* e;
-    MobileNet model;
+    Model model; // through models/model.h only: the trainer knows no model's internals
     SGD sgd;
     Schedule schedule;
     Cifar10 data;
@@ -71,9 +71,12 @@ void trainer_resume(Trainer* t, const char* path);
 // model's size at that width against the values the file's tensors hold (a file that cannot hold
 // the model is refused before gigabytes are allocated for it).
 void trainer_checkpoint_model(const char* path, Options* o);
+// meta.dw_groups: the group size of each of the model's depthwise layers (a checkpoint and final.ckpt).
+struct CkptWriter;
+void trainer_put_dw_groups(struct CkptWriter* w, const Trainer* t);
 // Loads only the weights and running statistics (--init, --eval-only).
 void trainer_load_weights(Trainer* t, const char* path);
-// Frees everything the trainer holds (engine, metrics, loaders, data); returns rc, so that main can
+// Frees everything the trainer holds (engine, model, metrics, loaders, data); returns rc, so that main can
 // `return trainer_destroy(&t, rc)` and a leak checker finds nothing at exit.
 int trainer_destroy(Trainer* t, int rc);
 // The running metrics of a slot (waits for the device), and setting them (zero at an epoch's start).

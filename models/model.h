@@ -1,0 +1,72 @@
+// The model interface: what the trainer, its checkpoints, the run directory and --print-model know
+// about a model. A model is a ModelDef (a name and a small table of functions) registered by name in
+// models/model.c; the trainer holds a Model (the definition and the built model's own state) and
+// reaches the model only through the model_* functions below, never through its structs.
+// Parameter names are the engine's (nn/engine.h Param.name): each model registers its parameters
+// under the names PyTorch's state_dict gives them, which is what checkpoints and the exporter use.
+#ifndef MODELS_MODEL_H
+#define MODELS_MODEL_H
+
+#include <stdio.h>
+
+#include "../nn/ops.h"
+
+typedef struct ModelDef {
+    const char* name;    // the MODEL word of ./train, meta.model in checkpoints, "model" in config.json
+    const char* summary; // one line for --help, e.g. "MobileNet v1, CIFAR-10 variant"
+    const char* title;   // the model in the lines ./train prints, e.g. "MobileNet-CIFAR"
+    const char* noun;    // the model in messages ("a MobileNet of width 16 has ..."), e.g. "MobileNet"
+    // Registers the parameters and buffers in the engine (before engine_alloc_params) and returns the
+    // model's own state, which destroy frees. width: the channel multiplier; dw_group: channels per
+    // group of the diagonalwise depthwise layers. Fails with a message (nn_fatal) if the width leaves a
+    // layer without channels.
+    void* (*build)(Engine* e, float width, int dw_group, int num_classes);
+    void (*destroy)(void* self);
+    // Logits (n, num_classes, 1, 1) for a batch of images x (n, c, h, w).
+    Tensor* (*forward)(Engine* e, const void* self, Tensor* x);
+    // The depthwise layers in order: their group sizes are --dw-group per layer, meta.dw_groups in a
+    // checkpoint and "dw_groups" in config.json. A model without depthwise layers has none.
+    int (*num_depthwise)(const void* self);
+    DepthwiseConv2d* (*depthwise)(void* self, int i);
+    // --dw-group auto: times every depthwise layer on its own input shape at batch n and keeps the
+    // fastest group size (depthwise_autotune); prints the choices to log.
+    void (*autotune)(void* self, const Backend* be, int n, FILE* log);
+    // The momentum of the running statistics (batch norm's), with which several processes merge theirs.
+    float (*stats_momentum)(const void* self);
+    // --print-model: every layer with its output shape for one image, parameters and multiply-adds,
+    // and the totals.
+    void (*print)(const void* self, FILE* f);
+    // Totals for one image: trainable parameters, true multiply-adds, multiply-adds as executed
+    // (depthwise layers cost g times their own under diagonalwise refactorization). Any may be NULL.
+    void (*count)(const void* self, long* params, long* macs, long* macs_executed);
+} ModelDef;
+
+// A built model.
+typedef struct Model {
+    const ModelDef* def;
+    void* self; // the model's own state (def->build)
+    float width;
+    int num_classes;
+} Model;
+
+// The registered model of that name, or NULL.
+const ModelDef* model_find(const char* name);
+// The registered names, ", "-separated ("mobilenet"), for --help and error messages.
+const char* model_names(void);
+// The i-th registered model (NULL past the last).
+const ModelDef* model_at(int i);
+
+void model_build(Model* m, const ModelDef* def, Engine* e, float width, int dw_group, int num_classes);
+void model_free(Model* m); // frees the model's state (not its parameters: the engine holds those)
+Tensor* model_forward(Engine* e, const Model* m, Tensor* x);
+int model_num_depthwise(const Model* m);
+DepthwiseConv2d* model_depthwise(const Model* m, int i);
+void model_autotune(Model* m, const Backend* be, int n, FILE* log);
+float model_stats_momentum(const Model* m);
+void model_print(const Model* m, FILE* f);
+void model_count(const Model* m, long* params, long* macs, long* macs_executed);
+// The trainable parameters and running statistics (floats) of the model at this width, counted on a
+// model described but not allocated (a checkpoint that cannot hold them is refused before the build).
+unsigned long long model_values(const ModelDef* def, float width, int num_classes);
+
+#endif
