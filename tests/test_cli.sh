@@ -9,8 +9,9 @@ train=$1
 scratch cli
 
 expect 0 "usage: train MODEL DATASET" --help
+expect 0 "MODEL    mobilenet   (MobileNet v1, CIFAR-10 variant)" --help # the registry (models/model.c) lists the models
 expect 2 "expected MODEL and DATASET"
-expect 2 "unknown model" resnet cifar10
+expect 2 "unknown model 'resnet': known models: mobilenet" resnet cifar10
 expect 2 "unknown dataset" mobilenet imagenet
 expect 2 "--bogus: unknown option" mobilenet cifar10 --bogus
 expect 2 "--epochs: needs a value" mobilenet cifar10 --epochs
