@@ -1,0 +1,83 @@
+// The model interface (models/model.h): the registry finds MobileNet by name and lists it, and a
+// MobileNet built through the interface is the one mobilenet_init builds: the same parameters (names,
+// shapes, order), the same depthwise layers in the same order with their group sizes, the same counts
+// and the same --print-model table. Nothing is allocated (engines without a backend describe only).
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/mobilenet.h"
+#include "../models/model.h"
+#include "../nn/engine.h"
+#include "test_util.h"
+
+// The --print-model table of either, as a string (caller frees).
+static char* printed(const Model* m, const MobileNet* direct) {
+    char* buf = NULL;
+    size_t len = 0;
+    FILE* f = open_memstream(&buf, &len);
+    if (m) model_print(m, f);
+    else mobilenet_print(direct, f);
+    fclose(f);
+    return buf;
+}
+
+int main(void) {
+    const ModelDef* def = model_find("mobilenet");
+    CHECK(def && def == &MOBILENET_MODEL, "model_find(\"mobilenet\") is MOBILENET_MODEL");
+    CHECK(model_find("resnet") == NULL && model_find("") == NULL, "unknown names are not found");
+    CHECK(!strcmp(model_names(), "mobilenet"), "model_names() = \"%s\"", model_names());
+    CHECK(model_at(0) == def && model_at(1) == NULL && model_at(-1) == NULL, "model_at walks the registry");
+    if (!def) return test_finish("test_model");
+
+    const float widths[] = {0.25f, 1.0f};
+    for (int w = 0; w < 2; w++) {
+        Engine* a = engine_create(&(Backend){0});
+        Engine* b = engine_create(&(Backend){0});
+        Model m;
+        model_build(&m, def, a, widths[w], 8, 10);
+        MobileNet direct;
+        mobilenet_init(&direct, b, widths[w], 8, 10);
+        CHECK(m.def == def && m.width == widths[w] && m.num_classes == 10, "width %g: the handle", (double)widths[w]);
+        int same = a->num_params == b->num_params;
+        unsigned long long values = 0;
+        for (int i = 0; same && i < a->num_params; i++) {
+            same = !strcmp(a->params[i].name, b->params[i].name) && a->params[i].numel == b->params[i].numel &&
+                   a->params[i].is_buffer == b->params[i].is_buffer;
+            values += a->params[i].numel;
+        }
+        CHECK(same, "width %g: the same %d parameters and buffers in the same order", (double)widths[w], b->num_params);
+        CHECK(model_values(def, widths[w], 10) == values, "width %g: model_values = %llu", (double)widths[w], values);
+
+        CHECK(model_num_depthwise(&m) == MOBILENET_BLOCKS, "%d depthwise layers", model_num_depthwise(&m));
+        for (int i = 0; i < model_num_depthwise(&m) && i < MOBILENET_BLOCKS; i++) {
+            const DepthwiseConv2d* dw = model_depthwise(&m, i);
+            const DepthwiseConv2d* want = &direct.blocks[i].conv1;
+            CHECK(!strcmp(dw->name, want->name) && dw->c == want->c && dw->stride == want->stride && dw->g == want->g,
+                  "width %g: depthwise layer %d is %s (c %d, g %d)", (double)widths[w], i, want->name, want->c, want->g);
+        }
+        depthwise_set_group(model_depthwise(&m, 0), 1); // a group set through the interface is the model's
+        CHECK(((MobileNet*)m.self)->blocks[0].conv1.g == 1, "depthwise_set_group through model_depthwise");
+        depthwise_set_group(model_depthwise(&m, 0), direct.blocks[0].conv1.g);
+
+        long p1, m1, e1, p2, m2, e2;
+        model_count(&m, &p1, &m1, &e1);
+        mobilenet_count(&direct, &p2, &m2, &e2);
+        CHECK(p1 == p2 && m1 == m2 && e1 == e2, "width %g: counts %ld %ld %ld", (double)widths[w], p2, m2, e2);
+        char* s1 = printed(&m, NULL);
+        char* s2 = printed(NULL, &direct);
+        CHECK(!strcmp(s1, s2), "width %g: the same --print-model table", (double)widths[w]);
+        free(s1), free(s2);
+        CHECK(model_stats_momentum(&m) == direct.bn1.momentum, "the running statistics' momentum");
+
+        model_free(&m);
+        CHECK(m.self == NULL, "model_free clears the handle");
+        model_free(&m); // twice is harmless (trainer_destroy after a failed start)
+        engine_destroy(a);
+        engine_destroy(b);
+    }
+    Model none = {0};
+    model_free(&none); // a trainer that never built its model
+    return test_finish("test_model");
+}
