@@ -21,7 +21,7 @@ EOF2
 "$(dirname "$CTEST")/cmake" -S "$tmp" -B "$tmp/b" > "$tmp/cfg.out" 2>&1 || { show cfg; fail "cmake"; finish test_skip_summary; }
 env -u DRNET_SLOW_TESTS "$CTEST" --test-dir "$tmp/b" > "$tmp/run.out" 2>&1 # as a user runs it
 grep -qE '^ +t_nodata +skipped: no data here$' "$tmp/run.out" && echo "ok   a skip's reason is printed" || { fail "no reason line for t_nodata"; show run 12; }
-grep -qE '^ +t_slow +skipped: a slow test \(about 42 s on 2 cores\)' "$tmp/run.out" && echo "ok   a slow test skips by default, saying why" ||
+grep -qE '^ +t_slow +skipped: a slow test \(about 42 s on 2 idle cores\)' "$tmp/run.out" && echo "ok   a slow test skips by default, saying why" ||
   { fail "no slow-skip line for t_slow"; show run 12; }
 grep -q 't_pass' <(sed -n '/Skipped tests and why/,$p' "$tmp/run.out") && { fail "a passing test is listed as skipped"; show run 12; }
 DRNET_SLOW_TESTS=1 "$CTEST" --test-dir "$tmp/b" -R t_slow -V > "$tmp/slow.out" 2>&1

@@ -5,7 +5,8 @@
 #   DRNET_SLOW_TESTS=1 ctest --test-dir build            # everything (.ci/run does this)
 #   DRNET_SLOW_TESTS=1 ctest --test-dir build -L slow    # only the slow ones
 # A slow test's command starts with ${DRNET_SLOW} SECONDS (tests/slow.sh: the gate, and the time it
-# takes on 2 cores for its skip message).
+# takes on an idle 2-core machine, for its skip message; other jobs on the cores multiply it, up to
+# tenfold for the 2-thread runs).
 set(DRNET_SLOW bash ${PROJECT_SOURCE_DIR}/tests/slow.sh)
 # After the tests ctest prints each skipped test with the reason it gave (tests/skip_summary.sh;
 # ctest itself lists only the names).
@@ -66,11 +67,11 @@ set_tests_properties(test_cuda_ops_bn_split PROPERTIES SKIP_RETURN_CODE 77 LABEL
 add_executable(bench-cpu train/bench/bench_cpu.c train/args.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
-add_test(NAME test_exchange COMMAND ${DRNET_SLOW} 290 bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
+add_test(NAME test_exchange COMMAND ${DRNET_SLOW} 35 bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)
 set_tests_properties(test_exchange PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # ./train and its PyTorch twin see the same batches and follow the same recipe (skipped like test_exchange).
-add_test(NAME test_twin_torch COMMAND ${DRNET_SLOW} 120 bash ${PROJECT_SOURCE_DIR}/tests/test_twin_torch.sh $<TARGET_FILE:train>)
+add_test(NAME test_twin_torch COMMAND ${DRNET_SLOW} 25 bash ${PROJECT_SOURCE_DIR}/tests/test_twin_torch.sh $<TARGET_FILE:train>)
 set_tests_properties(test_twin_torch PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 drnet_test(test_crafted TIMEOUT 120)
@@ -121,19 +122,19 @@ drnet_test(test_progress SOURCES tests/test_progress.c train/progress.c train/st
 drnet_test(test_accum SOURCES tests/test_accum.c train/step.c train/state.c train/settings.c train/dist.c train/speed.c)
 
 # --gpu-data / --cuda-graph / --bench-steps on the CPU (skipped without the data or numpy).
-add_test(NAME test_speed COMMAND ${DRNET_SLOW} 90 bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
+add_test(NAME test_speed COMMAND ${DRNET_SLOW} 5 bash ${PROJECT_SOURCE_DIR}/tests/test_speed.sh $<TARGET_FILE:train>)
 set_tests_properties(test_speed PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
-add_test(NAME test_cuda_speed_cpu COMMAND ${DRNET_SLOW} 100 $<TARGET_FILE:test_cuda_speed> --dry-run-cpu
+add_test(NAME test_cuda_speed_cpu COMMAND ${DRNET_SLOW} 5 $<TARGET_FILE:test_cuda_speed> --dry-run-cpu
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_speed_cpu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 
 # Run directories: what a run keeps, what --resume restores, the log's overwrite/append rule.
-add_test(NAME test_rundir COMMAND ${DRNET_SLOW} 165 bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
+add_test(NAME test_rundir COMMAND ${DRNET_SLOW} 25 bash ${PROJECT_SOURCE_DIR}/tests/test_rundir.sh $<TARGET_FILE:train>)
 set_tests_properties(test_rundir PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # tools/export.py: PyTorch and ONNX exports predict as ./train does (skipped without torch or data).
-add_test(NAME test_export COMMAND ${DRNET_SLOW} 100 bash ${PROJECT_SOURCE_DIR}/tests/test_export.sh $<TARGET_FILE:train>)
+add_test(NAME test_export COMMAND ${DRNET_SLOW} 25 bash ${PROJECT_SOURCE_DIR}/tests/test_export.sh $<TARGET_FILE:train>)
 set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # tools/plot_runs.py on hand-written logs (skipped without matplotlib).
@@ -197,7 +198,7 @@ endif()
 # The CUDA kernels' registers, shared memory and spills from ptxas (sm_90): every kernel launches at
 # any block size. Needs nvcc only, no GPU.
 if(DRNET_CUDA)
-  add_test(NAME test_kernel_resources COMMAND ${DRNET_SLOW} 35 bash ${PROJECT_SOURCE_DIR}/tests/test_kernel_resources.sh
+  add_test(NAME test_kernel_resources COMMAND ${DRNET_SLOW} 15 bash ${PROJECT_SOURCE_DIR}/tests/test_kernel_resources.sh
            ${CMAKE_CUDA_COMPILER} -I${CUDNN_INCLUDE_DIR} -I${CMAKE_BINARY_DIR}/wheel-cublas/include)
   set_tests_properties(test_kernel_resources PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS slow)
 endif()
