@@ -93,6 +93,13 @@ typedef struct Backend {
     void (*relu_forward)(float* y, const float* x, size_t count);
     void (*relu_backward)(float* dx, const float* dy, const float* y, size_t count, int accumulate);
 
+    // Residual add: y = a + b, elementwise. y, a, b (count), any shape, the same for all three.
+    void (*add_forward)(float* y, const float* a, const float* b, size_t count);
+    // da (+)= dy and db (+)= dy, each by its own flag; either may be NULL (no gradient wanted).
+    // da and db may be one buffer (y = x + x): element by element, da's update comes first.
+    void (*add_backward)(float* da, float* db, const float* dy, size_t count, int accumulate_a,
+                         int accumulate_b);
+
     void (*avgpool_forward)(float* y, const float* x, const PoolShape* p);
     void (*avgpool_backward)(float* dx, const float* dy, const PoolShape* p, int accumulate);
     // argmax: (n, c, h_out, w_out) index into the (h, w) plane of the winning input, -1 if none

@@ -55,7 +55,7 @@ struct TapeEntry {
     const char* name;   // layer name ("layers.3.conv1"): errors and the profiler use it
     const char* kind;   // op kind ("conv2d", "depthwise", "batchnorm", ...)
     Tensor* out;
-    Tensor* in[3];      // inputs in op order (x, weight, bias/beta); parameters included
+    Tensor* in[3];      // inputs in op order (x, weight, bias/beta; add: a, b); parameters included
     union {
         ConvShape conv;
         struct { ConvShape conv; int g; float* wbig; float* dwbig; } dw; // depthwise (nn/depthwise.c)

@@ -66,6 +66,8 @@ Tensor* conv2d(Engine* e, const Conv2d* m, Tensor* x);
 Tensor* depthwise_conv2d(Engine* e, const DepthwiseConv2d* m, Tensor* x);
 Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu);
 Tensor* relu(Engine* e, Tensor* x, const char* name);
+// Residual add y = a + b; a and b of one shape (a fatal error names the layer otherwise), may be one tensor.
+Tensor* add(Engine* e, Tensor* a, Tensor* b, const char* name);
 Tensor* avgpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name);
 Tensor* maxpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name);
 Tensor* flatten(Engine* e, Tensor* x); // (n, c, h, w) -> (n, c*h*w, 1, 1), a view

@@ -33,6 +33,9 @@ const OpCase OP_CASES[] = {
     {"linear (flatten)", OP_LINEAR, 4, 3, 2, 2, 5, 0, 0, 0, 0, 0, 0, 0, 0},
     {"cross_entropy", OP_CROSS_ENTROPY, 5, 7, 1, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0},
     {"chain conv-bn-dw-bn-pool-linear-ce", OP_CHAIN, 3, 3, 8, 8, 6, 3, 1, 1, 2, 1, 0, 1, 1e-3f},
+    {"add x + b", OP_ADD, 2, 3, 5, 4, 3, 0, 0, 0, ADD_TWO, 0, 0, 0, 0},
+    {"add x + x", OP_ADD, 3, 2, 3, 3, 2, 0, 0, 0, ADD_SAME, 0, 0, 0, 0},
+    {"add residual t + conv(t)", OP_ADD, 2, 4, 5, 5, 4, 1, 1, 0, ADD_RESIDUAL, 0, 0, 0, 0},
     {"mobilenet width 0.125", OP_MOBILENET, 2, 3, 32, 32, 10, 0, 0, 0, 32, 1, 0.125f, 1, 1e-3f},
 };
 const int NUM_OP_CASES = (int)(sizeof(OP_CASES) / sizeof(OP_CASES[0]));
@@ -53,6 +56,13 @@ void op_case_setup(Engine* e, OpCaseState* s, const OpCase* c) {
         depthwise_init(&s->dw, e, "dw", c->c_out, 3, 2, 1, c->groups);
         batchnorm2d_init(&s->bn2, e, "bn2", c->c_out);
         linear_init(&s->lin, e, "linear", c->c_out * 2 * 2, 4);
+        break;
+    case OP_ADD:
+        if (c->groups == ADD_TWO) s->b = engine_param(e, "b", 4, dims, INIT_ZEROS, 0.0f);
+        if (c->groups == ADD_RESIDUAL) {
+            conv2d_init(&s->conv, e, "conv", c->c, c->c, 1, 1, 0, 1);
+            conv2d_init(&s->conv2, e, "conv2", c->c, c->c, 1, 1, 0, 1);
+        }
         break;
     case OP_MOBILENET: {
         mobilenet_init(&s->net, e, c->width, c->groups, c->c_out);
@@ -110,6 +120,11 @@ Tensor* op_case_forward(Engine* e, OpCaseState* s) {
         y = linear(e, &s->lin, flatten(e, y));
         return cross_entropy(e, y, engine_labels(e, c->n, s->labels), "loss");
     }
+    case OP_ADD:
+        if (c->groups == ADD_TWO) return add(e, x, s->b, "add");
+        if (c->groups == ADD_SAME) return add(e, x, x, "add");
+        x = conv2d(e, &s->conv, x);
+        return add(e, x, conv2d(e, &s->conv2, x), "add");
     case OP_MOBILENET: {
         Tensor* logits = mobilenet_forward(e, &s->net, x);
         return cross_entropy(e, logits, engine_labels(e, c->n, s->labels), "loss");

@@ -10,15 +10,20 @@
 
 typedef enum {
     OP_CONV, OP_DEPTHWISE, OP_BATCHNORM, OP_RELU, OP_AVGPOOL, OP_MAXPOOL, OP_LINEAR,
-    OP_CROSS_ENTROPY, OP_CHAIN, OP_MOBILENET,
+    OP_CROSS_ENTROPY, OP_CHAIN, OP_MOBILENET, OP_ADD,
 } OpKind;
+
+// What an OP_ADD case adds (its `groups`): x + b (a second input "b"), x + x (one tensor, both
+// gradients into it), and the residual t + conv2(t) with t = conv(x) (1x1 convs): t's gradient is
+// written by the add, then accumulated by conv2's backward.
+enum { ADD_TWO, ADD_SAME, ADD_RESIDUAL };
 
 typedef struct OpCase {
     const char* name;
     OpKind op;
     int n, c, h, w;            // input shape (OP_LINEAR: flattened; OP_CROSS_ENTROPY: (n, classes))
     int c_out, k, stride, pad; // conv / pooling / linear (c_out = out features)
-    int groups;                // conv: groups; depthwise: g; mobilenet: g
+    int groups;                // conv: groups; depthwise: g; mobilenet: g; add: ADD_* variant
     int relu;                  // batchnorm: fused ReLU
     float width;               // mobilenet
     int kinks;                 // the op is not smooth everywhere (ReLU, max): see test_gradcheck.c
@@ -32,6 +37,7 @@ extern const int NUM_OP_CASES;
 typedef struct OpCaseState {
     const OpCase* c;
     Tensor* x;
+    Tensor* b;                 // OP_ADD's second input
     Conv2d conv, conv2;
     DepthwiseConv2d dw;
     BatchNorm2d bn, bn2;

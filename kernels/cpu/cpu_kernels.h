@@ -63,6 +63,8 @@ void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
 
 void cpu_relu_forward(float* y, const float* x, size_t count);
 void cpu_relu_backward(float* dx, const float* dy, const float* y, size_t count, int accumulate);
+void cpu_add_forward(float* y, const float* a, const float* b, size_t count); // cpu_add.c
+void cpu_add_backward(float* da, float* db, const float* dy, size_t count, int accumulate_a, int accumulate_b);
 void cpu_avgpool_forward(float* y, const float* x, const PoolShape* p);
 void cpu_avgpool_backward(float* dx, const float* dy, const PoolShape* p, int accumulate);
 void cpu_maxpool_forward(float* y, int* argmax, const float* x, const PoolShape* p);

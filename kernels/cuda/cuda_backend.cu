@@ -381,7 +381,7 @@ static void cuda_describe(char* buf, size_t len) {
 
 // ---------------------------------------------------------------------------------------------
 // The table, in the field order of nn/backend.h (C++ has no C99 designated initializers).
-static_assert(offsetof(Backend, default_dw_group) == 36 * sizeof(void*) && sizeof(Backend) == 44 * sizeof(void*),
+static_assert(offsetof(Backend, default_dw_group) == 38 * sizeof(void*) && sizeof(Backend) == 46 * sizeof(void*),
               "nn/backend.h changed: update cuda_backend below");
 
 extern "C" const Backend cuda_backend = {
@@ -405,6 +405,8 @@ extern "C" const Backend cuda_backend = {
     cuda_batchnorm_backward,          // batchnorm_backward
     cuda_relu_forward,                // relu_forward
     cuda_relu_backward,               // relu_backward
+    cuda_add_forward,                 // add_forward
+    cuda_add_backward,                // add_backward
     cuda_avgpool_forward,             // avgpool_forward
     cuda_avgpool_backward,            // avgpool_backward
     cuda_maxpool_forward,             // maxpool_forward

@@ -75,6 +75,8 @@ void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float
 // cuda_ops.cu
 void cuda_relu_forward(float* y, const float* x, size_t count);
 void cuda_relu_backward(float* dx, const float* dy, const float* y, size_t count, int accumulate);
+void cuda_add_forward(float* y, const float* a, const float* b, size_t count);
+void cuda_add_backward(float* da, float* db, const float* dy, size_t count, int accumulate_a, int accumulate_b);
 void cuda_avgpool_forward(float* y, const float* x, const PoolShape* p);
 void cuda_avgpool_backward(float* dx, const float* dy, const PoolShape* p, int accumulate);
 void cuda_maxpool_forward(float* y, int* argmax, const float* x, const PoolShape* p);

@@ -38,6 +38,32 @@ void cuda_relu_backward(float* dx, const float* dy, const float* y, size_t count
 }
 
 // ---------------------------------------------------------------------------------------------
+// Residual add (ref_add_forward / ref_add_backward). da and db may be one buffer (y = x + x): one
+// thread owns an element and applies da's update, then db's, as the reference does.
+
+static __global__ void add_forward_kernel(float* y, const float* a, const float* b, size_t count) {
+    GRID_STRIDE(i, count) y[i] = a[i] + b[i];
+}
+
+static __global__ void add_backward_kernel(float* da, float* db, const float* dy, size_t count, int accumulate_a,
+                                           int accumulate_b) {
+    GRID_STRIDE(i, count) {
+        float g = dy[i];
+        if (da) da[i] = accumulate_a ? da[i] + g : g;
+        if (db) db[i] = accumulate_b ? db[i] + g : g;
+    }
+}
+
+void cuda_add_forward(float* y, const float* a, const float* b, size_t count) {
+    LAUNCH(add_forward_kernel, count, y, a, b, count);
+}
+
+void cuda_add_backward(float* da, float* db, const float* dy, size_t count, int accumulate_a, int accumulate_b) {
+    if (!da && !db) return;
+    LAUNCH(add_backward_kernel, count, da, db, dy, count, accumulate_a, accumulate_b);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pooling. PoolShape is passed by value: kernels read it from the parameter space.
 
 // Average over the k x k window, dividing by k * k (padding counts, PyTorch's count_include_pad).

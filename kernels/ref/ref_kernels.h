@@ -42,6 +42,8 @@ void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
 // ref_ops.c
 void ref_relu_forward(float* y, const float* x, size_t count);
 void ref_relu_backward(float* dx, const float* dy, const float* y, size_t count, int accumulate);
+void ref_add_forward(float* y, const float* a, const float* b, size_t count);
+void ref_add_backward(float* da, float* db, const float* dy, size_t count, int accumulate_a, int accumulate_b);
 void ref_avgpool_forward(float* y, const float* x, const PoolShape* p);
 void ref_avgpool_backward(float* dx, const float* dy, const PoolShape* p, int accumulate);
 void ref_maxpool_forward(float* y, int* argmax, const float* x, const PoolShape* p);

@@ -1,5 +1,5 @@
-// The remaining ops by their definitions: ReLU, pooling, linear, softmax cross-entropy, the running
-// metrics, SGD, and batches from resident records.
+// The remaining ops by their definitions: ReLU, the residual add, pooling, linear, softmax
+// cross-entropy, the running metrics, SGD, and batches from resident records.
 #include <math.h>
 #include <string.h>
 
@@ -17,6 +17,20 @@ void ref_relu_backward(float* dx, const float* dy, const float* y, size_t count,
     for (size_t i = 0; i < count; i++) {
         float v = y[i] > 0.0f ? dy[i] : 0.0f;
         dx[i] = accumulate ? dx[i] + v : v;
+    }
+}
+
+// y = a + b. y, a, b (count).
+void ref_add_forward(float* y, const float* a, const float* b, size_t count) {
+    for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+}
+
+// da (+)= dy, db (+)= dy (dy/da = dy/db = 1). da, db (count) or NULL; they may be one buffer
+// (y = x + x), then each element gets da's update, then db's.
+void ref_add_backward(float* da, float* db, const float* dy, size_t count, int accumulate_a, int accumulate_b) {
+    for (size_t i = 0; i < count; i++) {
+        if (da) da[i] = accumulate_a ? da[i] + dy[i] : dy[i];
+        if (db) db[i] = accumulate_b ? db[i] + dy[i] : dy[i];
     }
 }
 
