@@ -14,7 +14,7 @@
 enum {
     K_ZERO, K_COPY, K_CONV_F, K_CONV_BD, K_CONV_BF, K_SCATTER, K_GATHER, K_BN_FT, K_BN_FE, K_BN_B, K_RELU_F,
     K_RELU_B, K_AVG_F, K_AVG_B, K_MAX_F, K_MAX_B, K_LIN_F, K_LIN_B, K_CE_F, K_CE_B, K_METRICS, K_SGD, K_SGD_DEV,
-    K_AUGMENT,
+    K_AUGMENT, K_ADD_F, K_ADD_B,
 };
 
 typedef struct Call {
@@ -142,6 +142,16 @@ static void e_relu_b(float* dx, const float* dy, const float* y, size_t n, int a
     Call* c = rec(K_RELU_B);
     c->p[0] = dx, c->p[1] = P(dy), c->p[2] = P(y), c->n = n, c->i[0] = acc;
 }
+static void e_add_f(float* y, const float* a, const float* b, size_t n) {
+    if (!recording) return base->add_forward(y, a, b, n);
+    Call* c = rec(K_ADD_F);
+    c->p[0] = y, c->p[1] = P(a), c->p[2] = P(b), c->n = n;
+}
+static void e_add_b(float* da, float* db, const float* dy, size_t n, int acc_a, int acc_b) {
+    if (!recording) return base->add_backward(da, db, dy, n, acc_a, acc_b);
+    Call* c = rec(K_ADD_B);
+    c->p[0] = da, c->p[1] = db, c->p[2] = P(dy), c->n = n, c->i[0] = acc_a, c->i[1] = acc_b;
+}
 static void e_avg_f(float* y, const float* x, const PoolShape* p) {
     if (!recording) return base->avgpool_forward(y, x, p);
     Call* c = rec(K_AVG_F);
@@ -230,6 +240,8 @@ static void run(const Call* c) {
     case K_BN_B: b->batchnorm_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], i[0], i[1], i[2], i[3], i[4]); break;
     case K_RELU_F: b->relu_forward(p[0], p[1], c->n); break;
     case K_RELU_B: b->relu_backward(p[0], p[1], p[2], c->n, i[0]); break;
+    case K_ADD_F: b->add_forward(p[0], p[1], p[2], c->n); break;
+    case K_ADD_B: b->add_backward(p[0], p[1], p[2], c->n, i[0], i[1]); break;
     case K_AVG_F: b->avgpool_forward(p[0], p[1], &c->ps); break;
     case K_AVG_B: b->avgpool_backward(p[0], p[1], &c->ps, i[0]); break;
     case K_MAX_F: b->maxpool_forward(p[0], p[1], p[2], &c->ps); break;
@@ -283,6 +295,7 @@ const Backend* graph_emu_backend(const Backend* cpu) {
     emu.dr_scatter = e_scatter, emu.dr_gather = e_gather;
     emu.batchnorm_forward_train = e_bn_ft, emu.batchnorm_forward_eval = e_bn_fe, emu.batchnorm_backward = e_bn_b;
     emu.relu_forward = e_relu_f, emu.relu_backward = e_relu_b;
+    emu.add_forward = e_add_f, emu.add_backward = e_add_b;
     emu.avgpool_forward = e_avg_f, emu.avgpool_backward = e_avg_b, emu.maxpool_forward = e_max_f;
     emu.maxpool_backward = e_max_b, emu.linear_forward = e_lin_f, emu.linear_backward = e_lin_b;
     emu.cross_entropy_forward = e_ce_f, emu.cross_entropy_backward = e_ce_b, emu.metrics_accumulate = e_metrics;

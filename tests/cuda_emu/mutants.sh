@@ -85,6 +85,8 @@ mutant ce_bwd_acc      $D/cuda_loss.cu 'dlogits[k] = accumulate ? dlogits[k] + v
 mutant metrics_tie     $D/cuda_loss.cu 'if (z[j] > z[best]) best = j;' 'if (z[j] >= z[best]) best = j;' "$Q"
 mutant relu_nan        $D/cuda_ops.cu 'y[i] = x[i] > 0.0f ? x[i] : 0.0f;' 'y[i] = x[i] <= 0.0f ? 0.0f : x[i];' "$Q"
 mutant relu_bwd        $D/cuda_ops.cu 'float v = y[i] > 0.0f ? dy[i] : 0.0f;' 'float v = y[i] >= 0.0f ? dy[i] : 0.0f;' "$Q"
+mutant add_fwd         $D/cuda_ops.cu 'GRID_STRIDE(i, count) y[i] = a[i] + b[i];' 'GRID_STRIDE(i, count) y[i] = a[i] + a[i];' "$Q"
+mutant add_bwd_acc_b   $D/cuda_ops.cu 'if (db) db[i] = accumulate_b ? db[i] + g : g;' 'if (db) db[i] = g;' "$Q"
 mutant avgpool_bwd     $D/cuda_ops.cu 'sum += __fmul_rn(g[o], inv); });' 'sum += g[o]; });' "$Q"
 mutant maxpool_tie     $D/cuda_ops.cu 'if (where < 0 || v > best || isnan(v))' 'if (where < 0 || v >= best || isnan(v))' "$Q"
 mutant maxpool_bwd     $D/cuda_ops.cu 'if (win[o] == r) sum += g[o];' 'if (win[o] == r) sum = g[o];' "$Q"
