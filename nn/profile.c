@@ -105,6 +105,10 @@ void profile_op_cost(OpProfile* o, const TapeEntry* t) {
             o->bytes_fwd += big;
             o->bytes_bwd += 2 * big;
         }
+    } else if (!strcmp(t->kind, "add")) {
+        // No arithmetic worth counting; backward reads dy and writes da, db, never a or b.
+        double in1 = 4.0 * (double)tensor_numel(t->in[1]);
+        o->bytes_bwd = out + (t->in[0]->grad ? in : 0) + (t->in[1]->grad ? in1 : 0);
     } else if (!strcmp(t->kind, "linear")) {
         double macs = (double)t->in[0]->n * t->a.linear.in_features * t->a.linear.out_features;
         o->macs_fwd = macs;
