@@ -107,12 +107,10 @@ static const Tolerances TOL_FP32 = {
 // updates 0.13 (scale-invariant 0.22, classifier 2.9e-3), running statistics 9.3e-2. The bounds are
 // ~3x those; every tensor keeps a relative-error bound (a zero or doubled gradient, error 1, fails).
 // The wrong-rule self-checks are information here: TF32 noise is as large as some of their effects.
-static const Tolerances TOL_TF32 = {
-    .name = "tf32", .logits = REL(5e-3), .loss = REL(5e-3),
-    .grad = REL(0.4), .grad_si = REL(0.65), .grad_linear = REL(1e-2),
-    .step = REL(0.4), .step_si = REL(0.65), .step_linear = REL(1e-2),
-    .stats = REL(0.3), .rules_required = 0,
-};
+#define TF32_BOUNDS                                                                                 \
+    .logits = REL(5e-3), .loss = REL(5e-3), .grad = REL(0.4), .grad_si = REL(0.65), .grad_linear = REL(1e-2), \
+    .step = REL(0.4), .step_si = REL(0.65), .step_linear = REL(1e-2), .stats = REL(0.3), .rules_required = 0
+static const Tolerances TOL_TF32 = {.name = "tf32", TF32_BOUNDS};
 
 // CUDA with TF32 off and cuDNN free to choose any algorithm (DRNET_CUDNN_ALGOS=all, the timed search
 // ./train uses): FFT and Winograd algorithms transform the operands and round differently from a
@@ -122,12 +120,7 @@ static const Tolerances TOL_TF32 = {
 // is below TF32's ~5e-4 per convolution that TOL_TF32 was measured for, and the network amplifies a
 // per-layer error the same way whatever its source, so TOL_TF32's bounds hold for any algorithm in
 // FP32. The strict FP32 bounds above apply with DRNET_CUDNN_ALGOS=gemm (tests/tests.cmake).
-static const Tolerances TOL_ANY_ALGO = {
-    .name = "any-algorithm", .logits = REL(5e-3), .loss = REL(5e-3),
-    .grad = REL(0.4), .grad_si = REL(0.65), .grad_linear = REL(1e-2),
-    .step = REL(0.4), .step_si = REL(0.65), .step_linear = REL(1e-2),
-    .stats = REL(0.3), .rules_required = 0,
-};
+static const Tolerances TOL_ANY_ALGO = {.name = "any-algorithm", TF32_BOUNDS}; // the same numbers, by that argument
 
 // The batch-norm weights (gamma) whose output reaches, through a ReLU, a depthwise convolution and its
 // batch norm: the stem's bn1 and every block's bn2 but the last. The depthwise conv is per channel and
