@@ -220,6 +220,12 @@ static int env_flag(const char* name) {
     return v && *v && strcmp(v, "0") != 0;
 }
 
+// An on-by-default switch: only "0" turns it off.
+static int env_flag_on(const char* name) {
+    const char* v = getenv(name);
+    return !(v && !strcmp(v, "0"));
+}
+
 #define INIT_CUDA(call)                                                                           \
     do {                                                                                          \
         cudaError_t e_ = (call);                                                                  \
@@ -350,7 +356,11 @@ static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
     if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen)) return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
-    g_cuda.bn_split = env_flag("DRNET_CUDA_BN_SPLIT"); // per init, so that a test can compare both
+    // On since the first GPU run (an H200): the split kernels matched the CPU there (test_cuda_ops with
+    // the split) and took the training step from 8.6 to 6.3 ms (docs/results/gpu-h200-2026-12-04/).
+    // DRNET_CUDA_BN_SPLIT=0 gives the one-block-per-channel kernels; read per init, so that a test
+    // can compare both.
+    g_cuda.bn_split = env_flag_on("DRNET_CUDA_BN_SPLIT");
     g_cuda.deterministic = opt && opt->deterministic;
     g_cuda.workspace_limit = opt && opt->workspace_limit ? opt->workspace_limit : DEFAULT_WORKSPACE_LIMIT;
     // The flag covers cuBLAS too (nn/backend.h). PyTorch's own default for matmuls is strict FP32

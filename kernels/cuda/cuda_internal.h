@@ -23,7 +23,7 @@ struct CudaContext {
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
     int verbose;            // DRNET_CUDA_VERBOSE=1: print every algorithm search
-    int bn_split;           // DRNET_CUDA_BN_SPLIT=1 (read at each init): batch-norm statistics over many blocks
+    int bn_split;           // unless DRNET_CUDA_BN_SPLIT=0 (read at each init): batch-norm statistics over many blocks
     int gemm_only;          // DRNET_CUDNN_ALGOS=gemm (read at each init): only GEMM-like convolution algorithms
     int capture_mode;       // DRNET_CUDA_CAPTURE_MODE (read at each init): a cudaStreamCaptureMode
     int capturing;          // inside graph_capture_begin/end: uploads, downloads, syncs, allocs are errors

@@ -4,9 +4,9 @@
 // one-pass sums, so both backends agree to float rounding. Element-wise arithmetic uses the _rn
 // intrinsics where the CPU expression is a multiply followed by an add, so that nvcc does not fuse
 // them into one FMA (the CPU's vectorized kernels may, so this is no longer bit-exact).
-// A block per channel under-fills the GPU when channels are few; DRNET_CUDA_BN_SPLIT=1 switches the
-// training statistics to the many-block kernels of cuda_norm_split.cu (off by default until a GPU
-// run has compared them).
+// A block per channel under-fills the GPU when channels are few, so by default the training
+// statistics use the many-block kernels of cuda_norm_split.cu where the shape fits them; the
+// kernels here remain for the rest, for inference, and with DRNET_CUDA_BN_SPLIT=0.
 #include "cuda_internal.h"
 #include "cuda_norm_split.h"
 #include "cuda_reduce.h"

@@ -1,7 +1,8 @@
-// Batch-norm training statistics over many blocks per channel (DRNET_CUDA_BN_SPLIT=1): the one-block-
-// per-channel kernels of cuda_norm.cu occupy only c blocks, ~32 of a Hopper's 132 SMs in the first
-// layers, where each channel has n * hw = 131072 values at batch 128. Here a channel's values are cut
-// into `chunks` contiguous ranges, one block each (grid chunks x c, about 8 blocks per SM in all):
+// Batch-norm training statistics over many blocks per channel (the default; DRNET_CUDA_BN_SPLIT=0
+// turns it off): the one-block-per-channel kernels of cuda_norm.cu occupy only c blocks, ~32 of a
+// Hopper's 132 SMs in the first layers, where each channel has n * hw = 131072 values at batch 128.
+// Here a channel's values are cut into `chunks` contiguous ranges, one block each (grid chunks x c,
+// about 8 blocks per SM in all):
 //   1. partial kernel: per (channel, chunk) block, double sums of the chunk -> part (c, chunks)
 //   2. finalize kernel: per channel, the chunk sums in chunk order (deterministic) -> the statistics,
 //      the running statistics / parameter gradients, and per-channel coefficients -> coef (c)

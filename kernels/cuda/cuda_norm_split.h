@@ -1,5 +1,5 @@
 // Batch-norm training statistics split over many blocks per channel (cuda_norm_split.cu), used by
-// cuda_norm.cu when DRNET_CUDA_BN_SPLIT=1. Same semantics and argument conventions as there.
+// cuda_norm.cu unless DRNET_CUDA_BN_SPLIT=0. Same semantics and argument conventions as there.
 #ifndef KERNELS_CUDA_CUDA_NORM_SPLIT_H
 #define KERNELS_CUDA_CUDA_NORM_SPLIT_H
 
