@@ -433,7 +433,10 @@ extern "C" const Backend cuda_backend = {
     cuda_event_elapsed_ms,            // event_elapsed_ms
     CUDA_RANGE_PUSH,                  // range_push (NVTX)
     CUDA_RANGE_POP,                   // range_pop
-    32,                               // default_dw_group: the paper's, until measured on the GPU
+    // default_dw_group: measured on an H200 (cuDNN 9.19, TF32 on, batch 128): g = 1 is the fastest
+    // DR group size on all 13 MobileNet-CIFAR depthwise shapes, 1.95 ms per step against the paper's
+    // g = 32 at 3.80 ms (docs/results/gpu-h200-2026-12-04/bench.log). --dw-group 32 restores it.
+    1,
     cuda_augment_batch,               // augment_batch
     cuda_sgd_step_device_lr,          // sgd_step_device_lr
     cuda_graph_capture_begin,         // graph_capture_begin
