@@ -281,6 +281,13 @@ run sw "${small[@]}" --epochs 1 --limit-test 32 --out "$tmp/run4" --max-steps 2 
   { fail "run with --gpu-data on --deterministic exited $?"; show sw; }
 run swr mobilenet cifar10 --resume "$tmp/run4" --max-steps 3 || { fail "its resume exited $?"; show swr; }
 has swr "--gpu-data on" && has swr "--deterministic" && echo "ok   --resume DIR keeps --gpu-data and --deterministic"
+# A CUDA run's config.json says the fast path was on; resumed on the CPU, where it cannot run, it is
+# turned off (a flag given again would be refused, below).
+sed -i 's/"gpu_data": [01]/"gpu_data": 1/; s/"cuda_graph": [01]/"cuda_graph": 1/' "$tmp/run4/config.json"
+run swc mobilenet cifar10 --resume "$tmp/run4" --device cpu --max-steps 4 || { fail "resuming a CUDA-graph run on the CPU exited $?"; show swc; }
+grep -q '"cuda_graph": 0' "$tmp/run4/config.json" && ! grep -q "replayed as a CUDA graph" "$tmp/swc.out" &&
+  echo "ok   a run recorded with --cuda-graph on resumes on the CPU with it off" ||
+  { fail "a run recorded with --cuda-graph on, resumed on the CPU: config.json or banner wrong"; show swc; }
 # A switch the backend cannot honour is refused at start-up, before the run directory exists.
 run graph "${small[@]}" --out "$tmp/run5" --cuda-graph on
 rc=$?

@@ -44,8 +44,10 @@ else
 fi
 
 expect 2 "--cuda-graph on: the cpu backend cannot capture graphs" "${common[@]}" --cuda-graph on --max-steps 1
-expect 2 "--gpu-data maybe: expected on or off" "${common[@]}" --gpu-data maybe
+expect 2 "--gpu-data maybe: expected on, off or auto" "${common[@]}" --gpu-data maybe
 expect 2 "--profile times every op" "${common[@]}" --profile --cuda-graph on
-expect 0 'BENCH {"impl": "drnet", "gpu_data": 1' "${common[@]}" --gpu-data on --bench-steps 2 --bench-repeats 1
+expect 0 'BENCH {"impl": "drnet", "device": "cpu", "gpu_data": 1, "cuda_graph": 0' "${common[@]}" --gpu-data on --bench-steps 2 --bench-repeats 1
+# auto (the default) is off on the CPU: the loader builds the batches, the step runs eagerly.
+expect 0 'BENCH {"impl": "drnet", "device": "cpu", "gpu_data": 0, "cuda_graph": 0' "${common[@]}" --bench-steps 2 --bench-repeats 1
 
 finish test_speed

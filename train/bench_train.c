@@ -82,11 +82,16 @@ int run_bench(Trainer* t) {
            c1.allocs - c0.allocs, c1.frees - c0.frees, c1.syncs - c0.syncs, repeats, c1.ring_waits - c0.ring_waits,
            t->speed ? t->speed->replays : 0L, t->speed ? t->speed->captures : 0L, t->seen ? loss_sum / t->seen : 0.0);
     const char* split = getenv("DRNET_CUDA_BN_SPLIT"); // the CUDA backend's batch-norm variant
-    int bn_split = !strcmp(be->name, "cuda") && split && *split && strcmp(split, "0") != 0;
-    printf("BENCH {\"impl\": \"drnet\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"tf32\": %d, "
+    int bn_split = !strcmp(be->name, "cuda") && !(split && !strcmp(split, "0")); // on unless "0"
+    int g = o->dw_group > 0 ? o->dw_group : be->default_dw_group > 0 ? be->default_dw_group : 32;
+    char dw[16]; // the depthwise group size the run asked for: a number, or auto (chosen per layer)
+    if (o->dw_group == 0) snprintf(dw, sizeof(dw), "auto");
+    else snprintf(dw, sizeof(dw), "%d", g);
+    printf("BENCH {\"impl\": \"drnet\", \"device\": \"%s\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"dw_group\": \"%s\", "
+           "\"tf32\": %d, "
            "\"batch\": %d, \"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, "
            "\"final_loss\": %.5f, \"flop_model\": %.0f, \"flop_executed\": %.0f, \"bytes_least\": %.0f, "
-           "\"repeat_ms\": [", o->gpu_data, o->cuda_graph, bn_split, o->tf32, o->batch, steps, repeats, median,
+           "\"repeat_ms\": [", be->name, o->gpu_data, o->cuda_graph, bn_split, dw, o->tf32, o->batch, steps, repeats, median,
            o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0, 2 * cost.macs_model, 2 * cost.macs_executed,
            bytes);
     for (int r = 0; r < repeats; r++) printf("%s%.5f", r ? ", " : "", ms[r]);

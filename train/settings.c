@@ -65,8 +65,11 @@ const Setting SETTINGS[] = {
     {NUM("--profile", SET_SWITCH, profile, 0, 1, 0)},
     {NUM("--profile-steps", SET_INT, profile_steps, 1, 100000, 20)},
     {OF("--profile-json", SET_PATH, profile_json)},
-    {NUM("--gpu-data", SET_ONOFF, gpu_data, 0, 1, 0), .given = GIVEN_GPU_DATA, .key = "gpu_data"},
-    {NUM("--cuda-graph", SET_ONOFF, cuda_graph, 0, 1, 0), .given = GIVEN_CUDA_GRAPH, .key = "cuda_graph"},
+    // auto (-1): on where the run can use it (train/speed.c, speed_resolve); config.json keeps the outcome
+    {NUM("--gpu-data", SET_ONOFF, gpu_data, 0, 1, -1), .word = "auto", .word_value = -1, .given = GIVEN_GPU_DATA,
+     .key = "gpu_data"},
+    {NUM("--cuda-graph", SET_ONOFF, cuda_graph, 0, 1, -1), .word = "auto", .word_value = -1,
+     .given = GIVEN_CUDA_GRAPH, .key = "cuda_graph"},
     {NUM("--bench-steps", SET_INT, bench_steps, 1, 1000000, 0)},
     {NUM("--bench-repeats", SET_INT, bench_repeats, 1, 1000, 5)},
     {.flag = NULL},
@@ -182,7 +185,8 @@ SettingStatus setting_parse(const Setting* s, const char* v, Options* o) {
     switch (s->type) {
     case SET_SWITCH:
     case SET_ONOFF:
-        if ((i = parse_onoff(v)) < 0) return SETTING_BAD;
+        if (s->word && !strcmp(v, s->word)) i = (int)s->word_value;
+        else if ((i = parse_onoff(v)) < 0) return SETTING_BAD;
         setting_store(s, o, i);
         return SETTING_OK;
     case SET_CHOICE:
@@ -206,7 +210,8 @@ SettingStatus setting_parse(const Setting* s, const char* v, Options* o) {
 }
 
 void setting_range(const Setting* s, char* buf, size_t len) {
-    if (s->type == SET_SWITCH || s->type == SET_ONOFF) snprintf(buf, len, "on or off");
+    if (s->type == SET_SWITCH || s->type == SET_ONOFF) snprintf(buf, len, "on%s off%s%s", s->word ? "," : " or",
+                                                                s->word ? " or " : "", s->word ? s->word : "");
     else if (s->type == SET_FLOAT) snprintf(buf, len, "%g..%g", s->lo, s->hi);
     else if (is_number(s)) snprintf(buf, len, "%.0f..%.0f", s->lo, s->hi);
     else setting_want(s, buf, len);
@@ -215,7 +220,7 @@ void setting_range(const Setting* s, char* buf, size_t len) {
 void setting_want(const Setting* s, char* buf, size_t len) {
     char range[64];
     if (s->type == SET_SWITCH || s->type == SET_ONOFF) {
-        snprintf(buf, len, "on or off");
+        setting_range(s, buf, len);
     } else if (is_number(s)) {
         setting_range(s, range, sizeof(range));
         snprintf(buf, len, "%s in %s%s%s", s->type == SET_FLOAT ? "a number" : "an integer", range,
@@ -240,7 +245,9 @@ void setting_show(const Setting* s, const Options* o, char* buf, size_t len) {
     char w[32];
     switch (s->type) {
     case SET_SWITCH: snprintf(buf, len, "%s%s", s->flag, x ? "" : " off"); break;
-    case SET_ONOFF: snprintf(buf, len, "%s %s", s->flag, x ? "on" : "off"); break;
+    case SET_ONOFF:
+        snprintf(buf, len, "%s %s", s->flag, s->word && x == s->word_value ? s->word : x ? "on" : "off");
+        break;
     case SET_FLOAT: snprintf(buf, len, "%s %g", s->flag, x); break;
     case SET_CHOICE:
         for (int i = 0; choice_word(s, i, w, sizeof(w)), w[0]; i++)

@@ -18,8 +18,10 @@
 // captured again before its next replay: it would otherwise read a freed workspace.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../nn/util.h"
+#include "dist.h"
 #include "speed.h"
 #include "step_timers.h"
 
@@ -28,6 +30,26 @@ static uint8_t* upload_records(const Backend* be, const uint8_t* host, int count
     uint8_t* dev = be->alloc(bytes, what);
     be->upload(dev, host, bytes);
     return dev;
+}
+
+// auto -> possible; a value from the run's config.json (not given again) that this backend or process
+// count cannot use -> off, so that a CUDA run resumes on the CPU; a value given on the command line
+// stays, and speed_check refuses it where it cannot work.
+static int resolve(int value, int given, int possible) {
+    if (value < 0) return possible;
+    return !given && value && !possible ? 0 : value;
+}
+
+// On by default since the first GPU run (an H200): a replayed step matched the eager one bit for bit,
+// the GPU batches matched the CPU loader's (test_cuda_speed), and together they were the fastest
+// setting (docs/results/gpu-h200-2026-12-04/speed.log). The CPU keeps its loader and eager steps.
+void speed_resolve(Trainer* t) {
+    Options* o = &t->opt;
+    const int cuda = !strcmp(t->be->name, "cuda");
+    const int one_batch = o->accum_steps * dist_size() == 1; // what trainer_setup_micro_batches demands
+    o->gpu_data = resolve(o->gpu_data, !!(o->given & GIVEN_GPU_DATA), cuda && one_batch);
+    o->cuda_graph = resolve(o->cuda_graph, !!(o->given & GIVEN_CUDA_GRAPH),
+                            cuda && one_batch && !(o->profile && !o->bench_steps));
 }
 
 void speed_check(const Trainer* t) {

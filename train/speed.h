@@ -1,5 +1,5 @@
 // --gpu-data and --cuda-graph: the state the fast training step keeps (train/speed.c). Both flags
-// off (the default) leave Trainer.speed NULL and the step exactly as it was.
+// off (the CPU's default) leave Trainer.speed NULL and the step exactly as it was.
 #ifndef TRAIN_SPEED_H
 #define TRAIN_SPEED_H
 
@@ -38,6 +38,10 @@ void speed_destroy(Trainer* t);
 // Exits 2 naming the flag when --gpu-data or --cuda-graph asks for what the backend lacks (called at
 // start-up, before the run directory exists, and again by speed_get).
 void speed_check(const Trainer* t);
+// Turns --gpu-data / --cuda-graph "auto" (the default) into on or off for the backend t->be: on for
+// CUDA in one process without --accum-steps (and, for graphs, without --profile's per-op timing).
+// Called once the backend is open, before anything reads the two flags.
+void speed_resolve(Trainer* t);
 
 // step.c: the model's loss on inputs already in the activation arena, x (n, 3, 32, 32), labels (n).
 Tensor* forward_loss_from(Trainer* t, Tensor* x, int* labels);

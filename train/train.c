@@ -53,6 +53,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     err[0] = 0;
     t->be = backend_open(o->device, &bo, err, sizeof(err));
     if (!t->be) nn_fatal("%s", err);
+    speed_resolve(t); // --gpu-data / --cuda-graph auto: on or off for this backend
 
     const ModelDef* def = model_find(o->model); // options_parse refused unknown names
     if (o->print_model) { // with the group size --device's backend would use (--dw-group auto: its default)
@@ -66,6 +67,9 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
         exit(0);
     }
     print_device(t->be, err);
+    if (o->gpu_data || o->cuda_graph)
+        printf("step: %s%s%s\n", o->gpu_data ? "batches built on the device (--gpu-data on)" : "",
+               o->gpu_data && o->cuda_graph ? ", " : "", o->cuda_graph ? "replayed as a CUDA graph (--cuda-graph on)" : "");
     speed_check(t);
 
     t->e = engine_create(t->be);
