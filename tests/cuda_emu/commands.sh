@@ -42,13 +42,19 @@ run "$BENCH" --device cuda --reps 1 --batch 1
 run "$BENCH" --device cuda --reps 1 --batch 1 --tf32 off
 run "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --profile --profile-steps 2 --profile-json "$T/profile.json"
 run "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --dw-group auto --profile --profile-steps 2
-# speed: every configuration speed.sh times, batch-norm split included.
-for c in "--gpu-data on --cuda-graph on" "--gpu-data off --cuda-graph off" "--gpu-data on --cuda-graph off"; do
+# speed: every configuration speed.sh times: the defaults, --dw-group 32, the one-block batch norm, eager.
+for c in "" "--dw-group 32" "--gpu-data off --cuda-graph off" "--gpu-data on --cuda-graph off"; do
   # shellcheck disable=SC2086
   run "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" $c --bench-steps 2 --bench-repeats 2
 done
-run env DRNET_CUDA_BN_SPLIT=1 "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --gpu-data on --cuda-graph on \
-    --bench-steps 2 --bench-repeats 2
+run env DRNET_CUDA_BN_SPLIT=0 "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --bench-steps 2 --bench-repeats 2
+# The CUDA defaults, as measured on the first GPU run: device batches, graph replay, batch-norm split, g = 1.
+"$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --bench-steps 2 --bench-repeats 1 > "$T/auto.out" 2>&1
+if ! grep -q '"device": "cuda", "gpu_data": 1, "cuda_graph": 1, "bn_split": 1, "dw_group": "1"' "$T/auto.out" ||
+   ! grep -q '^step: batches built on the device (--gpu-data on), replayed as a CUDA graph' "$T/auto.out"; then
+  cat "$T/auto.out"; echo "FAILED: --device cuda without flags must default to --gpu-data on --cuda-graph on, split, g = 1"; exit 1
+fi
+echo "ok: --device cuda defaults to device batches, graph replay, batch-norm split and g = 1"
 # Graph capture modes: each one captures; a capture that fails (the emulator fails the global mode's on
 # request) says how to select another mode; speed.sh then retries with the others and says so.
 for mode in thread-local relaxed; do
@@ -70,7 +76,7 @@ GPU=1 DRNET_SPEED_TINY=1 DRNET_EMU_CAPTURE_FAILS=global BUILD=$(dirname "$TRAIN"
   bash "$here/../device/speed.sh" 300 > "$T/speed.out" 2>&1
 rc=$?
 if [ $rc != 0 ] || ! grep -q 'graph capture works in mode thread-local' "$T/speed.out" ||
-   ! grep -q 'cuda-graph on, capture mode thread-local |' "$T/speed.out"; then
+   ! grep -qE 'cuda-graph on, capture mode thread-local[,|]' "$T/speed.out"; then
   cat "$T/speed.out"; echo "FAILED: speed.sh must fall back to another capture mode and say so (exit $rc)"; exit 1
 fi
 echo "ok: speed.sh fell back to capture mode thread-local and its table says so"
