@@ -137,6 +137,13 @@ static void destroy(void* self) { free(self); }
 static Tensor* forward(Engine* e, const void* self, Tensor* x) { return mobilenet_forward(e, self, x); }
 static int num_depthwise(const void* self) { return (void)self, MOBILENET_BLOCKS; }
 static DepthwiseConv2d* depthwise(void* self, int i) { return &((MobileNet*)self)->blocks[i].conv1; }
+static int depthwise_input(const void* self, int i) {
+    const MobileNet* m = self;
+    int h = 32;
+    for (int b = 0; b < i; b++) h = conv_out_size(h, 3, m->blocks[b].conv1.stride, 1);
+    return h;
+}
+
 static void autotune(void* self, const Backend* be, int n, FILE* log) { mobilenet_autotune(self, be, n, log); }
 static float stats_momentum(const void* self) { return ((const MobileNet*)self)->bn1.momentum; }
 static void print(const void* self, FILE* f) { mobilenet_print(self, f); }
@@ -155,6 +162,7 @@ const ModelDef MOBILENET_MODEL = {
     .forward = forward,
     .num_depthwise = num_depthwise,
     .depthwise = depthwise,
+    .depthwise_input = depthwise_input,
     .autotune = autotune,
     .stats_momentum = stats_momentum,
     .print = print,

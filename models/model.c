@@ -5,9 +5,10 @@
 
 #include "../nn/engine.h"
 #include "mobilenet.h"
+#include "mobilenetv2.h"
 
 // The registry: one line per model.
-static const ModelDef* const MODELS[] = {&MOBILENET_MODEL, NULL};
+static const ModelDef* const MODELS[] = {&MOBILENET_MODEL, &MOBILENETV2_MODEL, NULL};
 
 const ModelDef* model_at(int i) {
     return i >= 0 && i < (int)(sizeof(MODELS) / sizeof(MODELS[0])) ? MODELS[i] : NULL;
@@ -42,6 +43,7 @@ void model_free(Model* m) {
 Tensor* model_forward(Engine* e, const Model* m, Tensor* x) { return m->def->forward(e, m->self, x); }
 int model_num_depthwise(const Model* m) { return m->def->num_depthwise(m->self); }
 DepthwiseConv2d* model_depthwise(const Model* m, int i) { return m->def->depthwise(m->self, i); }
+int model_depthwise_input(const Model* m, int i) { return m->def->depthwise_input(m->self, i); }
 void model_autotune(Model* m, const Backend* be, int n, FILE* log) { m->def->autotune(m->self, be, n, log); }
 float model_stats_momentum(const Model* m) { return m->def->stats_momentum(m->self); }
 void model_print(const Model* m, FILE* f) { m->def->print(m->self, f); }

@@ -28,6 +28,9 @@ typedef struct ModelDef {
     // checkpoint and "dw_groups" in config.json. A model without depthwise layers has none.
     int (*num_depthwise)(const void* self);
     DepthwiseConv2d* (*depthwise)(void* self, int i);
+    // The height (= width) of depthwise layer i's input for a 32x32 image: what the benchmarks time
+    // each layer on.
+    int (*depthwise_input)(const void* self, int i);
     // --dw-group auto: times every depthwise layer on its own input shape at batch n and keeps the
     // fastest group size (depthwise_autotune); prints the choices to log.
     void (*autotune)(void* self, const Backend* be, int n, FILE* log);
@@ -51,7 +54,7 @@ typedef struct Model {
 
 // The registered model of that name, or NULL.
 const ModelDef* model_find(const char* name);
-// The registered names, ", "-separated ("mobilenet"), for --help and error messages.
+// The registered names, ", "-separated ("mobilenet, mobilenetv2"), for --help and error messages.
 const char* model_names(void);
 // The i-th registered model (NULL past the last).
 const ModelDef* model_at(int i);
@@ -61,6 +64,7 @@ void model_free(Model* m); // frees the model's state (not its parameters: the e
 Tensor* model_forward(Engine* e, const Model* m, Tensor* x);
 int model_num_depthwise(const Model* m);
 DepthwiseConv2d* model_depthwise(const Model* m, int i);
+int model_depthwise_input(const Model* m, int i);
 void model_autotune(Model* m, const Backend* be, int n, FILE* log);
 float model_stats_momentum(const Model* m);
 void model_print(const Model* m, FILE* f);

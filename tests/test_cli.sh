@@ -11,7 +11,7 @@ scratch cli
 expect 0 "usage: train MODEL DATASET" --help
 expect 0 "MODEL    mobilenet   (MobileNet v1, CIFAR-10 variant)" --help # the registry (models/model.c) lists the models
 expect 2 "expected MODEL and DATASET"
-expect 2 "unknown model 'resnet': known models: mobilenet" resnet cifar10
+expect 2 "unknown model 'resnet': known models: mobilenet, mobilenetv2" resnet cifar10
 expect 2 "unknown dataset" mobilenet imagenet
 expect 2 "--bogus: unknown option" mobilenet cifar10 --bogus
 expect 2 "--epochs: needs a value" mobilenet cifar10 --epochs
@@ -37,6 +37,8 @@ expect 2 "--checkpoint c: only a training run writes it" mobilenet cifar10 --eva
 expect 2 "--log l: only a training run writes it" mobilenet cifar10 --print-model --log l
 expect 0 "3.217 M parameters, 46.35 M multiply-adds" mobilenet cifar10 --print-model
 expect 0 "layers.12.conv2" mobilenet cifar10 --print-model --width 0.5
+expect 0 "         mobilenetv2 (MobileNetV2, CIFAR-10 variant)" --help
+expect 0 "layers.16.shortcut.0" mobilenetv2 cifar10 --print-model
 expect 0 "depthwise layers: g = 1, the ref backend's default" mobilenet cifar10 --print-model --device ref
 expect 1 "cannot open checkpoint '$tmp/none.ckpt'" mobilenet cifar10 --resume "$tmp/none.ckpt"
 CIFAR10_PATH= expect 1 "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" mobilenet cifar10 --data "$tmp/nothing.tar.gz" --device cpu

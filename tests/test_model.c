@@ -1,13 +1,16 @@
-// The model interface (models/model.h): the registry finds MobileNet by name and lists it, and a
-// MobileNet built through the interface is the one mobilenet_init builds: the same parameters (names,
-// shapes, order), the same depthwise layers in the same order with their group sizes, the same counts
-// and the same --print-model table. Nothing is allocated (engines without a backend describe only).
+// The model interface (models/model.h): the registry finds MobileNet and MobileNetV2 by name and
+// lists them, and a MobileNet built through the interface is the one mobilenet_init builds: the same
+// parameters (names, shapes, order), the same depthwise layers in the same order with their group
+// sizes, the same counts and the same --print-model table. For MobileNetV2: its depthwise layers
+// through the interface are the blocks' own, their input sizes follow the strides, and the counted
+// parameters are the registered ones. Nothing is allocated (engines without a backend describe only).
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../models/mobilenet.h"
+#include "../models/mobilenetv2.h"
 #include "../models/model.h"
 #include "../nn/engine.h"
 #include "test_util.h"
@@ -23,12 +26,45 @@ static char* printed(const Model* m, const MobileNet* direct) {
     return buf;
 }
 
+static void check_mobilenetv2(void) {
+    const float widths[] = {0.25f, 1.0f};
+    for (int w = 0; w < 2; w++) {
+        Engine* e = engine_create(&(Backend){0});
+        Model m;
+        model_build(&m, &MOBILENETV2_MODEL, e, widths[w], 8, 10);
+        const MobileNetV2* net = m.self;
+        CHECK(model_num_depthwise(&m) == MOBILENETV2_BLOCKS, "MobileNetV2: %d depthwise layers", model_num_depthwise(&m));
+        int size = 32;
+        for (int i = 0; i < model_num_depthwise(&m) && i < MOBILENETV2_BLOCKS; i++) {
+            const DepthwiseConv2d* dw = model_depthwise(&m, i);
+            CHECK(dw == &net->blocks[i].conv2 && dw->c == net->blocks[i].conv1.c_out,
+                  "MobileNetV2 width %g: depthwise layer %d is block %d's conv2, on its expanded channels",
+                  (double)widths[w], i, i);
+            CHECK(model_depthwise_input(&m, i) == size, "MobileNetV2 width %g: depthwise layer %d's input is %dx%d",
+                  (double)widths[w], i, size, size);
+            size = conv_out_size(size, dw->k, dw->stride, dw->pad);
+        }
+        long trainable = 0, params;
+        for (int i = 0; i < e->num_params; i++) trainable += e->params[i].is_buffer ? 0 : (long)e->params[i].numel;
+        model_count(&m, &params, NULL, NULL);
+        CHECK(params == trainable, "MobileNetV2 width %g: --print-model counts %ld parameters, the engine holds %ld",
+              (double)widths[w], params, trainable);
+        char* s = printed(&m, NULL);
+        CHECK(strstr(s, "layers.16.conv2") && strstr(s, "layers.2.add"), "MobileNetV2: --print-model lists the blocks");
+        free(s);
+        model_free(&m);
+        engine_destroy(e);
+    }
+}
+
 int main(void) {
     const ModelDef* def = model_find("mobilenet");
     CHECK(def && def == &MOBILENET_MODEL, "model_find(\"mobilenet\") is MOBILENET_MODEL");
     CHECK(model_find("resnet") == NULL && model_find("") == NULL, "unknown names are not found");
-    CHECK(!strcmp(model_names(), "mobilenet"), "model_names() = \"%s\"", model_names());
-    CHECK(model_at(0) == def && model_at(1) == NULL && model_at(-1) == NULL, "model_at walks the registry");
+    CHECK(!strcmp(model_names(), "mobilenet, mobilenetv2"), "model_names() = \"%s\"", model_names());
+    CHECK(model_find("mobilenetv2") == &MOBILENETV2_MODEL, "model_find(\"mobilenetv2\") is MOBILENETV2_MODEL");
+    CHECK(model_at(0) == def && model_at(1) == &MOBILENETV2_MODEL && model_at(2) == NULL && model_at(-1) == NULL,
+          "model_at walks the registry");
     if (!def) return test_finish("test_model");
 
     const float widths[] = {0.25f, 1.0f};
@@ -56,6 +92,9 @@ int main(void) {
             const DepthwiseConv2d* want = &direct.blocks[i].conv1;
             CHECK(!strcmp(dw->name, want->name) && dw->c == want->c && dw->stride == want->stride && dw->g == want->g,
                   "width %g: depthwise layer %d is %s (c %d, g %d)", (double)widths[w], i, want->name, want->c, want->g);
+            CHECK(model_depthwise_input(&m, i) == (i ? conv_out_size(model_depthwise_input(&m, i - 1), 3,
+                                                                     direct.blocks[i - 1].conv1.stride, 1) : 32),
+                  "width %g: depthwise layer %d's input size", (double)widths[w], i);
         }
         depthwise_set_group(model_depthwise(&m, 0), 1); // a group set through the interface is the model's
         CHECK(((MobileNet*)m.self)->blocks[0].conv1.g == 1, "depthwise_set_group through model_depthwise");
@@ -77,6 +116,7 @@ int main(void) {
         engine_destroy(a);
         engine_destroy(b);
     }
+    check_mobilenetv2();
     Model none = {0};
     model_free(&none); // a trainer that never built its model
     return test_finish("test_model");
