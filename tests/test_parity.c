@@ -1,17 +1,18 @@
-// PyTorch parity of a whole MobileNet-CIFAR training step, tensor by tensor.
+// PyTorch parity of a whole training step of a registered model, tensor by tensor.
 //
 // tests/reference/parity_*.bin holds a PyTorch 1.13 run (tests/reference/make_parity_reference.py):
-// a width-0.2 MobileNet (channel counts 6 ... 204, so diagonalwise refactorization with g = 32 runs
-// uneven groups: g = 6, 12, 25, 17), its initial weights, a batch of real CIFAR-10 images, the logits,
+// by default a width-0.2 MobileNet (channel counts 6 ... 204, so diagonalwise refactorization with
+// g = 32 runs uneven groups: g = 6, 12, 25, 17); --ref names another, e.g. the width-0.125
+// MobileNetV2 (its ref.model record names the model); its initial weights, a batch of real CIFAR-10 images, the logits,
 // loss and every parameter gradient of the first step, and the state after each of 3 SGD steps (lr 0.1,
-// momentum 0.9, nesterov, weight decay 5e-4). We load the same weights, run our forward, backward and
+// momentum 0.9, nesterov, weight decay 5e-4; MobileNetV2's: 2 steps). We load the same weights, run our forward, backward and
 // sgd_step and compare every tensor by ||ours - ref|| / ||ref||.
 //
 // Two things make a float32 comparison meaningful, both explained in make_parity_reference.py:
 //  - The reference network was pretrained for 100 steps: at initialisation it amplifies rounding
 //    ~1.2x per batch-normalized layer, which would hide errors below ~2e-5 behind float32 noise.
 //  - Each step is checked twice: starting from the reference's state (weights, running statistics,
-//    momentum), so each application of the rule is judged alone, and along our own chained 3-step
+//    momentum), so each application of the rule is judged alone, and along our own chained 3-step (2)
 //    trajectory from the initial weights, with 3x wider bounds since rounding compounds.
 //  - ReLU ties (pre-activations within ref.tie = 2e-3 of zero) take PyTorch's decision: one flipped
 //    mask element would move the whole gradient by ~1e-2.
@@ -39,10 +40,11 @@
 
 #include "../data/cifar10.h"
 #include "../data/loader.h"
-#include "../models/mobilenet.h"
+#include "../models/model.h"
 #include "../nn/checkpoint.h"
 #include "../nn/sgd.h"
 #include "../nn/util.h"
+#include "parity_kinds.h"
 #include "test_util.h"
 
 #ifdef WITH_CUDA
@@ -122,18 +124,12 @@ static const Tolerances TOL_TF32 = {.name = "tf32", TF32_BOUNDS};
 // FP32. The strict FP32 bounds above apply with DRNET_CUDNN_ALGOS=gemm (tests/tests.cmake).
 static const Tolerances TOL_ANY_ALGO = {.name = "any-algorithm", TF32_BOUNDS}; // the same numbers, by that argument
 
-// The batch-norm weights (gamma) whose output reaches, through a ReLU, a depthwise convolution and its
-// batch norm: the stem's bn1 and every block's bn2 but the last. The depthwise conv is per channel and
-// the next batch norm undoes any per-channel scale, so the loss is invariant to these gammas except
-// through BN's eps: their gradient is ~1e-4 of the terms it is summed from, and its relative rounding
-// error is that much larger (PyTorch float32 vs float64: up to 7e-3).
-static int scale_invariant(const char* param) {
-    if (!strcmp(param, "bn1.weight")) return 1;
-    int block, end = 0;
-    if (sscanf(param, "layers.%d.bn2.weight%n", &block, &end) == 1 && end > 0 && param[end] == '\0')
-        return block < MOBILENET_BLOCKS - 1;
-    return 0;
-}
+// The kinds of parameter (tests/parity_kinds.h): scale-invariant batch-norm weights (K_BN_SI) get the
+// wider _si bounds (PyTorch float32 vs float64: up to 7e-3); the shift-invariant biases (K_BN_SHIFT),
+// whose gradient is exactly zero, are measured against their own batch norm's weight (compare's
+// `norm`): ||ours - ref|| / ||the weight's||, under the bound of ordinary batch-norm parameters; the
+// running means that track a fixed batch mean (K_STAT_FIXED) against momentum * ||sqrt(running_var)||,
+// under the running statistics' bound.
 
 // ---------------------------------------------------------------------------------------------------
 // Comparison bookkeeping
@@ -159,19 +155,27 @@ typedef struct Report {
 } Report;
 
 // Self-check of one comparison: ours moved by 3 tolerances must be flagged -- one element (the one
-// largest in ref) moved by 3 * tol * ||ref||.
-static int perturbation_flagged(const float* ours, const float* ref, size_t n, Bound b, float* scratch) {
+// largest in ref) moved by 3 * tol * norm.
+static double error_to(const float* ours, const float* ref, size_t n, double norm) {
+    if (norm <= 0) return rel_error(ours, ref, n);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d += ((double)ours[i] - ref[i]) * ((double)ours[i] - ref[i]);
+    return sqrt(d) / norm;
+}
+
+static int perturbation_flagged(const float* ours, const float* ref, size_t n, Bound b, float* scratch, double norm) {
     memcpy(scratch, ours, n * sizeof(float));
     size_t at = 0;
     for (size_t i = 1; i < n; i++)
         if (fabsf(ref[i]) > fabsf(ref[at])) at = i;
-    double norm = l2_norm(ref, n);
-    scratch[at] += (float)(3.0 * b.tol * (norm > 0 ? norm : 1.0));
-    return rel_error(scratch, ref, n) > b.tol;
+    double scale = norm > 0 ? norm : l2_norm(ref, n);
+    scratch[at] += (float)(3.0 * b.tol * (scale > 0 ? scale : 1.0));
+    return error_to(scratch, ref, n, norm) > b.tol;
 }
 
-static void compare(Report* r, const char* name, const char* kind, const float* ours, const float* ref,
-                    size_t n, Bound b, float* scratch) {
+// ||ours - ref|| / ||ref|| against the bound; with norm > 0, ||ours - ref|| / norm (K_BN_SHIFT).
+static void compare_norm(Report* r, const char* name, const char* kind, const float* ours, const float* ref,
+                         size_t n, Bound b, float* scratch, double norm) {
     NN_ASSERT(r->n < MAX_ROWS, "too many compared tensors");
     Row* row = &r->rows[r->n++];
     if (r->scale > 0) b.tol *= r->scale;
@@ -179,7 +183,7 @@ static void compare(Report* r, const char* name, const char* kind, const float* 
     row->kind = kind;
     row->ref_norm = l2_norm(ref, n);
     row->ours_norm = l2_norm(ours, n);
-    row->err = rel_error(ours, ref, n);
+    row->err = error_to(ours, ref, n, norm);
     row->bound = b;
     if (r->info || isinf(b.tol)) return;
     if (row->err > b.tol) {
@@ -190,8 +194,13 @@ static void compare(Report* r, const char* name, const char* kind, const float* 
     }
     if (!r->quiet) {
         r->checks++;
-        if (!perturbation_flagged(ours, ref, n, b, scratch)) r->blind++;
+        if (!perturbation_flagged(ours, ref, n, b, scratch, norm)) r->blind++;
     }
+}
+
+static void compare(Report* r, const char* name, const char* kind, const float* ours, const float* ref,
+                    size_t n, Bound b, float* scratch) {
+    compare_norm(r, name, kind, ours, ref, n, b, scratch, 0);
 }
 
 static const char* verdict(const Report* r, const Row* row) {
@@ -241,27 +250,21 @@ static void print_summary(const Report* r, const char* title) {
 // ---------------------------------------------------------------------------------------------------
 // Tensor kinds, for the tolerances and the summary
 
-typedef enum { K_CONV, K_DEPTHWISE, K_BN, K_BN_SI, K_LINEAR, K_STAT, K_COUNT } ParamKind;
 static const char* GRAD_KIND[K_COUNT] = {"grad conv", "grad depthwise", "grad bn", "grad bn (s.-inv.)",
-                                         "grad linear", "?"};
+                                         "grad bn bias (zero)", "grad linear", "?", "?"};
 static const char* UPDATE_KIND[K_COUNT] = {"update conv", "update depthwise", "update bn",
-                                           "update bn (s.-inv.)", "update linear", "running stats"};
+                                           "update bn (s.-inv.)", "update bn bias (zero)", "update linear",
+                                           "running stats", "running mean (fixed)"};
 static const char* MOMENTUM_KIND[K_COUNT] = {"momentum conv", "momentum depthwise", "momentum bn",
-                                             "momentum bn (s.-inv.)", "momentum linear", "?"};
-
-static ParamKind param_kind(const Param* p) {
-    if (p->is_buffer) return K_STAT;
-    if (!strncmp(p->name, "linear.", 7)) return K_LINEAR;
-    if (strstr(p->name, "bn")) return scale_invariant(p->name) ? K_BN_SI : K_BN;
-    if (!strncmp(p->name, "layers.", 7) && strstr(p->name, ".conv1.")) return K_DEPTHWISE;
-    return K_CONV;
-}
+                                             "momentum bn (s.-inv.)", "momentum bn bias (zero)",
+                                             "momentum linear", "?", "?"};
 
 // ---------------------------------------------------------------------------------------------------
 // The reference file
 
 typedef struct Ref {
     Checkpoint ck;
+    char model[32]; // ref.model (a registered model's name); "mobilenet" when the file has none
     float width, lr, momentum, weight_decay, tie;
     int64_t version, batch, classes, steps, nesterov;
 } Ref;
@@ -294,6 +297,8 @@ static void ref_load(Ref* r, const char* path) {
         ckpt_get_i64(&r->ck, "ref.steps", &r->steps) || ckpt_get_i64(&r->ck, "ref.nesterov", &r->nesterov))
         ref_fatal(r, "incomplete ref.* configuration records");
     if (r->batch < 2 || r->classes < 2 || r->steps < 1) ref_fatal(r, "implausible configuration");
+    if (ckpt_get_str(&r->ck, "ref.model", r->model, sizeof(r->model))) snprintf(r->model, sizeof(r->model), "mobilenet");
+    if (!model_find(r->model)) ref_fatal(r, "ref.model names no registered model");
 }
 
 // "init.<name>" for k = 0, else "step<k>.<name>": the reference's state after k steps.
@@ -308,7 +313,9 @@ static void state_name(char* out, size_t len, int k, const char* name) {
 typedef struct Ctx {
     const Ref* ref;
     Engine* e;
-    MobileNet net;
+    Model net;
+    ParamKind* kinds; // (num_params) each parameter's kind (parity_kinds.h)
+    int* sibling;     // (num_params) for K_BN_SHIFT: its batch norm's weight
     int n, classes, steps;
     float* images;         // (n, 3, 32, 32) host
     int* labels;           // (n) host
@@ -345,7 +352,7 @@ static Tensor* forward(Ctx* c, Tensor** logits) {
     engine_begin(c->e, 1);
     Tensor* x = engine_input(c->e, c->n, 3, 32, 32, c->images);
     int* labels = engine_labels(c->e, c->n, c->labels);
-    *logits = mobilenet_forward(c->e, &c->net, x);
+    *logits = model_forward(c->e, &c->net, x);
     return cross_entropy(c->e, *logits, labels, "loss");
 }
 
@@ -378,17 +385,51 @@ static void align_ties(Ctx* c, int k) {
     }
 }
 
+// ||the reference's record `pattern` (its %s: the name) of K_BN_SHIFT parameter i's batch-norm weight||.
+static double sibling_norm(Ctx* c, const char* pattern, int i) {
+    const Param* w = &c->e->params[c->sibling[i]];
+    char name[160];
+    snprintf(name, sizeof(name), pattern, w->name);
+    return l2_norm(ref_tensor(c->ref, name, w, 0), w->numel);
+}
+
+// ||the change step k made to K_BN_SHIFT parameter i's batch-norm weight|| in the reference.
+static double sibling_change(Ctx* c, int k, int i) {
+    const Param* w = &c->e->params[c->sibling[i]];
+    char before[160], after[160];
+    state_name(before, sizeof(before), k - 1, w->name);
+    state_name(after, sizeof(after), k, w->name);
+    const float *a = ref_tensor(c->ref, before, w, 0), *b = ref_tensor(c->ref, after, w, 0);
+    double d = 0;
+    for (size_t j = 0; j < w->numel; j++) d += ((double)b[j] - a[j]) * ((double)b[j] - a[j]);
+    return sqrt(d);
+}
+
+// momentum * ||sqrt(running_var)|| after step k, for K_STAT_FIXED running mean i: the scale of the
+// batch norm's input, in which its running mean moves.
+static double input_scale(Ctx* c, int k, int i) {
+    const Param* v = &c->e->params[c->sibling[i]];
+    char name[160];
+    state_name(name, sizeof(name), k, v->name);
+    const float* var = ref_tensor(c->ref, name, v, 0);
+    double sum = 0;
+    for (size_t j = 0; j < v->numel; j++) sum += var[j];
+    return model_stats_momentum(&c->net) * sqrt(sum);
+}
+
 static void compare_grads(Ctx* c, Report* r) {
     Engine* e = c->e;
     char name[160];
     for (int i = 0; i < e->num_params; i++) {
         Param* p = &e->params[i];
         if (p->is_buffer) continue;
-        ParamKind kind = param_kind(p);
+        ParamKind kind = c->kinds[i];
         snprintf(name, sizeof(name), "grad.%s", p->name);
         engine_read_grad(e, c->ours, &p->t);
         Bound b = kind == K_BN_SI ? c->tol->grad_si : kind == K_LINEAR ? c->tol->grad_linear : c->tol->grad;
-        compare(r, name, GRAD_KIND[kind], c->ours, ref_tensor(c->ref, name, p, 0), p->numel, b, c->scratch);
+        double norm = 0; // K_BN_SHIFT: measured against its batch norm's weight gradient
+        if (kind == K_BN_SHIFT) norm = sibling_norm(c, "grad.%s", i);
+        compare_norm(r, name, GRAD_KIND[kind], c->ours, ref_tensor(c->ref, name, p, 0), p->numel, b, c->scratch, norm);
     }
 }
 
@@ -401,7 +442,7 @@ static void compare_state(Ctx* c, int k, Report* r) {
     char before[160], after[160];
     for (int i = 0; i < e->num_params; i++) {
         Param* p = &e->params[i];
-        ParamKind kind = param_kind(p);
+        ParamKind kind = c->kinds[i];
         state_name(before, sizeof(before), k - 1, p->name);
         state_name(after, sizeof(after), k, p->name);
         const float *ref0 = ref_tensor(c->ref, before, p, 0), *ref1 = ref_tensor(c->ref, after, p, 0);
@@ -410,17 +451,22 @@ static void compare_state(Ctx* c, int k, Report* r) {
             c->ours[j] -= ref0[j];
             c->ours2[j] = ref1[j] - ref0[j];
         }
-        double change = l2_norm(c->ours2, p->numel);
+        // K_BN_SHIFT: measured against the change of its batch norm's weight (and momentum, below).
+        double norm = kind == K_BN_SHIFT ? sibling_change(c, k, i) : kind == K_STAT_FIXED ? input_scale(c, k, i) : 0;
+        double change = norm > 0 ? norm : l2_norm(c->ours2, p->numel);
         double resolution = change > 0 ? ldexp(l2_norm(ref1, p->numel), -23) / change : 0.0;
-        Bound b = kind == K_STAT ? c->tol->stats : kind == K_BN_SI ? c->tol->step_si
+        Bound b = kind == K_STAT || kind == K_STAT_FIXED ? c->tol->stats : kind == K_BN_SI ? c->tol->step_si
                 : kind == K_LINEAR ? c->tol->step_linear : c->tol->step;
         Bound with_resolution = {b.tol + resolution};
-        compare(r, after, UPDATE_KIND[kind], c->ours, c->ours2, p->numel, with_resolution, c->scratch);
+        compare_norm(r, after, UPDATE_KIND[kind], c->ours, c->ours2, p->numel, with_resolution, c->scratch, norm);
         if (p->is_buffer || k >= c->steps) continue; // momentum recorded after steps 1 .. steps-1
         snprintf(after, sizeof(after), "mom%d.%s", k, p->name);
         e->be->download(c->ours, e->param_momentum + p->offset, p->numel * sizeof(float));
-        compare(r, after, MOMENTUM_KIND[kind], c->ours, ref_tensor(c->ref, after, p, 0), p->numel, b,
-                c->scratch);
+        char pattern[32];
+        snprintf(pattern, sizeof(pattern), "mom%d.%%s", k);
+        if (kind == K_BN_SHIFT) norm = sibling_norm(c, pattern, i);
+        compare_norm(r, after, MOMENTUM_KIND[kind], c->ours, ref_tensor(c->ref, after, p, 0), p->numel, b,
+                     c->scratch, norm);
     }
 }
 
@@ -482,7 +528,7 @@ static void compare_eval(Ctx* c, const Checkpoint* ev, Report* r) {
         load_state(c, k, 0);
         engine_begin(c->e, 0);
         Tensor* x = engine_input(c->e, c->n, 3, 32, 32, c->images);
-        Tensor* logits = mobilenet_forward(c->e, &c->net, x);
+        Tensor* logits = model_forward(c->e, &c->net, x);
         engine_read(c->e, c->ours, logits);
         char name[64], exact[80], row[96];
         snprintf(name, sizeof(name), "eval%d.logits", k);
@@ -516,19 +562,6 @@ static void eval_ref_load(Checkpoint* ev, const char* path, const Ref* ref) {
 // ---------------------------------------------------------------------------------------------------
 // Set-up
 
-// Floats in the largest batch-norm output of one image (the ties live in those).
-static size_t largest_map(const MobileNet* m) {
-    int h = 32;
-    size_t most = (size_t)m->conv1.c_out * h * h;
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
-        const MobileNetBlock* b = &m->blocks[i];
-        h = conv_out_size(h, b->conv1.k, b->conv1.stride, b->conv1.pad);
-        size_t widest = (size_t)(b->conv2.c_out > b->conv1.c ? b->conv2.c_out : b->conv1.c) * h * h;
-        if (widest > most) most = widest;
-    }
-    return most;
-}
-
 static void ctx_init(Ctx* c, const Backend* be, const Ref* ref, const Tolerances* tol) {
     memset(c, 0, sizeof(*c));
     c->ref = ref, c->tol = tol;
@@ -541,7 +574,7 @@ static void ctx_init(Ctx* c, const Backend* be, const Ref* ref, const Tolerances
     for (int i = 0; i < c->n; i++) c->labels[i] = (int)((const int64_t*)labels->data)[i];
 
     c->e = engine_create(be);
-    mobilenet_init(&c->net, c->e, ref->width, dw_group, c->classes);
+    model_build(&c->net, model_find(ref->model), c->e, ref->width, dw_group, c->classes);
     engine_alloc_params(c->e);
     size_t most = (size_t)c->n * (size_t)c->classes;
     for (int i = 0; i < c->e->num_params; i++)
@@ -554,13 +587,22 @@ static void ctx_init(Ctx* c, const Backend* be, const Ref* ref, const Tolerances
     engine_plan_begin(c->e);
     engine_backward(c->e, forward(c, &logits));
     engine_plan_end(c->e);
-    c->act_len = (size_t)c->n * largest_map(&c->net);
-    c->act = NN_MALLOC(c->act_len * sizeof(float));
+    // One recorded forward from the initial state: the tape says what each parameter is, and how
+    // large the batch-norm outputs that hold the ReLU ties get.
+    load_state(c, 0, 0);
+    forward(c, &logits);
+    c->kinds = NN_MALLOC((size_t)c->e->num_params * sizeof(ParamKind));
+    c->sibling = NN_MALLOC((size_t)c->e->num_params * sizeof(int));
+    parity_param_kinds(c->e, c->kinds, c->sibling);
+    for (int i = 0; i < c->e->tape_len; i++)
+        if (tensor_numel(c->e->tape[i].out) > c->act_len) c->act_len = tensor_numel(c->e->tape[i].out);
+    c->act = NN_MALLOC(c->act_len * sizeof(float)); // the largest activation of the step
 }
 
 static void ctx_free(Ctx* c) {
+    model_free(&c->net);
     engine_destroy(c->e);
-    free(c->labels), free(c->ours), free(c->ours2), free(c->scratch), free(c->act);
+    free(c->labels), free(c->ours), free(c->ours2), free(c->scratch), free(c->act), free(c->kinds), free(c->sibling);
 }
 
 // Our data loader must produce exactly the images the reference holds (the same records, decoded by
@@ -690,10 +732,11 @@ int main(int argc, char** argv) {
     Ctx c;
     ctx_init(&c, be, &ref, tol);
     c.no_ties = no_ties;
-    printf("model: MobileNet width %g, batch %d, %d SGD steps (lr %g, momentum %g, nesterov %s, weight decay %g)\n"
-           "  diagonalwise groups g per block:", (double)ref.width, c.n, c.steps, (double)ref.lr,
+    printf("model: %s width %g, batch %d, %d SGD steps (lr %g, momentum %g, nesterov %s, weight decay %g)\n"
+           "  diagonalwise groups g per depthwise layer:", c.net.def->noun, (double)ref.width, c.n, c.steps, (double)ref.lr,
            (double)ref.momentum, ref.nesterov ? "on" : "off", (double)ref.weight_decay);
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) printf(" %d/%d", c.net.blocks[i].conv1.g, c.net.blocks[i].conv1.c);
+    for (int i = 0; i < model_num_depthwise(&c.net); i++)
+        printf(" %d/%d", model_depthwise(&c.net, i)->g, model_depthwise(&c.net, i)->c);
     printf(" (g/channels)\n");
 
     SGD rule = {.lr = ref.lr, .momentum = ref.momentum, .weight_decay = ref.weight_decay, .nesterov = (int)ref.nesterov};
@@ -721,15 +764,17 @@ int main(int argc, char** argv) {
                "aligned to PyTorch\n", (double)ref.tie, c.ties, c.ties_changed);
     print_summary(checked, "Worst relative error per kind of tensor (tolerances: see test_parity.c):");
 
-    // Our own trajectory: three chained steps from the initial weights, without PyTorch's state in
+    // Our own trajectory: the steps chained from the initial weights, without PyTorch's state in
     // between. Rounding differences compound from step to step, so the bounds are 3x wider; under
     // TF32 the trajectory is information only.
     Report* free_run = NN_CALLOC(1, sizeof(Report));
     free_run->scale = FREE_RUN_SCALE;
     free_run->info = tol == &TOL_TF32;
     run_all(&c, &rule, 0, free_run);
-    print_summary(free_run, free_run->info ? "For information: our own 3-step trajectory from the initial weights:"
-                                           : "Our own 3-step trajectory from the initial weights (bounds x3):");
+    char title[128];
+    snprintf(title, sizeof(title), free_run->info ? "For information: our own %d-step trajectory from the initial weights:"
+                                                  : "Our own %d-step trajectory from the initial weights (bounds x3):", c.steps);
+    print_summary(free_run, title);
     CHECK(free_run->failures == 0, "%d tensors of our own trajectory out of tolerance", free_run->failures);
 
     printf("\nSelf-checks (every run):\n  perturbation: %d of %d comparisons flag ours moved by 3 tolerances "

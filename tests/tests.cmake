@@ -12,7 +12,7 @@ set(DRNET_SLOW bash ${PROJECT_SOURCE_DIR}/tests/slow.sh)
 # ctest itself lists only the names).
 file(WRITE ${CMAKE_BINARY_DIR}/CTestCustom.cmake
      "set(CTEST_CUSTOM_POST_TEST \"bash ${PROJECT_SOURCE_DIR}/tests/skip_summary.sh ${CMAKE_BINARY_DIR}/Testing/Temporary/LastTest.log\")\n")
-add_library(drnet_testutil STATIC tests/test_util.c tests/op_cases.c tests/op_compare.c)
+add_library(drnet_testutil STATIC tests/test_util.c tests/op_cases.c tests/op_compare.c tests/parity_kinds.c)
 target_link_libraries(drnet_testutil PUBLIC drnet)
 link_libraries(drnet_testutil)
 
@@ -48,6 +48,18 @@ drnet_test(test_parity_g1 SOURCES tests/test_parity.c ARGS cpu --dw-group 1)
 drnet_test(test_parity_g5 SOURCES tests/test_parity.c ARGS cpu --dw-group 5)
 drnet_test(test_parity_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off)
 drnet_test(test_parity_cuda_tf32 SOURCES tests/test_parity.c ARGS cuda --tf32 on)
+# MobileNetV2, the second model (its own reference, 2 steps at width 0.125): the tuned CPU at the
+# paper's g = 32, the reference backend (slow: 128 s measured with other jobs on the two cores), and
+# CUDA with TF32 off.
+set(DRNET_PARITY_V2 --ref ${PROJECT_SOURCE_DIR}/tests/reference/parity_mobilenetv2_w0.125_b16.bin
+    --eval-ref ${PROJECT_SOURCE_DIR}/tests/reference/parity_eval_mobilenetv2_w0.125_b16.bin)
+add_test(NAME test_parity_v2 COMMAND test_parity cpu ${DRNET_PARITY_V2} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+add_test(NAME test_parity_v2_ref COMMAND ${DRNET_SLOW} 60 $<TARGET_FILE:test_parity_ref> ref ${DRNET_PARITY_V2}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_parity_v2 test_parity_v2_ref PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+set_tests_properties(test_parity_v2_ref PROPERTIES LABELS slow)
+drnet_test(test_parity_v2_cuda SOURCES tests/test_parity.c ARGS cuda --tf32 off ${DRNET_PARITY_V2})
 # The default choice of ./train (cuDNN's timed search over every algorithm, FFT and Winograd
 # included) against the reference, with bounds that hold for any algorithm (test_parity.c says why).
 add_test(NAME test_parity_cuda_any COMMAND test_parity_cuda cuda --tf32 off --measured --bounds any-algorithm
@@ -162,13 +174,13 @@ set_tests_properties(test_wheel_roots PROPERTIES SKIP_RETURN_CODE 77)
 set_property(TEST test_exchange test_twin_torch test_speed test_cuda_speed_cpu test_rundir test_export
              APPEND PROPERTY LABELS slow)
 
-set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_resume_cuda test_cuda_speed test_dist_nccl)
+set(DRNET_GPU_TESTS test_cuda_ops test_parity_cuda test_parity_cuda_tf32 test_parity_v2_cuda test_resume_cuda test_cuda_speed test_dist_nccl)
 set_property(TEST ${DRNET_GPU_TESTS} test_parity_cuda_any APPEND PROPERTY LABELS gpu)
 # The tests with tight FP32 bounds compare against a direct convolution's rounding: cuDNN may choose
 # only GEMM-like algorithms there (DRNET_CUDNN_ALGOS=gemm, kernels/cuda/cuda_backend.cu), so that
 # its ranking of FFT or Winograd for some shape cannot fail a row by rounding alone. They check that
 # the filter was honoured (test_check_algo_filter); test_parity_cuda_any runs the unfiltered choice.
-set_property(TEST test_cuda_ops test_cuda_ops_bn_block test_parity_cuda test_parity_cuda_tf32
+set_property(TEST test_cuda_ops test_cuda_ops_bn_block test_parity_cuda test_parity_cuda_tf32 test_parity_v2_cuda
              APPEND PROPERTY ENVIRONMENT DRNET_CUDNN_ALGOS=gemm)
 
 # With the CUDA emulator (-DDRNET_CUDA_EMU=ON): the GPU session's own commands at tiny sizes.

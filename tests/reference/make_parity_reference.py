@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch reference of a short MobileNet-CIFAR training run that tests/test_parity.c
-compares our engine against, tensor by tensor.
+"""Writes the PyTorch reference of a short MobileNet-CIFAR (or, with --model mobilenetv2,
+MobileNetV2-CIFAR) training run that tests/test_parity.c compares our engine against, tensor by tensor.
 
-The run: the reference MobileNet (mobilenet_ref.py, kuangliu's layout) at --width, initialised by
+The run: the reference --model (tools/mobilenet.py or tools/mobilenetv2.py, kuangliu's layouts) at --width, initialised by
 PyTorch's defaults after torch.manual_seed(--seed), then trained for --pretrain steps (see below); one
 batch of real CIFAR-10 training images (the
 first --batch records of data_batch_1, normalized exactly as data/loader.c does, no augmentation); in
@@ -30,10 +30,13 @@ correct implementations, and one flipped element moves the whole gradient by ~1e
 then spread over the batch by the batch norm's backward). The reference therefore records PyTorch's
 decision for every pre-activation within --tie of zero, and the C test adopts it (a zeroed tie is set
 to exactly 0, a passed one to at least 1e-30, changing the forward by less than its rounding error).
+Only batch norms followed by a ReLU are recorded (MobileNetV2's bn3 and shortcut.1 feed the residual
+add instead: the model's relu_after says which).
 
 The output is a drnet checkpoint file (drnet_ckpt.py; docs/checkpoint-format.md), read in C by
 nn/checkpoint.c. Records (k counts optimizer steps; names after the prefix are PyTorch state_dict names):
-    ref.version (i64) ref.torch ref.command (text) ref.width ref.tie (f32) ref.num_classes ref.batch
+    ref.version (i64) ref.torch ref.command ref.model (text: mobilenet or mobilenetv2; a file without
+    it holds a mobilenet) ref.width ref.tie (f32) ref.num_classes ref.batch
     ref.seed ref.steps (i64) ref.lr ref.momentum ref.weight_decay (f32) ref.nesterov (i64)
     input.images      (batch, 3, 32, 32) f32, normalized   input.labels, input.indices (batch) i64
     init.<name>       every parameter and running statistic before training
@@ -72,6 +75,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import drnet_ckpt  # noqa: E402
 import mobilenet_ref  # noqa: E402
+import mobilenetv2  # noqa: E402
+
+MODELS = {"mobilenet": mobilenet_ref.MobileNet, "mobilenetv2": mobilenetv2.MobileNetV2}
 
 FORMAT_VERSION = 1  # bump when the records above change meaning; test_parity.c checks it
 HYPER = dict(lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
@@ -104,8 +110,9 @@ def relu_ties(model, state, tau):
             # would round 1e-30 away).
             return flat.index_put((idx,), target + (chosen - v)).view_as(out)
         return fn
+    relu_after = getattr(model, "relu_after", lambda name: True)  # MobileNet: every batch norm
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
+        if isinstance(module, torch.nn.BatchNorm2d) and relu_after(name):
             module.register_forward_hook(hook(name))
 
 
@@ -205,7 +212,7 @@ def eval_reference(ref_path, out_path):
     ref = drnet_ckpt.read(ref_path)
     width, steps = drnet_ckpt.scalar(ref, "ref.width"), drnet_ckpt.scalar(ref, "ref.steps")
     classes = drnet_ckpt.scalar(ref, "ref.num_classes")
-    model = mobilenet_ref.MobileNet(width, classes)
+    model = MODELS[drnet_ckpt.text(ref, "ref.model") if "ref.model" in ref else "mobilenet"](width, classes)
     x = torch.from_numpy(ref["input.images"])
     command = "/usr/bin/python3 tests/reference/make_parity_reference.py " + " ".join(
         shlex.quote(a) for a in sys.argv[1:])
@@ -231,6 +238,7 @@ def eval_reference(ref_path, out_path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="mobilenet")
     ap.add_argument("--width", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
@@ -249,7 +257,7 @@ def main():
         return eval_reference(args.eval_from, args.out)
 
     torch.manual_seed(args.seed)
-    model = mobilenet_ref.MobileNet(args.width, 10)
+    model = MODELS[args.model](args.width, 10)
     train_records = mobilenet_ref.load_cifar10(args.data, "train")
     pretrain(model, train_records[args.batch:], args.pretrain)
     model64 = copy.deepcopy(model).double()
@@ -267,6 +275,7 @@ def main():
         "ref.version": FORMAT_VERSION,
         "ref.torch": torch.__version__,
         "ref.command": command,
+        "ref.model": args.model,
         "ref.width": float(args.width),
         "ref.tie": float(args.tie),
         "ref.num_classes": 10,
