@@ -16,6 +16,7 @@ expect 2 "usage:" --bogus
 expect 2 "error: --batch 12O: expected an integer in 2..65536 (see bench-cpu --help)" --batch 12O $quick_cpu
 expect 2 "error: --reps 33: expected an integer in 1..32" --reps 33 --batch 2 --steps 1 --warmup 0 --torch off
 expect 2 "error: --width 0: expected a number" --width 0 $quick_cpu
+expect 2 "error: --model resnet: expected mobilenet, mobilenetv2 (see bench-cpu --help)" --model resnet $quick_cpu
 train=$2
 expect 0 "usage: bench-depthwise" --help
 expect 2 "error: --tf32 maybe: expected on or off (see bench-depthwise --help)" --tf32 maybe --batch 1 --reps 1
@@ -23,6 +24,7 @@ expect 2 "error: --batch 0: expected an integer" --batch 0 --reps 1
 expect 2 "error: --reps x: expected an integer" --reps x --batch 1
 expect 2 "error: --groups 3,C: expected a comma-separated list of 1, 2, 4, 8, 16, 32, 64 and C" --groups 3,C --batch 1 --reps 1
 expect 2 "error: --groups ,: expected a comma-separated list" --groups , --batch 1 --reps 1
+expect 2 "error: --model resnet: expected mobilenet, mobilenetv2 (see bench-depthwise --help)" --model resnet --batch 1 --reps 1
 train=$3
 expect 0 "usage:" --help
 expect 2 "error: --threads 2x: expected an integer in 1..1024 (see bench-gemm --help)" --threads 2x --reps 1

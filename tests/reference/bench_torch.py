@@ -2,10 +2,10 @@
 """PyTorch side of the CPU training-speed comparison (train/bench/bench_cpu.c runs it).
 
 Trains the same MobileNet-CIFAR (kuangliu/pytorch-cifar layout: native depthwise convs, BN+ReLU, 2x2
-average pool, linear) on synthetic data, one SGD step (lr 0.1, momentum 0.9, wd 5e-4) per batch, and
+average pool, linear; --model mobilenetv2: tools/mobilenetv2.py's MobileNetV2) on synthetic data, one SGD step (lr 0.1, momentum 0.9, wd 5e-4) per batch, and
 prints the median img/s over --reps timed runs of --steps steps each after --warmup steps:
 
-    /usr/bin/python3 tests/reference/bench_torch.py --batch 128 --threads 2 --width 1 [--channels-last]
+    /usr/bin/python3 tests/reference/bench_torch.py [--model mobilenetv2] --batch 128 --threads 2 --width 1 [--channels-last]
 
 --channels-last runs the model and data in torch.channels_last (NHWC) memory format, in which oneDNN
 needs no layout reorders; on our Xeon it is ~1.4x faster than the default NCHW, so both are reported.
@@ -22,10 +22,14 @@ import torch.nn.functional as F
 
 from cpu_malloc import keep_freed_memory
 from mobilenet_ref import MobileNet  # the same model the parity test and the weight exchange use
+from mobilenetv2 import MobileNetV2  # (tools/, on the path through mobilenet_ref)
+
+MODELS = {"mobilenet": MobileNet, "mobilenetv2": MobileNetV2}
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=sorted(MODELS), default="mobilenet")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--width", type=float, default=1.0)
@@ -40,7 +44,7 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = MobileNet(a.width)
+    model = MODELS[a.model](a.width)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(a.batch, 3, 32, 32)
@@ -65,7 +69,7 @@ def main():
             step()
         rates.append(a.steps * a.batch / (time.perf_counter() - t0))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn {torch.backends.mkldnn.is_available()}, "
-          f"{'channels_last' if a.channels_last else 'NCHW'}, batch {a.batch}, width {a.width}, {malloc}: "
+          f"{a.model}, {'channels_last' if a.channels_last else 'NCHW'}, batch {a.batch}, width {a.width}, {malloc}: "
           f"runs {' '.join(f'{r:.1f}' for r in rates)} img/s")
     print(f"torch_img_per_s {statistics.median(rates):.2f} {min(rates):.2f} {max(rates):.2f}")
 

@@ -1,6 +1,7 @@
-// bench-cpu: training throughput of MobileNet-CIFAR on the CPU backend, side by side with PyTorch.
+// bench-cpu: training throughput of a registered model (--model, MobileNet-CIFAR by default) on the
+// CPU backend, side by side with PyTorch.
 //
-//   bench-cpu [--batch 128] [--threads 2] [--width 1] [--dw-group 1] [--steps 10] [--reps 5]
+//   bench-cpu [--model mobilenet|mobilenetv2] [--batch 128] [--threads 2] [--width 1] [--dw-group 1] [--steps 10] [--reps 5]
 //             [--torch off|PYTHON] [--profile] [--sweep-g] [--isa avx512|avx2|generic]
 //
 // A step is exactly ./train's: zero-grad, forward, cross-entropy, backward, SGD (momentum 0.9, weight
@@ -16,7 +17,7 @@
 #include <string.h>
 
 #include "../../kernels/cpu/cpu_gemm.h"
-#include "../../models/mobilenet.h"
+#include "../../models/model.h"
 #include "../../nn/ops.h"
 #include "../../nn/profile.h"
 #include "../../nn/rng.h"
@@ -27,13 +28,14 @@
 typedef struct Opts {
     int batch, threads, dw_group, steps, reps, warmup, profile, sweep;
     float width;
+    const ModelDef* model;
     char torch[256];
 } Opts;
 
 typedef struct Bench {
     const Backend* be;
     Engine* e;
-    MobileNet model;
+    Model model;
     SGD sgd;
     float* images; // host (batch, 3, 32, 32)
     int* labels;   // host (batch)
@@ -54,7 +56,7 @@ static Tensor* forward_loss(Bench* b, const float* images, const int* labels) {
     Engine* e = b->e;
     Tensor* x = engine_input(e, b->batch, 3, 32, 32, images);
     int* lab = engine_labels(e, b->batch, labels);
-    return cross_entropy(e, mobilenet_forward(e, &b->model, x), lab, "loss");
+    return cross_entropy(e, model_forward(e, &b->model, x), lab, "loss");
 }
 
 static void step(Bench* b) {
@@ -72,7 +74,7 @@ static void bench_init(Bench* b, const Opts* o, int dw_group) {
     if (!b->be) nn_fatal("%s", err);
     b->batch = o->batch;
     b->e = engine_create(b->be);
-    mobilenet_init(&b->model, b->e, o->width, dw_group, 10);
+    model_build(&b->model, o->model, b->e, o->width, dw_group, 10);
     engine_alloc_params(b->e);
     engine_init_params(b->e, 1);
     b->sgd = (SGD){.lr = 0.01f, .momentum = 0.9f, .weight_decay = 5e-4f};
@@ -88,6 +90,7 @@ static void bench_init(Bench* b, const Opts* o, int dw_group) {
 }
 
 static void bench_free(Bench* b) {
+    model_free(&b->model);
     engine_destroy(b->e);
     free(b->images), free(b->labels);
 }
@@ -117,9 +120,9 @@ static void print_load(const char* when) {
 // PyTorch's median img/s (0 if it failed); *best gets its best run.
 static double run_torch(const Opts* o, int channels_last, double* best) {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s %s/tests/reference/bench_torch.py --batch %d --threads %d --width %g "
-             "--steps %d --reps %d --warmup %d%s 2>&1", o->torch, DRNET_SOURCE_DIR, o->batch, o->threads,
-             (double)o->width, o->steps, o->reps, o->warmup, channels_last ? " --channels-last" : "");
+    snprintf(cmd, sizeof(cmd), "%s %s/tests/reference/bench_torch.py --model %s --batch %d --threads %d --width %g "
+             "--steps %d --reps %d --warmup %d%s 2>&1", o->torch, DRNET_SOURCE_DIR, o->model->name, o->batch,
+             o->threads, (double)o->width, o->steps, o->reps, o->warmup, channels_last ? " --channels-last" : "");
     printf("$ %s\n", cmd);
     fflush(stdout);
     FILE* p = popen(cmd, "r");
@@ -141,7 +144,7 @@ static double run_torch(const Opts* o, int channels_last, double* best) {
 static const char* layer_kind(const OpProfile* op) {
     if (!strcmp(op->kind, "depthwise")) return "depthwise (DR)";
     if (!strncmp(op->kind, "batchnorm", 9)) return "batchnorm+relu";
-    if (!strcmp(op->kind, "conv2d")) return strstr(op->name, "conv2") ? "conv 1x1" : "conv 3x3 (stem)";
+    if (!strcmp(op->kind, "conv2d")) return strcmp(op->name, "conv1") ? "conv 1x1" : "conv 3x3 (stem)";
     return "other";
 }
 
@@ -238,10 +241,11 @@ static void sweep_g(const Opts* o) {
     printf("%-16s %-18s", "layer", "C x H x W, stride");
     for (int i = 0; i < NG; i++) printf("   g=%-2d fwd+bwd ", G[i]);
     printf("  best\n");
-    int h = 32;
     double total[NG] = {0};
-    for (int L = 0; L < MOBILENET_BLOCKS; L++) {
-        const DepthwiseConv2d* m = &b.model.blocks[L].conv1;
+    const int layers = model_num_depthwise(&b.model);
+    for (int L = 0; L < layers; L++) {
+        const DepthwiseConv2d* m = model_depthwise(&b.model, L);
+        int h = model_depthwise_input(&b.model, L);
         ConvShape s = {.n = o->batch, .c_in = m->c, .h = h, .w = h, .c_out = m->c, .k = 3, .stride = m->stride, .pad = 1};
         s.h_out = s.w_out = conv_out_size(h, 3, m->stride, 1);
         char shape[32];
@@ -258,9 +262,10 @@ static void sweep_g(const Opts* o) {
             if (f + bw < best) best = f + bw, best_g = g;
         }
         printf("  g=%d\n", best_g);
-        h = s.h_out;
     }
-    printf("%-35s", "sum over the 13 layers");
+    char sum[40];
+    snprintf(sum, sizeof(sum), "sum over the %d layers", layers);
+    printf("%-35s", sum);
     for (int i = 0; i < NG; i++) printf(" %13.2f ", total[i]);
     printf("\n");
     bench_free(&b);
@@ -279,14 +284,20 @@ static void sweep_g(const Opts* o) {
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     args_program = "bench-cpu";
-    Opts o = {.batch = 128, .threads = 2, .dw_group = 1, .steps = 10, .reps = 5, .warmup = 3, .width = 1.0f};
+    Opts o = {.batch = 128, .threads = 2, .dw_group = 1, .steps = 10, .reps = 5, .warmup = 3, .width = 1.0f,
+              .model = model_find("mobilenet")};
     snprintf(o.torch, sizeof(o.torch), "/usr/bin/python3");
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
         const char* v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--sweep-g")) o.sweep = 1;
-        else if (v && !strcmp(a, "--batch")) o.batch = (int)args_long(a, v, 2, 65536), i++;
+        else if (v && !strcmp(a, "--model")) {
+            char want[300];
+            snprintf(want, sizeof(want), "expected %s", model_names());
+            if (!(o.model = model_find(v))) args_bad(a, v, want);
+            i++;
+        } else if (v && !strcmp(a, "--batch")) o.batch = (int)args_long(a, v, 2, 65536), i++;
         else if (v && !strcmp(a, "--threads")) o.threads = (int)args_long(a, v, 1, 1024), i++;
         else if (v && !strcmp(a, "--width")) o.width = args_float(a, v, 0.01, 16), i++;
         else if (v && !strcmp(a, "--dw-group")) o.dw_group = (int)args_long(a, v, 1, 4096), i++;
@@ -300,7 +311,7 @@ int main(int argc, char** argv) {
         } else {
             int help = !strcmp(a, "--help");
             fprintf(help ? stdout : stderr,
-                    "usage: %s [--batch N] [--threads T] [--width W] [--dw-group G] [--steps S] [--reps R]\n"
+                    "usage: %s [--model NAME] [--batch N] [--threads T] [--width W] [--dw-group G] [--steps S] [--reps R]\n"
                     "          [--warmup W] [--torch off|PYTHON] [--profile] [--sweep-g] [--isa NAME]\n", argv[0]);
             return help ? 0 : 2;
         }
@@ -311,10 +322,10 @@ int main(int argc, char** argv) {
     char dev[256];
     b.be->describe(dev, sizeof(dev));
     long params, macs, executed;
-    mobilenet_count(&b.model, &params, &macs, &executed);
+    model_count(&b.model, &params, &macs, &executed);
     printf("device: %s; GEMM micro-kernel %s\n", dev, gemm_isa()->name);
-    printf("model: MobileNet-CIFAR width %g, batch %d, DR g = %d (%.2f M multiply-adds per image, %.2f M executed)\n",
-           (double)o.width, o.batch, b.model.blocks[0].conv1.g, macs / 1e6, executed / 1e6);
+    printf("model: %s width %g, batch %d, DR g = %d (%.2f M multiply-adds per image, %.2f M executed)\n",
+           o.model->title, (double)o.width, o.batch, model_depthwise(&b.model, 0)->g, macs / 1e6, executed / 1e6);
 
     if (o.sweep) {
         bench_free(&b);

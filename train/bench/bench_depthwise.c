@@ -1,5 +1,6 @@
-// bench-depthwise: does diagonalwise refactorization win? For each of the 13 depthwise layers of
-// MobileNet-CIFAR (at --batch, 128 by default) it times forward, backward-data and backward-filter:
+// bench-depthwise: does diagonalwise refactorization win? For each depthwise layer of a registered
+// model (--model, MobileNet-CIFAR by default, at --width 1 and --batch 128) it times forward,
+// backward-data and backward-filter:
 //   DR g=...     our layer as it runs: block-diagonal weight (scatter), one grouped convolution
 //                with C/g groups, the dense filter gradient's diagonal (gather); g in 1..64 and C
 //                (g = 1 is the CPU backend's default; it differs from the first baseline only by
@@ -10,14 +11,15 @@
 //                bench_depthwise_direct.cu). Baselines exist only in this benchmark.
 // Each time is the median of --reps runs after a warm-up, measured with backend events. The
 // multiply-adds each method executes are printed next to it; the last table names the winner per
-// layer. Usage: bench-depthwise [--device cpu|cuda|ref] [--batch N] [--reps N] [--tf32 on|off] [--groups LIST]
+// layer. Usage: bench-depthwise [--device cpu|cuda|ref] [--model NAME] [--width W] [--batch N] [--reps N]
+// [--tf32 on|off] [--groups LIST]
 // --groups 1,32,C times only those DR group sizes (C: one group of all channels); on a GPU each g
 // costs three cuDNN algorithm searches per layer shape, so a short session times fewer.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../models/mobilenet.h"
+#include "../../models/model.h"
 #include "../../nn/profile.h"
 #include "../../nn/rng.h"
 #include "../../nn/util.h"
@@ -163,10 +165,14 @@ static double total(const Method* m) { return m->ms[0] + m->ms[1] + m->ms[2]; }
 
 int main(int argc, char** argv) {
     const char* device = "cpu";
+    const char* model_name = "mobilenet";
+    float width = 1.0f;
     int tf32 = 1;
     args_program = "bench-depthwise";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model_name = argv[++i];
+        else if (!strcmp(argv[i], "--width") && i + 1 < argc) width = args_float(argv[i], argv[i + 1], 0.03125, 16), i++;
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = (int)args_long(argv[i], argv[i + 1], 1, 65536), i++;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (int)args_long(argv[i], argv[i + 1], 1, 1000), i++;
         else if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = args_onoff(argv[i], argv[i + 1]), i++;
@@ -174,34 +180,37 @@ int main(int argc, char** argv) {
         else {
             int help = !strcmp(argv[i], "--help");
             fprintf(help ? stdout : stderr,
-                    "usage: bench-depthwise [--device cpu|cuda|ref|auto] [--batch N] [--reps N] [--tf32 on|off] "
-                    "[--groups 1,2,...,64,C]\n");
+                    "usage: bench-depthwise [--device cpu|cuda|ref|auto] [--model NAME] [--width W] [--batch N] [--reps N] "
+                    "[--tf32 on|off] [--groups 1,2,...,64,C]\n");
             return help ? 0 : 2;
         }
     }
+    const ModelDef* def = model_find(model_name);
+    char want[300];
+    snprintf(want, sizeof(want), "expected %s", model_names());
+    if (!def) args_bad("--model", model_name, want);
     char err[512], dev[256];
     BackendOptions bo = {.tf32 = tf32};
     be = backend_open(device, &bo, err, sizeof(err));
     if (!be) nn_fatal("%s", err);
     be->describe(dev, sizeof(dev));
-    printf("bench-depthwise: %s\nbatch %d, median of %d runs per pass, times in ms; M = million multiply-adds per pass\n",
-           dev, batch, reps);
+    printf("bench-depthwise: %s\n%s width %g, batch %d, median of %d runs per pass, times in ms; M = million "
+           "multiply-adds per pass\n", dev, def->title, (double)width, batch, reps);
 
-    // The 13 depthwise layers of MobileNet-CIFAR at width 1.
-    MobileNet net;
+    // The model's depthwise layers, each on its own input size (model_depthwise_input).
+    Model net;
     Engine* e = engine_create(be);
-    mobilenet_init(&net, e, 1.0f, 32, 10);
-    Layer layers[MOBILENET_BLOCKS];
-    int h = 32;
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
-        const DepthwiseConv2d* d = &net.blocks[i].conv1;
+    model_build(&net, def, e, width, 32, 10);
+    const int count = model_num_depthwise(&net);
+    Layer* layers = NN_CALLOC((size_t)count, sizeof(Layer));
+    for (int i = 0; i < count; i++) {
+        const DepthwiseConv2d* d = model_depthwise(&net, i);
         Layer* l = &layers[i];
-        memset(l, 0, sizeof(*l));
+        int h = model_depthwise_input(&net, i);
         l->c = d->c, l->h = h, l->stride = d->stride, l->ho = conv_out_size(h, 3, d->stride, 1);
         l->same_as = -1;
         for (int j = 0; j < i; j++)
             if (layers[j].c == l->c && layers[j].h == l->h && layers[j].stride == l->stride) l->same_as = j;
-        h = l->ho;
         const int gs[] = {1, 2, 4, 8, 16, 32, 64};
         for (int k = 0; k < 7; k++)
             if ((groups_wanted & (unsigned)gs[k]) && gs[k] < l->c && l->c % gs[k] == 0) {
@@ -232,7 +241,7 @@ int main(int argc, char** argv) {
     printf("%-6s %-16s %-12s %9s %-12s %9s %9s %9s  %s\n", "layer", "shape", "best DR", "ms", "DR g=32", "ms",
            "grouped C", "direct", "winner");
     double sum_best = 0, sum32 = 0, sum_grouped = 0, sum_direct = 0;
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
+    for (int i = 0; i < count; i++) {
         const Layer* l = &layers[i];
         const Method *best = NULL, *g32 = NULL, *grouped = NULL, *direct = NULL, *winner = NULL;
         for (int k = 0; k < l->methods; k++) {
@@ -254,15 +263,18 @@ int main(int argc, char** argv) {
     if (groups_wanted & 32) {
         printf("%-6s %-16s %-12s %9.3f %-12s %9.3f %9.3f %9.3f\n", "all", "", "best DR", sum_best, "DR g=32", sum32,
                sum_grouped, sum_direct);
-        printf("\nall 13 layers, one training step's depthwise work: best DR per layer %.2f ms, DR g=32 %.2f ms, "
+        printf("\nall %d layers, one training step's depthwise work: best DR per layer %.2f ms, DR g=32 %.2f ms, "
                "grouped conv groups=C %.2f ms (baseline), direct %.2f ms (baseline)\n",
-               sum_best, sum32, sum_grouped, sum_direct);
+               count, sum_best, sum32, sum_grouped, sum_direct);
     } else { // g = 32 was not timed (--groups)
         printf("%-6s %-16s %-12s %9.3f %-12s %9s %9.3f %9.3f\n", "all", "", "best DR", sum_best, "-", "-",
                sum_grouped, sum_direct);
-        printf("\nall 13 layers, one training step's depthwise work: best DR timed per layer %.2f ms, "
-               "grouped conv groups=C %.2f ms (baseline), direct %.2f ms (baseline)\n", sum_best, sum_grouped, sum_direct);
+        printf("\nall %d layers, one training step's depthwise work: best DR timed per layer %.2f ms, "
+               "grouped conv groups=C %.2f ms (baseline), direct %.2f ms (baseline)\n", count, sum_best, sum_grouped,
+               sum_direct);
     }
+    free(layers);
+    model_free(&net);
     engine_destroy(e);
     return 0;
 }
