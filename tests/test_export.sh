@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# tools/export.py: a run's weights exported to a PyTorch state_dict (loaded into tools/mobilenet.py)
-# and to ONNX classify the first 1000 CIFAR-10 test images as `./train --eval-only` does. The
-# state_dict and ./train may differ on at most 1 image of 1000 (a near tie of two logits can flip
-# under different float summation orders); the ONNX graph must agree with the state_dict on every
+# tools/export.py: a run's weights exported to a PyTorch state_dict (loaded into tools/mobilenet.py,
+# or tools/mobilenetv2.py for a MobileNetV2 run) and to ONNX classify the first 1000 CIFAR-10 test
+# images as `./train --eval-only` does, for each model. The state_dict and ./train may differ on at
+# most 1 image of 1000 (a near tie of two logits can flip under different float summation orders);
+# the ONNX graph must agree with the state_dict on every
 # image, logits within 1e-3. The ONNX graph runs on onnxruntime, else on a numpy interpreter after
 # onnx's checker; without the onnx package that half is skipped, saying so.
 # Crafted checkpoints with bad meta records or record names are refused in one line, no traceback.
@@ -34,36 +35,42 @@ if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
   finish test_export
 fi
 
-# A model with some accuracy (a few percent above chance is enough to make predictions distinct).
-"$train" mobilenet cifar10 --width 0.25 --batch 64 --epochs 1 --max-steps 60 --limit-test 64 --device cpu \
-  --threads 2 --out "$tmp/run" > "$tmp/train.out" 2>&1 || { fail "training exited $?"; show train; exit 1; }
-"$train" mobilenet cifar10 --eval-only --init "$tmp/run" --limit-test $limit --device cpu --threads 2 \
-  > "$tmp/eval.out" 2>&1 || { fail "--eval-only exited $?"; show eval; }
-ours=$(sed -n 's/.*accuracy \([0-9.]*\)% (\([0-9]*\) images.*/\1 \2/p' "$tmp/eval.out" | awk '{ printf "%d", $1 * $2 / 100 + 0.5 }')
+# MODEL trained briefly into RUN_DIR (a few percent above chance is enough to make predictions
+# distinct), evaluated by ./train, exported, and classified again by PyTorch and ONNX.
+check_model() {
+  local model=$1 run=$2
+  "$train" "$model" cifar10 --width 0.25 --batch 64 --epochs 1 --max-steps 60 --limit-test 64 --device cpu \
+    --threads 2 --out "$run" > "$tmp/train.out" 2>&1 || { fail "$model: training exited $?"; show train; exit 1; }
+  "$train" "$model" cifar10 --eval-only --init "$run" --limit-test $limit --device cpu --threads 2 \
+    > "$tmp/eval.out" 2>&1 || { fail "$model: --eval-only exited $?"; show eval; }
+  ours=$(sed -n 's/.*accuracy \([0-9.]*\)% (\([0-9]*\) images.*/\1 \2/p' "$tmp/eval.out" | awk '{ printf "%d", $1 * $2 / 100 + 0.5 }')
 
-"$py" "$here/../tools/export.py" "$tmp/run" "$tmp/model.pt" "$tmp/model.onnx" > "$tmp/export.out" 2>&1 ||
-  { fail "tools/export.py exited $?"; show export; exit 1; }
-echo "ok   exported: $(head -1 "$tmp/export.out" | cut -c1-100)..."
-"$py" "$here/reference/export_check.py" "$tmp/model.pt" --width 0.25 --onnx "$tmp/model.onnx" --limit $limit \
-  > "$tmp/check.out" 2>&1 || { fail "export_check.py exited $?"; show check; exit 1; }
+  "$py" "$here/../tools/export.py" "$run" "$tmp/model.pt" "$tmp/model.onnx" > "$tmp/export.out" 2>&1 ||
+    { fail "$model: tools/export.py exited $?"; show export; exit 1; }
+  echo "ok   exported: $(head -1 "$tmp/export.out" | cut -c1-100)..."
+  "$py" "$here/reference/export_check.py" "$tmp/model.pt" --model "$model" --width 0.25 --onnx "$tmp/model.onnx" \
+    --limit $limit > "$tmp/check.out" 2>&1 || { fail "$model: export_check.py exited $?"; show check; exit 1; }
 
-torch=$(sed -n 's/^torch correct \([0-9]*\) .*/\1/p' "$tmp/check.out")
-if [ -z "$ours" ] || [ -z "$torch" ]; then fail "no accuracy in the outputs"; show eval; show check
-else
-  diff=$((ours - torch)); [ $diff -lt 0 ] && diff=$((-diff))
-  if [ $diff -gt 1 ]; then fail "./train --eval-only: $ours/$limit correct, the exported state_dict in PyTorch: $torch/$limit"
-  else echo "ok   state_dict in PyTorch: $torch/$limit correct, ./train --eval-only: $ours/$limit"; fi
-fi
+  torch=$(sed -n 's/^torch correct \([0-9]*\) .*/\1/p' "$tmp/check.out")
+  if [ -z "$ours" ] || [ -z "$torch" ]; then fail "$model: no accuracy in the outputs"; show eval; show check
+  else
+    diff=$((ours - torch)); [ $diff -lt 0 ] && diff=$((-diff))
+    if [ $diff -gt 1 ]; then fail "$model: ./train --eval-only: $ours/$limit correct, the exported state_dict in PyTorch: $torch/$limit"
+    else echo "ok   $model: state_dict in PyTorch: $torch/$limit correct, ./train --eval-only: $ours/$limit"; fi
+  fi
 
-if grep -q "^onnx skipped" "$tmp/check.out"; then
-  echo "skipped the ONNX half: $(sed -n 's/^onnx skipped: //p' "$tmp/check.out")"
-else
-  set -- $(sed -n 's/^onnx agree \([0-9]*\) \([0-9]*\) maxdiff \(.*\)/\1 \2 \3/p' "$tmp/check.out")
-  if [ $# != 3 ]; then fail "no ONNX result"; show check
-  elif [ "$1" != "$2" ] || ! awk -v d="$3" 'BEGIN { exit !(d < 1e-3) }'; then
-    fail "ONNX vs the state_dict: $1 of $2 predictions agree, largest logit difference $3"
-  else echo "ok   ONNX ($(sed -n 's/^onnx run by //p' "$tmp/check.out")): all $2 predictions equal the state_dict's, logits within $3"; fi
-fi
+  if grep -q "^onnx skipped" "$tmp/check.out"; then
+    echo "skipped the ONNX half: $(sed -n 's/^onnx skipped: //p' "$tmp/check.out")"
+  else
+    set -- $(sed -n 's/^onnx agree \([0-9]*\) \([0-9]*\) maxdiff \(.*\)/\1 \2 \3/p' "$tmp/check.out")
+    if [ $# != 3 ]; then fail "$model: no ONNX result"; show check
+    elif [ "$1" != "$2" ] || ! awk -v d="$3" 'BEGIN { exit !(d < 1e-3) }'; then
+      fail "$model: ONNX vs the state_dict: $1 of $2 predictions agree, largest logit difference $3"
+    else echo "ok   $model: ONNX ($(sed -n 's/^onnx run by //p' "$tmp/check.out")): all $2 predictions equal the state_dict's, logits within $3"; fi
+  fi
+}
+check_model mobilenet "$tmp/run"
+check_model mobilenetv2 "$tmp/v2" # the residual adds, the 1x1 shortcuts, kuangliu's MobileNetV2 names
 
 # A run directory whose checkpoint.ckpt is further on than its final.ckpt (resumed after --max-steps,
 # then stopped): export.py takes the checkpoint, as ./train --init DIR does.

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Exports the weights of a drnet run to PyTorch (a state_dict, .pt) or to ONNX (.onnx).
 
-    python3 tools/export.py RUN_DIR_OR_CKPT OUT.pt             a state_dict for tools/mobilenet.py
+    python3 tools/export.py RUN_DIR_OR_CKPT OUT.pt             a state_dict for tools/mobilenet.py (or mobilenetv2.py)
     python3 tools/export.py RUN_DIR_OR_CKPT OUT.onnx           an ONNX graph (logits for (n, 3, 32, 32))
     python3 tools/export.py runs/mobilenet-cifar10-... model.pt model.onnx    both at once
 
 The input is a run directory (its final.ckpt, or its checkpoint.ckpt when that one is further on) or
-any checkpoint ./train writes (a training state or weights only); the width and the number of
-classes come from it. The state_dict loads into `tools/mobilenet.py`'s MobileNet(width) as it is,
-under the same names (as it would into kuangliu/pytorch-cifar's MobileNet at width 1);
+any checkpoint ./train writes (a training state or weights only); the model (meta.model), the width
+and the number of classes come from it. The state_dict loads as it is, under the same names, into
+`tools/mobilenet.py`'s MobileNet(width) or `tools/mobilenetv2.py`'s MobileNetV2(width) (as it would
+into kuangliu/pytorch-cifar's MobileNet or MobileNetV2 at width 1);
 num_batches_tracked is the checkpoint's train.step, else 0. The optimizer state is not exported. The
 ONNX file comes from torch.onnx.export of that module in eval mode (batch norm with the running
 statistics), opset 13, with a dynamic batch dimension; its input "images" is normalized as ./train
@@ -27,8 +28,15 @@ try:
     import numpy as np
     import drnet_ckpt  # noqa: E402 (needs numpy)
     import mobilenet  # noqa: E402
+    import mobilenetv2  # noqa: E402
 except ImportError as e:  # a sentence naming the interpreter, not a traceback
     tool_deps.missing(f"tools/{os.path.basename(__file__)}", e)
+
+
+# meta.model -> (the PyTorch class, its module's name, the model's name in messages). A checkpoint
+# without meta.model (an early format) holds a MobileNet.
+MODELS = {"mobilenet": (mobilenet.MobileNet, "mobilenet", "MobileNet"),
+          "mobilenetv2": (mobilenetv2.MobileNetV2, "mobilenetv2", "MobileNetV2")}
 
 
 def saved_step(path):
@@ -54,24 +62,27 @@ def resolve(path):
 
 
 def convert(records, path, width=None):
-    """(model with the checkpoint's weights loaded, its state_dict) for checkpoint records. The meta
-    records are checked before a model is built (drnet_ckpt.meta), as ./train checks them."""
+    """(model with the checkpoint's weights loaded, its state_dict, its MODELS entry) for checkpoint
+    records. The meta records are checked before a model is built (drnet_ckpt.meta), as ./train
+    checks them."""
     model_name, saved_width, classes = drnet_ckpt.meta(records, path)
-    if (model_name or "mobilenet") != "mobilenet":
-        raise SystemExit(f"error: checkpoint '{path}' holds model '{model_name}', not mobilenet")
+    model_name = model_name or "mobilenet"
+    if model_name not in MODELS:
+        raise SystemExit(f"error: checkpoint '{path}' holds model '{model_name}', not one of {', '.join(MODELS)}")
+    cls, _, noun = MODELS[model_name]
     width = saved_width if saved_width is not None else width
     if width is None:
         raise SystemExit(f"error: checkpoint '{path}' has no meta.width: pass --width")
     linear = records.get("linear.weight")
     if not isinstance(linear, np.ndarray) or linear.ndim != 2:
-        raise SystemExit(f"error: checkpoint '{path}' has no 2-D tensor 'linear.weight': not a MobileNet's weights")
+        raise SystemExit(f"error: checkpoint '{path}' has no 2-D tensor 'linear.weight': not a {noun}'s weights")
     if classes is not None and classes != linear.shape[0]:
         raise SystemExit(f"error: checkpoint '{path}': meta.num_classes is {classes}, but linear.weight has "
                          f"{linear.shape[0]} rows")
-    model = mobilenet.MobileNet(width, linear.shape[0])
+    model = cls(width, linear.shape[0])
     state = mobilenet.tensors_to_state(model, records, drnet_ckpt.scalar(records, "train.step", 0))
     model.load_state_dict(state, strict=True)
-    return model, state
+    return model, state, MODELS[model_name]
 
 
 def export_onnx(model, path):
@@ -93,7 +104,7 @@ def main():
     path = resolve(args.input)
     try:
         records = drnet_ckpt.read(path)
-        model, state = convert(records, path, args.width)
+        model, state, (cls, module, noun) = convert(records, path, args.width)
     except (OSError, drnet_ckpt.CheckpointError) as e:
         raise SystemExit(f"error: {e}")
     except (KeyError, ValueError) as e:  # a tensor missing or of another shape
@@ -104,12 +115,12 @@ def main():
         try:
             if out.endswith(".onnx"):
                 export_onnx(model, out)
-                print(f"{out}: ONNX (opset 13) of MobileNet width {width:g} from {path}: input 'images' "
+                print(f"{out}: ONNX (opset 13) of {noun} width {width:g} from {path}: input 'images' "
                       f"(batch, 3, 32, 32), output 'logits'")
             else:
                 torch.save(state, out)
-                print(f"{out}: PyTorch state_dict of MobileNet width {width:g} from {path}, {len(state)} tensors, "
-                      f"{params} parameters; load it with tools/mobilenet.py: MobileNet({width:g})")
+                print(f"{out}: PyTorch state_dict of {noun} width {width:g} from {path}, {len(state)} tensors, "
+                      f"{params} parameters; load it with tools/{module}.py: {cls.__name__}({width:g})")
         except OSError as e:
             raise SystemExit(f"error: cannot write '{out}': {e.strerror or e}")
 

@@ -2,7 +2,7 @@
 """The PyTorch/ONNX side of tests/test_export.sh: classifies the first N CIFAR-10 test images with what
 tools/export.py wrote and prints the counts the test compares with `./train --eval-only`.
 
-    export_check.py MODEL.pt --width W [--onnx MODEL.onnx] [--limit N]
+    export_check.py MODEL.pt --width W [--model mobilenet|mobilenetv2] [--onnx MODEL.onnx] [--limit N]
 
 Prints "torch correct C N"; with --onnx also "onnx correct C N" and "onnx agree A N maxdiff D" (A
 images where the ONNX graph's argmax equals the PyTorch module's, D the largest logit difference).
@@ -21,18 +21,22 @@ sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "..", "tools"))
 import mobilenet  # noqa: E402
 import mobilenet_ref  # noqa: E402
+import mobilenetv2  # noqa: E402
+
+MODELS = {"mobilenet": mobilenet.MobileNet, "mobilenetv2": mobilenetv2.MobileNetV2}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("weights")
     ap.add_argument("--width", type=float, required=True)
+    ap.add_argument("--model", choices=sorted(MODELS), default="mobilenet")
     ap.add_argument("--onnx")
     ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--data", default=mobilenet_ref.default_data_path())
     args = ap.parse_args()
 
-    model = mobilenet.MobileNet(args.width)
+    model = MODELS[args.model](args.width)
     model.load_state_dict(torch.load(args.weights, map_location="cpu"))
     model.eval()
     images, labels = mobilenet_ref.decode(mobilenet_ref.load_cifar10(args.data, "test")[:args.limit])
