@@ -1,8 +1,9 @@
 // --resume continues a run bit-identically: a run stopped by --max-steps 5 and resumed to step 12
 // (crossing an epoch boundary, with augmentation and a cosine schedule) must end with exactly the
 // checkpoint of an uninterrupted 12-step run — every weight, momentum, running statistic, position
-// and metric; only the wall-clock record may differ. Also: a resumed run refuses a contradicting
-// recipe flag, and a corrupted checkpoint is refused by ./train.
+// and metric; only the wall-clock record may differ; for each registered model (MobileNet and
+// MobileNetV2). Also: a resumed run refuses a contradicting recipe flag and a checkpoint of another
+// model, and a corrupted checkpoint is refused by ./train.
 // Usage: test_resume PATH-TO-TRAIN [cpu|cuda]. cuda trains on the GPU with --deterministic (cuDNN
 // algorithms chosen by heuristics, never by timing, and free of atomics: the only way two GPU
 // processes compute the same bits); it skips without a usable GPU (fails under DRNET_REQUIRE_GPU).
@@ -22,11 +23,12 @@ static const char* train;
 static const char* device_args = "--device cpu"; // pinned: auto would train on a GPU where there is one
 static int on_gpu;                                // the cuda variant (its runs log the cuDNN searches)
 static char dir[256];
+static const char* model = "mobilenet"; // the MODEL word of the runs
 
 static int run(const char* args, const char* out) {
     char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s mobilenet cifar10 --width 0.125 --batch 32 --limit-train 256 "
-             "--limit-test 64 --epochs 3 --threads 2 %s %s %s > %s/%s 2>&1", train, device_args, args,
+    snprintf(cmd, sizeof(cmd), "%s %s cifar10 --width 0.125 --batch 32 --limit-train 256 "
+             "--limit-test 64 --epochs 3 --threads 2 %s %s %s > %s/%s 2>&1", train, model, device_args, args,
              test_out_flag(dir, args), dir, out);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
@@ -37,30 +39,13 @@ static int run(const char* args, const char* out) {
 static void show(const char* out) { test_show_output(dir, out, 0); }
 static void show_algorithms(const char* out) { test_show_algorithms(dir, out); }
 
-int main(int argc, char** argv) {
-    if (argc < 2 || (argc > 2 && strcmp(argv[2], "cpu") && strcmp(argv[2], "cuda")))
-        nn_fatal("usage: test_resume PATH-TO-TRAIN [cpu|cuda]");
-    train = argv[1];
-    if (argc > 2 && !strcmp(argv[2], "cuda")) {
-        char why[512] = "";
-        BackendOptions opt = {.deterministic = 1};
-        if (!backend_cuda_compiled()) return test_gpu_unavailable("test_resume", "this build has no CUDA backend");
-        if (!backend_open("cuda", &opt, why, sizeof(why))) return test_gpu_unavailable("test_resume", why);
-        device_args = "--device cuda --deterministic", on_gpu = 1;
-        setenv("DRNET_CUDA_VERBOSE", "1", 1); // every algorithm search in the outputs, for a failure
-    }
-    if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
-        // On a GPU machine (DRNET_REQUIRE_GPU=1) a GPU test that cannot run fails, whatever the reason.
-        const char* why = "CIFAR10_PATH is not set to a readable CIFAR-10 archive";
-        if (on_gpu) return test_gpu_unavailable("test_resume", why);
-        printf("skipped: %s\n", why);
-        return TEST_SKIP;
-    }
-    snprintf(dir, sizeof(dir), "/tmp/drnet-resume-XXXXXX");
-    if (!mkdtemp(dir)) nn_fatal("mkdtemp failed");
-    char args[2048], a_path[300], b_path[300];
-    snprintf(a_path, sizeof(a_path), "%s/a.ckpt", dir);
-    snprintf(b_path, sizeof(b_path), "%s/b.ckpt", dir);
+// A run of `name` stopped at step 5 and resumed to 12 against an uninterrupted 12-step run: every
+// record bit-identical. b_path gets the resumed run's checkpoint (step 12).
+static void resume_identical(const char* name, char* b_path, size_t len) {
+    model = name;
+    char args[2048], a_path[300];
+    snprintf(a_path, sizeof(a_path), "%s/%s-a.ckpt", dir, name);
+    snprintf(b_path, len, "%s/%s-b.ckpt", dir, name);
 
     snprintf(args, sizeof(args), "--max-steps 12 --checkpoint %s", a_path);
     int rc = run(args, "a.out");
@@ -92,9 +77,44 @@ int main(int argc, char** argv) {
     ckpt_get_i64(&a, "train.epoch", &epoch);
     CHECK(step == 12 && epoch == 1, "expected the run to stop at step 12 in the second epoch, got step %lld epoch %lld",
           (long long)step, (long long)epoch);
-    printf("resume: %d records bit-identical after 5 + 7 steps vs 12 steps\n", compared);
+    printf("resume, %s: %d records bit-identical after 5 + 7 steps vs 12 steps\n", name, compared);
     if (test_failures && on_gpu)
         show_algorithms("a.out"), show_algorithms("b2.out"); // the resumed run must have chosen alike
+
+    ckpt_free(&a), ckpt_free(&b);
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2 || (argc > 2 && strcmp(argv[2], "cpu") && strcmp(argv[2], "cuda")))
+        nn_fatal("usage: test_resume PATH-TO-TRAIN [cpu|cuda]");
+    train = argv[1];
+    if (argc > 2 && !strcmp(argv[2], "cuda")) {
+        char why[512] = "";
+        BackendOptions opt = {.deterministic = 1};
+        if (!backend_cuda_compiled()) return test_gpu_unavailable("test_resume", "this build has no CUDA backend");
+        if (!backend_open("cuda", &opt, why, sizeof(why))) return test_gpu_unavailable("test_resume", why);
+        device_args = "--device cuda --deterministic", on_gpu = 1;
+        setenv("DRNET_CUDA_VERBOSE", "1", 1); // every algorithm search in the outputs, for a failure
+    }
+    if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
+        // On a GPU machine (DRNET_REQUIRE_GPU=1) a GPU test that cannot run fails, whatever the reason.
+        const char* why = "CIFAR10_PATH is not set to a readable CIFAR-10 archive";
+        if (on_gpu) return test_gpu_unavailable("test_resume", why);
+        printf("skipped: %s\n", why);
+        return TEST_SKIP;
+    }
+    snprintf(dir, sizeof(dir), "/tmp/drnet-resume-XXXXXX");
+    if (!mkdtemp(dir)) nn_fatal("mkdtemp failed");
+    char args[2048], b_path[300], v2_path[300];
+    resume_identical("mobilenetv2", v2_path, sizeof(v2_path));
+    resume_identical("mobilenet", b_path, sizeof(b_path));
+    // A checkpoint of one model is refused by a run of the other, naming both.
+    snprintf(args, sizeof(args), "--resume %s --max-steps 13", v2_path);
+    int rc = run(args, "other.out");
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "grep -q \"holds model 'mobilenetv2', not 'mobilenet'\" %s/other.out", dir);
+    CHECK(rc != 0 && system(cmd) == 0, "a mobilenet run resumed from a mobilenetv2 checkpoint (exit %d)", rc);
+    if (test_failures) show("other.out");
 
     // A contradicting recipe flag is refused with exit code 2.
     snprintf(args, sizeof(args), "--resume %s --lr 0.05 --max-steps 13", b_path);
@@ -109,12 +129,10 @@ int main(int argc, char** argv) {
     snprintf(args, sizeof(args), "--resume %s --max-steps 13", b_path);
     rc = run(args, "corrupt.out");
     CHECK(rc != 0, "a corrupted checkpoint was accepted");
-    char cmd[600];
     snprintf(cmd, sizeof(cmd), "grep -q 'CRC32' %s/corrupt.out", dir);
     CHECK(system(cmd) == 0, "no CRC message for a corrupted checkpoint");
     if (test_failures) show("lr.out"), show("corrupt.out");
 
-    ckpt_free(&a), ckpt_free(&b);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
     return test_finish("test_resume");
