@@ -33,6 +33,12 @@ add_test(NAME test_bench_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_bench
 set_tests_properties(test_bench_cli PROPERTIES TIMEOUT 120)
 add_test(NAME test_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_cli.sh $<TARGET_FILE:train>)
 set_tests_properties(test_cli PROPERTIES ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2" TIMEOUT 600)
+# The settings table (train/settings.c) against --help, a run's config.json and its checkpoint.
+add_executable(test_settings tests/test_settings.c train/settings.c)
+add_test(NAME test_settings COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_settings.sh $<TARGET_FILE:train>
+         $<TARGET_FILE:test_settings>)
+set_tests_properties(test_settings PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 drnet_test(test_gemm)
 # The bf16 GEMM: its rounding, and every bf16 kernel against a reference that rounds the same way.
 drnet_test(test_gemm_bf16)

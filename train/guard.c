@@ -14,12 +14,13 @@
 
 #include "../nn/util.h"
 #include "rundir.h"
+#include "settings.h"
 
 // How a message names a path: by its flag when the command line gave it, else as the run's file
 // (from its config.json when a resumed run took it from there).
-static void name_path(char* out, size_t len, const Options* o, const RunDir* r, unsigned bit, const char* flag,
-                      const char* what, const char* path) {
-    if (o->given & bit) snprintf(out, len, "%s '%s'", flag, path);
+static void name_path(char* out, size_t len, const Options* o, const RunDir* r, const char* flag, const char* what,
+                      const char* path) {
+    if (OPTION_GIVEN(o, flag)) snprintf(out, len, "%s '%s'", flag, path);
     else snprintf(out, len, "the run's %s '%s'%s", what, path, r->resumed_from_config ? " (from its config.json)" : "");
 }
 
@@ -141,11 +142,11 @@ static void check_aliases(const Options* o, const RunDir* r) {
     NamedPath list[10];
     int n = 0;
     char name[PATH_LEN + 64], data[PATH_LEN], err[2048];
-    name_path(name, sizeof(name), o, r, GIVEN_CHECKPOINT, "--checkpoint", "checkpoint", o->checkpoint);
+    name_path(name, sizeof(name), o, r, "--checkpoint", "checkpoint", o->checkpoint);
     add_path(list, &n, WRITTEN | CHECKPOINT, o->checkpoint, name, "");
     add_path(list, &n, WRITTEN, o->checkpoint, name, ".tmp");
     add_path(list, &n, WRITTEN, o->checkpoint, name, ".lock");
-    name_path(name, sizeof(name), o, r, GIVEN_LOG, "--log", "log", o->log);
+    name_path(name, sizeof(name), o, r, "--log", "log", o->log);
     add_path(list, &n, WRITTEN, o->log, name, "");
     snprintf(name, sizeof(name), "the run's config.json '%s'", r->config);
     add_path(list, &n, WRITTEN, r->config, name, "");
@@ -176,11 +177,11 @@ void guard_paths(const Options* o, const RunDir* r) {
         if (stat(o->checkpoint, &st) == 0 && S_ISDIR(st.st_mode))
             nn_fatal("--checkpoint '%s' is a directory; give a file name (e.g. %s/run.ckpt)", o->checkpoint,
                      o->checkpoint);
-        name_path(name, sizeof(name), o, r, GIVEN_CHECKPOINT, "--checkpoint", "checkpoint", o->checkpoint);
+        name_path(name, sizeof(name), o, r, "--checkpoint", "checkpoint", o->checkpoint);
         check_saved(name, o->checkpoint, dir_comes_later(r, o->checkpoint));
     }
     if (o->log[0]) {
-        name_path(name, sizeof(name), o, r, GIVEN_LOG, "--log", "log", o->log);
+        name_path(name, sizeof(name), o, r, "--log", "log", o->log);
         check_log(name, o->log, dir_comes_later(r, o->log));
     }
     if (r->dir[0]) {

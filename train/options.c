@@ -11,86 +11,8 @@
 static const char* USAGE_HEAD =
     "usage: train MODEL DATASET [options]\n"
     "Trains MODEL on DATASET with depthwise convolutions computed by diagonalwise refactorization.\n";
-// (then one MODEL line per registered model, models/model.c)
-static const char* USAGE =
-    "  DATASET  cifar10\n"
-    "\n"
-    "Recipe (defaults: the standard CIFAR-10 recipe)\n"
-    "  --epochs N            training epochs (200)\n"
-    "  --batch N             batch size (128)\n"
-    "  --lr X                base learning rate (0.1)\n"
-    "  --momentum X          SGD momentum (0.9)\n"
-    "  --wd X                weight decay, applied to every parameter as PyTorch does (5e-4)\n"
-    "  --nesterov on|off     Nesterov momentum (off, PyTorch's default)\n"
-    "  --schedule NAME       cosine | step | constant (cosine: to zero over the run, per step)\n"
-    "  --warmup-epochs X     linear warm-up before the schedule (0)\n"
-    "  --step-epochs N       step schedule: multiply the rate by --step-gamma every N epochs (30)\n"
-    "  --step-gamma X        (0.1)\n"
-    "  --seed N              seed of the initial weights, data order and augmentation (1)\n"
-    "  --augment on|off      random crop (4-pixel padding) and horizontal flip (on)\n"
-    "  --accum-steps K       gradient accumulation: each batch runs as K micro-batches of batch/K\n"
-    "                        (batch norm per micro-batch), gradients summed, one SGD step (1)\n"
-    "\n"
-    "Model\n"
-    "  --width X             width multiplier: every channel count c becomes int(c * X) (1.0;\n"
-    "                        0.03125..16: the stem's 32 channels keep at least one)\n"
-    "  --dw-group N|auto     channels per block-diagonal group of the depthwise layers; default: the\n"
-    "                        backend's: 1 on the CPU (measured fastest there), 32 on CUDA (the paper's);\n"
-    "                        N that does not divide a layer's channels is lowered to the largest\n"
-    "                        divisor; auto times the candidates per layer at start-up (and keeps the\n"
-    "                        default where the timings vary more than the 5% it decides by)\n"
-    "  --print-model         print every layer (output shape, parameters, multiply-adds; depthwise\n"
-    "                        g from --dw-group N, else the --device backend's default) and exit\n"
-    "\n"
-    "Data\n"
-    "  --data PATH           cifar-10-binary.tar.gz or its extracted directory; default: the\n"
-    "                        CIFAR10_PATH environment variable, else data/cifar-10-binary.tar.gz\n"
-    "  --limit-train N       use only the first N training images (0: all, the default)\n"
-    "  --limit-test N        evaluate on only the first N test images (0: all, the default)\n"
-    "\n"
-    "Run\n"
-    "  --device NAME         auto | cpu | cuda | ref (auto: the GPU when there is one, else the CPU;\n"
-    "                        ref: the reference backend, each op's defining loops, slow)\n"
-    "  --threads N           CPU threads, 1..1024 (all cores)\n"
-    "  --tf32 on|off         CUDA: let cuDNN and cuBLAS round float32 operands to TF32 on tensor\n"
-    "                        cores (about 10 bits of mantissa; faster). On by default, as PyTorch\n"
-    "                        does for convolutions. No effect on the CPU.\n"
-    "  --deterministic       CUDA: only deterministic cuDNN algorithms, picked by cuDNN's heuristics\n"
-    "                        instead of timing, so every run and every resume repeats bit for bit\n"
-    "                        (PyTorch's cudnn.deterministic with benchmark off; may be slower).\n"
-    "                        The CPU is always deterministic for a given --threads.\n"
-    "  --max-steps N         stop once the run has taken N optimizer steps in all (smoke tests)\n"
-    "  --eval-only           only evaluate on the test set (weights from --resume or --init)\n"
-    "  --version             print the version and what this build contains, and exit\n"
-    "\n"
-    "Run directory (every training run keeps its files in one)\n"
-    "  --out DIR             a new run's directory (runs/MODEL-DATASET-YYYYmmdd-HHMMSS); it holds\n"
-    "                        config.json (every setting of the run), checkpoint.ckpt (the whole\n"
-    "                        training state, saved at each epoch end, at --max-steps and on Ctrl-C,\n"
-    "                        atomically), log.jsonl and final.ckpt (the weights, at the end)\n"
-    "  --resume DIR|PATH     continue a saved run exactly where it stopped (weights, momentum,\n"
-    "                        batch-norm statistics, schedule position, data order) with every\n"
-    "                        setting it had (checkpoint and log paths, data, limits, device, recipe)\n"
-    "                        unless given again; PATH: a checkpoint (its run's settings are used when\n"
-    "                        its directory holds the run's config.json)\n"
-    "  --init DIR|PATH       start a new run from the weights of a checkpoint (a run directory: its\n"
-    "                        latest weights, final.ckpt or checkpoint.ckpt), with a fresh optimizer\n"
-    "  --checkpoint PATH     keep the training state here instead of DIR/checkpoint.ckpt\n"
-    "  --log PATH            the JSON-lines log instead of DIR/log.jsonl: one object per epoch (loss,\n"
-    "                        accuracies, lr, seconds, img/s). A new run creates or overwrites it;\n"
-    "                        --resume appends to it\n"
-    "  --log-every N         also log the running training loss and accuracy every N steps (0: off)\n"
-    "  --profile             time every layer after a few warm-up steps, print a table and exit\n"
-    "  --profile-steps N     steps averaged by --profile (20; implies --profile)\n"
-    "  --profile-json PATH   also write the profile as JSON (implies --profile)\n"
-    "  --gpu-data on|off|auto  keep the data set in backend memory and build each batch there (crop,\n"
-    "                        flip, normalize from the same random stream as the CPU loader) (auto:\n"
-    "                        on with --device cuda in one process without --accum-steps, else off)\n"
-    "  --cuda-graph on|off|auto  CUDA: capture the training step once as a graph and replay it (auto:\n"
-    "                        as --gpu-data, and off with --profile)\n"
-    "  --bench-steps N       time N training steps (after warm-up) per repeat, print img/s and exit\n"
-    "  --bench-repeats N     repeats of --bench-steps; the median is reported (5)\n"
-    "  --help                this text\n"
+// (then one MODEL line per registered model, models/model.c, and the flags of the settings table)
+static const char* EXAMPLES =
     "\n"
     "Examples\n"
     "  train mobilenet cifar10                           the standard 200-epoch run\n"
@@ -99,7 +21,63 @@ static const char* USAGE =
     "  train mobilenet cifar10 --profile                 per-layer timing table\n"
     "  mpirun -np 2 train mobilenet cifar10 --threads 1  2 processes, one share of each batch each\n";
 
-int options_training(const Options* o) { return !o->eval_only && !o->profile && !o->print_model; }
+#define HELP_COLUMN 24 // where the flags' descriptions start
+#define HELP_WIDTH 100 // and the column they are wrapped before
+
+// Prints text from column `at` on, wrapped at word boundaries before HELP_WIDTH, continuation lines
+// starting at HELP_COLUMN.
+static void print_wrapped(const char* text, int at) {
+    while (*text) {
+        size_t n = strcspn(text, " ");
+        if (at > HELP_COLUMN && at + 1 + (int)n > HELP_WIDTH) {
+            printf("\n%*s", HELP_COLUMN, "");
+            at = HELP_COLUMN;
+        } else if (at > HELP_COLUMN) {
+            putchar(' ');
+            at++;
+        }
+        printf("%.*s", (int)n, text);
+        at += (int)n;
+        text += n;
+        while (*text == ' ') text++;
+    }
+    putchar('\n');
+}
+
+// --help: the models of the registry, then every entry of the settings table in its order: the
+// flag, its value's name, its description, and what the table says besides (the default, a flag it
+// implies or needs).
+static void print_help(void) {
+    fputs(USAGE_HEAD, stdout);
+    for (int m = 0; model_at(m); m++)
+        printf("  %-8s %-11s (%s)\n", m ? "" : "MODEL", model_at(m)->name, model_at(m)->summary);
+    printf("  DATASET  cifar10\n");
+    for (const Setting* s = SETTINGS; s->flag; s++) {
+        char arg[64], head[96], dflt[64], text[1024], extra[160] = "";
+        if (s->section) printf("\n%s\n", s->section);
+        setting_arg(s, arg, sizeof(arg));
+        setting_default_text(s, dflt, sizeof(dflt));
+        int n = snprintf(head, sizeof(head), "  %s%s%s", s->flag, arg[0] ? " " : "", arg);
+        if (dflt[0]) snprintf(extra, sizeof(extra), "%s", dflt);
+        if (s->implies)
+            snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%simplies %s", extra[0] ? "; " : "",
+                     s->implies);
+        if (s->needs)
+            snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "%sneeds %s", extra[0] ? "; " : "",
+                     s->needs);
+        snprintf(text, sizeof(text), "%s%s%s%s", s->help, extra[0] ? " (" : "", extra, extra[0] ? ")" : "");
+        if (n + 1 > HELP_COLUMN) printf("%s\n%*s", head, HELP_COLUMN, ""); // a long flag: text on the next line
+        else printf("%-*s", HELP_COLUMN, head);
+        print_wrapped(text, HELP_COLUMN);
+    }
+    fputs(EXAMPLES, stdout);
+}
+
+int options_training(const Options* o) {
+    for (const Setting* s = SETTINGS; s->flag; s++)
+        if (s->no_train && setting_value(s, o)) return 0;
+    return 1;
+}
 
 // Parses one flag's value through the settings table (the same parser config.json's values go
 // through), or exits 2 naming the flag, the value and what it accepts.
@@ -111,25 +89,47 @@ static void parse_value(const Setting* s, const char* v, Options* o) {
     args_bad(s->flag, v, msg);
 }
 
+// The value of a flag as the message shows it (NULL for a switch).
+static const char* shown_value(const Setting* s, const Options* o, char* buf, size_t len) {
+    if (s->type == SET_SWITCH || s->type == SET_ACTION) return NULL;
+    setting_show(s, o, buf, len); // "--out r"
+    return buf + strlen(s->flag) + 1;
+}
+
+// The rules between flags that the table states: what a flag needs, what it cannot be combined
+// with, and the files only a training run writes (where they would be ignored they are refused).
+static void check_rules(const Options* o) {
+    char value[PATH_LEN + 64], msg[256], stops[160] = "";
+    for (const Setting* s = SETTINGS; s->flag; s++)
+        if (s->no_train) // "--print-model, --eval-only or --profile": the commands that do not train
+            snprintf(stops + strlen(stops), sizeof(stops) - strlen(stops), "%s%s", stops[0] ? ", " : "", s->flag);
+    for (const Setting* s = SETTINGS; s->flag; s++) {
+        if (!setting_given(s, o)) continue;
+        if (s->conflicts && setting_given(setting_named(s->conflicts), o)) {
+            snprintf(msg, sizeof(msg), "cannot be combined with %s", s->conflicts);
+            args_bad(s->flag, shown_value(s, o, value, sizeof(value)), msg);
+        }
+        if (s->needs && !setting_given(setting_named(s->needs), o)) {
+            char arg[64];
+            setting_arg(setting_named(s->needs), arg, sizeof(arg));
+            snprintf(msg, sizeof(msg), "needs %s %s", s->needs, arg);
+            args_bad(s->flag, NULL, msg);
+        }
+        if (s->training_only && !options_training(o)) {
+            snprintf(msg, sizeof(msg), "only a training run writes it (not with %s, or a flag that implies one)", stops);
+            args_bad(s->flag, shown_value(s, o, value, sizeof(value)), msg);
+        }
+    }
+}
+
 void options_parse(Options* o, int argc, char** argv) {
     memset(o, 0, sizeof(*o));
     settings_defaults(o);
 
-    int positional = 0, repeats_given = 0;
+    int positional = 0;
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(USAGE_HEAD, stdout);
-            for (int m = 0; model_at(m); m++)
-                printf("  %-8s %-11s (%s)\n", m ? "" : "MODEL", model_at(m)->name, model_at(m)->summary);
-            fputs(USAGE, stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--version")) {
-            print_version();
-            exit(0);
-        }
-        if (strncmp(a, "--", 2) != 0) {
+        if (strncmp(a, "--", 2) != 0 && strcmp(a, "-h") != 0) {
             if (positional == 0) snprintf(o->model, sizeof(o->model), "%s", a);
             else if (positional == 1) snprintf(o->dataset, sizeof(o->dataset), "%s", a);
             else args_bad(a, NULL, "unexpected extra argument");
@@ -144,10 +144,15 @@ void options_parse(Options* o, int argc, char** argv) {
             snprintf(flag, sizeof(flag), "%.*s", (int)(eq - a), a);
             v = eq + 1;
         } else {
-            snprintf(flag, sizeof(flag), "%s", a);
+            snprintf(flag, sizeof(flag), "%s", strcmp(a, "-h") ? a : "--help");
         }
         const Setting* s = setting_by_flag(flag);
         if (!s) args_bad(flag, NULL, "unknown option");
+        if (s->type == SET_ACTION) { // --help, --version: at once, whatever else the line holds
+            if (!strcmp(s->flag, "--help")) print_help();
+            else print_version();
+            exit(0);
+        }
         if (s->type == SET_SWITCH) { // a flag without a value
             if (v) args_bad(flag, v, "takes no value");
             setting_store(s, o, 1);
@@ -158,11 +163,8 @@ void options_parse(Options* o, int argc, char** argv) {
             }
             parse_value(s, v, o);
         }
-        o->given |= s->given;
-        // Flags that ask for a profile or a benchmark imply --profile.
-        if (!strcmp(flag, "--profile-steps") || !strcmp(flag, "--profile-json") || !strcmp(flag, "--bench-steps"))
-            o->profile = 1;
-        if (!strcmp(flag, "--bench-repeats")) repeats_given = 1;
+        setting_mark_given(s, o);
+        if (s->implies) setting_store(setting_named(s->implies), o, 1); // --profile-steps: --profile
     }
     if (positional < 2) {
         fprintf(stderr, "error: expected MODEL and DATASET, e.g. train mobilenet cifar10 (see train --help)\n");
@@ -174,20 +176,7 @@ void options_parse(Options* o, int argc, char** argv) {
         exit(2);
     }
     if (strcmp(o->dataset, "cifar10") != 0) args_bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
-    if (o->resume[0] && o->init[0]) args_bad("--init", o->init, "cannot be combined with --resume");
-    if (repeats_given && !o->bench_steps) args_bad("--bench-repeats", NULL, "needs --bench-steps N");
-    // A run's files: --out names a new run's directory, --checkpoint and --log where a training run
-    // writes. Where they would be ignored they are refused instead.
-    if (o->out[0] && o->resume[0])
-        args_bad("--out", o->out, "cannot be combined with --resume (a resumed run continues in its own directory)");
-    if (!options_training(o)) {
-        const struct { int given; const char* flag; const char* value; } files[] = {
-            {GIVEN_OUT, "--out", o->out}, {GIVEN_CHECKPOINT, "--checkpoint", o->checkpoint}, {GIVEN_LOG, "--log", o->log}};
-        for (int i = 0; i < 3; i++)
-            if (o->given & files[i].given)
-                args_bad(files[i].flag, files[i].value, "only a training run writes it (not --eval-only, --profile, "
-                                                   "--bench-steps or --print-model)");
-    }
+    check_rules(o);
     if (o->eval_only && !o->resume[0] && !o->init[0])
         args_bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");
 }

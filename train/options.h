@@ -8,19 +8,6 @@
 
 #define PATH_LEN 1024
 
-// Bits of Options.given: which recipe flags the user set explicitly (--resume checks them).
-enum {
-    GIVEN_EPOCHS = 1 << 0, GIVEN_BATCH = 1 << 1, GIVEN_LR = 1 << 2, GIVEN_MOMENTUM = 1 << 3,
-    GIVEN_WD = 1 << 4, GIVEN_NESTEROV = 1 << 5, GIVEN_SCHEDULE = 1 << 6, GIVEN_WARMUP = 1 << 7,
-    GIVEN_STEP_EPOCHS = 1 << 8, GIVEN_STEP_GAMMA = 1 << 9, GIVEN_SEED = 1 << 10, GIVEN_WIDTH = 1 << 11,
-    GIVEN_DW_GROUP = 1 << 12, GIVEN_AUGMENT = 1 << 13, GIVEN_LIMIT_TRAIN = 1 << 14,
-    // run settings that --resume takes from the run's config.json unless given again
-    GIVEN_LIMIT_TEST = 1 << 15, GIVEN_DATA = 1 << 16, GIVEN_DEVICE = 1 << 17, GIVEN_THREADS = 1 << 18,
-    GIVEN_TF32 = 1 << 19, GIVEN_MAX_STEPS = 1 << 20, GIVEN_CHECKPOINT = 1 << 21, GIVEN_LOG = 1 << 22,
-    GIVEN_OUT = 1 << 23, GIVEN_LOG_EVERY = 1 << 24,
-    GIVEN_ACCUM = 1 << 25, GIVEN_DETERMINISTIC = 1 << 26, GIVEN_GPU_DATA = 1 << 27, GIVEN_CUDA_GRAPH = 1 << 28,
-};
-
 typedef struct Options {
     char model[32], dataset[32];
     // recipe
@@ -53,7 +40,7 @@ typedef struct Options {
     // profiling
     int profile, profile_steps;
     char profile_json[PATH_LEN];
-    unsigned given;
+    uint64_t given; // which flags the command line gave: one bit per entry of the settings table
     // speed (train/speed.c): GPU-resident data, CUDA graph of the step, --bench-steps (a timing run)
     int gpu_data, cuda_graph, bench_steps, bench_repeats;
 } Options;

@@ -246,7 +246,7 @@ static void restore_setting(RunDir* r, Options* o, const Config* c, const Settin
     if (s->type == SET_PATH ? !config_path(c, s->key, v) : !config_get(c, s->key, v, sizeof(v))) return;
     // Versions before the settings table wrote "threads": 0 when --threads was not given, meaning every
     // core: their run directories resume as they ran, and the banner says so (it is not silent).
-    if (s->given == GIVEN_THREADS && !strcmp(v, "0")) {
+    if (s == setting_named("--threads") && !strcmp(v, "0")) {
         note(r, "every core (\"threads\": 0, as older versions wrote a run without --threads)");
         return;
     }
@@ -263,7 +263,7 @@ static void restore_setting(RunDir* r, Options* o, const Config* c, const Settin
                  quoted ? "\"" : "", v, quoted ? "\"" : "", want, s->flag);
     }
     // The banner names the checkpoint and the log itself; defaults are not worth a mention.
-    if ((s->type == SET_PATH && s->given != GIVEN_DATA) || setting_is_default(s, o)) return;
+    if ((s->type == SET_PATH && s != setting_named("--data")) || setting_is_default(s, o)) return;
     setting_show(s, o, shown, sizeof(shown));
     note(r, shown);
 }
@@ -271,7 +271,7 @@ static void restore_setting(RunDir* r, Options* o, const Config* c, const Settin
 // The run settings config.json keeps, unless given again on the command line.
 static void apply_config(RunDir* r, Options* o, const Config* c) {
     for (const Setting* s = SETTINGS; s->flag; s++)
-        if (s->key && !(o->given & s->given)) restore_setting(r, o, c, s);
+        if ((s->keep & KEEP_CONFIG) && !setting_given(s, o)) restore_setting(r, o, c, s);
 }
 
 // runs/MODEL-DATASET-STAMP, or with -2, -3, ... when that exists. Only a guess until the directory is
@@ -358,7 +358,7 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
                 r->resuming = 1;
             }
             if (training) apply_config(r, o, &c);
-            else if (!(o->given & GIVEN_DATA) && config_path(&c, "data", ckpt)) snprintf(o->data, PATH_LEN, "%s", ckpt);
+            else if (!OPTION_GIVEN(o, "--data") && config_path(&c, "data", ckpt)) snprintf(o->data, PATH_LEN, "%s", ckpt);
             r->resumed_from_config = 1;
             free(c.text);
         } else if (training && !o->checkpoint[0]) {
@@ -503,29 +503,25 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
     fprintf(f, "{\n");
     put_string(f, "format", "drnet-run", 0);
     put_commands(f, r);
+    // What the run is and ran on, beside its settings.
     put_string(f, "model", o->model, 0);
     put_string(f, "dataset", o->dataset, 0);
-    put_path(f, "checkpoint", dir_abs, o->checkpoint);
-    put_path(f, "log", dir_abs, o->log);
-    put_path(f, "final", dir_abs, r->final);
-    put_path(f, "data", dir_abs, data);
-    fprintf(f, "  \"limit_train\": %d,\n  \"limit_test\": %d,\n  \"max_steps\": %ld,\n  \"log_every\": %d,\n",
-            o->limit_train, o->limit_test, o->max_steps, o->log_every);
-    put_string(f, "device", o->device, 0);
     put_string(f, "backend", t->be ? t->be->name : "", 0);
-    // The thread count the run computes with, also when --threads was not given (every core): a
-    // resumed run then repeats the same arithmetic, and the key holds a value --threads accepts.
-    fprintf(f, "  \"threads\": %d,\n  \"tf32\": %d,\n  \"deterministic\": %d,\n  \"gpu_data\": %d,\n  \"cuda_graph\": %d,\n",
-            o->threads ? o->threads : cpu_max_threads(), o->tf32, o->deterministic, o->gpu_data, o->cuda_graph);
-    fprintf(f, "  \"accum_steps\": %d,\n  \"processes\": %d,\n", o->accum_steps, dist_size());
-    fprintf(f, "  \"epochs\": %d,\n  \"batch\": %d,\n  \"lr\": %.7g,\n  \"momentum\": %.7g,\n  \"weight_decay\": %.7g,\n"
-            "  \"nesterov\": %d,\n", o->epochs, o->batch, (double)o->lr, (double)o->momentum,
-            (double)o->weight_decay, o->nesterov);
-    put_string(f, "schedule", schedule_name(o->schedule), 0);
-    fprintf(f, "  \"warmup_epochs\": %.7g,\n  \"step_epochs\": %d,\n  \"step_gamma\": %.7g,\n  \"seed\": %llu,\n"
-            "  \"augment\": %d,\n  \"width\": %.7g,\n", (double)o->warmup_epochs, o->step_epochs,
-            (double)o->step_gamma, (unsigned long long)o->seed, o->augment, (double)o->width);
-    put_string(f, "dw_group", o->dw_group == 0 ? "auto" : o->dw_group < 0 ? "backend default" : "given", 0);
+    fprintf(f, "  \"processes\": %d,\n", dist_size());
+    put_path(f, "final", dir_abs, r->final);
+    // Every setting with a key, in the table's order. Two are written as the run used them: the data
+    // path resolved, and the thread count the run computes with, also when --threads was not given
+    // (every core), so that a resumed run repeats the same arithmetic and the key holds a value
+    // --threads accepts.
+    Options used = *o;
+    snprintf(used.data, sizeof(used.data), "%s", data);
+    if (!used.threads) used.threads = cpu_max_threads();
+    char value[64];
+    for (const Setting* s = SETTINGS; s->flag; s++) {
+        if (!s->key) continue;
+        if (s->type == SET_PATH) put_path(f, s->key, dir_abs, (const char*)&used + s->offset);
+        else if (setting_json(s, &used, value, sizeof(value))) fprintf(f, "  \"%s\": %s,\n", s->key, value);
+    }
     fprintf(f, "  \"dw_groups\": [");
     for (int i = 0; i < model_num_depthwise(&t->model); i++)
         fprintf(f, "%s%d", i ? ", " : "", model_depthwise(&t->model, i)->g);
@@ -548,7 +544,7 @@ const char* rundir_save_final(const RunDir* r, Trainer* t) {
     if (ckpt_begin(&w, r->final, err, sizeof(err)) != 0) nn_fatal("%s", err);
     ckpt_put_str(&w, "meta.model", t->opt.model);
     ckpt_put_str(&w, "meta.dataset", t->opt.dataset);
-    ckpt_put_f32(&w, "meta.width", t->opt.width);
+    trainer_put_settings(&w, &t->opt, "meta.");
     ckpt_put_i64(&w, "meta.num_classes", t->model.num_classes);
     trainer_put_dw_groups(&w, t);
     ckpt_put_i64(&w, "train.step", t->step); // PyTorch's num_batches_tracked, for the exporter

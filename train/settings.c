@@ -21,65 +21,145 @@ static const int SCHEDULES[] = {SCHEDULE_COSINE, SCHEDULE_STEP, SCHEDULE_CONSTAN
 // first parallel region); --width starts at 1/32, the least that leaves the 32-channel stem a
 // channel. Limits and counters take 0 for "none": --limit-* 0 is every image, --max-steps 0 no
 // limit, --log-every 0 off, as config.json and checkpoints write them.
+// The order is --help's; the checkpoint writes its records in this order too.
+#define CKPT .keep = KEEP_CHECKPOINT
+#define CONF .keep = KEEP_CONFIG
 const Setting SETTINGS[] = {
-    // recipe (kept in the checkpoint; --resume takes it from there)
-    {NUM("--epochs", SET_INT, epochs, 1, 100000, 200), .given = GIVEN_EPOCHS, .record = "recipe.epochs"},
-    {NUM("--batch", SET_INT, batch, 2, 65536, 128), .given = GIVEN_BATCH, .record = "recipe.batch"},
-    {NUM("--lr", SET_FLOAT, lr, 0, 100, 0.1), .given = GIVEN_LR, .record = "recipe.lr"},
-    {NUM("--momentum", SET_FLOAT, momentum, 0, 0.9999, 0.9), .given = GIVEN_MOMENTUM, .record = "recipe.momentum"},
-    {NUM("--wd", SET_FLOAT, weight_decay, 0, 1, 5e-4), .given = GIVEN_WD, .record = "recipe.weight_decay"},
-    {NUM("--nesterov", SET_ONOFF, nesterov, 0, 1, 0), .given = GIVEN_NESTEROV, .record = "recipe.nesterov"},
+    // The recipe: kept in the checkpoint, which --resume takes it from.
+    {NUM("--epochs", SET_INT, epochs, 1, 100000, 200), .key = "epochs", .record = "recipe.epochs", CKPT,
+     .section = "Recipe (defaults: the standard CIFAR-10 recipe)", .help = "training epochs"},
+    {NUM("--batch", SET_INT, batch, 2, 65536, 128), .key = "batch", .record = "recipe.batch", CKPT,
+     .help = "batch size"},
+    {NUM("--lr", SET_FLOAT, lr, 0, 100, 0.1), .key = "lr", .record = "recipe.lr", CKPT, .help = "base learning rate"},
+    {NUM("--momentum", SET_FLOAT, momentum, 0, 0.9999, 0.9), .key = "momentum", .record = "recipe.momentum", CKPT,
+     .help = "SGD momentum"},
+    {NUM("--wd", SET_FLOAT, weight_decay, 0, 1, 5e-4), .key = "weight_decay", .record = "recipe.weight_decay", CKPT,
+     .help = "weight decay, applied to every parameter as PyTorch does"},
+    {NUM("--nesterov", SET_ONOFF, nesterov, 0, 1, 0), .key = "nesterov", .record = "recipe.nesterov", CKPT,
+     .help = "Nesterov momentum"},
     {OF("--schedule", SET_CHOICE, schedule), .dflt = SCHEDULE_COSINE, .choices = "cosine|step|constant",
-     .values = SCHEDULES, .given = GIVEN_SCHEDULE, .record = "recipe.schedule"},
-    {NUM("--warmup-epochs", SET_FLOAT, warmup_epochs, 0, 100000, 0), .given = GIVEN_WARMUP,
-     .record = "recipe.warmup_epochs"},
-    {NUM("--step-epochs", SET_INT, step_epochs, 1, 100000, 30), .given = GIVEN_STEP_EPOCHS,
-     .record = "recipe.step_epochs"},
-    {NUM("--step-gamma", SET_FLOAT, step_gamma, 0, 1, 0.1), .given = GIVEN_STEP_GAMMA, .record = "recipe.step_gamma"},
-    {NUM("--seed", SET_U64, seed, 0, 2147483647.0, 1), .given = GIVEN_SEED, .record = "recipe.seed"},
-    {NUM("--augment", SET_ONOFF, augment, 0, 1, 1), .given = GIVEN_AUGMENT, .record = "recipe.augment"},
+     .values = SCHEDULES, .key = "schedule", .record = "recipe.schedule", CKPT,
+     .help = "the learning-rate schedule: cosine goes to zero over the run, per step; step multiplies the "
+             "rate by --step-gamma every --step-epochs; constant keeps it"},
+    {NUM("--warmup-epochs", SET_FLOAT, warmup_epochs, 0, 100000, 0), .key = "warmup_epochs",
+     .record = "recipe.warmup_epochs", CKPT, .help = "linear warm-up before the schedule"},
+    {NUM("--step-epochs", SET_INT, step_epochs, 1, 100000, 30), .key = "step_epochs",
+     .record = "recipe.step_epochs", CKPT, .help = "step schedule: multiply the rate by --step-gamma every N epochs"},
+    {NUM("--step-gamma", SET_FLOAT, step_gamma, 0, 1, 0.1), .key = "step_gamma", .record = "recipe.step_gamma", CKPT,
+     .help = "step schedule: the factor"},
+    {NUM("--seed", SET_U64, seed, 0, 2147483647.0, 1), .key = "seed", .record = "recipe.seed", CKPT,
+     .help = "seed of the initial weights, data order and augmentation"},
+    {NUM("--augment", SET_ONOFF, augment, 0, 1, 1), .key = "augment", .record = "recipe.augment", CKPT,
+     .help = "random crop (4-pixel padding) and horizontal flip"},
     // (the checkpoint keeps --accum-steps x processes as recipe.micro_batches: state.c)
-    {NUM("--accum-steps", SET_INT, accum_steps, 1, 65536, 1), .given = GIVEN_ACCUM},
-    {NUM("--limit-train", SET_INT, limit_train, 0, 1 << 30, 0), .given = GIVEN_LIMIT_TRAIN, .key = "limit_train",
-     .record = "recipe.limit_train"},
-    // model
-    {NUM("--width", SET_FLOAT, width, 0.03125, 16, 1.0), .given = GIVEN_WIDTH, .record = "meta.width"},
-    {NUM("--dw-group", SET_INT, dw_group, 1, 1 << 20, -1), .word = "auto", .word_value = 0, .given = GIVEN_DW_GROUP},
-    // data
-    {OF("--data", SET_PATH, data), .given = GIVEN_DATA, .key = "data"},
-    {NUM("--limit-test", SET_INT, limit_test, 0, 1 << 30, 0), .given = GIVEN_LIMIT_TEST, .key = "limit_test"},
-    // run (kept in config.json; --resume restores them unless given again)
-    {OF("--device", SET_WORD, device), .choices = "auto|cpu|cuda|ref", .given = GIVEN_DEVICE, .key = "device"},
-    {NUM("--threads", SET_INT, threads, 1, 1024, 0), .given = GIVEN_THREADS, .key = "threads"},
-    {NUM("--tf32", SET_ONOFF, tf32, 0, 1, 1), .given = GIVEN_TF32, .key = "tf32"},
-    {NUM("--deterministic", SET_SWITCH, deterministic, 0, 1, 0), .given = GIVEN_DETERMINISTIC, .key = "deterministic"},
-    {NUM("--max-steps", SET_LONG, max_steps, 0, 1099511627776.0, 0), .given = GIVEN_MAX_STEPS, .key = "max_steps"},
-    {NUM("--eval-only", SET_SWITCH, eval_only, 0, 1, 0)},
-    {OF("--checkpoint", SET_PATH, checkpoint), .given = GIVEN_CHECKPOINT, .key = "checkpoint"},
-    {OF("--resume", SET_PATH, resume)},
-    {OF("--init", SET_PATH, init)},
-    {OF("--log", SET_PATH, log), .given = GIVEN_LOG, .key = "log"},
-    {OF("--out", SET_PATH, out), .given = GIVEN_OUT},
-    {NUM("--log-every", SET_INT, log_every, 0, 1 << 30, 0), .given = GIVEN_LOG_EVERY, .key = "log_every"},
-    {NUM("--print-model", SET_SWITCH, print_model, 0, 1, 0)},
-    {NUM("--profile", SET_SWITCH, profile, 0, 1, 0)},
-    {NUM("--profile-steps", SET_INT, profile_steps, 1, 100000, 20)},
-    {OF("--profile-json", SET_PATH, profile_json)},
-    // auto (-1): on where the run can use it (train/speed.c, speed_resolve); config.json keeps the outcome
-    {NUM("--gpu-data", SET_ONOFF, gpu_data, 0, 1, -1), .word = "auto", .word_value = -1, .given = GIVEN_GPU_DATA,
-     .key = "gpu_data"},
-    {NUM("--cuda-graph", SET_ONOFF, cuda_graph, 0, 1, -1), .word = "auto", .word_value = -1,
-     .given = GIVEN_CUDA_GRAPH, .key = "cuda_graph"},
-    {NUM("--bench-steps", SET_INT, bench_steps, 1, 1000000, 0)},
-    {NUM("--bench-repeats", SET_INT, bench_repeats, 1, 1000, 5)},
+    {NUM("--accum-steps", SET_INT, accum_steps, 1, 65536, 1), .key = "accum_steps", .arg = "K",
+     .help = "gradient accumulation: each batch runs as K micro-batches of batch/K (batch norm per "
+             "micro-batch), gradients summed, one SGD step"},
+    // The model: its width is the checkpoint's (meta.width), its groups the checkpoint's meta.dw_groups.
+    {NUM("--width", SET_FLOAT, width, 0.03125, 16, 1.0), .key = "width", .record = "meta.width", CKPT,
+     .section = "Model",
+     .help = "width multiplier: every channel count c becomes int(c * X); from 0.03125, where the stem's 32 "
+             "channels keep one, to 16"},
+    {NUM("--dw-group", SET_INT, dw_group, 1, 1 << 20, -1), .word = "auto", .word_value = 0, .key = "dw_group",
+     .dflt_text = "backend default",
+     .help = "channels per block-diagonal group of the depthwise layers; the backend's default is 1 on the CPU "
+             "(measured fastest there), 32 on CUDA (the paper's); N that does not divide a layer's channels is "
+             "lowered to the largest divisor; auto times the candidates per layer at start-up (and keeps the "
+             "default where the timings vary more than the 5% it decides by)"},
+    {NUM("--print-model", SET_SWITCH, print_model, 0, 1, 0), .no_train = 1,
+     .help = "print every layer (output shape, parameters, multiply-adds; depthwise g from --dw-group N, else "
+             "the --device backend's default) and exit"},
+    // The data: where it is (config.json) and how much of it (the checkpoint's --limit-train).
+    {OF("--data", SET_PATH, data), .key = "data", CONF, .section = "Data",
+     .help = "the data set's file or directory (for cifar10: cifar-10-binary.tar.gz or its extracted "
+             "directory); default: the CIFAR10_PATH environment variable, else data/cifar-10-binary.tar.gz"},
+    {NUM("--limit-train", SET_INT, limit_train, 0, 1 << 30, 0), .key = "limit_train", .record = "recipe.limit_train",
+     .keep = KEEP_CONFIG | KEEP_CHECKPOINT, .help = "use only the first N training images; 0 for all"},
+    {NUM("--limit-test", SET_INT, limit_test, 0, 1 << 30, 0), .key = "limit_test", CONF,
+     .help = "evaluate on only the first N test images; 0 for all"},
+    // The run: kept in config.json, restored by --resume unless given again.
+    {OF("--device", SET_WORD, device), .choices = "auto|cpu|cuda|ref", .key = "device", CONF, .section = "Run",
+     .help = "auto: the GPU when there is one, else the CPU; ref: the reference backend, each op's defining "
+             "loops, slow"},
+    {NUM("--threads", SET_INT, threads, 1, 1024, 0), .key = "threads", CONF, .dflt_text = "every core",
+     .help = "CPU threads"},
+    {NUM("--tf32", SET_ONOFF, tf32, 0, 1, 1), .key = "tf32", CONF,
+     .help = "CUDA: let cuDNN and cuBLAS round float32 operands to TF32 on tensor cores (about 10 bits of "
+             "mantissa; faster), as PyTorch does for convolutions. No effect on the CPU."},
+    {NUM("--deterministic", SET_SWITCH, deterministic, 0, 1, 0), .key = "deterministic", CONF,
+     .help = "CUDA: only deterministic cuDNN algorithms, picked by cuDNN's heuristics instead of timing, so "
+             "every run and every resume repeats bit for bit (PyTorch's cudnn.deterministic with benchmark off; "
+             "may be slower). The CPU is always deterministic for a given --threads."},
+    {NUM("--max-steps", SET_LONG, max_steps, 0, 1099511627776.0, 0), .key = "max_steps", CONF,
+     .help = "stop once the run has taken N optimizer steps in all (smoke tests); 0 for no limit"},
+    {NUM("--eval-only", SET_SWITCH, eval_only, 0, 1, 0), .no_train = 1,
+     .help = "only evaluate on the test set (weights from --resume or --init)"},
+    {.flag = "--version", .type = SET_ACTION,
+     .help = "print the version and what this build contains, and exit"},
+    // The run directory and what a run writes.
+    {OF("--out", SET_PATH, out), .arg = "DIR", .training_only = 1, .conflicts = "--resume",
+     .section = "Run directory (every training run keeps its files in one)",
+     .help = "a new run's directory (runs/MODEL-DATASET-YYYYmmdd-HHMMSS); it holds config.json (every setting "
+             "of the run), checkpoint.ckpt (the whole training state, saved at each epoch end, at --max-steps "
+             "and on Ctrl-C, atomically), log.jsonl and final.ckpt (the weights, at the end)"},
+    {OF("--resume", SET_PATH, resume), .arg = "DIR|PATH",
+     .help = "continue a saved run exactly where it stopped (weights, momentum, batch-norm statistics, schedule "
+             "position, data order) with every setting it had (checkpoint and log paths, data, limits, device, "
+             "recipe) unless given again; PATH: a checkpoint (its run's settings are used when its directory "
+             "holds the run's config.json)"},
+    {OF("--init", SET_PATH, init), .arg = "DIR|PATH", .conflicts = "--resume",
+     .help = "start a new run from the weights of a checkpoint (a run directory: its latest weights, final.ckpt "
+             "or checkpoint.ckpt), with a fresh optimizer"},
+    {OF("--checkpoint", SET_PATH, checkpoint), .key = "checkpoint", CONF, .training_only = 1,
+     .help = "keep the training state here instead of DIR/checkpoint.ckpt"},
+    {OF("--log", SET_PATH, log), .key = "log", CONF, .training_only = 1,
+     .help = "the JSON-lines log instead of DIR/log.jsonl: one object per epoch (loss, accuracies, lr, seconds, "
+             "img/s). A new run creates or overwrites it; --resume appends to it"},
+    {NUM("--log-every", SET_INT, log_every, 0, 1 << 30, 0), .key = "log_every", CONF,
+     .help = "also log the running training loss and accuracy every N steps; 0 for off"},
+    {NUM("--profile", SET_SWITCH, profile, 0, 1, 0), .no_train = 1,
+     .help = "time every layer after a few warm-up steps, print a table and exit"},
+    {NUM("--profile-steps", SET_INT, profile_steps, 1, 100000, 20), .implies = "--profile",
+     .help = "steps averaged by --profile"},
+    {OF("--profile-json", SET_PATH, profile_json), .implies = "--profile", .help = "also write the profile as JSON"},
+    // auto (-1): on where the run can use it (speed_resolve, train/speed.c); config.json keeps the outcome
+    {NUM("--gpu-data", SET_ONOFF, gpu_data, 0, 1, -1), .word = "auto", .word_value = -1, .key = "gpu_data", CONF,
+     .help = "keep the data set in backend memory and build each batch there (crop, flip, normalize from the "
+             "same random stream as the CPU loader); auto: on with --device cuda in one process without "
+             "--accum-steps"},
+    {NUM("--cuda-graph", SET_ONOFF, cuda_graph, 0, 1, -1), .word = "auto", .word_value = -1, .key = "cuda_graph",
+     CONF, .help = "CUDA: capture the training step once as a graph and replay it; auto: as --gpu-data, and "
+                   "off with --profile"},
+    {NUM("--bench-steps", SET_INT, bench_steps, 1, 1000000, 0), .implies = "--profile", .no_default = 1,
+     .help = "time N training steps (after warm-up) per repeat, print img/s and exit"},
+    {NUM("--bench-repeats", SET_INT, bench_repeats, 1, 1000, 5), .needs = "--bench-steps",
+     .help = "repeats of --bench-steps; the median is reported"},
+    {.flag = "--help", .type = SET_ACTION, .help = "this text"},
     {.flag = NULL},
 };
+#undef CKPT
+#undef CONF
+
+// Options.given has one bit per entry.
+_Static_assert(sizeof(SETTINGS) / sizeof(SETTINGS[0]) <= 64, "Options.given holds 64 settings");
 
 const Setting* setting_by_flag(const char* flag) {
     for (const Setting* s = SETTINGS; s->flag; s++)
         if (!strcmp(s->flag, flag)) return s;
     return NULL;
 }
+
+const Setting* setting_named(const char* flag) {
+    const Setting* s = setting_by_flag(flag);
+    if (!s) { // a flag the code names that the table lacks: a programming error, caught by any test run
+        fprintf(stderr, "internal error: no setting %s in train/settings.c\n", flag);
+        abort();
+    }
+    return s;
+}
+
+int setting_given(const Setting* s, const Options* o) { return (int)((o->given >> (s - SETTINGS)) & 1); }
+void setting_mark_given(const Setting* s, Options* o) { o->given |= (uint64_t)1 << (s - SETTINGS); }
 
 const Setting* setting_by_record(const char* name) {
     for (const Setting* s = SETTINGS; s->flag; s++)
@@ -141,7 +221,7 @@ void settings_defaults(Options* o) {
     for (const Setting* s = SETTINGS; s->flag; s++) {
         if (is_number(s) || s->type == SET_CHOICE) setting_store(s, o, s->dflt);
         else if (s->type == SET_WORD) choice_word(s, (int)s->dflt, (char*)field(s, o), 16);
-        else *(char*)field(s, o) = '\0';
+        else if (s->type == SET_PATH) *(char*)field(s, o) = '\0';
     }
 }
 
@@ -240,24 +320,75 @@ void setting_want(const Setting* s, char* buf, size_t len) {
     }
 }
 
-void setting_show(const Setting* s, const Options* o, char* buf, size_t len) {
+void setting_text(const Setting* s, const Options* o, char* buf, size_t len) {
     double x = setting_value(s, o);
     char w[32];
     switch (s->type) {
-    case SET_SWITCH: snprintf(buf, len, "%s%s", s->flag, x ? "" : " off"); break;
-    case SET_ONOFF:
-        snprintf(buf, len, "%s %s", s->flag, s->word && x == s->word_value ? s->word : x ? "on" : "off");
-        break;
-    case SET_FLOAT: snprintf(buf, len, "%s %g", s->flag, x); break;
+    case SET_ACTION: snprintf(buf, len, "%s", ""); break;
+    case SET_SWITCH:
+    case SET_ONOFF: snprintf(buf, len, "%s", s->word && x == s->word_value ? s->word : x ? "on" : "off"); break;
+    case SET_FLOAT: snprintf(buf, len, "%g", x); break;
     case SET_CHOICE:
         for (int i = 0; choice_word(s, i, w, sizeof(w)), w[0]; i++)
             if (s->values[i] == (int)x) break;
-        snprintf(buf, len, "%s %s", s->flag, w);
+        snprintf(buf, len, "%s", w);
         break;
     case SET_WORD:
-    case SET_PATH: snprintf(buf, len, "%s %s", s->flag, (const char*)cfield(s, o)); break;
+    case SET_PATH: snprintf(buf, len, "%s", (const char*)cfield(s, o)); break;
     default:
-        if (s->word && x == s->word_value) snprintf(buf, len, "%s %s", s->flag, s->word);
-        else snprintf(buf, len, "%s %.0f", s->flag, x);
+        if (s->word && x == s->word_value) snprintf(buf, len, "%s", s->word);
+        else snprintf(buf, len, "%.0f", x);
+    }
+}
+
+void setting_show(const Setting* s, const Options* o, char* buf, size_t len) {
+    char text[PATH_LEN];
+    if (s->type == SET_SWITCH) {
+        snprintf(buf, len, "%s%s", s->flag, setting_value(s, o) ? "" : " off");
+        return;
+    }
+    setting_text(s, o, text, sizeof(text));
+    snprintf(buf, len, "%s %s", s->flag, text);
+}
+
+void setting_arg(const Setting* s, char* buf, size_t len) {
+    if (s->arg) snprintf(buf, len, "%s", s->arg);
+    else if (s->type == SET_SWITCH || s->type == SET_ACTION) snprintf(buf, len, "%s", "");
+    else if (s->type == SET_ONOFF) snprintf(buf, len, "on|off");
+    else if (s->type == SET_CHOICE || s->type == SET_WORD) snprintf(buf, len, "%s", s->choices);
+    else if (s->type == SET_PATH) snprintf(buf, len, "PATH");
+    else snprintf(buf, len, "%s%s%s", s->type == SET_FLOAT ? "X" : "N", s->word ? "|" : "", s->word ? s->word : "");
+}
+
+void setting_default_text(const Setting* s, char* buf, size_t len) {
+    Options o;
+    buf[0] = '\0';
+    if (s->no_default || s->type == SET_SWITCH || s->type == SET_PATH || s->type == SET_ACTION) return;
+    if (s->dflt_text) {
+        snprintf(buf, len, "%s", s->dflt_text);
+        return;
+    }
+    memset(&o, 0, sizeof(o));
+    settings_defaults(&o);
+    setting_text(s, &o, buf, len);
+}
+
+int setting_json(const Setting* s, const Options* o, char* buf, size_t len) {
+    char w[32];
+    const double x = setting_value(s, o);
+    switch (s->type) {
+    case SET_PATH:
+    case SET_ACTION: return 0;
+    case SET_WORD:
+    case SET_CHOICE:
+        setting_text(s, o, w, sizeof(w));
+        snprintf(buf, len, "\"%s\"", w);
+        return 1;
+    default:
+        if (s->word && x == s->word_value) snprintf(buf, len, "\"%s\"", s->word);
+        else if (s->dflt_text && x == s->dflt) snprintf(buf, len, "\"%s\"", s->dflt_text);
+        else if (s->type == SET_FLOAT) snprintf(buf, len, "%.7g", x);
+        else snprintf(buf, len, "%.0f", x);
+        return 1;
     }
 }

@@ -3,7 +3,9 @@
 // (options.c), config.json (rundir.c) and a checkpoint's recipe (state.c) parse and check values
 // through this one table, so a value the flag refuses is refused from a file too, with the same
 // range, and the message can name the file and the key instead of a flag the user never typed.
-// A new setting is a field in Options and one line in settings.c.
+// The table is also what --help prints (options.c), what config.json holds (rundir.c), what the
+// checkpoint's recipe records hold (state.c) and which flags --resume may take from where, so a new
+// setting is a field in Options and one entry in settings.c, and nothing else lists the flags.
 #ifndef TRAIN_SETTINGS_H
 #define TRAIN_SETTINGS_H
 
@@ -21,7 +23,15 @@ typedef enum {
     SET_CHOICE, // one of `choices`, stored as the int in `values` at its position
     SET_WORD,   // one of `choices`, stored as the word itself (a char[16])
     SET_PATH,   // non-empty and shorter than PATH_LEN (a char[PATH_LEN])
+    SET_ACTION, // --help, --version: acts at once (options.c), stores nothing
 } SettingType;
+
+// Where a resumed run takes the setting from when the command line does not give it (bits).
+enum {
+    KEEP_NONE = 0,       // nowhere: each command gives its own (--profile, --init, ...)
+    KEEP_CONFIG = 1,     // the run's config.json, under `key`
+    KEEP_CHECKPOINT = 2, // the checkpoint's `record`; a flag that disagrees with it is an error
+};
 
 typedef struct Setting {
     const char* flag; // "--threads"
@@ -34,9 +44,25 @@ typedef struct Setting {
     const int* values;   // SET_CHOICE: what each word stores
     const char* word;    // a number's one word alternative ("auto" for --dw-group), stored as word_value
     double word_value;
-    unsigned given;     // its bit in Options.given (0: none)
-    const char* key;    // the config.json key --resume restores it from (NULL: not restored)
+    const char* key;    // its config.json key (NULL: not written there)
     const char* record; // the checkpoint record that holds it (NULL: none)
+    unsigned keep;      // where --resume takes it from (KEEP_* bits)
+    // The default as --help shows it and config.json writes it, where the stored default is not a
+    // value the flag takes (-1 for --dw-group: the backend's own); NULL: the stored default itself.
+    const char* dflt_text;
+    // --help: `section` starts a titled group; `arg` names the value where the type's name (N, X,
+    // on|off, NAME, PATH) would not say enough; `help` is one paragraph, wrapped by the printer, which
+    // adds the default in parentheses unless `no_default`.
+    const char* section;
+    const char* arg;
+    const char* help;
+    int no_default;
+    // Rules between flags, checked by options.c once the command line is read.
+    const char* implies;   // a switch this flag turns on too (--profile-steps: --profile)
+    const char* needs;     // a flag that must be given with it
+    const char* conflicts; // a flag that cannot be given with it
+    int training_only;     // it names a file a training run writes: refused where the command does not train
+    int no_train;          // on, the command does not train (--eval-only, --profile, --print-model)
 } Setting;
 
 typedef enum { SETTING_OK = 0, SETTING_BAD, SETTING_RANGE } SettingStatus;
@@ -45,6 +71,11 @@ typedef enum { SETTING_OK = 0, SETTING_BAD, SETTING_RANGE } SettingStatus;
 extern const Setting SETTINGS[];
 
 const Setting* setting_by_flag(const char* flag);  // NULL when no setting has that flag
+const Setting* setting_named(const char* flag);    // the same, for flags the code names: aborts if none
+// Whether the command line gave s (Options.given holds one bit per table entry).
+int setting_given(const Setting* s, const Options* o);
+void setting_mark_given(const Setting* s, Options* o);
+#define OPTION_GIVEN(o, flag) setting_given(setting_named(flag), (o))
 const Setting* setting_by_record(const char* name); // NULL when no setting is kept in that record
 // Every setting's default into o; whether s holds its default in o.
 void settings_defaults(Options* o);
@@ -67,5 +98,13 @@ double setting_value(const Setting* s, const Options* o);
 void setting_want(const Setting* s, char* buf, size_t len);
 void setting_range(const Setting* s, char* buf, size_t len);
 void setting_show(const Setting* s, const Options* o, char* buf, size_t len);
+void setting_text(const Setting* s, const Options* o, char* buf, size_t len); // "2", "off", "cosine"
+
+// --help: the value's name ("N", "on|off", "N|auto"; "" for a switch) and its default as shown in
+// parentheses ("200", "cosine", "backend default"; "" where there is none to show).
+void setting_arg(const Setting* s, char* buf, size_t len);
+void setting_default_text(const Setting* s, char* buf, size_t len);
+// config.json: s's value in o as JSON (1, 0.1, "cosine"); paths and actions are the caller's (0).
+int setting_json(const Setting* s, const Options* o, char* buf, size_t len);
 
 #endif

@@ -47,8 +47,8 @@ void speed_resolve(Trainer* t) {
     Options* o = &t->opt;
     const int cuda = !strcmp(t->be->name, "cuda");
     const int one_batch = o->accum_steps * dist_size() == 1; // what trainer_setup_micro_batches demands
-    o->gpu_data = resolve(o->gpu_data, !!(o->given & GIVEN_GPU_DATA), cuda && one_batch);
-    o->cuda_graph = resolve(o->cuda_graph, !!(o->given & GIVEN_CUDA_GRAPH),
+    o->gpu_data = resolve(o->gpu_data, OPTION_GIVEN(o, "--gpu-data"), cuda && one_batch);
+    o->cuda_graph = resolve(o->cuda_graph, OPTION_GIVEN(o, "--cuda-graph"),
                             cuda && one_batch && !(o->profile && !o->bench_steps));
 }
 

@@ -62,23 +62,11 @@ void trainer_save(Trainer* t, const char* path) {
     const Options* o = &t->opt;
     ckpt_put_str(&w, "meta.model", o->model);
     ckpt_put_str(&w, "meta.dataset", o->dataset);
-    ckpt_put_f32(&w, "meta.width", o->width);
+    trainer_put_settings(&w, o, "meta.");
     ckpt_put_i64(&w, "meta.num_classes", t->model.num_classes);
     trainer_put_dw_groups(&w, t);
 
-    ckpt_put_i64(&w, "recipe.epochs", o->epochs);
-    ckpt_put_i64(&w, "recipe.batch", o->batch);
-    ckpt_put_f32(&w, "recipe.lr", o->lr);
-    ckpt_put_f32(&w, "recipe.momentum", o->momentum);
-    ckpt_put_f32(&w, "recipe.weight_decay", o->weight_decay);
-    ckpt_put_i64(&w, "recipe.nesterov", o->nesterov);
-    ckpt_put_str(&w, "recipe.schedule", schedule_name(o->schedule));
-    ckpt_put_f32(&w, "recipe.warmup_epochs", o->warmup_epochs);
-    ckpt_put_i64(&w, "recipe.step_epochs", o->step_epochs);
-    ckpt_put_f32(&w, "recipe.step_gamma", o->step_gamma);
-    ckpt_put_i64(&w, "recipe.seed", (int64_t)o->seed);
-    ckpt_put_i64(&w, "recipe.augment", o->augment);
-    ckpt_put_i64(&w, "recipe.limit_train", o->limit_train);
+    trainer_put_settings(&w, o, "recipe.");
     // Data parallelism and accumulation: micro-batches per step in all (--accum-steps x processes).
     ckpt_put_i64(&w, "recipe.micro_batches", (int64_t)o->accum_steps * dist_size());
 
@@ -97,6 +85,18 @@ void trainer_save(Trainer* t, const char* path) {
 
     ckpt_put_engine(&w, t->e, 1);
     if (ckpt_commit(&w, err, sizeof(err)) != 0) nn_fatal("%s", err);
+}
+
+void trainer_put_settings(CkptWriter* w, const Options* o, const char* prefix) {
+    char word[32];
+    for (const Setting* s = SETTINGS; s->flag; s++) {
+        if (!s->record || strncmp(s->record, prefix, strlen(prefix)) != 0) continue;
+        if (s->type == SET_FLOAT) ckpt_put_f32(w, s->record, (float)setting_value(s, o));
+        else if (s->type == SET_CHOICE) {
+            setting_text(s, o, word, sizeof(word));
+            ckpt_put_str(w, s->record, word);
+        } else ckpt_put_i64(w, s->record, (int64_t)setting_value(s, o));
+    }
 }
 
 void trainer_put_dw_groups(CkptWriter* w, const Trainer* t) {
@@ -174,7 +174,7 @@ void trainer_checkpoint_model(const char* path, Options* o) {
     check_meta_types(&c);
     float width;
     if (checkpoint_width(&c, &width) == 0) {
-        if ((o->given & GIVEN_WIDTH) && width != o->width)
+        if (OPTION_GIVEN(o, "--width") && width != o->width)
             nn_fatal("checkpoint '%s' holds a model of width %g (meta.width); this run uses --width %g", path,
                      (double)width, (double)o->width);
         o->width = width;
@@ -189,7 +189,7 @@ void trainer_checkpoint_model(const char* path, Options* o) {
     if (need > have && need - have > MODEL_SLACK_VALUES)
         nn_fatal("checkpoint '%s': a %s of width %g (%s) has %.1f M parameters and statistics (%.1f GB "
                  "as float32), but the file's tensors hold only %.1f M values: the file is damaged or was not "
-                 "written by this program", path, def->noun, (double)o->width, o->given & GIVEN_WIDTH ? "--width" : "meta.width",
+                 "written by this program", path, def->noun, (double)o->width, OPTION_GIVEN(o, "--width") ? "--width" : "meta.width",
                  need / 1e6, need * 4 / 1e9, have / 1e6);
     ckpt_free(&c);
 }
@@ -265,7 +265,7 @@ static void restore_number(const Checkpoint* c, const Setting* s, Options* o) {
         setting_want(s, want, sizeof(want));
         bad_value(c, s->record, have, want);
     }
-    if ((o->given & s->given) && v != setting_value(s, o)) {
+    if (setting_given(s, o) && v != setting_value(s, o)) {
         setting_show(s, o, want, sizeof(want));
         record_text(c, s, have, sizeof(have));
         fprintf(stderr, "error: %s contradicts the checkpoint '%s', whose %s is %s; --resume continues the "
@@ -287,7 +287,7 @@ static void restore_word(const Checkpoint* c, const Setting* s, Options* o) {
         setting_want(s, want, sizeof(want));
         bad_value(c, s->record, shown, want);
     }
-    if ((o->given & s->given) && setting_value(s, &saved) != setting_value(s, o)) {
+    if (setting_given(s, o) && setting_value(s, &saved) != setting_value(s, o)) {
         setting_show(s, o, want, sizeof(want));
         fprintf(stderr, "error: %s contradicts the checkpoint '%s', whose %s is %s; --resume continues the "
                 "saved run as it was (use --init to start a new run from its weights)\n", want, c->path,
@@ -315,7 +315,7 @@ static void restore_micro_batches(const Checkpoint* c, Options* o) {
         }
     }
     if (micro_batches % dist_size() != 0 ||
-        ((o->given & GIVEN_ACCUM) && (int64_t)o->accum_steps * dist_size() != micro_batches)) {
+        (OPTION_GIVEN(o, "--accum-steps") && (int64_t)o->accum_steps * dist_size() != micro_batches)) {
         fprintf(stderr, "error: checkpoint '%s' was trained with %lld micro-batches per step "
                 "(recipe.micro_batches: --accum-steps x processes); --accum-steps %d x %d process%s cannot "
                 "continue it\n", c->path, (long long)micro_batches, o->accum_steps, dist_size(),
@@ -331,9 +331,9 @@ void trainer_resume(Trainer* t, const char* path) {
     load_or_die(&c, path);
     check_model(t, &c);
     Options* o = &t->opt;
-    unsigned g = o->given;
+    // The recipe's records (meta.width decided the model before it was built: trainer_checkpoint_model).
     for (const Setting* s = SETTINGS; s->flag; s++) {
-        if (!s->record || strncmp(s->record, "recipe.", 7) != 0) continue;
+        if (!(s->keep & KEEP_CHECKPOINT) || strncmp(s->record, "recipe.", 7) != 0) continue;
         if (s->type == SET_CHOICE) restore_word(&c, s, o);
         else restore_number(&c, s, o);
     }
@@ -356,7 +356,7 @@ void trainer_resume(Trainer* t, const char* path) {
             bad_value(&c, "meta.dw_groups", have, want);
         }
         int gi = (int)gv;
-        if ((g & GIVEN_DW_GROUP) && o->dw_group > 0 && depthwise_group_size(ci, o->dw_group) != gi) {
+        if (OPTION_GIVEN(o, "--dw-group") && o->dw_group > 0 && depthwise_group_size(ci, o->dw_group) != gi) {
             fprintf(stderr, "error: --dw-group %d contradicts the checkpoint '%s' (layer %s used g = %d)\n",
                     o->dw_group, path, dw->name, gi);
             exit(2);

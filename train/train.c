@@ -19,6 +19,7 @@
 #include "progress.h"
 #include "rundir.h"
 #include "runlog.h"
+#include "settings.h"
 #include "speed.h"
 #include "trainer.h"
 
@@ -92,7 +93,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     char path[PATH_LEN];
     // A resumed run reads its data where its config.json says. If the data has moved since, name where
     // that path came from (not a --data the user typed) and how to go on.
-    if (run->resumed_from_config && o->data[0] && !(o->given & GIVEN_DATA) && access(o->data, R_OK) != 0)
+    if (run->resumed_from_config && o->data[0] && !OPTION_GIVEN(o, "--data") && access(o->data, R_OK) != 0)
         nn_fatal("the run's data '%s' (from its config.json) cannot be read: %s; if it has moved, resume "
                  "with --data PATH", o->data, strerror(errno));
     if (cifar10_resolve_path(path, sizeof(path), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)

@@ -74,6 +74,9 @@ void trainer_checkpoint_model(const char* path, Options* o);
 // meta.dw_groups: the group size of each of the model's depthwise layers (a checkpoint and final.ckpt).
 struct CkptWriter;
 void trainer_put_dw_groups(struct CkptWriter* w, const Trainer* t);
+// Every setting whose checkpoint record starts with prefix ("meta.", "recipe."), in the table's order,
+// as the record's type: float32 for numbers with a fraction, the word for a choice, else int64.
+void trainer_put_settings(struct CkptWriter* w, const Options* o, const char* prefix);
 // Loads only the weights and running statistics (--init, --eval-only).
 void trainer_load_weights(Trainer* t, const char* path);
 // Frees everything the trainer holds (engine, model, metrics, loaders, data); returns rc, so that main can
