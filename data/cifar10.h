@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataset.h"
+
 #define CIFAR10_SIDE 32
 #define CIFAR10_IMAGE 3072   // 3 planes of 32x32 bytes
 #define CIFAR10_RECORD 3073  // label byte, then the image
@@ -21,12 +23,12 @@
 #define CIFAR10_TEST 10000
 #define CIFAR10_URL "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 
-typedef struct Cifar10 {
-    uint8_t* train; // (50000, 3073) records in official order: label byte, then R, G, B planes 32x32
-    uint8_t* test;  // (10000, 3073)
-    int n_train, n_test;
-    char source[1024]; // the path actually loaded
-} Cifar10;
+// CIFAR-10 in memory is a DataSet (dataset.h): train (50000, 3073) records in official order, label
+// byte, then R, G, B planes 32x32; test (10000, 3073).
+typedef DataSet Cifar10;
+
+// CIFAR-10 behind the data set interface (registered in data/dataset.c).
+extern const DatasetDef CIFAR10_DATASET;
 
 // path: a .tar.gz (read directly, streaming through zlib + a small tar reader, never extracting to
 // disk), or a directory that contains cifar-10-batches-bin/ or is itself that directory.

@@ -22,6 +22,13 @@
 const float CIFAR10_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}; // == augment_mean(c), checked by test_augment
 const float CIFAR10_STD[3] = {0.2470f, 0.2435f, 0.2616f};  // == augment_std(c)
 
+int loader_builds(const DatasetDef* d) {
+    if (d->channels != 3 || d->height != CIFAR10_SIDE || d->width != CIFAR10_SIDE) return 0;
+    for (int c = 0; c < 3; c++)
+        if (d->mean[c] != augment_mean(c) || d->std[c] != augment_std(c)) return 0;
+    return 1;
+}
+
 struct Loader {
     LoaderConfig cfg;
     int batches;           // per epoch

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "dataset.h"
+
 typedef struct Batch {
     float* images;  // (n, 3, 32, 32) normalized: (pixel/255 - mean[c]) / std[c]
     int* labels;    // (n)
@@ -55,6 +57,11 @@ void loader_epoch_order(int* perm, int n, uint64_t seed, int epoch); // perm: (n
 // Augmentation of dataset index i in epoch e, from rng_derive(seed, e + 1, i): crop_dy, crop_dx
 // uniform in -4..4 (drawn in that order, like RandomCrop's i then j), flip = uniform < 0.5.
 void loader_augmentation(uint64_t seed, int epoch, int index, int* crop_dx, int* crop_dy, int* flip);
+
+// Whether the batch builders (this loader, and the backends' augment_batch for --gpu-data, which
+// share data/augment.h) make d's images: 3x32x32 records normalized by the statistics of augment.h.
+// A data set of another shape needs them generalized first; the trainer refuses it until then.
+int loader_builds(const DatasetDef* d);
 
 extern const float CIFAR10_MEAN[3]; // 0.4914, 0.4822, 0.4465
 extern const float CIFAR10_STD[3];  // 0.2470, 0.2435, 0.2616

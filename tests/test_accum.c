@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../nn/util.h"
+#include "../data/cifar10.h"
 #include "../train/trainer.h"
 #include "test_util.h"
 
@@ -26,6 +27,7 @@ static const Backend* be;
 
 static void make(Trainer* t, int batch, int accum) {
     memset(t, 0, sizeof(*t));
+    t->dataset = &CIFAR10_DATASET;
     t->opt.batch = batch;
     t->opt.accum_steps = accum;
     t->be = be;

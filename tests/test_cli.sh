@@ -12,7 +12,8 @@ expect 0 "usage: train MODEL DATASET" --help
 expect 0 "MODEL    mobilenet   (MobileNet v1, CIFAR-10 variant)" --help # the registry (models/model.c) lists the models
 expect 2 "expected MODEL and DATASET"
 expect 2 "unknown model 'resnet': known models: mobilenet, mobilenetv2" resnet cifar10
-expect 2 "unknown dataset" mobilenet imagenet
+expect 2 "unknown dataset 'imagenet': known datasets: cifar10" mobilenet imagenet
+expect 0 "DATASET  cifar10" --help # the registry (data/dataset.c) lists the data sets
 expect 2 "--bogus: unknown option" mobilenet cifar10 --bogus
 expect 2 "--epochs: needs a value" mobilenet cifar10 --epochs
 expect 2 "--epochs 0: expected an integer" mobilenet cifar10 --epochs 0

@@ -28,6 +28,7 @@
 
 
 #include "../data/augment.h"
+#include "../data/cifar10.h"
 #include "../nn/util.h"
 #include "../train/speed.h"
 #include "graph_emu.h"
@@ -247,6 +248,7 @@ static void make_trainer(Trainer* t, const Cifar10* data, int graph, int gpu_dat
     o->limit_train = N_TRAIN, o->limit_test = n_test;
     o->cuda_graph = graph, o->gpu_data = gpu_data, o->accum_steps = 1;
     t->be = gpu;
+    t->dataset = &CIFAR10_DATASET;
     t->data = *data;
     t->e = engine_create(gpu);
     model_build(&t->model, model_find("mobilenet"), t->e, o->width, 32, 10);

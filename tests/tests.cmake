@@ -25,6 +25,8 @@ drnet_test(test_checkpoint)
 drnet_test(test_profile)
 # The model interface and registry (models/model.h) against MobileNet's own functions.
 drnet_test(test_model)
+# The data set interface and registry (data/dataset.h) against CIFAR-10's own constants.
+drnet_test(test_dataset)
 drnet_test(test_overfit TIMEOUT 600)
 drnet_test(test_resume ARGS $<TARGET_FILE:train> cpu TIMEOUT 600)
 # The benchmarks' flags: bad values exit 2 naming the flag and the value.

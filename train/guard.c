@@ -154,7 +154,8 @@ static void check_aliases(const Options* o, const RunDir* r) {
     snprintf(name, sizeof(name), "the run's final weights '%s'", r->final);
     add_path(list, &n, WRITTEN, r->final, name, "");
     add_path(list, &n, WRITTEN, r->final, name, ".tmp");
-    if (cifar10_resolve_path(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) == 0) {
+    const DatasetDef* ds = dataset_find(o->dataset); // options_parse refused unknown names
+    if (ds->resolve(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) == 0) {
         snprintf(name, sizeof(name), "the data '%s'", data);
         add_path(list, &n, 0, data, name, "");
     }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../data/dataset.h"
 #include "../models/model.h"
 #include "args.h"
 #include "settings.h"
@@ -51,7 +52,8 @@ static void print_help(void) {
     fputs(USAGE_HEAD, stdout);
     for (int m = 0; model_at(m); m++)
         printf("  %-8s %-11s (%s)\n", m ? "" : "MODEL", model_at(m)->name, model_at(m)->summary);
-    printf("  DATASET  cifar10\n");
+    for (int d = 0; dataset_at(d); d++)
+        printf("  %-8s %-11s (%s)\n", d ? "" : "DATASET", dataset_at(d)->name, dataset_at(d)->summary);
     for (const Setting* s = SETTINGS; s->flag; s++) {
         char arg[64], head[96], dflt[64], text[1024], extra[160] = "";
         if (s->section) printf("\n%s\n", s->section);
@@ -175,7 +177,11 @@ void options_parse(Options* o, int argc, char** argv) {
                 args_program);
         exit(2);
     }
-    if (strcmp(o->dataset, "cifar10") != 0) args_bad("DATASET", o->dataset, "unknown dataset (available: cifar10)");
+    if (!dataset_find(o->dataset)) {
+        fprintf(stderr, "error: unknown dataset '%s': known datasets: %s (see %s --help)\n", o->dataset,
+                dataset_names(), args_program);
+        exit(2);
+    }
     check_rules(o);
     if (o->eval_only && !o->resume[0] && !o->init[0])
         args_bad("--eval-only", NULL, "needs weights: give --resume PATH or --init PATH");

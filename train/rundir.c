@@ -495,7 +495,7 @@ void rundir_write_config(const RunDir* r, const Trainer* t) {
     char dir_abs[PATH_LEN], tmp[PATH_LEN + 8], data[PATH_LEN], err[2048];
     absolute(dir_abs, r->dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", r->config);
-    if (cifar10_resolve_path(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
+    if (t->dataset->resolve(data, sizeof(data), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
         data[0] = 0;
     char why[128];
     FILE* f = nn_fopen_file(tmp, "w", why, sizeof(why)); // a FIFO left there must not block the start

@@ -25,8 +25,9 @@
 #include "speed.h"
 #include "step_timers.h"
 
-static uint8_t* upload_records(const Backend* be, const uint8_t* host, int count, const char* what) {
-    size_t bytes = (size_t)count * CIFAR10_RECORD;
+static uint8_t* upload_records(const Trainer* t, const uint8_t* host, int count, const char* what) {
+    const Backend* be = t->be;
+    size_t bytes = (size_t)count * dataset_record_bytes(t->dataset);
     uint8_t* dev = be->alloc(bytes, what);
     be->upload(dev, host, bytes);
     return dev;
@@ -84,8 +85,8 @@ Speed* speed_get(Trainer* t) {
         // The loaders' counts (--limit-train/--limit-test): indices never exceed them.
         s->train_count = o->limit_train && o->limit_train < t->data.n_train ? o->limit_train : t->data.n_train;
         s->test_count = o->limit_test && o->limit_test < t->data.n_test ? o->limit_test : t->data.n_test;
-        s->train_records = upload_records(be, t->data.train, s->train_count, "the training set (--gpu-data)");
-        s->test_records = upload_records(be, t->data.test, s->test_count, "the test set (--gpu-data)");
+        s->train_records = upload_records(t, t->data.train, s->train_count, "the training set (--gpu-data)");
+        s->test_records = upload_records(t, t->data.test, s->test_count, "the test set (--gpu-data)");
         s->indices = be->alloc((size_t)o->batch * sizeof(int), "batch indices (--gpu-data)");
         loader_set_indices_only(t->train_loader, 1);
         loader_set_indices_only(t->test_loader, 1);
@@ -100,7 +101,7 @@ Speed* speed_get(Trainer* t) {
     return s;
 }
 
-// Writes the batch into x (n, 3, 32, 32) and labels (n), both backend memory.
+// Writes the batch into x (n, c, h, w) and labels (n), both backend memory.
 static void build_batch(Trainer* t, const Batch* b, int train, float* x, int* labels) {
     Speed* s = t->speed;
     const Backend* be = t->be;
@@ -111,7 +112,7 @@ static void build_batch(Trainer* t, const Batch* b, int train, float* x, int* la
 
 void speed_inputs(Trainer* t, const Batch* b, int train, Tensor** x, int** labels) {
     Engine* e = t->e;
-    *x = engine_input(e, b->n, 3, 32, 32, NULL);
+    *x = engine_input(e, b->n, t->dataset->channels, t->dataset->height, t->dataset->width, NULL);
     *labels = engine_labels(e, b->n, NULL);
     build_batch(t, b, train, (*x)->data, *labels);
 }
@@ -125,7 +126,7 @@ static void capture(Trainer* t, int n) {
     if (be->graph_capture_begin(err, sizeof(err)) != 0) nn_fatal("--cuda-graph on: %s", err);
     engine_zero_grad(e);
     engine_begin(e, 1);
-    Tensor* x = engine_input(e, n, 3, 32, 32, NULL);
+    Tensor* x = engine_input(e, n, t->dataset->channels, t->dataset->height, t->dataset->width, NULL);
     int* labels = engine_labels(e, n, NULL);
     Tensor* loss = forward_loss_from(t, x, labels);
     be->copy(loss->grad, s->one, sizeof(float));
@@ -161,7 +162,7 @@ int speed_graph_step(Trainer* t, const Batch* b, StepTimers* timers) {
     if (s->gpu_data) {
         build_batch(t, b, 1, s->x, s->labels);
     } else {
-        be->upload(s->x, b->images, (size_t)b->n * CIFAR10_IMAGE * sizeof(float));
+        be->upload(s->x, b->images, (size_t)b->n * dataset_image_bytes(t->dataset) * sizeof(float));
         be->upload(s->labels, b->labels, (size_t)b->n * sizeof(int));
     }
     be->upload(s->lr, &t->sgd.lr, sizeof(float));

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "../kernels/cpu/cpu_kernels.h"
-#include "../data/cifar10.h"
 #include "../nn/checkpoint.h"
 #include "../nn/util.h"
 #include "dist.h"
@@ -39,7 +38,7 @@ static int64_t run_threads(const Trainer* t) { return strcmp(t->be->name, "cpu")
 int trainer_destroy(Trainer* t, int rc) {
     if (t->train_loader) loader_destroy(t->train_loader);
     if (t->test_loader) loader_destroy(t->test_loader);
-    cifar10_free(&t->data);
+    if (t->dataset) t->dataset->free(&t->data);
     if (t->loss_sum) t->be->free(t->loss_sum);
     if (t->correct) t->be->free(t->correct);
     if (t->grad_sum) t->be->free(t->grad_sum);
@@ -185,7 +184,9 @@ void trainer_checkpoint_model(const char* path, Options* o) {
     // to the tensor checks after the build, which name the tensor and come after the recipe's checks.
     const ModelDef* def = model_find(o->model);
     if (!def) nn_fatal("unknown model '%s': known models: %s", o->model, model_names());
-    const uint64_t need = model_values(def, o->width, CIFAR10_CLASSES), have = checkpoint_values(&c);
+    const DatasetDef* ds = dataset_find(o->dataset);
+    if (!ds) nn_fatal("unknown dataset '%s': known datasets: %s", o->dataset, dataset_names());
+    const uint64_t need = model_values(def, o->width, ds->classes), have = checkpoint_values(&c);
     if (need > have && need - have > MODEL_SLACK_VALUES)
         nn_fatal("checkpoint '%s': a %s of width %g (%s) has %.1f M parameters and statistics (%.1f GB "
                  "as float32), but the file's tensors hold only %.1f M values: the file is damaged or was not "
@@ -197,14 +198,14 @@ void trainer_checkpoint_model(const char* path, Options* o) {
 // Which weights --init loaded and how far their run had got: `--init DIR` chose the file (final.ckpt
 // or checkpoint.ckpt, rundir.c), and the checkpoint of a run still training is mid-run. A training
 // checkpoint holds its position as (completed epochs, batches into the next); its epoch length
-// follows from its recipe, CIFAR-10's 50000 training images cut to --limit-train.
-static void announce_weights(const Checkpoint* c) {
+// follows from its recipe, the data set's training images cut to --limit-train.
+static void announce_weights(const Checkpoint* c, const DatasetDef* ds) {
     int64_t epoch, batch, epochs, step, size, limit;
     const int have_step = ckpt_get_i64(c, "train.step", &step) == 0;
     if (have_step && !ckpt_get_i64(c, "train.epoch", &epoch) && !ckpt_get_i64(c, "train.batch", &batch) &&
         !ckpt_get_i64(c, "recipe.epochs", &epochs) && !ckpt_get_i64(c, "recipe.batch", &size) &&
         !ckpt_get_i64(c, "recipe.limit_train", &limit) && size > 0) {
-        const int64_t images = limit > 0 && limit < CIFAR10_TRAIN ? limit : CIFAR10_TRAIN;
+        const int64_t images = limit > 0 && limit < ds->train_images ? limit : ds->train_images;
         const int64_t per_epoch = (images + size - 1) / size;
         if (batch >= per_epoch) epoch++, batch = 0; // saved at an epoch's end, before the next began
         printf("weights: %s (a training checkpoint ", c->path);
@@ -227,7 +228,7 @@ void trainer_load_weights(Trainer* t, const char* path) {
     load_or_die(&c, path);
     check_model(t, &c);
     if (ckpt_get_engine(&c, t->e, 0, err, sizeof(err)) != 0) nn_fatal("%s", err);
-    announce_weights(&c);
+    announce_weights(&c, t->dataset);
     ckpt_free(&c);
 }
 
@@ -388,7 +389,7 @@ void trainer_resume(Trainer* t, const char* path) {
     char device[16] = "";
     int64_t threads = -1;
     if (o->eval_only) // an evaluation continues nothing: say what it evaluates instead
-        announce_weights(&c);
+        announce_weights(&c, t->dataset);
     else if (!ckpt_get_str(&c, "run.device", device, sizeof(device)) && strcmp(device, t->be->name) != 0)
         printf("note: checkpoint '%s' was saved on the %s backend, this run uses %s: it continues the same "
                "run, but its results will not be bit-identical to an uninterrupted one\n", path, device,

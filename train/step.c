@@ -11,7 +11,7 @@
 #include "step_timers.h"
 #include "trainer.h"
 
-// The model's loss on inputs already in the activation arena: x (n, 3, 32, 32), labels (n).
+// The model's loss on inputs already in the activation arena: x (n, c, h, w) of the data set, labels (n).
 Tensor* forward_loss_from(Trainer* t, Tensor* x, int* labels) {
     Engine* e = t->e;
     Tensor* logits = model_forward(e, &t->model, x);
@@ -24,11 +24,12 @@ Tensor* forward_loss_from(Trainer* t, Tensor* x, int* labels) {
     return loss;
 }
 
-// The model's loss on a batch: images (n, 3, 32, 32) and labels (n) from host memory (NULL in the
-// planning pass, which only sizes memory).
+// The model's loss on a batch: images (n, c, h, w) of the data set and labels (n) from host memory
+// (NULL in the planning pass, which only sizes memory).
 Tensor* forward_loss(Trainer* t, int n, const float* images, const int* labels_host) {
     Engine* e = t->e;
-    Tensor* x = engine_input(e, n, 3, 32, 32, images);
+    const DatasetDef* d = t->dataset;
+    Tensor* x = engine_input(e, n, d->channels, d->height, d->width, images);
     int* labels = engine_labels(e, n, labels_host);
     return forward_loss_from(t, x, labels);
 }
@@ -92,7 +93,7 @@ static void eager_step(Trainer* t, const Batch* b, Speed* s, StepTimers* timers)
             speed_inputs(t, b, 1, &x, &labels);
             loss = forward_loss_from(t, x, labels);
         } else {
-            loss = forward_loss(t, n, b->images + (size_t)start * CIFAR10_IMAGE, b->labels + start);
+            loss = forward_loss(t, n, b->images + (size_t)start * dataset_image_bytes(t->dataset), b->labels + start);
         }
         const float share = (float)n / (float)b->n; // exactly 1 for a single micro-batch
         engine_backward_from(e, loss, &share);

@@ -57,10 +57,14 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     speed_resolve(t); // --gpu-data / --cuda-graph auto: on or off for this backend
 
     const ModelDef* def = model_find(o->model); // options_parse refused unknown names
+    const DatasetDef* ds = t->dataset = dataset_find(o->dataset);
+    if (!loader_builds(ds))
+        nn_fatal("dataset '%s': its %dx%dx%d images are not what the batch builders make (data/loader.h, "
+                 "loader_builds)", ds->name, ds->channels, ds->height, ds->width);
     if (o->print_model) { // with the group size --device's backend would use (--dw-group auto: its default)
         Engine* e = engine_create(&(Backend){0});
         int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
-        model_build(&t->model, def, e, o->width, g, 10);
+        model_build(&t->model, def, e, o->width, g, ds->classes);
         if (o->dw_group > 0) printf("depthwise layers: g = %d (--dw-group %d)\n", g, o->dw_group);
         else printf("depthwise layers: g = %d, the %s backend's default%s\n", g, t->be->name,
                     o->dw_group == 0 ? " (--dw-group auto chooses per layer when a run starts)" : "");
@@ -76,7 +80,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     t->e = engine_create(t->be);
     dist_attach(t->e);
     int g = o->dw_group > 0 ? o->dw_group : t->be->default_dw_group > 0 ? t->be->default_dw_group : 32;
-    model_build(&t->model, def, t->e, o->width, g, 10);
+    model_build(&t->model, def, t->e, o->width, g, ds->classes);
     engine_alloc_params(t->e);
     engine_init_params(t->e, o->seed);
     t->loss_sum = t->be->alloc(2 * sizeof(float), "metrics");
@@ -96,10 +100,10 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     if (run->resumed_from_config && o->data[0] && !OPTION_GIVEN(o, "--data") && access(o->data, R_OK) != 0)
         nn_fatal("the run's data '%s' (from its config.json) cannot be read: %s; if it has moved, resume "
                  "with --data PATH", o->data, strerror(errno));
-    if (cifar10_resolve_path(path, sizeof(path), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
+    if (ds->resolve(path, sizeof(path), o->data[0] ? o->data : NULL, DRNET_SOURCE_DIR, err, sizeof(err)) != 0)
         nn_fatal("%s", err);
     double t0 = nn_now();
-    if (cifar10_load(&t->data, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
+    if (ds->load(&t->data, path, err, sizeof(err)) != 0) nn_fatal("%s", err);
     int n_train = o->limit_train && o->limit_train < t->data.n_train ? o->limit_train : t->data.n_train;
     int n_test = o->limit_test && o->limit_test < t->data.n_test ? o->limit_test : t->data.n_test;
     printf("data: %s (%d training, %d test images; loaded in %.1f s)\n", path, n_train, n_test, nn_now() - t0);

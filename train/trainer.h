@@ -4,7 +4,7 @@
 #ifndef TRAIN_TRAINER_H
 #define TRAIN_TRAINER_H
 
-#include "../data/cifar10.h"
+#include "../data/dataset.h"
 #include "../data/loader.h"
 #include "../models/model.h"
 #include "../nn/sgd.h"
@@ -17,7 +17,8 @@ typedef struct Trainer {
     Model model; // through models/model.h only: the trainer knows no model's internals
     SGD sgd;
     Schedule schedule;
-    Cifar10 data;
+    const DatasetDef* dataset; // through data/dataset.h only: classes, image shape, its files
+    DataSet data;
     Loader* train_loader;
     Loader* test_loader;
     int steps_per_epoch;
