@@ -64,67 +64,6 @@ Tensor* mobilenet_forward(Engine* e, const MobileNet* m, Tensor* x) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Summary
-
-typedef struct Counter {
-    FILE* f; // NULL: count only
-    long params, macs, macs_executed;
-} Counter;
-
-static void row(Counter* k, const char* name, const char* kind, int c, int h, int w, long params,
-                long macs, long executed, const char* note) {
-    k->params += params, k->macs += macs, k->macs_executed += executed;
-    if (!k->f) return;
-    char shape[32];
-    snprintf(shape, sizeof(shape), "%d x %d x %d", c, h, w);
-    fprintf(k->f, "%-16s %-12s %-16s %10ld %12ld  %s\n", name, kind, shape, params, macs, note ? note : "");
-}
-
-static void walk(const MobileNet* m, Counter* k) {
-    int h = 32, c = m->conv1.c_out;
-    long cin = 3;
-    row(k, "conv1", "conv 3x3", c, h, h, (long)c * cin * 9, (long)c * h * h * cin * 9, (long)c * h * h * cin * 9, NULL);
-    row(k, "bn1", "bn+relu", c, h, h, 2L * c, 0, 0, NULL);
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
-        const MobileNetBlock* b = &m->blocks[i];
-        h = conv_out_size(h, 3, b->conv1.stride, 1);
-        long dw_macs = (long)c * h * h * 9;
-        char note[64];
-        snprintf(note, sizeof(note), "DR g=%d: %ld executed", b->conv1.g, dw_macs * b->conv1.g);
-        row(k, b->conv1.name, b->conv1.stride == 2 ? "dw 3x3 s2" : "dw 3x3", c, h, h, (long)c * 9,
-            dw_macs, dw_macs * b->conv1.g, note);
-        row(k, b->bn1.name, "bn+relu", c, h, h, 2L * c, 0, 0, NULL);
-        int out = b->conv2.c_out;
-        long pw = (long)out * c * h * h;
-        row(k, b->conv2.name, "conv 1x1", out, h, h, (long)out * c, pw, pw, NULL);
-        row(k, b->bn2.name, "bn+relu", out, h, h, 2L * out, 0, 0, NULL);
-        c = out;
-    }
-    row(k, "avgpool", "avgpool 2x2", c, 1, 1, 0, 0, 0, NULL);
-    long lin = (long)c * m->num_classes;
-    row(k, "linear", "linear", m->num_classes, 1, 1, lin + m->num_classes, lin, lin, NULL);
-}
-
-void mobilenet_count(const MobileNet* m, long* params, long* macs, long* macs_executed) {
-    Counter k = {0};
-    walk(m, &k);
-    if (params) *params = k.params;
-    if (macs) *macs = k.macs;
-    if (macs_executed) *macs_executed = k.macs_executed;
-}
-
-void mobilenet_print(const MobileNet* m, FILE* f) {
-    fprintf(f, "MobileNet-CIFAR, width %g, %d classes (output shape per image: channels x height x width)\n",
-            (double)m->width, m->num_classes);
-    fprintf(f, "%-16s %-12s %-16s %10s %12s\n", "layer", "kind", "output", "params", "mult-adds");
-    Counter k = {.f = f};
-    walk(m, &k);
-    fprintf(f, "total: %.3f M parameters, %.2f M multiply-adds per image (%.2f M as executed with "
-               "diagonalwise refactorization, %.2fx)\n",
-            k.params / 1e6, k.macs / 1e6, k.macs_executed / 1e6, (double)k.macs_executed / (double)k.macs);
-}
-
-// ---------------------------------------------------------------------------------------------
 // The model interface
 
 static void* build(Engine* e, float width, int dw_group, int num_classes) {
@@ -146,11 +85,6 @@ static int depthwise_input(const void* self, int i) {
 
 static void autotune(void* self, const Backend* be, int n, FILE* log) { mobilenet_autotune(self, be, n, log); }
 static float stats_momentum(const void* self) { return ((const MobileNet*)self)->bn1.momentum; }
-static void print(const void* self, FILE* f) { mobilenet_print(self, f); }
-
-static void count(const void* self, long* params, long* macs, long* macs_executed) {
-    mobilenet_count(self, params, macs, macs_executed);
-}
 
 const ModelDef MOBILENET_MODEL = {
     .name = "mobilenet",
@@ -165,6 +99,4 @@ const ModelDef MOBILENET_MODEL = {
     .depthwise_input = depthwise_input,
     .autotune = autotune,
     .stats_momentum = stats_momentum,
-    .print = print,
-    .count = count,
 };

@@ -36,12 +36,7 @@ void mobilenet_init(MobileNet* m, Engine* e, float width, int dw_group, int num_
 void mobilenet_autotune(MobileNet* m, const Backend* be, int n, FILE* log);
 // Logits (n, num_classes, 1, 1) for images x (n, 3, 32, 32).
 Tensor* mobilenet_forward(Engine* e, const MobileNet* m, Tensor* x);
-// Prints every layer with its output shape (for one 32x32 image), parameters and multiply-adds,
-// and the totals. For depthwise layers it also shows g and the multiply-adds DR executes.
-void mobilenet_print(const MobileNet* m, FILE* f);
-// Totals for one 32x32 image: trainable parameters, true multiply-adds, multiply-adds as executed
-// (depthwise layers cost g times their own under diagonalwise refactorization).
-void mobilenet_count(const MobileNet* m, long* params, long* macs, long* macs_executed);
+// (Its --print-model table and counts come from its ops: model_print, model_count in models/model.h.)
 
 // The model interface (models/model.h) over the functions above: "mobilenet" in the registry.
 extern const ModelDef MOBILENET_MODEL;

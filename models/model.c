@@ -46,11 +46,7 @@ DepthwiseConv2d* model_depthwise(const Model* m, int i) { return m->def->depthwi
 int model_depthwise_input(const Model* m, int i) { return m->def->depthwise_input(m->self, i); }
 void model_autotune(Model* m, const Backend* be, int n, FILE* log) { m->def->autotune(m->self, be, n, log); }
 float model_stats_momentum(const Model* m) { return m->def->stats_momentum(m->self); }
-void model_print(const Model* m, FILE* f) { m->def->print(m->self, f); }
-
-void model_count(const Model* m, long* params, long* macs, long* macs_executed) {
-    m->def->count(m->self, params, macs, macs_executed);
-}
+// (model_print and model_count: model_describe.c, from the model's ops)
 
 unsigned long long model_values(const ModelDef* def, float width, int num_classes) {
     Engine* e = engine_create(&(Backend){0});

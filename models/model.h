@@ -36,11 +36,9 @@ typedef struct ModelDef {
     void (*autotune)(void* self, const Backend* be, int n, FILE* log);
     // The momentum of the running statistics (batch norm's), with which several processes merge theirs.
     float (*stats_momentum)(const void* self);
-    // --print-model: every layer with its output shape for one image, parameters and multiply-adds,
-    // and the totals.
+    // Unused, kept so that a definition written before they were derived still compiles: the
+    // --print-model table and the counts come from the model's ops (model_print, model_count).
     void (*print)(const void* self, FILE* f);
-    // Totals for one image: trainable parameters, true multiply-adds, multiply-adds as executed
-    // (depthwise layers cost g times their own under diagonalwise refactorization). Any may be NULL.
     void (*count)(const void* self, long* params, long* macs, long* macs_executed);
 } ModelDef;
 
@@ -67,8 +65,13 @@ DepthwiseConv2d* model_depthwise(const Model* m, int i);
 int model_depthwise_input(const Model* m, int i);
 void model_autotune(Model* m, const Backend* be, int n, FILE* log);
 float model_stats_momentum(const Model* m);
-void model_print(const Model* m, FILE* f);
-void model_count(const Model* m, long* params, long* macs, long* macs_executed);
+// --print-model: every op of the model for one c x h x w image (its name, kind, output shape,
+// parameters and multiply-adds, from the op's own cost function) and the totals; model_count gives
+// the totals alone (per image: trainable parameters, true multiply-adds, multiply-adds as executed,
+// where depthwise layers cost g times their own under diagonalwise refactorization). Any may be NULL.
+// model_describe.c reads them off the ops, so a model defines neither.
+void model_print(const Model* m, int c, int h, int w, FILE* f);
+void model_count(const Model* m, int c, int h, int w, long* params, long* macs, long* macs_executed);
 // The trainable parameters and running statistics (floats) of the model at this width, counted on a
 // model described but not allocated (a checkpoint that cannot hold them is refused before the build).
 unsigned long long model_values(const ModelDef* def, float width, int num_classes);

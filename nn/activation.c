@@ -7,9 +7,11 @@ static void relu_backward(Engine* e, const TapeEntry* t) {
         e->be->relu_backward(x->grad, y->grad, y->data, tensor_numel(y), tensor_grad_accumulate(x));
 }
 
+static const OpDef RELU_OP = {.kind = "relu", .backward = relu_backward};
+
 Tensor* relu(Engine* e, Tensor* x, const char* name) {
     Tensor* y = engine_activation(e, x->n, x->c, x->h, x->w);
-    TapeEntry* t = engine_record(e, relu_backward, "relu", name, y);
+    TapeEntry* t = engine_record(e, &RELU_OP, name, y);
     if (t) t->in[0] = x;
     if (!engine_skip(e)) e->be->relu_forward(y->data, x->data, tensor_numel(x));
     return y;

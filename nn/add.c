@@ -15,12 +15,22 @@ static void add_backward(Engine* e, const TapeEntry* t) {
     e->be->add_backward(a->grad, b->grad, y->grad, tensor_numel(y), acc_a, acc_b);
 }
 
+// No arithmetic worth counting; two activation inputs, so the default bytes (one input and
+// parameters) hold forward, and backward reads dy and writes da, db, never a or b.
+static void add_cost(const TapeEntry* t, OpCost* c) {
+    double out = 4.0 * (double)tensor_numel(t->out);
+    c->bytes_bwd = out + (t->in[0]->grad ? 4.0 * (double)tensor_numel(t->in[0]) : 0) +
+                   (t->in[1]->grad ? 4.0 * (double)tensor_numel(t->in[1]) : 0);
+}
+
+static const OpDef ADD_OP = {.kind = "add", .backward = add_backward, .cost = add_cost};
+
 Tensor* add(Engine* e, Tensor* a, Tensor* b, const char* name) {
     if (a->n != b->n || a->c != b->c || a->h != b->h || a->w != b->w)
         nn_fatal("layer '%s' adds tensors of different shapes: (%d, %d, %d, %d) and (%d, %d, %d, %d)",
                  name, a->n, a->c, a->h, a->w, b->n, b->c, b->h, b->w);
     Tensor* y = engine_activation(e, a->n, a->c, a->h, a->w);
-    TapeEntry* t = engine_record(e, add_backward, "add", name, y);
+    TapeEntry* t = engine_record(e, &ADD_OP, name, y);
     if (t) t->in[0] = a, t->in[1] = b;
     if (!engine_skip(e)) e->be->add_forward(y->data, a->data, b->data, tensor_numel(a));
     return y;

@@ -33,6 +33,10 @@ static void batchnorm_backward(Engine* e, const TapeEntry* t) {
                               t->a.bn.relu, acc);
 }
 
+static void bn_label(const TapeEntry* t, char* buf, size_t len) { snprintf(buf, len, t->a.bn.relu ? "bn+relu" : "bn"); }
+static const OpDef BATCHNORM_OP = {.kind = "batchnorm", .backward = batchnorm_backward, .label = bn_label};
+static const OpDef BATCHNORM_RELU_OP = {.kind = "batchnorm+relu", .backward = batchnorm_backward, .label = bn_label};
+
 Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu) {
     if (x->c != m->c)
         nn_fatal("layer '%s' expects %d channels, got a (%d, %d, %d, %d) tensor", m->name, m->c, x->n,
@@ -51,7 +55,7 @@ Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu) {
                  "(%d, %d, %d, %d) tensor (use a larger batch)", m->name, x->n, x->c, x->h, x->w);
     float* mean = engine_scratch(e, (size_t)x->c);   // (c) batch mean
     float* invstd = engine_scratch(e, (size_t)x->c); // (c) 1 / sqrt(biased batch var + eps)
-    TapeEntry* t = engine_record(e, batchnorm_backward, relu ? "batchnorm+relu" : "batchnorm", m->name, y);
+    TapeEntry* t = engine_record(e, relu ? &BATCHNORM_RELU_OP : &BATCHNORM_OP, m->name, y);
     t->in[0] = x, t->in[1] = m->weight, t->in[2] = m->bias;
     t->a.bn.mean = mean, t->a.bn.invstd = invstd, t->a.bn.relu = relu;
     t->a.bn.running_mean = m->running_mean->data, t->a.bn.running_var = m->running_var->data;

@@ -43,10 +43,28 @@ static void conv2d_backward(Engine* e, const TapeEntry* t) {
     if (x->grad) be->conv2d_backward_data(x->grad, y->grad, w->data, &t->a.conv, tensor_grad_accumulate(x));
 }
 
+// Multiply-adds of the convolution at shape s: every output sums (c_in / groups) * k * k products.
+double conv_macs(const ConvShape* s) {
+    return (double)s->n * s->c_out * s->h_out * s->w_out * (s->c_in / s->groups) * s->k * s->k;
+}
+
+static void conv2d_cost(const TapeEntry* t, OpCost* c) {
+    c->macs_fwd = conv_macs(&t->a.conv);
+    c->macs_bwd = (t->in[0]->grad ? 2.0 : 1.0) * c->macs_fwd; // filter gradient, and data gradient if needed
+}
+
+static void conv2d_label(const TapeEntry* t, char* buf, size_t len) {
+    const ConvShape* s = &t->a.conv;
+    if (s->stride > 1) snprintf(buf, len, "conv %dx%d s%d", s->k, s->k, s->stride);
+    else snprintf(buf, len, "conv %dx%d", s->k, s->k);
+}
+
+static const OpDef CONV2D_OP = {.kind = "conv2d", .backward = conv2d_backward, .cost = conv2d_cost, .label = conv2d_label};
+
 Tensor* conv2d(Engine* e, const Conv2d* m, Tensor* x) {
     ConvShape s = conv2d_shape(m->name, x, m->c_in, m->c_out, m->k, m->stride, m->pad, m->groups);
     Tensor* y = engine_activation(e, s.n, s.c_out, s.h_out, s.w_out);
-    TapeEntry* t = engine_record(e, conv2d_backward, "conv2d", m->name, y);
+    TapeEntry* t = engine_record(e, &CONV2D_OP, m->name, y);
     if (t) {
         t->in[0] = x, t->in[1] = m->weight;
         t->a.conv = s;

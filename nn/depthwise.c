@@ -73,12 +73,35 @@ static void depthwise_backward(Engine* e, const TapeEntry* t) {
         be->conv2d_backward_data(x->grad, y->grad, t->a.dw.wbig, s, tensor_grad_accumulate(x));
 }
 
+// As executed: the grouped convolution of the block-diagonal weight, g times the depthwise
+// arithmetic, which macs_true keeps.
+static void depthwise_cost(const TapeEntry* t, OpCost* c) {
+    const ConvShape* s = &t->a.dw.conv;
+    c->macs_fwd = conv_macs(s);
+    c->macs_bwd = (t->in[0]->grad ? 2.0 : 1.0) * c->macs_fwd; // filter gradient, and data gradient if needed
+    c->g = t->a.dw.g;
+    c->macs_true = c->macs_fwd / c->g;
+    // DR also moves its block-diagonal weight and its gradient: (c, g, k, k) each.
+    double big = 4.0 * (double)s->c_in * c->g * s->k * s->k;
+    c->bytes_fwd += big;
+    c->bytes_bwd += 2 * big;
+}
+
+static void depthwise_label(const TapeEntry* t, char* buf, size_t len) {
+    const ConvShape* s = &t->a.dw.conv;
+    if (s->stride > 1) snprintf(buf, len, "dw %dx%d s%d", s->k, s->k, s->stride);
+    else snprintf(buf, len, "dw %dx%d", s->k, s->k);
+}
+
+static const OpDef DEPTHWISE_OP = {.kind = "depthwise", .backward = depthwise_backward, .cost = depthwise_cost,
+                                   .label = depthwise_label};
+
 Tensor* depthwise_conv2d(Engine* e, const DepthwiseConv2d* m, Tensor* x) {
     int g = m->g, kk = m->k * m->k;
     ConvShape s = conv2d_shape(m->name, x, m->c, m->c, m->k, m->stride, m->pad, m->c / g);
     Tensor* y = engine_activation(e, s.n, s.c_out, s.h_out, s.w_out);
     float* wbig = engine_scratch(e, (size_t)m->c * g * kk); // (C, g, K, K) block-diagonal weight
-    TapeEntry* t = engine_record(e, depthwise_backward, "depthwise", m->name, y);
+    TapeEntry* t = engine_record(e, &DEPTHWISE_OP, m->name, y);
     if (t) {
         t->in[0] = x, t->in[1] = m->weight;
         t->a.dw.conv = s;

@@ -162,6 +162,31 @@ void engine_plan_end(Engine* e) {
     engine_begin(e, 1);
 }
 
+void engine_describe_begin(Engine* e) {
+    e->planning = 1;
+    e->act_high_water = 0;
+    e->described_slots = 64;
+    e->num_described = 0;
+    e->described = NN_MALLOC((size_t)e->described_slots * sizeof(TapeEntry));
+    engine_begin(e, 1);
+}
+
+const TapeEntry* engine_described(const Engine* e, int* count) {
+    *count = e->num_described;
+    return e->described;
+}
+
+void engine_describe_end(Engine* e) {
+    NN_ASSERT(e->described_slots, "engine_describe_end without engine_describe_begin");
+    for (int i = 0; i < e->num_tensors; i++) free(e->plan_tensors[i]);
+    free(e->plan_tensors);
+    free(e->described);
+    e->plan_tensors = NULL, e->described = NULL;
+    e->plan_tensor_slots = e->described_slots = e->num_described = 0;
+    e->planning = 0;
+    e->num_tensors = 0, e->tape_len = 0, e->act_used = 0;
+}
+
 void engine_begin(Engine* e, int training) {
     NN_ASSERT(e->planning || e->planned, "engine_begin before the planning pass");
     e->training = training;
@@ -243,11 +268,18 @@ int* engine_labels(Engine* e, int n, const int* host) {
     return labels;
 }
 
-TapeEntry* engine_record(Engine* e, BackwardFn backward, const char* kind, const char* name,
-                         Tensor* out) {
+TapeEntry* engine_record(Engine* e, const OpDef* op, const char* name, Tensor* out) {
     if (!e->training) return NULL;
     TapeEntry* t;
-    if (e->planning) {
+    if (e->described_slots) { // describing: keep every entry
+        if (e->num_described == e->described_slots) {
+            e->described_slots *= 2;
+            e->described = realloc(e->described, (size_t)e->described_slots * sizeof(TapeEntry));
+            NN_ASSERT(e->described, "out of host memory while describing the model");
+        }
+        t = &e->described[e->num_described++];
+        e->tape_len++;
+    } else if (e->planning) {
         t = &e->plan_tape_stash; // written, never replayed: backward skips the planning pass
         e->tape_len++;
     } else {
@@ -255,8 +287,7 @@ TapeEntry* engine_record(Engine* e, BackwardFn backward, const char* kind, const
         t = &e->tape[e->tape_len++];
     }
     memset(t, 0, sizeof(*t));
-    t->backward = backward;
-    t->kind = kind;
+    t->op = op;
     t->name = name;
     t->out = out;
     if (!e->planning) profiler_mark_forward(e->profiler, e->tape_len - 1, name);
@@ -279,7 +310,7 @@ void engine_backward_from(Engine* e, Tensor* out, const float* host_seed) {
         // An output nobody consumed has no gradient: its op contributes nothing.
         if (!o->grad_written) continue;
         profiler_mark_backward(e->profiler, i, t->name);
-        t->backward(e, t);
+        t->op->backward(e, t);
     }
     profiler_mark_backward(e->profiler, -1, NULL);
 }

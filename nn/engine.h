@@ -49,11 +49,31 @@ typedef struct Engine Engine;
 typedef struct TapeEntry TapeEntry;
 typedef void (*BackwardFn)(Engine* e, const TapeEntry* t);
 
+// What an op costs, computed from the shapes its tape entry holds (nn/profile.c: op_cost).
+typedef struct OpCost {
+    double macs_fwd, macs_bwd;   // multiply-adds executed (DR: g times the depthwise ones)
+    double macs_true;            // depthwise layers: the depthwise multiply-adds themselves (forward)
+    double bytes_fwd, bytes_bwd; // least bytes each pass must move: every input read once, every output written once
+    int g;                       // depthwise layers: channels per block-diagonal group
+} OpCost;
+
+// An op kind, one static OpDef per kind next to its forward (nn/conv.c, ...): everything the
+// engine, the profiler and --print-model know about the op beyond its tape entry.
+typedef struct OpDef {
+    const char* kind;    // "conv2d", "depthwise", "batchnorm", ...: the profiler's kind column
+    BackwardFn backward; // replays the entry backwards (engine_backward)
+    // Adds the op's arithmetic to c, and corrects its bytes where they are not op_cost's default (x,
+    // parameters, y forward; dy, x, parameters, dx, dw backward). NULL: no arithmetic worth counting
+    // and the default bytes.
+    void (*cost)(const TapeEntry* t, OpCost* c);
+    // The op as --print-model names it, from its shapes ("conv 3x3", "dw 3x3 s2"); NULL: the kind.
+    void (*label)(const TapeEntry* t, char* buf, size_t len);
+} OpDef;
+
 // What one op's forward saved for its backward. The union holds the op-specific arguments.
 struct TapeEntry {
-    BackwardFn backward;
+    const OpDef* op;
     const char* name;   // layer name ("layers.3.conv1"): errors and the profiler use it
-    const char* kind;   // op kind ("conv2d", "depthwise", "batchnorm", ...)
     Tensor* out;
     Tensor* in[3];      // inputs in op order (x, weight, bias/beta; add: a, b); parameters included
     union {
@@ -91,6 +111,8 @@ struct Engine {
     Tensor** plan_tensors;    // planning only: host structs for the tensors being measured
     int plan_tensor_slots;
     TapeEntry plan_tape_stash;
+    TapeEntry* described;     // engine_describe_begin/end: every entry of the pass, kept
+    int num_described, described_slots;
     int planned;
     int training;             // 1: batch statistics, tape recorded, activation gradients allocated
     size_t alloc_calls;       // backend allocations made by the engine (tests check steady state)
@@ -113,6 +135,14 @@ Param* engine_find_param(Engine* e, const char* name); // parameters and buffers
 void engine_plan_begin(Engine* e);
 void engine_plan_end(Engine* e);
 
+// Describing: ops issued between these calls compute and allocate nothing, as in planning, but
+// every tape entry is kept, with its shapes, for engine_described to return (--print-model reads a
+// model's ops and their costs this way). No backend and no parameter arenas are needed: an engine
+// created with a zeroed Backend describes. engine_describe_end frees what the pass made.
+void engine_describe_begin(Engine* e);
+const TapeEntry* engine_described(const Engine* e, int* count);
+void engine_describe_end(Engine* e);
+
 // Starts a step: resets the activation arena and the tape. training = 0 for evaluation.
 void engine_begin(Engine* e, int training);
 
@@ -127,8 +157,7 @@ Tensor* engine_activation(Engine* e, int n, int c, int h, int w);
 Tensor* engine_view(Engine* e, Tensor* base, int n, int c, int h, int w);
 float* engine_scratch(Engine* e, size_t count);
 int* engine_scratch_int(Engine* e, size_t count);
-TapeEntry* engine_record(Engine* e, BackwardFn backward, const char* kind, const char* name,
-                         Tensor* out);
+TapeEntry* engine_record(Engine* e, const OpDef* op, const char* name, Tensor* out);
 // Whether ops must skip computing (planning pass).
 static inline int engine_skip(const Engine* e) { return e->planning; }
 

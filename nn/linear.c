@@ -27,13 +27,20 @@ static void linear_backward(Engine* e, const TapeEntry* t) {
                            t->a.linear.in_features, t->a.linear.out_features, acc);
 }
 
+static void linear_cost(const TapeEntry* t, OpCost* c) {
+    c->macs_fwd = (double)t->in[0]->n * t->a.linear.in_features * t->a.linear.out_features;
+    c->macs_bwd = (t->in[0]->grad ? 2.0 : 1.0) * c->macs_fwd; // weight gradient, and input gradient if needed
+}
+
+static const OpDef LINEAR_OP = {.kind = "linear", .backward = linear_backward, .cost = linear_cost};
+
 Tensor* linear(Engine* e, const Linear* m, Tensor* x) {
     int in = x->c * x->h * x->w;
     if (in != m->in)
         nn_fatal("layer '%s' expects %d input features, got a (%d, %d, %d, %d) tensor", m->name, m->in,
                  x->n, x->c, x->h, x->w);
     Tensor* y = engine_activation(e, x->n, m->out, 1, 1);
-    TapeEntry* t = engine_record(e, linear_backward, "linear", m->name, y);
+    TapeEntry* t = engine_record(e, &LINEAR_OP, m->name, y);
     if (t) {
         t->in[0] = x, t->in[1] = m->weight, t->in[2] = m->bias;
         t->a.linear.in_features = m->in, t->a.linear.out_features = m->out;

@@ -9,11 +9,13 @@ static void cross_entropy_backward(Engine* e, const TapeEntry* t) {
                                       logits->n, t->a.ce.classes, tensor_grad_accumulate(logits));
 }
 
+static const OpDef CROSS_ENTROPY_OP = {.kind = "cross_entropy", .backward = cross_entropy_backward};
+
 Tensor* cross_entropy(Engine* e, Tensor* logits, const int* labels, const char* name) {
     int classes = logits->c * logits->h * logits->w;
     Tensor* loss = engine_activation(e, 1, 1, 1, 1);
     float* probs = engine_scratch(e, (size_t)logits->n * classes); // (n, classes) softmax
-    TapeEntry* t = engine_record(e, cross_entropy_backward, "cross_entropy", name, loss);
+    TapeEntry* t = engine_record(e, &CROSS_ENTROPY_OP, name, loss);
     if (t) t->in[0] = logits, t->a.ce.labels = labels, t->a.ce.probs = probs, t->a.ce.classes = classes;
     if (!engine_skip(e))
         e->be->cross_entropy_forward(loss->data, probs, logits->data, labels, logits->n, classes);

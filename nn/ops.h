@@ -75,6 +75,8 @@ Tensor* linear(Engine* e, const Linear* m, Tensor* x); // x: (n, in, 1, 1) -> (n
 // Mean softmax cross-entropy over the batch; labels (n) in backend memory. Returns (1, 1, 1, 1).
 Tensor* cross_entropy(Engine* e, Tensor* logits, const int* labels, const char* name);
 
+// Multiply-adds of a (grouped) convolution of that shape, for the op costs.
+double conv_macs(const ConvShape* s);
 // The backend shape of y = conv(x) for a layer named `name`; a fatal error names the layer if x does
 // not fit (wrong channel count, too small for the kernel).
 ConvShape conv2d_shape(const char* name, const Tensor* x, int c_in, int c_out, int k, int stride,

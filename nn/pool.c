@@ -1,5 +1,7 @@
 // Average and max pooling over square windows (PyTorch's AvgPool2d / MaxPool2d, no dilation,
 // floor mode; average pooling divides by k*k, PyTorch's count_include_pad default).
+#include <stdio.h>
+
 #include "ops.h"
 #include "util.h"
 
@@ -20,10 +22,17 @@ static void avgpool_backward(Engine* e, const TapeEntry* t) {
     if (x->grad) e->be->avgpool_backward(x->grad, y->grad, &t->a.pool, tensor_grad_accumulate(x));
 }
 
+static void pool_label(const char* what, const PoolShape* p, char* buf, size_t len) {
+    if (p->stride != p->k) snprintf(buf, len, "%s %dx%d s%d", what, p->k, p->k, p->stride);
+    else snprintf(buf, len, "%s %dx%d", what, p->k, p->k);
+}
+static void avgpool_label(const TapeEntry* t, char* buf, size_t len) { pool_label("avgpool", &t->a.pool, buf, len); }
+static const OpDef AVGPOOL_OP = {.kind = "avgpool", .backward = avgpool_backward, .label = avgpool_label};
+
 Tensor* avgpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name) {
     PoolShape p = pool_shape(name, x, k, stride, pad);
     Tensor* y = engine_activation(e, p.n, p.c, p.h_out, p.w_out);
-    TapeEntry* t = engine_record(e, avgpool_backward, "avgpool", name, y);
+    TapeEntry* t = engine_record(e, &AVGPOOL_OP, name, y);
     if (t) t->in[0] = x, t->a.pool = p;
     if (!engine_skip(e)) e->be->avgpool_forward(y->data, x->data, &p);
     return y;
@@ -36,11 +45,16 @@ static void maxpool_backward(Engine* e, const TapeEntry* t) {
                                 tensor_grad_accumulate(x));
 }
 
+static void maxpool_label(const TapeEntry* t, char* buf, size_t len) {
+    pool_label("maxpool", &t->a.maxpool.pool, buf, len);
+}
+static const OpDef MAXPOOL_OP = {.kind = "maxpool", .backward = maxpool_backward, .label = maxpool_label};
+
 Tensor* maxpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name) {
     PoolShape p = pool_shape(name, x, k, stride, pad);
     Tensor* y = engine_activation(e, p.n, p.c, p.h_out, p.w_out);
     int* argmax = engine_scratch_int(e, tensor_numel(y)); // (n, c, h_out, w_out) winner's index
-    TapeEntry* t = engine_record(e, maxpool_backward, "maxpool", name, y);
+    TapeEntry* t = engine_record(e, &MAXPOOL_OP, name, y);
     if (t) t->in[0] = x, t->a.maxpool.pool = p, t->a.maxpool.argmax = argmax;
     if (!engine_skip(e)) e->be->maxpool_forward(y->data, argmax, x->data, &p);
     return y;

@@ -83,37 +83,26 @@ static double elapsed(Profiler* p, void** events, const double* host, int a, int
     return 1e3 * (host[b] - host[a]);
 }
 
-// Multiply-adds and bytes of one op, from its shapes (see OpProfile for the definitions).
-void profile_op_cost(OpProfile* o, const TapeEntry* t) {
+// Multiply-adds and bytes of one op, from its shapes: the default bytes (x, parameters, y forward;
+// dy, x, parameters, dx, dw backward), then the op's own cost function (its OpDef), which adds its
+// arithmetic and corrects the bytes where they differ. No op kind is named here.
+void op_cost(const TapeEntry* t, OpCost* c) {
+    memset(c, 0, sizeof(*c));
     const Tensor* y = t->out;
     double out = 4.0 * (double)tensor_numel(y), in = t->in[0] ? 4.0 * (double)tensor_numel(t->in[0]) : 0;
     double params = 0;
     for (int k = 1; k < 3; k++)
         if (t->in[k]) params += 4.0 * (double)tensor_numel(t->in[k]);
-    o->bytes_fwd = in + params + out;
-    o->bytes_bwd = out + in + params + (t->in[0] && t->in[0]->grad ? in : 0) + params; // dy, x, w; dx, dw
-    if (!strcmp(t->kind, "conv2d") || !strcmp(t->kind, "depthwise")) {
-        const ConvShape* s = !strcmp(t->kind, "conv2d") ? &t->a.conv : &t->a.dw.conv;
-        double macs = (double)s->n * s->c_out * s->h_out * s->w_out * (s->c_in / s->groups) * s->k * s->k;
-        o->macs_fwd = macs;
-        o->macs_bwd = (t->in[0]->grad ? 2.0 : 1.0) * macs; // filter gradient, and data gradient if needed
-        if (!strcmp(t->kind, "depthwise")) {
-            o->g = t->a.dw.g;
-            o->macs_true = macs / o->g;
-            // DR also moves its block-diagonal weight and its gradient: (c, g, k, k) each.
-            double big = 4.0 * (double)s->c_in * o->g * s->k * s->k;
-            o->bytes_fwd += big;
-            o->bytes_bwd += 2 * big;
-        }
-    } else if (!strcmp(t->kind, "add")) {
-        // No arithmetic worth counting; backward reads dy and writes da, db, never a or b.
-        double in1 = 4.0 * (double)tensor_numel(t->in[1]);
-        o->bytes_bwd = out + (t->in[0]->grad ? in : 0) + (t->in[1]->grad ? in1 : 0);
-    } else if (!strcmp(t->kind, "linear")) {
-        double macs = (double)t->in[0]->n * t->a.linear.in_features * t->a.linear.out_features;
-        o->macs_fwd = macs;
-        o->macs_bwd = (t->in[0]->grad ? 2.0 : 1.0) * macs;
-    }
+    c->bytes_fwd = in + params + out;
+    c->bytes_bwd = out + in + params + (t->in[0] && t->in[0]->grad ? in : 0) + params; // dy, x, w; dx, dw
+    if (t->op->cost) t->op->cost(t, c);
+}
+
+void profile_op_cost(OpProfile* o, const TapeEntry* t) {
+    OpCost c;
+    op_cost(t, &c);
+    o->macs_fwd = c.macs_fwd, o->macs_bwd = c.macs_bwd, o->macs_true = c.macs_true;
+    o->bytes_fwd = c.bytes_fwd, o->bytes_bwd = c.bytes_bwd, o->g = c.g;
 }
 
 StepCost profile_step_cost(const Engine* e) {
@@ -137,8 +126,8 @@ void profiler_collect(Profiler* p, const Engine* e) {
         const TapeEntry* t = &e->tape[i];
         OpProfile* o = &p->ops[i];
         if (p->steps == 0) {
-            snprintf(o->name, sizeof(o->name), "%s", t->name ? t->name : t->kind);
-            snprintf(o->kind, sizeof(o->kind), "%s", t->kind);
+            snprintf(o->name, sizeof(o->name), "%s", t->name ? t->name : t->op->kind);
+            snprintf(o->kind, sizeof(o->kind), "%s", t->op->kind);
             o->n = t->out->n, o->c = t->out->c, o->h = t->out->h, o->w = t->out->w;
             profile_op_cost(o, t);
         }

@@ -42,7 +42,8 @@ typedef struct Profiler {
 typedef struct StepCost {
     double macs_executed, macs_model, bytes;
 } StepCost;
-void profile_op_cost(OpProfile* o, const TapeEntry* t);
+void op_cost(const TapeEntry* t, OpCost* c);
+void profile_op_cost(OpProfile* o, const TapeEntry* t); // op_cost into the profile's row
 StepCost profile_step_cost(const Engine* e);
 
 Profiler* profiler_create(const Backend* be, int capacity);

@@ -118,7 +118,7 @@ long relu_disagreements(Engine* const* e) {
     NN_ASSERT(e[0]->tape_len == e[1]->tape_len, "the two engines recorded different tapes");
     for (int i = 0; i < e[0]->tape_len; i++) {
         const TapeEntry *t0 = &e[0]->tape[i], *t1 = &e[1]->tape[i];
-        if (strcmp(t0->kind, "relu") != 0 && strcmp(t0->kind, "batchnorm+relu") != 0) continue;
+        if (strcmp(t0->op->kind, "relu") != 0 && strcmp(t0->op->kind, "batchnorm+relu") != 0) continue;
         size_t n = tensor_numel(t0->out);
         float* a = read_floats(e[0]->be, t0->out->data, n);
         float* b = read_floats(e[1]->be, t1->out->data, n);

@@ -202,7 +202,7 @@ static void mobilenet_step(const char* label, const Bounds* bd, int retry_on_kin
         for (int i = 0; i < e[0]->tape_len; i++) {
             Tensor* t[2] = {e[0]->tape[i].out, e[1]->tape[i].out};
             char name[96];
-            snprintf(name, sizeof(name), "%s (%s)", e[0]->tape[i].name, e[0]->tape[i].kind);
+            snprintf(name, sizeof(name), "%s (%s)", e[0]->tape[i].name, e[0]->tape[i].op->kind);
             compare_data(e, t, label, name, bd->act);
         }
         compare_data(e, logits, label, "logits", bd->logits);

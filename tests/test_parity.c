@@ -363,7 +363,7 @@ static void align_ties(Ctx* c, int k) {
     Engine* e = c->e;
     for (int i = 0; i < e->tape_len; i++) {
         TapeEntry* t = &e->tape[i];
-        if (strcmp(t->kind, "batchnorm+relu") != 0) continue;
+        if (strcmp(t->op->kind, "batchnorm+relu") != 0) continue;
         char name[160];
         snprintf(name, sizeof(name), "ties%d.%s", k, t->name);
         const CkptRecord* rec = ckpt_find(&c->ref->ck, name);

@@ -1,7 +1,8 @@
 // The profiler's bookkeeping: every op of a MobileNet step appears once, in order, with non-negative
 // times; the multiply-adds it counts equal the model's own count; the per-op times add up to no more
 // than the measured step and to most of it; a step's total cost (profile_step_cost) matches the
-// model's count; the profiler stays attached across steps without
+// model's count (its ops described for one image, models/model_describe.c) and the convolution
+// formula for the stem; the profiler stays attached across steps without
 // disturbing the results. And --dw-group auto chooses a valid group size for every layer.
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +93,8 @@ int main(void) {
     }
     CHECK(depthwise == MOBILENET_BLOCKS && convs == MOBILENET_BLOCKS + 1, "%d depthwise and %d conv rows", depthwise, convs);
     long model_params, model_macs, model_executed;
-    mobilenet_count(&m, &model_params, &model_macs, &model_executed);
+    Model handle = {.def = &MOBILENET_MODEL, .self = &m, .width = 0.125f, .num_classes = 10};
+    model_count(&handle, 3, 32, 32, &model_params, &model_macs, &model_executed); // its described ops, one image
     CHECK(macs == (double)model_executed * BATCH, "profiled forward multiply-adds %.0f, the model counts %ld x %d",
           macs, model_executed, BATCH);
     // A step's cost (what --bench-steps reports): forward, data gradient and filter gradient of every

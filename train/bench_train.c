@@ -60,7 +60,7 @@ int run_bench(Trainer* t) {
     qsort(sorted, (size_t)repeats, sizeof(double), cmp_double);
     double median = repeats % 2 ? sorted[repeats / 2] : 0.5 * (sorted[repeats / 2 - 1] + sorted[repeats / 2]);
     long params;
-    model_count(&t->model, &params, NULL, NULL);
+    model_count(&t->model, t->dataset->channels, t->dataset->height, t->dataset->width, &params, NULL, NULL);
     // The least bytes a step moves: the layers' (each input read and output written once per pass)
     // plus the optimizer's 24 bytes per parameter (zero-grad writes g; SGD reads w, g, m, writes w, m).
     double bytes = cost.bytes + 24.0 * (double)params, sec = median * 1e-3;

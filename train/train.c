@@ -68,7 +68,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
         if (o->dw_group > 0) printf("depthwise layers: g = %d (--dw-group %d)\n", g, o->dw_group);
         else printf("depthwise layers: g = %d, the %s backend's default%s\n", g, t->be->name,
                     o->dw_group == 0 ? " (--dw-group auto chooses per layer when a run starts)" : "");
-        model_print(&t->model, stdout);
+        model_print(&t->model, ds->channels, ds->height, ds->width, stdout);
         exit(0);
     }
     print_device(t->be, err);
@@ -139,7 +139,7 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     engine_plan_end(t->e);
 
     long params, macs, executed;
-    model_count(&t->model, &params, &macs, &executed);
+    model_count(&t->model, ds->channels, ds->height, ds->width, &params, &macs, &executed);
     char groups[160] = "";
     int uniform = 1, layers = model_num_depthwise(&t->model);
     for (int i = 0; i < layers; i++) {

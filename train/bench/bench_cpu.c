@@ -322,7 +322,7 @@ int main(int argc, char** argv) {
     char dev[256];
     b.be->describe(dev, sizeof(dev));
     long params, macs, executed;
-    model_count(&b.model, &params, &macs, &executed);
+    model_count(&b.model, 3, 32, 32, &params, &macs, &executed); // CIFAR-10's images, as the bench's batches
     printf("device: %s; GEMM micro-kernel %s\n", dev, gemm_isa()->name);
     printf("model: %s width %g, batch %d, DR g = %d (%.2f M multiply-adds per image, %.2f M executed)\n",
            o.model->title, (double)o.width, o.batch, model_depthwise(&b.model, 0)->g, macs / 1e6, executed / 1e6);
