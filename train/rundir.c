@@ -217,6 +217,9 @@ static int config_load(Config* c, const char* path) {
     return 1;
 }
 
+// A setting's config.json key, from the table that writes it.
+#define KEY(flag) (setting_named(flag)->key)
+
 // A path value: relative ones are relative to the run directory.
 static int config_path(const Config* c, const char* key, char* out) {
     char v[PATH_LEN];
@@ -334,7 +337,7 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
                 nn_fatal("--resume '%s': the directory has no %s, so it is not a run directory (give the "
                          "checkpoint file itself to resume from it)", o->resume, CONFIG_NAME);
             have = 1;
-            if (!config_path(&c, "checkpoint", ckpt)) join(ckpt, o->resume, CHECKPOINT_NAME);
+            if (!config_path(&c, KEY("--checkpoint"), ckpt)) join(ckpt, o->resume, CHECKPOINT_NAME);
         } else {
             // A checkpoint: its run's settings when its directory holds the config of the run that saved it.
             snprintf(ckpt, PATH_LEN, "%s", o->resume);
@@ -345,7 +348,7 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
             else strcpy(dir, ".");
             join(cfg, dir, CONFIG_NAME);
             if (is_file(cfg) && config_load(&c, cfg)) {
-                if (config_path(&c, "checkpoint", saved) && same_file(saved, o->resume)) have = 1;
+                if (config_path(&c, KEY("--checkpoint"), saved) && same_file(saved, o->resume)) have = 1;
                 else free(c.text);
             }
         }
@@ -358,7 +361,7 @@ void rundir_prepare(RunDir* r, Options* o, int argc, char** argv) {
                 r->resuming = 1;
             }
             if (training) apply_config(r, o, &c);
-            else if (!OPTION_GIVEN(o, "--data") && config_path(&c, "data", ckpt)) snprintf(o->data, PATH_LEN, "%s", ckpt);
+            else if (!OPTION_GIVEN(o, "--data") && config_path(&c, KEY("--data"), ckpt)) snprintf(o->data, PATH_LEN, "%s", ckpt);
             r->resumed_from_config = 1;
             free(c.text);
         } else if (training && !o->checkpoint[0]) {
