@@ -1,4 +1,4 @@
-// The CUDA backend: device set-up, memory, error reporting and the backend table. Convolutions are
+// The CUDA backend: device set-up, memory and error reporting (its table: cuda_table.c). Convolutions are
 // in cuda_conv.cu (cuDNN), the linear layer in cuda_linear.cu (cuBLAS), the rest are our kernels.
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +105,7 @@ void* cuda_device_alloc(size_t bytes, const char* what) {
     exit(1);
 }
 
-static void* cuda_alloc(size_t bytes, const char* what) { return cuda_device_alloc(bytes, what); }
+void* cuda_alloc(size_t bytes, const char* what) { return cuda_device_alloc(bytes, what); }
 
 void cuda_device_free(void* p) {
     if (!p) return;
@@ -115,7 +115,7 @@ void cuda_device_free(void* p) {
     g_cuda.counters.syncs++, g_cuda.counters.frees++;
 }
 
-static void cuda_zero(void* p, size_t bytes) {
+void cuda_zero(void* p, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g_cuda.stream));
 }
 
@@ -129,7 +129,7 @@ struct RingSlot {
 static RingSlot ring[RING_SLOTS];
 static int ring_next;
 
-static void cuda_upload(void* dst, const void* src, size_t bytes) {
+void cuda_upload(void* dst, const void* src, size_t bytes) {
     const char* s = (const char*)src;
     char* d = (char*)dst;
     cuda_refuse_in_capture("an upload (the graph would replay the staging buffer's old contents)");
@@ -148,7 +148,7 @@ static void cuda_upload(void* dst, const void* src, size_t bytes) {
     }
 }
 
-static void cuda_download(void* dst, const void* src, size_t bytes) {
+void cuda_download(void* dst, const void* src, size_t bytes) {
     if (!bytes) return;
     cuda_refuse_in_capture("a download");
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_cuda.stream));
@@ -156,7 +156,7 @@ static void cuda_download(void* dst, const void* src, size_t bytes) {
     g_cuda.counters.syncs++;
 }
 
-static void cuda_copy(void* dst, const void* src, size_t bytes) {
+void cuda_copy(void* dst, const void* src, size_t bytes) {
     if (!bytes || dst == src) return;
     const char *d = (const char*)dst, *s = (const char*)src;
     if (d < s + bytes && s < d + bytes) {
@@ -168,7 +168,7 @@ static void cuda_copy(void* dst, const void* src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream));
 }
 
-static void cuda_synchronize(void) {
+void cuda_synchronize(void) {
     cuda_refuse_in_capture("a synchronization");
     CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
     g_cuda.counters.syncs++;
@@ -177,19 +177,19 @@ static void cuda_synchronize(void) {
 // ---------------------------------------------------------------------------------------------
 // Profiling: events recorded on the stream, so timing an op never waits for the device.
 
-static void* cuda_event_create(void) {
+void* cuda_event_create(void) {
     cudaEvent_t ev;
     CUDA_CHECK(cudaEventCreate(&ev)); // with timing
     return (void*)ev;
 }
 
-static void cuda_event_destroy(void* ev) {
+void cuda_event_destroy(void* ev) {
     if (ev) CUDA_CHECK(cudaEventDestroy((cudaEvent_t)ev));
 }
 
-static void cuda_event_record(void* ev) { CUDA_CHECK(cudaEventRecord((cudaEvent_t)ev, g_cuda.stream)); }
+void cuda_event_record(void* ev) { CUDA_CHECK(cudaEventRecord((cudaEvent_t)ev, g_cuda.stream)); }
 
-static float cuda_event_elapsed_ms(void* start, void* end) {
+float cuda_event_elapsed_ms(void* start, void* end) {
     float ms = 0.0f;
     cuda_refuse_in_capture("reading a timing event");
     CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)end));
@@ -198,14 +198,14 @@ static float cuda_event_elapsed_ms(void* start, void* end) {
     return ms;
 }
 
+// Named ranges for Nsight Systems; without NVTX's header they do nothing (the table holds them either
+// way: it is filled in C, which cannot see which headers nvcc found).
 #ifdef HAVE_NVTX
-static void cuda_range_push(const char* name) { nvtxRangePushA(name); }
-static void cuda_range_pop(void) { nvtxRangePop(); }
-#define CUDA_RANGE_PUSH cuda_range_push
-#define CUDA_RANGE_POP cuda_range_pop
+void cuda_range_push(const char* name) { nvtxRangePushA(name); }
+void cuda_range_pop(void) { nvtxRangePop(); }
 #else
-#define CUDA_RANGE_PUSH NULL
-#define CUDA_RANGE_POP NULL
+void cuda_range_push(const char* name) { (void)name; }
+void cuda_range_pop(void) {}
 #endif
 
 extern "C" cudaStream_t drnet_cuda_stream(void) { return g_cuda.stream; }
@@ -352,7 +352,7 @@ static int read_capture_mode(char* err, size_t errlen) {
 
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
-static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
+int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
     if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen)) return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
@@ -370,7 +370,7 @@ static int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
     return 0;
 }
 
-static void cuda_describe(char* buf, size_t len) {
+void cuda_describe(char* buf, size_t len) {
     const cudaDeviceProp* p = &g_cuda.prop;
     int runtime = 0, driver = 0;
     // Shown only: a failure leaves 0.0, which the line then reports.
@@ -389,59 +389,4 @@ static void cuda_describe(char* buf, size_t len) {
              cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));
 }
 
-// ---------------------------------------------------------------------------------------------
-// The table, in the field order of nn/backend.h (C++ has no C99 designated initializers).
-static_assert(offsetof(Backend, default_dw_group) == 38 * sizeof(void*) && sizeof(Backend) == 46 * sizeof(void*),
-              "nn/backend.h changed: update cuda_backend below");
-
-extern "C" const Backend cuda_backend = {
-    "cuda",                           // name
-    cuda_init,                        // init
-    cuda_describe,                    // describe
-    cuda_alloc,                       // alloc
-    cuda_device_free,                 // free
-    cuda_zero,                        // zero
-    cuda_upload,                      // upload
-    cuda_download,                    // download
-    cuda_copy,                        // copy
-    cuda_synchronize,                 // synchronize
-    cuda_conv2d_forward,              // conv2d_forward
-    cuda_conv2d_backward_data,        // conv2d_backward_data
-    cuda_conv2d_backward_filter,      // conv2d_backward_filter
-    cuda_dr_scatter,                  // dr_scatter
-    cuda_dr_gather,                   // dr_gather
-    cuda_batchnorm_forward_train,     // batchnorm_forward_train
-    cuda_batchnorm_forward_eval,      // batchnorm_forward_eval
-    cuda_batchnorm_backward,          // batchnorm_backward
-    cuda_relu_forward,                // relu_forward
-    cuda_relu_backward,               // relu_backward
-    cuda_add_forward,                 // add_forward
-    cuda_add_backward,                // add_backward
-    cuda_avgpool_forward,             // avgpool_forward
-    cuda_avgpool_backward,            // avgpool_backward
-    cuda_maxpool_forward,             // maxpool_forward
-    cuda_maxpool_backward,            // maxpool_backward
-    cuda_linear_forward,              // linear_forward
-    cuda_linear_backward,             // linear_backward
-    cuda_cross_entropy_forward,       // cross_entropy_forward
-    cuda_cross_entropy_backward,      // cross_entropy_backward
-    cuda_metrics_accumulate,          // metrics_accumulate
-    cuda_sgd_step,                    // sgd_step
-    cuda_event_create,                // event_create
-    cuda_event_destroy,               // event_destroy
-    cuda_event_record,                // event_record
-    cuda_event_elapsed_ms,            // event_elapsed_ms
-    CUDA_RANGE_PUSH,                  // range_push (NVTX)
-    CUDA_RANGE_POP,                   // range_pop
-    // default_dw_group: measured on an H200 (cuDNN 9.19, TF32 on, batch 128): g = 1 is the fastest
-    // DR group size on all 13 MobileNet-CIFAR depthwise shapes, 1.95 ms per step against the paper's
-    // g = 32 at 3.80 ms (docs/results/gpu-h200-2026-12-04/bench.log). --dw-group 32 restores it.
-    1,
-    cuda_augment_batch,               // augment_batch
-    cuda_sgd_step_device_lr,          // sgd_step_device_lr
-    cuda_graph_capture_begin,         // graph_capture_begin
-    cuda_graph_capture_end,           // graph_capture_end
-    cuda_graph_launch,                // graph_launch
-    cuda_graph_destroy,               // graph_destroy
-    cuda_read_counters,               // read_counters
-};
+// (The backend table is cuda_table.c: C99 designated initializers, which C++17 lacks.)

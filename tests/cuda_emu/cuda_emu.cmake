@@ -37,8 +37,8 @@ endfunction()
 file(GLOB _emu_cu CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cu)
 list(FILTER _emu_cu EXCLUDE REGEX "cuda_nccl\\.cu$") # one process: no NCCL
 drnet_emu_sources(_emu_cpp ${_emu_cu})
-add_library(drnet_cuda STATIC ${_emu_cpp} tests/cuda_emu/emu_runtime.cpp tests/cuda_emu/emu_cudnn.cpp
-                              tests/cuda_emu/emu_cublas.cpp)
+add_library(drnet_cuda STATIC ${_emu_cpp} kernels/cuda/cuda_table.c tests/cuda_emu/emu_runtime.cpp
+                              tests/cuda_emu/emu_cudnn.cpp tests/cuda_emu/emu_cublas.cpp)
 set_target_properties(drnet_cuda PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
 target_include_directories(drnet_cuda PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/tests/cuda_emu
                            PUBLIC ${DRNET_EMU_CUDA_INCLUDE} ${CUDNN_INCLUDE_DIR})
