@@ -111,11 +111,6 @@ static void autotune(void* self, const Backend* be, int n, FILE* log) {
 }
 
 static float stats_momentum(const void* self) { return ((const MobileNetV2*)self)->bn1.momentum; }
-static void print(const void* self, FILE* f) { mobilenetv2_print(self, f); }
-
-static void count(const void* self, long* params, long* macs, long* macs_executed) {
-    mobilenetv2_count(self, params, macs, macs_executed);
-}
 
 const ModelDef MOBILENETV2_MODEL = {
     .name = "mobilenetv2",
@@ -130,6 +125,4 @@ const ModelDef MOBILENETV2_MODEL = {
     .depthwise_input = depthwise_input,
     .autotune = autotune,
     .stats_momentum = stats_momentum,
-    .print = print,
-    .count = count,
 };

@@ -44,10 +44,6 @@ typedef struct MobileNetV2 {
 void mobilenetv2_init(MobileNetV2* m, Engine* e, float width, int dw_group, int num_classes);
 // Logits (n, num_classes, 1, 1) for images x (n, 3, 32, 32).
 Tensor* mobilenetv2_forward(Engine* e, const MobileNetV2* m, Tensor* x);
-// --print-model and the totals (models/mobilenetv2_print.c): every layer with its output shape for
-// one 32x32 image, parameters and multiply-adds (depthwise: also g and the multiply-adds DR executes).
-void mobilenetv2_print(const MobileNetV2* m, FILE* f);
-void mobilenetv2_count(const MobileNetV2* m, long* params, long* macs, long* macs_executed);
 
 // The model interface (models/model.h) over the functions above: "mobilenetv2" in the registry.
 extern const ModelDef MOBILENETV2_MODEL;

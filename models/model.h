@@ -36,10 +36,8 @@ typedef struct ModelDef {
     void (*autotune)(void* self, const Backend* be, int n, FILE* log);
     // The momentum of the running statistics (batch norm's), with which several processes merge theirs.
     float (*stats_momentum)(const void* self);
-    // Unused, kept so that a definition written before they were derived still compiles: the
-    // --print-model table and the counts come from the model's ops (model_print, model_count).
-    void (*print)(const void* self, FILE* f);
-    void (*count)(const void* self, long* params, long* macs, long* macs_executed);
+    // (No print or count: the --print-model table and the counts come from the model's own ops,
+    // model_print and model_count below.)
 } ModelDef;
 
 // A built model.

@@ -46,10 +46,10 @@ static void check_mobilenetv2(void) {
         }
         long trainable = 0, params;
         for (int i = 0; i < e->num_params; i++) trainable += e->params[i].is_buffer ? 0 : (long)e->params[i].numel;
-        model_count(&m, &params, NULL, NULL);
+        model_count(&m, 3, 32, 32, &params, NULL, NULL);
         CHECK(params == trainable, "MobileNetV2 width %g: --print-model counts %ld parameters, the engine holds %ld",
               (double)widths[w], params, trainable);
-        char* s = printed(&m, NULL);
+        char* s = printed(&m);
         CHECK(strstr(s, "layers.16.conv2") && strstr(s, "layers.2.add"), "MobileNetV2: --print-model lists the blocks");
         free(s);
         model_free(&m);

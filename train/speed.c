@@ -22,6 +22,7 @@
 
 #include "../nn/util.h"
 #include "dist.h"
+#include "settings.h"
 #include "speed.h"
 #include "step_timers.h"
 
