@@ -45,6 +45,10 @@ typedef struct BackendOptions {
     int tf32;               // CUDA: let cuDNN/cuBLAS use TF32 tensor cores for float32 (PyTorch's default for convs)
     size_t workspace_limit; // CUDA: most bytes of convolution workspace; 0 = default
     int deterministic;      // CUDA: only deterministic cuDNN algorithms, chosen by heuristics, not timing
+    int bf16;               // bf16 mixed precision (CPU and ref; CUDA refuses it): every convolution and
+                            // linear GEMM (forward, backward-data, backward-filter) rounds both operands
+                            // to bf16 (nearest even, denormals to zero: nn/bf16.h) and sums in FP32 or
+                            // better; everything else, and every stored tensor, stays FP32
 } BackendOptions;
 
 typedef struct Backend {

@@ -44,6 +44,8 @@ set_tests_properties(test_settings PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
 drnet_test(test_gemm)
 # The bf16 GEMM: its rounding, and every bf16 kernel against a reference that rounds the same way.
 drnet_test(test_gemm_bf16)
+# The reference backend's bf16 mode, the oracle of the bf16 CPU kernels: what it rounds, and by how much.
+drnet_test(test_bf16_ref)
 # CPU benchmarks (train/bench/): GEMM against the measured peak, and the training step against PyTorch.
 add_executable(bench-gemm train/bench/bench_gemm.c train/args.c)
 target_link_libraries(bench-gemm PRIVATE drnet)

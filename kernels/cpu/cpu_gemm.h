@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../nn/bf16.h"
+
 // How an index i along one dimension of a matrix maps to memory: inside a block of `block`
 // consecutive indices they are `stride` apart; blocks are `block_stride` apart.
 //   offset(i) = (i / block) * block_stride + (i % block) * stride
@@ -160,37 +162,11 @@ const GemmIsa* gemm_isa(void);
 int gemm_set_isa(const char* name);
 
 // --- bf16 -------------------------------------------------------------------------------------------
-// bfloat16 is the upper half of an FP32: sign, the same 8 exponent bits, 7 fraction bits. It keeps
-// FP32's range with 8 significant bits, so rounding to nearest moves a value by at most 2^-8 of
-// itself (half of the 2^-7 step between bf16 numbers in [1, 2)).
-
-// x rounded to the nearest bf16, ties to even: what PyTorch's float -> bfloat16 conversion does.
-// Adding 0x7FFF plus the lowest kept bit rounds at bit 16 and carries into the exponent where it must
-// (the largest finite floats round to Inf). A NaN is truncated with its quiet bit set: truncation
-// alone would turn a NaN whose payload lies only in the low bits into Inf. Written as a select, not a
-// branch, so that the packing loops vectorize.
-static inline uint16_t gemm_bf16_round(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof(u));
-    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x0040u;
-    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
-}
-
-// The FP32 value of a bf16 (exact: bf16 is a prefix of FP32).
-static inline float gemm_bf16_float(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof(x));
-    return x;
-}
-
-// What the bf16 kernels multiply: x rounded to bf16, then a denormal (|x| < 2^-126) replaced by a zero
-// of its sign. vdpbf16ps treats denormal inputs as zero whatever MXCSR says (DAZ); flushing them when
-// packing gives the portable kernel the same operands.
-static inline uint16_t gemm_bf16_operand(float x) {
-    uint16_t h = gemm_bf16_round(x);
-    return (h & 0x7F80u) == 0 ? (uint16_t)(h & 0x8000u) : h;
-}
+// The rounding itself is nn/bf16.h's (the reference backend rounds with it too); these are its names
+// here.
+static inline uint16_t gemm_bf16_round(float x) { return bf16_round(x); }     // nearest, ties to even
+static inline float gemm_bf16_float(uint16_t h) { return bf16_float(h); }     // exact
+static inline uint16_t gemm_bf16_operand(float x) { return bf16_operand(x); } // rounded, denormals to 0
 
 // Packed bf16 panels hold pairs: 32-bit word p * W + w of a panel of W lanes holds lane w at reduction
 // index 2p in its low half and 2p + 1 in its high half (what vdpbf16ps multiplies lane by lane); an

@@ -353,6 +353,10 @@ static int read_capture_mode(char* err, size_t errlen) {
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
 int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
+    if (opt && opt->bf16) { // its conv and GEMM calls would need bf16 descriptors: not written yet
+        snprintf(err, errlen, "bf16 mixed precision is implemented on the cpu and ref backends only, not on cuda");
+        return 1;
+    }
     if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen)) return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;

@@ -14,8 +14,11 @@
 #include <omp.h>
 #endif
 
+int ref_bf16;
+
 static int ref_init(const BackendOptions* opt, char* err, size_t errlen) {
     (void)err, (void)errlen;
+    ref_bf16 = opt && opt->bf16;
 #ifdef _OPENMP
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
 #else
@@ -29,7 +32,8 @@ static void ref_describe(char* buf, size_t len) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    snprintf(buf, len, "reference backend (plain C loops, kernels/ref), %d thread%s", threads, threads == 1 ? "" : "s");
+    snprintf(buf, len, "reference backend (plain C loops, kernels/ref), %d thread%s%s", threads, threads == 1 ? "" : "s",
+             ref_bf16 ? ", bf16 mixed precision (convolution and linear operands rounded to bf16)" : "");
 }
 
 // Backend memory is host memory: upload, download and copy are all memmove, and nothing is asynchronous.

@@ -8,7 +8,8 @@
 // that read it (with dy in place of x); backward-filter sums, for each weight, the products that
 // used it. A depthwise layer arrives here as a grouped convolution with a block-diagonal weight
 // (nn/depthwise.c): this sum then does every multiply-add of the zero blocks too, which is g times
-// the depthwise work, and is exactly what the tuned backends are checked against.
+// the depthwise work, and is exactly what the tuned backends are checked against. Every factor goes
+// through ref_factor: itself, or in bf16 mode its bf16 rounding (ref_kernels.h).
 #include "ref_kernels.h"
 
 // The first input channel of output channel o's group.
@@ -31,8 +32,8 @@ void ref_conv2d_forward(float* y, const float* x, const float* w, const ConvShap
                             for (int kx = 0; kx < k; kx++) {
                                 int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
                                 if (!inside(s, iy, ix)) continue;
-                                sum += (double)x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)] *
-                                       w[ref_at(o, i, ky, kx, cig, k, k)];
+                                sum += ref_factor(x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)]) *
+                                       ref_factor(w[ref_at(o, i, ky, kx, cig, k, k)]);
                             }
                     y[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)] = (float)sum;
                 }
@@ -57,8 +58,8 @@ void ref_conv2d_backward_data(float* dx, const float* dy, const float* w, const 
                                 if (ty < 0 || tx < 0 || ty % s->stride || tx % s->stride) continue;
                                 int oy = ty / s->stride, ox = tx / s->stride;
                                 if (oy >= s->h_out || ox >= s->w_out) continue;
-                                sum += (double)dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)] *
-                                       w[ref_at(o, c % cig, ky, kx, cig, k, k)];
+                                sum += ref_factor(dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)]) *
+                                       ref_factor(w[ref_at(o, c % cig, ky, kx, cig, k, k)]);
                             }
                     float* out = &dx[ref_at(n, c, iy, ix, s->c_in, s->h, s->w)];
                     *out = accumulate ? (float)(*out + sum) : (float)sum;
@@ -80,8 +81,8 @@ void ref_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
                             for (int ox = 0; ox < s->w_out; ox++) {
                                 int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
                                 if (!inside(s, iy, ix)) continue;
-                                sum += (double)dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)] *
-                                       x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)];
+                                sum += ref_factor(dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)]) *
+                                       ref_factor(x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)]);
                             }
                     float* out = &dw[ref_at(o, i, ky, kx, cig, k, k)];
                     *out = accumulate ? (float)(*out + sum) : (float)sum;

@@ -14,6 +14,13 @@
 #include <stdint.h>
 
 #include "../../nn/backend.h"
+#include "../../nn/bf16.h"
+
+// bf16 mode (BackendOptions.bf16, set by init): the factors of every convolution and linear product
+// are rounded as the tuned kernels round them (nn/bf16.h), then multiplied and summed in double as
+// in FP32 mode. So ref in bf16 mode differs from a tuned bf16 kernel by summation order alone.
+extern int ref_bf16;
+static inline double ref_factor(float v) { return ref_bf16 ? (double)bf16_operand_value(v) : (double)v; }
 
 // Offset of element (n, c, y, x) in an NCHW tensor of C channels and H x W planes.
 static inline size_t ref_at(int n, int c, int y, int x, int C, int H, int W) {

@@ -104,11 +104,12 @@ void ref_maxpool_backward(float* dx, const float* dy, const int* argmax, const P
 }
 
 // y[i][j] = b[j] + sum over k of x[i][k] * w[j][k]. x (n, in), w (out, in), b (out), y (n, out).
+// The products' factors go through ref_factor (bf16 mode rounds them); the bias and db stay FP32.
 void ref_linear_forward(float* y, const float* x, const float* w, const float* b, int n, int in, int out) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < out; j++) {
             double sum = b[j];
-            for (int k = 0; k < in; k++) sum += (double)x[(size_t)i * in + k] * w[(size_t)j * in + k];
+            for (int k = 0; k < in; k++) sum += ref_factor(x[(size_t)i * in + k]) * ref_factor(w[(size_t)j * in + k]);
             y[(size_t)i * out + j] = (float)sum;
         }
 }
@@ -121,7 +122,7 @@ void ref_linear_backward(float* dx, float* dw, float* db, const float* dy, const
         for (int i = 0; i < n; i++)
             for (int k = 0; k < in; k++) {
                 double sum = 0.0;
-                for (int j = 0; j < out; j++) sum += (double)dy[(size_t)i * out + j] * w[(size_t)j * in + k];
+                for (int j = 0; j < out; j++) sum += ref_factor(dy[(size_t)i * out + j]) * ref_factor(w[(size_t)j * in + k]);
                 float* d = &dx[(size_t)i * in + k];
                 *d = accumulate_dx ? (float)(*d + sum) : (float)sum;
             }
@@ -131,7 +132,7 @@ void ref_linear_backward(float* dx, float* dw, float* db, const float* dy, const
         db[j] += (float)sum_b;
         for (int k = 0; k < in; k++) {
             double sum = 0.0;
-            for (int i = 0; i < n; i++) sum += (double)dy[(size_t)i * out + j] * x[(size_t)i * in + k];
+            for (int i = 0; i < n; i++) sum += ref_factor(dy[(size_t)i * out + j]) * ref_factor(x[(size_t)i * in + k]);
             dw[(size_t)j * in + k] += (float)sum;
         }
     }

@@ -1,0 +1,47 @@
+// bfloat16 rounding, shared by every backend that offers bf16 mixed precision (BackendOptions.bf16):
+// the reference backend rounds with these functions where the tuned CPU kernels do, so it can be
+// their oracle bit for bit in the operands.
+//
+// bfloat16 is the upper half of an FP32: sign, the same 8 exponent bits, 7 fraction bits. It keeps
+// FP32's range with 8 significant bits, so rounding to nearest moves a value by at most 2^-8 of
+// itself (half of the 2^-7 step between bf16 numbers in [1, 2)). A product of two bf16 values has at
+// most 16 significant bits, so it is exact in FP32: an FP32 FMA on bf16-valued floats multiplies
+// exactly as vdpbf16ps does.
+#ifndef NN_BF16_H
+#define NN_BF16_H
+
+#include <stdint.h>
+#include <string.h>
+
+// x rounded to the nearest bf16, ties to even: what PyTorch's float -> bfloat16 conversion does.
+// Adding 0x7FFF plus the lowest kept bit rounds at bit 16 and carries into the exponent where it must
+// (the largest finite floats round to Inf). A NaN is truncated with its quiet bit set: truncation
+// alone would turn a NaN whose payload lies only in the low bits into Inf. Written as a select, not a
+// branch, so that loops over it vectorize.
+static inline uint16_t bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x0040u;
+    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+}
+
+// The FP32 value of a bf16 (exact: bf16 is a prefix of FP32).
+static inline float bf16_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+// What a bf16 product multiplies: x rounded to bf16, then a denormal (|x| < 2^-126) replaced by a zero
+// of its sign. vdpbf16ps treats denormal inputs as zero whatever MXCSR says (DAZ); flushing them when
+// rounding gives every other path the same operands.
+static inline uint16_t bf16_operand(float x) {
+    uint16_t h = bf16_round(x);
+    return (h & 0x7F80u) == 0 ? (uint16_t)(h & 0x8000u) : h;
+}
+
+// The same operand as an FP32 value: what the reference backend multiplies in bf16 mode.
+static inline float bf16_operand_value(float x) { return bf16_float(bf16_operand(x)); }
+
+#endif
