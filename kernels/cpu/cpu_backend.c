@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../nn/util.h"
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 #ifdef _OPENMP
@@ -56,8 +57,13 @@ float* cpu_scratch(int slot, size_t count) {
     return s->p;
 }
 
+int cpu_bf16;
+
+// bf16 runs on every CPU: without AVX512_BF16 the portable kernel computes the same sums, slowly
+// (describe says which runs).
 static int cpu_init(const BackendOptions* opt, char* err, size_t errlen) {
     (void)err, (void)errlen;
+    cpu_bf16 = opt && opt->bf16;
 #ifdef _OPENMP
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
 #else
@@ -83,7 +89,12 @@ static void cpu_describe(char* buf, size_t len) {
         }
         fclose(f);
     }
-    snprintf(buf, len, "CPU: %s, %d thread%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s");
+    const char* bf16 = !cpu_bf16 ? ""
+                       : gemm_bf16_isa() == &gemm_bf16_isa_avx512
+                           ? ", bf16 mixed precision (1x1 and linear GEMMs by vdpbf16ps, AVX512_BF16)"
+                           : ", bf16 mixed precision (portable C bf16 GEMM: this CPU or DRNET_CPU_ISA has no "
+                             "AVX512_BF16, so it is slower than FP32)";
+    snprintf(buf, len, "CPU: %s, %d thread%s%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s", bf16);
 }
 
 static void* cpu_alloc(size_t bytes, const char* what) {

@@ -13,7 +13,8 @@
 // to image), so the late layers with 4x4 and 2x2 maps still make one GEMM of 2048 or 512 columns
 // instead of 128 tiny ones. Every other convolution (3x3 stem, the depthwise layers run as grouped
 // convolutions by diagonalwise refactorization, any stride and padding) goes through flat phase
-// planes (cpu_conv_flat.c).
+// planes (cpu_conv_flat.c). In bf16 mode (cpu_bf16) the 1x1 GEMMs are cpu_gemm_bf16's, which round
+// both operands as they pack them.
 #include <string.h>
 
 #include "cpu_conv.h"
@@ -44,7 +45,7 @@ void cpu_conv2d_forward(float* y, const float* x, const float* w, const ConvShap
         GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 0);
         GemmOperand B = channels_by_pixels(x, s->c_in, P, g * ci);
         GemmOut C = out_channels_by_pixels(y, s->c_out, P, g * co);
-        cpu_gemm(co, s->n * P, ci, 1.0f, &A, &B, 0.0f, &C);
+        cpu_gemm_product(co, s->n * P, ci, 1.0f, &A, &B, 0.0f, &C);
     }
 }
 
@@ -58,7 +59,7 @@ void cpu_conv2d_backward_data(float* dx, const float* dy, const float* w, const 
         GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 1); // w[g]^T
         GemmOperand B = channels_by_pixels(dy, s->c_out, P, g * co);
         GemmOut C = out_channels_by_pixels(dx, s->c_in, P, g * ci);
-        cpu_gemm(ci, s->n * P, co, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
+        cpu_gemm_product(ci, s->n * P, co, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }
 }
 
@@ -72,7 +73,7 @@ void cpu_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
         GemmOperand A = pixels_by_channels(dy, s->c_out, P, g * co); // dy[:, g] (co, n*P), depth along pixels
         GemmOperand B = pixels_by_channels(x, s->c_in, P, g * ci);   // x[:, g]^T (n*P, ci)
         GemmOut C = gemm_c_matrix(dw + (size_t)g * co * ci, ci);
-        cpu_gemm(co, ci, s->n * P, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
+        cpu_gemm_product(co, ci, s->n * P, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }
 }
 

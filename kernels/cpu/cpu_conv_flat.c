@@ -169,6 +169,23 @@ ROW_LOOPS static void from_grid(float* dst, size_t img_stride, int h, int w, int
         }
 }
 
+// to_flat, then in bf16 mode the planes (still in cache) rounded to bf16 values in place: the FP32
+// indirect and dot kernels then multiply exactly what a bf16 product would (nn/bf16.h) and sum in FP32.
+static void to_flat_operand(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
+                            const FlatMasks* masks) {
+    to_flat(flat, F, src, img_stride, channels, masks);
+    if (cpu_bf16) cpu_round_bf16(flat, (size_t)channels * F->s * F->s * F->seq);
+}
+
+// The weight as a GEMM operand reads it: itself, or in bf16 mode its rounded copy (calling thread's scratch).
+static const float* weight_operand(const float* w, size_t n) {
+    if (!cpu_bf16) return w;
+    float* r = cpu_scratch(SLOT_CONV_W, n);
+    memcpy(r, w, n * sizeof(float));
+    cpu_round_bf16(r, n);
+    return r;
+}
+
 // A table of `count` row pointers in per-thread scratch (the indirect GEMM's B rows).
 static const float** row_table(int slot, int count) {
     return (const float**)(void*)cpu_scratch(slot, ((size_t)count * sizeof(float*) + sizeof(float) - 1) / sizeof(float));
@@ -237,6 +254,7 @@ void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvS
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
     const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
     const FlatMasks* out_masks = plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
+    w = weight_operand(w, (size_t)s->c_out * ci * kk);
 #pragma omp parallel num_threads(T)
     {
         int lo, hi;
@@ -251,7 +269,7 @@ void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvS
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
+                to_flat_operand(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
                 GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci * kk, ci * kk, 0); // w[g] (co, ci*kk)
                 GemmOut out = gemm_c_matrix(grid, Q);
                 gemm_indirect(co, Q, ci * kk, &A, rows, &out);
@@ -307,6 +325,7 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
                         }
             off += (size_t)G * ci * co * L;
         }
+    if (cpu_bf16) cpu_round_bf16(Aall, wsize);
 
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
     const FlatMasks* in_masks = plane_masks(&in_m, F.hs, F.ws, pad_lo, pad_lo, s->h_out, s->w_out);
@@ -326,7 +345,7 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat(flat, &C, dy + n0 * img_y + g * co * out_plane, img_y, co, in_masks);
+                to_flat_operand(flat, &C, dy + n0 * img_y + g * co * out_plane, img_y, co, in_masks);
                 float* dxg = dx + n0 * img_x + g * ci * in_plane;
                 for (int a = 0; a < st; a++)
                     for (int b = 0; b < st; b++) {
@@ -396,8 +415,8 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
             C.nb = E.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
-                to_flat(dyg, &E, dy + n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
+                to_flat_operand(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
+                to_flat_operand(dyg, &E, dy + n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
                 // dw[g][o][c*kk + tap] += sum over q of dy[o][q] * flat[c][phase(tap)][q + shift(tap)]
                 float* dwg = part + (size_t)g * co * ci * kk;
                 for (int i0 = 0; i0 < co; i0 += ROWS)

@@ -81,6 +81,11 @@ void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
 void cpu_gemm_bf16(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
                    const GemmOut* C);
 
+// The GEMM of a convolution or linear layer: cpu_gemm_bf16 when the backend runs bf16 mixed precision
+// (cpu_bf16, cpu_kernels.h), else cpu_gemm.
+void cpu_gemm_product(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+                      const GemmOut* C);
+
 // C (M, N) = A (M, K) * B with B[k][j] = b[k][j]: row pointers, read in place by the indirect
 // micro-kernel. C must be a plain matrix (rows evenly spaced, columns contiguous); b[k] + N +
 // GEMM_INDIRECT_SLACK floats must be readable. Runs on the calling thread (convolutions call it from their own threads).

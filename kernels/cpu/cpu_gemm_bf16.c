@@ -105,6 +105,18 @@ static void serial_bf16(int i0, int i1, int j0, int j1, int k0, int k1, float al
     }
 }
 
+void cpu_gemm_product(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
+                      const GemmOut* C) {
+    (cpu_bf16 ? cpu_gemm_bf16 : cpu_gemm)(M, N, K, alpha, A, B, beta, C);
+}
+
+// In place, for the paths that keep FP32 kernels on bf16 values (cpu_conv_flat.c). The clones
+// vectorize the integer rounding as they do gemm_bf16_pairs'.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void cpu_round_bf16(float* x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = bf16_operand_value(x[i]);
+}
+
 void cpu_gemm_bf16(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
                    const GemmOut* C) {
     const GemmBf16Isa* isa = gemm_bf16_isa();

@@ -17,6 +17,13 @@
 void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc);
 
+// bf16 mixed precision (BackendOptions.bf16, set by init): convolutions and linear layers round both
+// operands of every product to bf16 and sum in FP32. cpu_gemm_product is their GEMM (cpu_gemm or
+// cpu_gemm_bf16 by this switch, cpu_gemm.h); the k x k lowering rounds its planes and weights in
+// place (cpu_round_bf16) and keeps its FP32 kernels, which multiply bf16 values exactly.
+extern int cpu_bf16;
+void cpu_round_bf16(float* x, size_t n); // x[i] = bf16_operand_value(x[i]) (nn/bf16.h)
+
 // Threads. Every parallel loop of the backend uses a static partition, so results are bit-identical
 // run to run for a given thread count.
 #define CPU_MAX_THREADS 256

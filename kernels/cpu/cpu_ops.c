@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../nn/util.h"
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 void cpu_relu_forward(float* y, const float* x, size_t count) {
@@ -106,16 +107,24 @@ void cpu_maxpool_backward(float* dx, const float* dy, const int* argmax, const P
     }
 }
 
+// C (M, N) = alpha op(A) op(B) + beta C as cpu_sgemm, in the backend's precision (cpu_gemm_product).
+static void linear_gemm(int transA, int transB, int M, int N, int K, const float* A, int lda, const float* B,
+                        int ldb, float beta, float* C, int ldc) {
+    GemmOperand a = gemm_a_matrix(A, lda, transA), b = gemm_b_matrix(B, ldb, transB);
+    GemmOut c = gemm_c_matrix(C, ldc);
+    cpu_gemm_product(M, N, K, 1.0f, &a, &b, beta, &c);
+}
+
 void cpu_linear_forward(float* y, const float* x, const float* w, const float* b, int n, int in, int out) {
-    cpu_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    linear_gemm(0, 1, n, out, in, x, in, w, in, 0.0f, y, out);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < out; j++) y[(size_t)i * out + j] += b[j];
 }
 
 void cpu_linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
                          const float* w, int n, int in, int out, int accumulate_dx) {
-    if (dx) cpu_sgemm(0, 0, n, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
-    cpu_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    if (dx) linear_gemm(0, 0, n, in, out, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
+    linear_gemm(1, 0, out, in, n, dy, out, x, in, 1.0f, dw, in);
     for (int j = 0; j < out; j++) {
         float sum = 0.0f;
         for (int i = 0; i < n; i++) sum += dy[(size_t)i * out + j];
