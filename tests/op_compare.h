@@ -15,6 +15,10 @@ typedef struct Bounds {
 } Bounds;
 extern const Bounds COMPARE_SINGLE; // one op (and the small chain): COMPARE_EXACT everywhere
 extern const Bounds COMPARE_NET;    // a whole MobileNet in FP32 (op_compare.c says why)
+// Both backends in bf16 mixed precision (BackendOptions.bf16; op_compare.c derives each):
+extern const Bounds COMPARE_BF16_CHAIN; // several ops, where rounding to bf16 follows a computed value
+extern const Bounds COMPARE_BF16_NET;   // a whole MobileNet
+extern int compare_bf16; // 1: the backends were opened in bf16 mode, and compare_case takes these bounds
 
 // The two backends every function below compares: ref must be the reference backend. Call first.
 void compare_backends(const Backend* ref, const Backend* tested);

@@ -127,17 +127,17 @@ static void check_case(const Backend* be, const OpCase* c) {
     engine_destroy(h.e);
 }
 
-static const Backend* open_backend(const char* name) {
+static const Backend* open_backend(const char* name, int bf16) {
     char err[256];
-    BackendOptions opt = {0};
+    BackendOptions opt = {.bf16 = bf16};
     const Backend* be = backend_open(name, &opt, err, sizeof(err));
     if (!be) nn_fatal("%s", err);
     return be;
 }
 
 int main(void) {
-    const Backend* ref = open_backend("ref");
-    const Backend* cpu = open_backend("cpu");
+    const Backend* ref = open_backend("ref", 0);
+    const Backend* cpu = open_backend("cpu", 0);
     printf("Finite differences: analytic gradients against central differences\n");
     for (int b = 0; b < 2; b++)
         for (int i = 0; i < NUM_OP_CASES; i++) {
@@ -160,5 +160,17 @@ int main(void) {
     for (int i = 0; i < NUM_OP_CASES; i++) compare_case(&OP_CASES[i]);
     compare_header("Diagonalwise depthwise layers, cpu vs ref (bound 1e-5)");
     compare_depthwise_sweep();
+
+    // bf16 mixed precision: both backends round the same operands, so the op table is compared again
+    // with the bounds op_compare.c derives (single ops keep 1e-5).
+    open_backend("ref", 1), open_backend("cpu", 1);
+    compare_bf16 = 1;
+    compare_header("Op table in bf16 mixed precision, cpu vs ref (bound 1e-5; the chain: COMPARE_BF16_CHAIN, "
+                   "MobileNet: COMPARE_BF16_NET)");
+    for (int i = 0; i < NUM_OP_CASES; i++) compare_case(&OP_CASES[i]);
+    compare_header("Diagonalwise depthwise layers in bf16 mixed precision, cpu vs ref (bound 1e-5)");
+    compare_depthwise_sweep();
+    compare_bf16 = 0;
+    open_backend("ref", 0), open_backend("cpu", 0);
     return test_finish("test_gradcheck");
 }
