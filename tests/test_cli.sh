@@ -28,6 +28,9 @@ expect 2 "--dw-group x: expected an integer" mobilenet cifar10 --dw-group x
 expect 2 "--device tpu: expected auto, cpu, cuda or ref" mobilenet cifar10 --device tpu
 expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov maybe
 expect 2 "--schedule linear: expected cosine, step or constant" mobilenet cifar10 --schedule linear
+expect 2 "--precision fp16: expected fp32 or bf16" mobilenet cifar10 --precision fp16
+expect 0 "precision: bf16 mixed precision: every conv and linear layer" mobilenet cifar10 --print-model --precision bf16
+expect 0 "precision: fp32 throughout" mobilenet cifar10 --print-model
 expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
 expect 2 "--print-model yes: takes no value" mobilenet cifar10 --print-model=yes
 expect 2 "--bench-repeats: needs --bench-steps N" mobilenet cifar10 --bench-repeats 3

@@ -39,6 +39,59 @@ static int run(const char* args, const char* out) {
 static void show(const char* out) { test_show_output(dir, out, 0); }
 static void show_algorithms(const char* out) { test_show_algorithms(dir, out); }
 
+static void expect_precision(const char* path, const char* want) {
+    Checkpoint c;
+    char err[1200], word[16] = "";
+    if (!CHECK(ckpt_load(&c, path, err, sizeof(err)) == 0, "%s", err)) return;
+    CHECK(ckpt_get_str(&c, "recipe.precision", word, sizeof(word)) == 0 && !strcmp(word, want),
+          "%s: recipe.precision is '%s', expected '%s'", path, word, want);
+    ckpt_free(&c);
+}
+
+static int output_has(const char* out, const char* text) {
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "grep -qF -e '%s' %s/%s", text, dir, out);
+    return system(cmd) == 0;
+}
+
+// --precision is part of the recipe (recipe.precision): a resume continues in it, a contradicting
+// flag is refused, and a checkpoint from before the flag (no record) continues in FP32. a: the FP32
+// run's checkpoint, b_path (copied here without the record).
+static void check_precision(const char* b_path) {
+    char args[1024], p_path[300], old_path[300], err[1200];
+    snprintf(p_path, sizeof(p_path), "%s/p.ckpt", dir);
+    snprintf(old_path, sizeof(old_path), "%s/old.ckpt", dir);
+    expect_precision(b_path, "fp32");
+    snprintf(args, sizeof(args), "--max-steps 3 --precision bf16 --checkpoint %s", p_path);
+    CHECK(run(args, "p1.out") == 0, "a --precision bf16 run failed");
+    expect_precision(p_path, "bf16");
+    snprintf(args, sizeof(args), "--resume %s --precision fp32 --max-steps 4", p_path);
+    CHECK(run(args, "p2.out") == 2, "--resume of a bf16 run with --precision fp32 was not refused with 2");
+    CHECK(output_has("p2.out", "--precision fp32 contradicts"), "the refusal does not name --precision fp32");
+    snprintf(args, sizeof(args), "--resume %s --max-steps 4 --checkpoint %s", p_path, p_path);
+    CHECK(run(args, "p3.out") == 0, "resuming the bf16 run failed");
+    CHECK(output_has("p3.out", "precision: bf16 mixed precision"), "the resumed run does not say it runs bf16");
+    expect_precision(p_path, "bf16");
+
+    // The same FP32 checkpoint without recipe.precision, as runs before the flag wrote it.
+    Checkpoint b;
+    CkptWriter w;
+    if (!CHECK(ckpt_load(&b, b_path, err, sizeof(err)) == 0, "%s", err)) return;
+    CHECK(ckpt_begin(&w, old_path, err, sizeof(err)) == 0, "%s", err);
+    for (int i = 0; i < b.count; i++) {
+        const CkptRecord* r = &b.records[i];
+        if (strcmp(r->name, "recipe.precision") != 0)
+            ckpt_put(&w, r->name, r->dtype, r->ndim, r->dims, r->data, r->nbytes);
+    }
+    CHECK(ckpt_commit(&w, err, sizeof(err)) == 0, "%s", err);
+    ckpt_free(&b);
+    snprintf(args, sizeof(args), "--resume %s --max-steps 13 --checkpoint %s", old_path, old_path);
+    CHECK(run(args, "old.out") == 0, "a checkpoint without recipe.precision did not resume");
+    CHECK(!output_has("old.out", "precision: bf16"), "a checkpoint without recipe.precision resumed in bf16");
+    expect_precision(old_path, "fp32");
+    if (test_failures) show("p1.out"), show("p2.out"), show("p3.out"), show("old.out");
+}
+
 // A run of `name` stopped at step 5 and resumed to 12 against an uninterrupted 12-step run: every
 // record bit-identical. b_path gets the resumed run's checkpoint (step 12).
 static void resume_identical(const char* name, char* b_path, size_t len) {
@@ -120,6 +173,8 @@ int main(int argc, char** argv) {
     snprintf(args, sizeof(args), "--resume %s --lr 0.05 --max-steps 13", b_path);
     rc = run(args, "lr.out");
     CHECK(rc == 2, "--resume with a different --lr exited %d, expected 2", rc);
+
+    check_precision(b_path);
 
     // A corrupted checkpoint is refused, and says why.
     FILE* f = NN_FOPEN(b_path, "r+b");

@@ -68,9 +68,9 @@ int run_bench(Trainer* t) {
     be->describe(dev, sizeof(dev));
     size_t timed = (size_t)steps * repeats;
     printf("%s\n", dev);
-    printf("bench: batch %d, width %g, gpu-data %s, cuda-graph %s, tf32 %s: %d warm-up steps, %d repeats "
-           "x %d steps\n", o->batch, (double)o->width, o->gpu_data ? "on" : "off", o->cuda_graph ? "on" : "off",
-           o->tf32 ? "on" : "off", WARMUP, repeats, steps);
+    printf("bench: batch %d, width %g, gpu-data %s, cuda-graph %s, tf32 %s, precision %s: %d warm-up steps, %d "
+           "repeats x %d steps\n", o->batch, (double)o->width, o->gpu_data ? "on" : "off", o->cuda_graph ? "on" : "off",
+           o->tf32 ? "on" : "off", precision_name(o->precision), WARMUP, repeats, steps);
     printf("bench: median %.4f ms/step = %.0f img/s (fastest repeat %.0f, slowest %.0f img/s)\n", median,
            o->batch * 1e3 / median, o->batch * 1e3 / sorted[0], o->batch * 1e3 / sorted[repeats - 1]);
     printf("bench: per step %.2f GFLOP as the model defines it (%.2f executed, DR included): %.2f TFLOP/s "
@@ -88,10 +88,10 @@ int run_bench(Trainer* t) {
     if (o->dw_group == 0) snprintf(dw, sizeof(dw), "auto");
     else snprintf(dw, sizeof(dw), "%d", g);
     printf("BENCH {\"impl\": \"drnet\", \"device\": \"%s\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"dw_group\": \"%s\", "
-           "\"tf32\": %d, "
+           "\"tf32\": %d, \"precision\": \"%s\", "
            "\"batch\": %d, \"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, "
            "\"final_loss\": %.5f, \"flop_model\": %.0f, \"flop_executed\": %.0f, \"bytes_least\": %.0f, "
-           "\"repeat_ms\": [", be->name, o->gpu_data, o->cuda_graph, bn_split, dw, o->tf32, o->batch, steps, repeats, median,
+           "\"repeat_ms\": [", be->name, o->gpu_data, o->cuda_graph, bn_split, dw, o->tf32, precision_name(o->precision), o->batch, steps, repeats, median,
            o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0, 2 * cost.macs_model, 2 * cost.macs_executed,
            bytes);
     for (int r = 0; r < repeats; r++) printf("%s%.5f", r ? ", " : "", ms[r]);

@@ -8,6 +8,10 @@
 
 #define PATH_LEN 1024
 
+// --precision: FP32 throughout, or bf16 mixed precision (BackendOptions.bf16).
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } Precision;
+static inline const char* precision_name(int precision) { return precision == PRECISION_BF16 ? "bf16" : "fp32"; }
+
 typedef struct Options {
     char model[32], dataset[32];
     // recipe
@@ -20,6 +24,7 @@ typedef struct Options {
     float step_gamma;
     uint64_t seed;
     int augment;
+    int precision;   // Precision: kept in the checkpoint (recipe.precision), so a resume continues in it
     int accum_steps; // micro-batches per process summed into one SGD step (train/step.c)
     // model
     float width;

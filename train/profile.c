@@ -42,6 +42,13 @@ static double timed_steps(Trainer* t, int steps, Profiler* prof, double* optimiz
     return total / steps;
 }
 
+// The arithmetic of a layer kind under --precision: bf16 products for the convolutions (depthwise by
+// DR included) and linear layers in bf16 mode, FP32 for everything else.
+static const char* op_math(const char* kind, int precision) {
+    int gemm = !strcmp(kind, "conv2d") || !strcmp(kind, "depthwise") || !strcmp(kind, "linear");
+    return gemm && precision == PRECISION_BF16 ? "bf16" : "fp32";
+}
+
 int run_profile(Trainer* t) {
     const Options* o = &t->opt;
     if (o->bench_steps) return run_bench(t);
@@ -63,7 +70,7 @@ int run_profile(Trainer* t) {
     char dev[256];
     t->be->describe(dev, sizeof(dev));
     printf("\n%s\n", dev);
-    printf("%-18s %-14s %-18s %8s %8s %6s %9s %8s %9s %7s  %s\n", "layer", "kind", "output", "fwd ms",
+    printf("%-18s %-14s %-5s %-18s %8s %8s %6s %9s %8s %9s %7s  %s\n", "layer", "kind", "math", "output", "fwd ms",
            "bwd ms", "share", "M mult-add", "GFLOP/s", "MB moved", "GB/s", "depthwise");
     double sum_fwd = 0, sum_bwd = 0, sum_macs = 0, sum_bytes = 0;
     int n = prof->entries;
@@ -75,12 +82,12 @@ int run_profile(Trainer* t) {
         char shape[32], dw[48] = "";
         snprintf(shape, sizeof(shape), "%dx%dx%dx%d", op->n, op->c, op->h, op->w);
         if (op->g) snprintf(dw, sizeof(dw), "g=%d: %dx the depthwise arithmetic", op->g, op->g);
-        printf("%-18s %-14s %-18s %8.3f %8.3f %5.1f%% %9.2f %8.1f %9.2f %7.1f  %s\n", op->name, op->kind,
-               shape, f, b, 100.0 * ms / step_ms, macs / 1e6, ms > 0 ? 2 * macs / ms / 1e6 : 0.0,
+        printf("%-18s %-14s %-5s %-18s %8.3f %8.3f %5.1f%% %9.2f %8.1f %9.2f %7.1f  %s\n", op->name, op->kind,
+               op_math(op->kind, o->precision), shape, f, b, 100.0 * ms / step_ms, macs / 1e6, ms > 0 ? 2 * macs / ms / 1e6 : 0.0,
                bytes / 1e6, ms > 0 ? bytes / ms / 1e6 : 0.0, dw);
     }
     double layers = sum_fwd + sum_bwd;
-    printf("%-18s %-14s %-18s %8s %8.3f %5.1f%%\n", "optimizer", "sgd", "", "", optimizer_ms,
+    printf("%-18s %-14s %-5s %-18s %8s %8.3f %5.1f%%\n", "optimizer", "sgd", "fp32", "", "", optimizer_ms,
            100.0 * optimizer_ms / step_ms);
     printf("\ntotal of the layers: forward %.3f ms + backward %.3f ms = %.3f ms; optimizer %.3f ms\n",
            sum_fwd, sum_bwd, layers, optimizer_ms);
@@ -109,6 +116,7 @@ int run_profile(Trainer* t) {
             nn_json_string(f, op->name);
             fprintf(f, ", \"kind\": ");
             nn_json_string(f, op->kind);
+            fprintf(f, ", \"math\": \"%s\"", op_math(op->kind, o->precision));
             fprintf(f, ", \"shape\": [%d, %d, %d, %d], \"fwd_ms\": %.6f, \"bwd_ms\": %.6f, "
                     "\"macs_fwd\": %.0f, \"macs_bwd\": %.0f, \"macs_depthwise\": %.0f, \"bytes_fwd\": %.0f, "
                     "\"bytes_bwd\": %.0f, \"g\": %d}%s\n",

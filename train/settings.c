@@ -15,6 +15,7 @@
 #define NUM(flag_, type_, field_, lo_, hi_, dflt_) OF(flag_, type_, field_), .lo = lo_, .hi = hi_, .dflt = dflt_
 
 static const int SCHEDULES[] = {SCHEDULE_COSINE, SCHEDULE_STEP, SCHEDULE_CONSTANT};
+static const int PRECISIONS[] = {PRECISION_FP32, PRECISION_BF16};
 
 // Ranges: what the program can run, not what is sensible. --threads stops at 1024 because libgomp
 // starts a team from a stack array per thread (100000 threads overflowed the main stack in the
@@ -51,6 +52,11 @@ const Setting SETTINGS[] = {
      .help = "seed of the initial weights, data order and augmentation"},
     {NUM("--augment", SET_ONOFF, augment, 0, 1, 1), .key = "augment", .record = "recipe.augment", CKPT,
      .help = "random crop (4-pixel padding) and horizontal flip"},
+    {OF("--precision", SET_CHOICE, precision), .dflt = PRECISION_FP32, .choices = "fp32|bf16", .values = PRECISIONS,
+     .key = "precision", .record = "recipe.precision", CKPT,
+     .help = "bf16: mixed precision, CPU and ref only. Every convolution and linear product rounds its inputs "
+             "and weights to bf16 (nearest even) and sums in FP32; weights, momentum, batch norm, loss and SGD "
+             "stay FP32, and so do checkpoints. Kept in the checkpoint: a --resume continues in the run's precision"},
     // (the checkpoint keeps --accum-steps x processes as recipe.micro_batches: state.c)
     {NUM("--accum-steps", SET_INT, accum_steps, 1, 65536, 1), .key = "accum_steps", .arg = "K",
      .help = "gradient accumulation: each batch runs as K micro-batches of batch/K (batch norm per "

@@ -280,7 +280,9 @@ static void restore_number(const Checkpoint* c, const Setting* s, Options* o) {
 // A recipe value stored as a word (recipe.schedule), through the same parser as its flag.
 static void restore_word(const Checkpoint* c, const Setting* s, Options* o) {
     char word[32], shown[48], want[128];
-    if (ckpt_get_str(c, s->record, word, sizeof(word)))
+    // Checkpoints from before --precision hold no recipe.precision: they trained in FP32.
+    if (!strcmp(s->record, "recipe.precision") && !ckpt_find(c, s->record)) snprintf(word, sizeof(word), "fp32");
+    else if (ckpt_get_str(c, s->record, word, sizeof(word)))
         nn_fatal("checkpoint '%s' has no valid '%s': it is not a resumable training state", c->path, s->record);
     Options saved = *o;
     if (setting_parse(s, word, &saved) != SETTING_OK) {

@@ -50,7 +50,8 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
     const char* ckpt = o->resume[0] ? o->resume : o->init[0] ? o->init : NULL;
     if (ckpt) trainer_checkpoint_model(ckpt, o);
 
-    BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32, .deterministic = o->deterministic};
+    BackendOptions bo = {.threads = o->threads, .tf32 = o->tf32, .deterministic = o->deterministic,
+                         .bf16 = o->precision == PRECISION_BF16};
     err[0] = 0;
     t->be = backend_open(o->device, &bo, err, sizeof(err));
     if (!t->be) nn_fatal("%s", err);
@@ -69,6 +70,10 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
         else printf("depthwise layers: g = %d, the %s backend's default%s\n", g, t->be->name,
                     o->dw_group == 0 ? " (--dw-group auto chooses per layer when a run starts)" : "");
         model_print(&t->model, ds->channels, ds->height, ds->width, stdout);
+        printf("precision: %s\n", o->precision == PRECISION_BF16
+                                       ? "bf16 mixed precision: every conv and linear layer above multiplies bf16-rounded "
+                                         "inputs and weights with FP32 sums; batch norm, ReLU, pooling, loss and SGD in FP32"
+                                       : "fp32 throughout");
         exit(0);
     }
     print_device(t->be, err);
@@ -160,6 +165,9 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
            o->nesterov ? " (nesterov)" : "", (double)o->weight_decay, schedule_name(o->schedule),
            o->warmup_epochs > 0 ? " after warm-up" : "", (unsigned long long)o->seed,
            o->augment ? ", crop+flip augmentation" : ", no augmentation");
+    if (o->precision == PRECISION_BF16)
+        printf("precision: bf16 mixed precision (conv and linear operands rounded to bf16, FP32 sums; FP32 weights, "
+               "momentum, batch norm, loss, SGD and checkpoints)\n");
     if (t->micro != o->batch)
         printf("micro-batches: each batch of %d runs as %d x %d images (%d per process), one SGD step; "
                "batch norm normalizes each micro-batch\n", o->batch, o->batch / t->micro, t->micro, t->accum);
