@@ -18,6 +18,11 @@ our backend does. The batch is a fixed random tensor already on the device (no l
 advantage). Each mode: --warmup steps (compilation included), then --repeats timed runs of --steps
 steps, each run ended by torch.cuda.synchronize(); the median run is reported.
 
+--autocast bf16 runs each step's forward and loss under torch.autocast(dtype=torch.bfloat16), PyTorch's
+mixed precision (on the CPU: bf16 convolutions and matmuls through oneDNN; compare with our
+--precision bf16, which rounds less: tests/reference/make_bf16_reference.py says how). On the CPU the
+child keeps freed memory (cpu_malloc.py), as the other CPU comparisons do.
+
 Output: one "BENCH {json}" line per mode and a table at the end. On a machine without CUDA, --device
 cpu runs the same code on the CPU (tests use it with tiny step counts so that the script cannot rot).
 
@@ -43,6 +48,10 @@ def child(a):
     from mobilenet_ref import MobileNet
 
     dev = torch.device(a.device)
+    if dev.type == "cpu":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from cpu_malloc import keep_freed_memory
+        keep_freed_memory()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.backends.cudnn.benchmark = True
@@ -71,7 +80,8 @@ def child(a):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(fwd(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            loss = F.cross_entropy(fwd(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -97,7 +107,7 @@ def child(a):
         "batch": a.batch, "width": a.width, "warmup": a.warmup, "steps": a.steps, "repeats": a.repeats,
         "first_step_s": round(first, 3), "median_ms": round(med, 5), "img_per_s": round(a.batch * 1e3 / med, 1),
         "repeat_ms": [round(r, 5) for r in runs], "final_loss": round(float(loss), 5),
-        "tf32_conv": torch.backends.cudnn.allow_tf32, "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}))
+        "autocast": a.autocast, "tf32_conv": torch.backends.cudnn.allow_tf32, "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}))
 
 
 def parent(a):
@@ -114,7 +124,8 @@ def parent(a):
                 continue
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--mode", mode, "--device", a.device,
                "--batch", str(a.batch), "--width", str(a.width), "--warmup", str(a.warmup),
-               "--steps", str(a.steps), "--repeats", str(a.repeats), "--threads", str(a.threads)]
+               "--steps", str(a.steps), "--repeats", str(a.repeats), "--threads", str(a.threads),
+               "--autocast", a.autocast]
         t0 = time.time()
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
@@ -133,7 +144,8 @@ def parent(a):
         print("BENCH " + json.dumps(row), flush=True)
         rows.append(row)
 
-    print(f"\nPyTorch training step, MobileNet-CIFAR width {a.width}, batch {a.batch}, device {a.device}: "
+    print(f"\nPyTorch training step, MobileNet-CIFAR width {a.width}, batch {a.batch}, device {a.device}, "
+          f"autocast {a.autocast}: "
           f"{a.warmup} warm-up steps, median of {a.repeats} runs of {a.steps} steps")
     print(f"{'mode':<15} {'img/s':>10} {'ms/step':>9} {'first step s':>13} {'wall s':>7}  note")
     for r in rows:
@@ -157,6 +169,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                    help="bf16: forward and loss under torch.autocast(dtype=torch.bfloat16)")
     ap.add_argument("--compile-timeout", type=float, default=90,
                     help="seconds a compile mode may take beyond --run-timeout before it is abandoned")
     ap.add_argument("--run-timeout", type=float, default=60, help="seconds for a mode's whole child process")
