@@ -69,7 +69,7 @@ const Setting SETTINGS[] = {
     {NUM("--dw-group", SET_INT, dw_group, 1, 1 << 20, -1), .word = "auto", .word_value = 0, .key = "dw_group",
      .dflt_text = "backend default",
      .help = "channels per block-diagonal group of the depthwise layers; the backend's default is 1 on the CPU "
-             "(measured fastest there), 32 on CUDA (the paper's); N that does not divide a layer's channels is "
+             "and on CUDA (measured fastest on both; the paper used 32); N that does not divide a layer's channels is "
              "lowered to the largest divisor; auto times the candidates per layer at start-up (and keeps the "
              "default where the timings vary more than the 5% it decides by)"},
     {NUM("--print-model", SET_SWITCH, print_model, 0, 1, 0), .no_train = 1,
@@ -360,7 +360,7 @@ void setting_show(const Setting* s, const Options* o, char* buf, size_t len) {
 void setting_arg(const Setting* s, char* buf, size_t len) {
     if (s->arg) snprintf(buf, len, "%s", s->arg);
     else if (s->type == SET_SWITCH || s->type == SET_ACTION) snprintf(buf, len, "%s", "");
-    else if (s->type == SET_ONOFF) snprintf(buf, len, "on|off");
+    else if (s->type == SET_ONOFF) snprintf(buf, len, "on|off%s%s", s->word ? "|" : "", s->word ? s->word : "");
     else if (s->type == SET_CHOICE || s->type == SET_WORD) snprintf(buf, len, "%s", s->choices);
     else if (s->type == SET_PATH) snprintf(buf, len, "PATH");
     else snprintf(buf, len, "%s%s%s", s->type == SET_FLOAT ? "X" : "N", s->word ? "|" : "", s->word ? s->word : "");
