@@ -63,12 +63,13 @@ DepthwiseConv2d* model_depthwise(const Model* m, int i);
 int model_depthwise_input(const Model* m, int i);
 void model_autotune(Model* m, const Backend* be, int n, FILE* log);
 float model_stats_momentum(const Model* m);
-// --print-model: every op of the model for one c x h x w image (its name, kind, output shape,
-// parameters and multiply-adds, from the op's own cost function) and the totals; model_count gives
+// --print-model: every op of the model for one c x h x w image (its name, kind, arithmetic, output
+// shape, parameters and multiply-adds, from the op's own cost function) and the totals; bf16: the run
+// is in bf16 mixed precision, so the ops whose OpDef.bf16_products is set show "bf16"; model_count gives
 // the totals alone (per image: trainable parameters, true multiply-adds, multiply-adds as executed,
 // where depthwise layers cost g times their own under diagonalwise refactorization). Any may be NULL.
 // model_describe.c reads them off the ops, so a model defines neither.
-void model_print(const Model* m, int c, int h, int w, FILE* f);
+void model_print(const Model* m, int c, int h, int w, int bf16, FILE* f);
 void model_count(const Model* m, int c, int h, int w, long* params, long* macs, long* macs_executed);
 // The trainable parameters and running statistics (floats) of the model at this width, counted on a
 // model described but not allocated (a checkpoint that cannot hold them is refused before the build).

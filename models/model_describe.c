@@ -24,7 +24,7 @@ static long entry_params(const Engine* e, const TapeEntry* t) {
 }
 
 // One row per op for an input of one c x h x w image (into f when it is not NULL), summed into *sum.
-static void describe(const Model* m, int c, int h, int w, FILE* f, Totals* sum) {
+static void describe(const Model* m, int c, int h, int w, int bf16, FILE* f, Totals* sum) {
     Engine* e = engine_create(&(Backend){0});
     Model twin;
     model_build(&twin, m->def, e, m->width, 1, m->num_classes);
@@ -47,19 +47,20 @@ static void describe(const Model* m, int c, int h, int w, FILE* f, Totals* sum) 
         else snprintf(label, sizeof(label), "%s", t->op->kind);
         snprintf(shape, sizeof(shape), "%d x %d x %d", t->out->c, t->out->h, t->out->w);
         if (cost.g > 0) snprintf(note, sizeof(note), "DR g=%d: %ld executed", cost.g, executed);
-        fprintf(f, "%-16s %-12s %-16s %10ld %12ld  %s\n", t->name, label, shape, params, macs, note);
+        fprintf(f, "%-16s %-12s %-5s %-16s %10ld %12ld  %s\n", t->name, label, bf16 && t->op->bf16_products ? "bf16" : "fp32",
+                shape, params, macs, note);
     }
     engine_describe_end(e);
     model_free(&twin);
     engine_destroy(e);
 }
 
-void model_print(const Model* m, int c, int h, int w, FILE* f) {
+void model_print(const Model* m, int c, int h, int w, int bf16, FILE* f) {
     fprintf(f, "%s, width %g, %d classes (output shape per image: channels x height x width)\n", m->def->title,
             (double)m->width, m->num_classes);
-    fprintf(f, "%-16s %-12s %-16s %10s %12s\n", "layer", "kind", "output", "params", "mult-adds");
+    fprintf(f, "%-16s %-12s %-5s %-16s %10s %12s\n", "layer", "kind", "math", "output", "params", "mult-adds");
     Totals k = {0};
-    describe(m, c, h, w, f, &k);
+    describe(m, c, h, w, bf16, f, &k);
     fprintf(f, "total: %.3f M parameters, %.2f M multiply-adds per image (%.2f M as executed with "
                "diagonalwise refactorization, %.2fx)\n",
             k.params / 1e6, k.macs / 1e6, k.macs_executed / 1e6, (double)k.macs_executed / (double)k.macs);
@@ -67,7 +68,7 @@ void model_print(const Model* m, int c, int h, int w, FILE* f) {
 
 void model_count(const Model* m, int c, int h, int w, long* params, long* macs, long* macs_executed) {
     Totals k = {0};
-    describe(m, c, h, w, NULL, &k);
+    describe(m, c, h, w, 0, NULL, &k);
     if (params) *params = k.params;
     if (macs) *macs = k.macs;
     if (macs_executed) *macs_executed = k.macs_executed;

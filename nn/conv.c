@@ -59,7 +59,8 @@ static void conv2d_label(const TapeEntry* t, char* buf, size_t len) {
     else snprintf(buf, len, "conv %dx%d", s->k, s->k);
 }
 
-static const OpDef CONV2D_OP = {.kind = "conv2d", .backward = conv2d_backward, .cost = conv2d_cost, .label = conv2d_label};
+static const OpDef CONV2D_OP = {.kind = "conv2d", .backward = conv2d_backward, .cost = conv2d_cost, .label = conv2d_label,
+                                 .bf16_products = 1};
 
 Tensor* conv2d(Engine* e, const Conv2d* m, Tensor* x) {
     ConvShape s = conv2d_shape(m->name, x, m->c_in, m->c_out, m->k, m->stride, m->pad, m->groups);

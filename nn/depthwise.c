@@ -94,7 +94,7 @@ static void depthwise_label(const TapeEntry* t, char* buf, size_t len) {
 }
 
 static const OpDef DEPTHWISE_OP = {.kind = "depthwise", .backward = depthwise_backward, .cost = depthwise_cost,
-                                   .label = depthwise_label};
+                                   .label = depthwise_label, .bf16_products = 1};
 
 Tensor* depthwise_conv2d(Engine* e, const DepthwiseConv2d* m, Tensor* x) {
     int g = m->g, kk = m->k * m->k;

@@ -68,6 +68,9 @@ typedef struct OpDef {
     void (*cost)(const TapeEntry* t, OpCost* c);
     // The op as --print-model names it, from its shapes ("conv 3x3", "dw 3x3 s2"); NULL: the kind.
     void (*label)(const TapeEntry* t, char* buf, size_t len);
+    // 1: under bf16 mixed precision (BackendOptions.bf16) its products take bf16-rounded operands with
+    // FP32 sums (convolutions, depthwise by DR, linear); 0: it computes in FP32 whatever the precision.
+    int bf16_products;
 } OpDef;
 
 // What one op's forward saved for its backward. The union holds the op-specific arguments.

@@ -32,7 +32,7 @@ static void linear_cost(const TapeEntry* t, OpCost* c) {
     c->macs_bwd = (t->in[0]->grad ? 2.0 : 1.0) * c->macs_fwd; // weight gradient, and input gradient if needed
 }
 
-static const OpDef LINEAR_OP = {.kind = "linear", .backward = linear_backward, .cost = linear_cost};
+static const OpDef LINEAR_OP = {.kind = "linear", .backward = linear_backward, .cost = linear_cost, .bf16_products = 1};
 
 Tensor* linear(Engine* e, const Linear* m, Tensor* x) {
     int in = x->c * x->h * x->w;

@@ -128,6 +128,7 @@ void profiler_collect(Profiler* p, const Engine* e) {
         if (p->steps == 0) {
             snprintf(o->name, sizeof(o->name), "%s", t->name ? t->name : t->op->kind);
             snprintf(o->kind, sizeof(o->kind), "%s", t->op->kind);
+            o->bf16_products = t->op->bf16_products;
             o->n = t->out->n, o->c = t->out->c, o->h = t->out->h, o->w = t->out->w;
             profile_op_cost(o, t);
         }

@@ -18,6 +18,7 @@ typedef struct OpProfile {
     double macs_true;          // depthwise layers: the depthwise multiply-adds themselves (forward)
     double bytes_fwd, bytes_bwd; // least bytes each pass must move: every input read once, every output written once
     int g;                     // depthwise layers: channels per block-diagonal group
+    int bf16_products;         // the op's OpDef.bf16_products: bf16 operands under bf16 mixed precision
 } OpProfile;
 
 typedef struct Profiler {

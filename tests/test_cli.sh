@@ -29,7 +29,12 @@ expect 2 "--device tpu: expected auto, cpu, cuda or ref" mobilenet cifar10 --dev
 expect 2 "--nesterov maybe: expected on or off" mobilenet cifar10 --nesterov maybe
 expect 2 "--schedule linear: expected cosine, step or constant" mobilenet cifar10 --schedule linear
 expect 2 "--precision fp16: expected fp32 or bf16" mobilenet cifar10 --precision fp16
-expect 0 "precision: bf16 mixed precision: every conv and linear layer" mobilenet cifar10 --print-model --precision bf16
+expect 0 "precision: bf16 mixed precision: the layers marked bf16 above" mobilenet cifar10 --print-model --precision bf16
+# The arithmetic per layer (OpDef.bf16_products): products in bf16 for conv, depthwise and linear only.
+expect 0 "layers.0.conv1   dw 3x3       bf16" mobilenet cifar10 --print-model --precision bf16
+expect 0 "linear       bf16" mobilenet cifar10 --print-model --precision bf16
+expect 0 "layers.0.bn1     bn+relu      fp32" mobilenet cifar10 --print-model --precision bf16
+expect 0 "layers.0.conv1   dw 3x3       fp32" mobilenet cifar10 --print-model
 expect 0 "precision: fp32 throughout" mobilenet cifar10 --print-model
 expect 2 "--eval-only: needs weights" mobilenet cifar10 --eval-only
 expect 2 "--print-model yes: takes no value" mobilenet cifar10 --print-model=yes

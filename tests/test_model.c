@@ -21,7 +21,7 @@ static char* printed(const Model* m) {
     char* buf = NULL;
     size_t len = 0;
     FILE* f = open_memstream(&buf, &len);
-    model_print(m, 3, 32, 32, f);
+    model_print(m, 3, 32, 32, 0, f);
     fclose(f);
     return buf;
 }

@@ -3,7 +3,8 @@
 // than the measured step and to most of it; a step's total cost (profile_step_cost) matches the
 // model's count (its ops described for one image, models/model_describe.c) and the convolution
 // formula for the stem; the profiler stays attached across steps without
-// disturbing the results. And --dw-group auto chooses a valid group size for every layer.
+// disturbing the results; the layers that compute in bf16 under --precision bf16 are the conv, depthwise
+// and linear ones. And --dw-group auto chooses a valid group size for every layer.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,10 @@ int main(void) {
                   op->g, op->macs_fwd, op->macs_true);
         }
         convs += !strcmp(op->kind, "conv2d");
+        // What --profile and --print-model show as the layer's arithmetic under --precision bf16: the
+        // ops whose products the backends round to bf16 (conv, depthwise, linear), and only those.
+        int gemm = !strcmp(op->kind, "conv2d") || !strcmp(op->kind, "depthwise") || !strcmp(op->kind, "linear");
+        CHECK(op->bf16_products == gemm, "%s (%s): bf16_products %d", op->name, op->kind, op->bf16_products);
     }
     CHECK(depthwise == MOBILENET_BLOCKS && convs == MOBILENET_BLOCKS + 1, "%d depthwise and %d conv rows", depthwise, convs);
     long model_params, model_macs, model_executed;

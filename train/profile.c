@@ -42,11 +42,10 @@ static double timed_steps(Trainer* t, int steps, Profiler* prof, double* optimiz
     return total / steps;
 }
 
-// The arithmetic of a layer kind under --precision: bf16 products for the convolutions (depthwise by
-// DR included) and linear layers in bf16 mode, FP32 for everything else.
-static const char* op_math(const char* kind, int precision) {
-    int gemm = !strcmp(kind, "conv2d") || !strcmp(kind, "depthwise") || !strcmp(kind, "linear");
-    return gemm && precision == PRECISION_BF16 ? "bf16" : "fp32";
+// The arithmetic of a layer under --precision: bf16 products where its op says so (OpDef.bf16_products:
+// the convolutions, depthwise by DR included, and linear layers) in bf16 mode, FP32 for everything else.
+static const char* op_math(const OpProfile* op, int precision) {
+    return op->bf16_products && precision == PRECISION_BF16 ? "bf16" : "fp32";
 }
 
 int run_profile(Trainer* t) {
@@ -83,7 +82,7 @@ int run_profile(Trainer* t) {
         snprintf(shape, sizeof(shape), "%dx%dx%dx%d", op->n, op->c, op->h, op->w);
         if (op->g) snprintf(dw, sizeof(dw), "g=%d: %dx the depthwise arithmetic", op->g, op->g);
         printf("%-18s %-14s %-5s %-18s %8.3f %8.3f %5.1f%% %9.2f %8.1f %9.2f %7.1f  %s\n", op->name, op->kind,
-               op_math(op->kind, o->precision), shape, f, b, 100.0 * ms / step_ms, macs / 1e6, ms > 0 ? 2 * macs / ms / 1e6 : 0.0,
+               op_math(op, o->precision), shape, f, b, 100.0 * ms / step_ms, macs / 1e6, ms > 0 ? 2 * macs / ms / 1e6 : 0.0,
                bytes / 1e6, ms > 0 ? bytes / ms / 1e6 : 0.0, dw);
     }
     double layers = sum_fwd + sum_bwd;
@@ -116,7 +115,7 @@ int run_profile(Trainer* t) {
             nn_json_string(f, op->name);
             fprintf(f, ", \"kind\": ");
             nn_json_string(f, op->kind);
-            fprintf(f, ", \"math\": \"%s\"", op_math(op->kind, o->precision));
+            fprintf(f, ", \"math\": \"%s\"", op_math(op, o->precision));
             fprintf(f, ", \"shape\": [%d, %d, %d, %d], \"fwd_ms\": %.6f, \"bwd_ms\": %.6f, "
                     "\"macs_fwd\": %.0f, \"macs_bwd\": %.0f, \"macs_depthwise\": %.0f, \"bytes_fwd\": %.0f, "
                     "\"bytes_bwd\": %.0f, \"g\": %d}%s\n",

@@ -69,10 +69,10 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
         if (o->dw_group > 0) printf("depthwise layers: g = %d (--dw-group %d)\n", g, o->dw_group);
         else printf("depthwise layers: g = %d, the %s backend's default%s\n", g, t->be->name,
                     o->dw_group == 0 ? " (--dw-group auto chooses per layer when a run starts)" : "");
-        model_print(&t->model, ds->channels, ds->height, ds->width, stdout);
+        model_print(&t->model, ds->channels, ds->height, ds->width, o->precision == PRECISION_BF16, stdout);
         printf("precision: %s\n", o->precision == PRECISION_BF16
-                                       ? "bf16 mixed precision: every conv and linear layer above multiplies bf16-rounded "
-                                         "inputs and weights with FP32 sums; batch norm, ReLU, pooling, loss and SGD in FP32"
+                                       ? "bf16 mixed precision: the layers marked bf16 above (every conv and linear layer) multiply "
+                                         "bf16-rounded inputs and weights with FP32 sums; batch norm, ReLU, pooling, loss and SGD in FP32"
                                        : "fp32 throughout");
         exit(0);
     }
