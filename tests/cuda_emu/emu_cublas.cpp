@@ -1,6 +1,7 @@
 // A strict CPU stand-in for the part of cuBLAS 13 the CUDA backend uses: the handle (stream,
-// workspace, math mode, pointer mode) and cublasSgemm. Compiled against the real <cublas_v2.h>, so
-// cublasSgemm and friends are the _v2 entry points nvcc-compiled code links to.
+// workspace, math mode, pointer mode), cublasSgemm, and cublasGemmEx for FP32 data or bf16 A and B
+// with an FP32 C and FP32 compute (bf16 mixed precision). Compiled against the real <cublas_v2.h>,
+// so cublasSgemm and friends are the _v2 entry points nvcc-compiled code links to.
 //
 // Strictness, as in emu_cudnn.cpp: arguments real cuBLAS rejects get its status
 // (CUBLAS_STATUS_INVALID_VALUE for bad sizes, leading dimensions, operations, math modes); what
@@ -12,10 +13,12 @@
 // Numerics: column-major C = alpha * op(A) op(B) + beta * C, accumulated in double and rounded to
 // float once; C is not read when beta == 0, A and B are not read when alpha == 0 or k == 0 (the BLAS
 // convention cuBLAS follows). With CUBLAS_TF32_TENSOR_OP_MATH the elements of A and B are rounded to
-// TF32 first. Device memory is touched only inside the closure given to emu::submit.
+// TF32 first; bf16 elements are widened exactly. Device memory is touched only inside the closure
+// given to emu::submit.
 #include <cublas_v2.h>
 
 #include "emu.h"
+#include "nn/bf16.h" // bf16_float: reading bf16 elements
 
 #include <algorithm>
 #include <cstdint>
@@ -65,9 +68,9 @@ struct Matrix {
     const void* ptr;
     size_t bytes;
 };
-Matrix matrix(const char* name, const void* ptr, int rows, int cols, int ld) {
+Matrix matrix(const char* name, const void* ptr, int rows, int cols, int ld, size_t elem_bytes) {
     size_t elems = rows == 0 || cols == 0 ? 0 : (size_t)ld * (cols - 1) + rows;
-    return Matrix{name, ptr, elems * sizeof(float)};
+    return Matrix{name, ptr, elems * elem_bytes};
 }
 
 void require_device(const char* call, const Matrix& m) {
@@ -94,14 +97,16 @@ void require_workspace(const char* call, const void* ws, size_t bytes) {
 
 // `count` vectors of length `depth` taken from the column-major matrix M (leading dimension ld),
 // packed densely: vector i, element l is M[i * ld + l] when `contiguous` (vector i is column i of
-// M), else M[i + l * ld] (vector i is row i of M). TF32-rounded on request. The GEMM gathers op(A)
-// as its m rows and op(B) as its n columns, so that each C element is one dot product.
-std::vector<float> gather(const float* M, int ld, bool contiguous, int count, int depth, bool tf32) {
+// M), else M[i + l * ld] (vector i is row i of M). bf16 elements (bf16) are widened; float ones
+// TF32-rounded on request. The GEMM gathers op(A) as its m rows and op(B) as its n columns, so that
+// each C element is one dot product.
+std::vector<float> gather(const void* M, bool bf16, int ld, bool contiguous, int count, int depth, bool tf32) {
     std::vector<float> v((size_t)count * depth);
     for (int i = 0; i < count; i++)
         for (int l = 0; l < depth; l++) {
-            float e = contiguous ? M[(size_t)i * ld + l] : M[i + (size_t)l * ld];
-            v[(size_t)i * depth + l] = tf32 ? emu::round_tf32(e) : e;
+            size_t at = contiguous ? (size_t)i * ld + l : i + (size_t)l * ld;
+            float e = bf16 ? bf16_float(((const uint16_t*)M)[at]) : ((const float*)M)[at];
+            v[(size_t)i * depth + l] = tf32 && !bf16 ? emu::round_tf32(e) : e;
         }
     return v;
 }
@@ -226,10 +231,12 @@ cublasStatus_t cublasGetPointerMode_v2(cublasHandle_t handle, cublasPointerMode_
 // ---------------------------------------------------------------------------------------------
 // SGEMM: C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, column-major.
 
-cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                              int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
-                              const float* beta, float* C, int ldc) {
-    static const char call[] = "cublasSgemm";
+namespace {
+
+// Both GEMMs: FP32 C and scalars; A and B float, or both bf16 (ab_bf16).
+cublasStatus_t gemm(const char* call, cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
+                    int n, int k, const float* alpha, const void* A, int lda, const void* B, int ldb, bool ab_bf16,
+                    const float* beta, float* C, int ldc) {
     REQUIRE_HANDLE(handle, call);
     // For real data CUBLAS_OP_C is CUBLAS_OP_T; CUBLAS_OP_CONJG and anything else are invalid.
     auto valid_op = [](cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; };
@@ -266,8 +273,9 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, c
     // What the GPU touches: C always (written); A and B unless alpha == 0 or k == 0 (known only in
     // host pointer mode, so in device mode they must always be valid).
     const bool reads_ab = device_scalars || (k > 0 && alpha_v != 0.0f);
-    const Matrix MA = matrix("A", A, a_rows, a_cols, lda), MB = matrix("B", B, b_rows, b_cols, ldb);
-    const Matrix MC = matrix("C", C, m, n, ldc);
+    const size_t ab_bytes = ab_bf16 ? sizeof(uint16_t) : sizeof(float);
+    const Matrix MA = matrix("A", A, a_rows, a_cols, lda, ab_bytes), MB = matrix("B", B, b_rows, b_cols, ldb, ab_bytes);
+    const Matrix MC = matrix("C", C, m, n, ldc, sizeof(float));
     require_device(call, MC);
     if (reads_ab) {
         require_device(call, MA);
@@ -286,8 +294,8 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, c
         // op(A) as m rows of length k, op(B) as n columns of length k.
         std::vector<float> a_rows_v, b_cols_v;
         if (use_ab) {
-            a_rows_v = gather(A, lda, ta, m, k, tf32);  // op(A)(i, l) = ta ? A[l + i*lda] : A[i + l*lda]
-            b_cols_v = gather(B, ldb, !tb, n, k, tf32); // op(B)(l, j) = tb ? B[j + l*ldb] : B[l + j*ldb]
+            a_rows_v = gather(A, ab_bf16, lda, ta, m, k, tf32);  // op(A)(i, l) = ta ? A[l + i*lda] : A[i + l*lda]
+            b_cols_v = gather(B, ab_bf16, ldb, !tb, n, k, tf32); // op(B)(l, j) = tb ? B[j + l*ldb] : B[l + j*ldb]
         }
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
@@ -303,4 +311,32 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, c
             }
     });
     return CUBLAS_STATUS_SUCCESS;
+}
+
+} // namespace
+
+cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                              int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
+                              const float* beta, float* C, int ldc) {
+    return gemm("cublasSgemm", handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, false, beta, C, ldc);
+}
+
+// GEMM with explicit types: emulated for all-FP32 and for bf16 A and B with an FP32 C, both with
+// CUBLAS_COMPUTE_32F (FP32 scalars). Other valid combinations exist in cuBLAS and abort here, saying so;
+// A and B of different types are no combination cuBLAS supports (CUBLAS_STATUS_NOT_SUPPORTED).
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                            int k, const void* alpha, const void* A, cudaDataType Atype, int lda, const void* B,
+                            cudaDataType Btype, int ldb, const void* beta, void* C, cudaDataType Ctype, int ldc,
+                            cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
+    static const char call[] = "cublasGemmEx";
+    REQUIRE_HANDLE(handle, call);
+    if (Atype != Btype) return CUBLAS_STATUS_NOT_SUPPORTED;
+    const bool bf16 = Atype == CUDA_R_16BF;
+    if ((Atype != CUDA_R_32F && !bf16) || Ctype != CUDA_R_32F || computeType != CUBLAS_COMPUTE_32F)
+        emu::fatal("%s: A/B type %d, C type %d, compute type %d: the emulated cuBLAS implements only FP32 A, B and C, or bf16 "
+                   "A and B with an FP32 C, with CUBLAS_COMPUTE_32F", call, (int)Atype, (int)Ctype, (int)computeType);
+    if (algo != CUBLAS_GEMM_DEFAULT && algo != CUBLAS_GEMM_DEFAULT_TENSOR_OP)
+        emu::fatal("%s: algorithm %d: the emulator implements CUBLAS_GEMM_DEFAULT (and its tensor-op alias) only", call, (int)algo);
+    return gemm(call, handle, transa, transb, m, n, k, (const float*)alpha, A, lda, B, ldb, bf16, (const float*)beta,
+                (float*)C, ldc);
 }

@@ -1,6 +1,7 @@
 // A strict CPU stand-in for the part of cuDNN 9 the CUDA backend uses: the legacy convolution API
 // (tensor, filter and convolution descriptors, algorithm search and the three convolutions), for
-// 4-d NCHW float tensors. It is compiled against the real <cudnn.h>, so every signature and enum is
+// 4-d NCHW float tensors, and bf16 ones with FP32 compute (cuDNN's PSEUDO_BFLOAT16 configuration: x, w
+// and y all bf16; the result is rounded to bf16 to nearest even). It is compiled against the real <cudnn.h>, so every signature and enum is
 // exactly what nvcc-compiled code sees.
 //
 // Strictness, so that the first run on a real GPU behaves like the emulated one:
@@ -13,7 +14,8 @@
 //   - What real cuDNN accepts but this emulator does not implement (NHWC, half, double, ...) also
 //     aborts, saying so, rather than returning a status real cuDNN would not return.
 //
-// Numerics: a reference loop that accumulates in double and rounds to float once, with
+// Numerics: a reference loop that accumulates in double and rounds to float once (then to bf16 for
+// bf16 tensors, whose operands are read exactly), with
 // out = alpha * result + beta * out (and out not read at all when beta == 0). When the
 // convolution's math type allows tensor ops, both factors of every product are first rounded to
 // TF32, so TF32 error is realistic. Non-deterministic algorithms (backward-data ALGO_0,
@@ -32,6 +34,7 @@
 #include <cudnn.h>
 
 #include "emu.h"
+#include "nn/bf16.h" // the result's rounding to bf16 (nearest even), and reading bf16 operands
 
 #include <algorithm>
 #include <cmath>
@@ -49,10 +52,12 @@ struct cudnnContext {
 struct cudnnTensorStruct {
     bool set;       // cudnnSetTensor4dDescriptor succeeded at least once
     int n, c, h, w; // NCHW, packed
+    bool bf16;      // CUDNN_DATA_BFLOAT16 (else CUDNN_DATA_FLOAT)
 };
 struct cudnnFilterStruct {
     bool set;
     int k, c, r, s; // output channels, input channels per group, height, width (NCHW = KCRS)
+    bool bf16;
 };
 struct cudnnConvolutionStruct {
     bool set; // cudnnSetConvolution2dDescriptor succeeded at least once
@@ -125,9 +130,9 @@ cudnnStatus_t check_float_nchw(const char* call, cudnnTensorFormat_t format, cud
     if (!valid_data_type(type)) return fail(CUDNN_STATUS_BAD_PARAM, call, "invalid data type %d", (int)type);
     if (format == CUDNN_TENSOR_NCHW_VECT_C)
         return fail(CUDNN_STATUS_BAD_PARAM, call, "CUDNN_TENSOR_NCHW_VECT_C needs a vectorized data type, not %d", (int)type);
-    if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT)
+    if (format != CUDNN_TENSOR_NCHW || (type != CUDNN_DATA_FLOAT && type != CUDNN_DATA_BFLOAT16))
         emu::fatal("%s: format %d, data type %d: the emulated cuDNN implements only CUDNN_TENSOR_NCHW with "
-                   "CUDNN_DATA_FLOAT", call, (int)format, (int)type);
+                   "CUDNN_DATA_FLOAT or CUDNN_DATA_BFLOAT16", call, (int)format, (int)type);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -156,6 +161,7 @@ struct Problem {
     bool flip;        // CUDNN_CONVOLUTION: the filter is applied rotated by 180 degrees
     bool tf32;        // the math type allows tensor ops: products of TF32-rounded factors
     cudnnMathType_t math;
+    bool bf16;        // x, w and y are bf16 (FP32 compute): 2-byte elements, the result rounded to bf16
     size_t x_elems() const { return (size_t)n * c * h * w; }
     size_t w_elems() const { return (size_t)k * cg * r * s; }
     size_t y_elems() const { return (size_t)n * k * oh * ow; }
@@ -203,6 +209,11 @@ cudnnStatus_t make_problem(const char* call, Dir d, cudnnHandle_t handle, cudnnT
     cudnnStatus_t st = check_conv(call, d, xd, wd, cd);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     if (!yd->set) return fail(CUDNN_STATUS_BAD_PARAM, call, "%s was created but never set", y_name(d));
+    // Mixed data types (say bf16 x and w with a float y) are no configuration the legacy API supports.
+    if (xd->bf16 != wd->bf16 || xd->bf16 != yd->bf16)
+        return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "%s, %s and %s must have one data type (here %s, %s, %s)", x_name(d),
+                    w_name(d), y_name(d), xd->bf16 ? "bf16" : "float", wd->bf16 ? "bf16" : "float",
+                    yd->bf16 ? "bf16" : "float");
     if (wd->k % cd->groups != 0)
         return fail(CUDNN_STATUS_BAD_PARAM, call, "%s has %d output channels, not a multiple of the group count %d",
                     w_name(d), wd->k, cd->groups);
@@ -219,7 +230,7 @@ cudnnStatus_t make_problem(const char* call, Dir d, cudnnHandle_t handle, cudnnT
                     y_name(d), yd->h, yd->w, xd->h, xd->w, oh, ow);
     *p = Problem{xd->n, xd->c, xd->h, xd->w, wd->k, wd->c, wd->r, wd->s, oh, ow, cd->groups,
                  cd->pad_h, cd->pad_w, cd->stride_h, cd->stride_w, cd->dil_h, cd->dil_w,
-                 cd->mode == CUDNN_CONVOLUTION, cd->math != CUDNN_FMA_MATH, cd->math};
+                 cd->mode == CUDNN_CONVOLUTION, cd->math != CUDNN_FMA_MATH && !xd->bf16, cd->math, xd->bf16};
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -279,7 +290,10 @@ bool algo_support(Dir d, int a, const Problem& p, size_t* ws, const char** why) 
     const bool unit = p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1;
     const bool fits_pad = p.r > p.pad_h && p.s > p.pad_w;
     *ws = 0;
-    switch (algo_info(d, a).kind) {
+    const Kind kind = algo_info(d, a).kind;
+    if (p.bf16 && (kind == FFT || kind == FFT_TILING || kind == WINOGRAD || kind == WINOGRAD_NONFUSED))
+        return *why = "the FFT and Winograd algorithms take float or half data, not bf16", false;
+    switch (kind) {
     case IMPLICIT: return true;
     case PRECOMP: *ws = 2 * sizeof(int) * cg * rs + 256; return true;
     case EXPLICIT: *ws = sizeof(float) * c * rs * oh * ow; return true;
@@ -424,9 +438,16 @@ template <typename Row> void for_each_row(const Problem& p, Row&& row) {
             }
 }
 
-// A copy of a device tensor, TF32-rounded when the math type allows tensor ops.
-std::vector<float> operand(const float* src, size_t n, bool tf32) {
-    std::vector<float> v(src, src + n);
+// A copy of a device tensor as floats: bf16 elements widened (exactly), float ones TF32-rounded when
+// the math type allows tensor ops.
+std::vector<float> operand(const void* src, size_t n, bool tf32, bool bf16) {
+    std::vector<float> v(n);
+    if (bf16) {
+        const uint16_t* h = (const uint16_t*)src;
+        for (size_t i = 0; i < n; i++) v[i] = bf16_float(h[i]);
+        return v;
+    }
+    memcpy(v.data(), src, n * sizeof(float));
     if (tf32)
         for (float& f : v) f = emu::round_tf32(f);
     return v;
@@ -436,12 +457,12 @@ uint64_t runs; // executions of non-deterministic algorithms, for their jitter
 
 // Runs direction `d` on device memory (inside a submitted closure): the two inputs `a` and `b`
 // (forward: x, w; backward data: dy, w; backward filter: x, dy) and the output `out`.
-void convolve(Dir d, const Problem& p, const float* a, const float* b, float* out, double alpha, double beta,
+void convolve(Dir d, const Problem& p, const void* a, const void* b, void* out, double alpha, double beta,
               bool deterministic) {
     const size_t a_elems = d == BWD_DATA ? p.y_elems() : p.x_elems();
     const size_t b_elems = d == FWD || d == BWD_DATA ? p.w_elems() : p.y_elems();
     const size_t out_elems = d == FWD ? p.y_elems() : d == BWD_DATA ? p.x_elems() : p.w_elems();
-    const std::vector<float> A = operand(a, a_elems, p.tf32), B = operand(b, b_elems, p.tf32);
+    const std::vector<float> A = operand(a, a_elems, p.tf32, p.bf16), B = operand(b, b_elems, p.tf32, p.bf16);
     std::vector<double> acc(out_elems, 0.0);
     switch (d) {
     case FWD: // a = x, b = w
@@ -465,9 +486,27 @@ void convolve(Dir d, const Problem& p, const float* a, const float* b, float* ou
         break;
     }
     const uint64_t run = ++runs;
+    float* out_f = (float*)out;
+    uint16_t* out_h = (uint16_t*)out;
     for (size_t i = 0; i < out_elems; i++) {
         // beta == 0: the old output is not read (it may be uninitialized or NaN).
-        float v = (float)(alpha * acc[i] + (beta != 0.0 ? beta * (double)out[i] : 0.0));
+        const double old = beta == 0.0 ? 0.0 : p.bf16 ? (double)bf16_float(out_h[i]) : (double)out_f[i];
+        float v = (float)(alpha * acc[i] + beta * old);
+        if (p.bf16) {
+            // FP32 compute, then the result rounded to bf16; atomics' order shows as one bf16 step.
+            uint16_t h = bf16_round(v);
+            if (!deterministic && v != 0.0f && std::isfinite(bf16_float(h)) && (h & 0x7FFFu) != 0) {
+                uint64_t r = (runs * 0x9E3779B97F4A7C15ull) ^ (i * 0xC2B2AE3D27D4EB4Full);
+                r ^= r >> 29;
+                r *= 0xBF58476D1CE4E5B9ull;
+                r ^= r >> 32;
+                const uint16_t next = (uint16_t)(r & 8 ? h + 1 : h - 1); // the neighbour above or below in magnitude
+                if ((r & 7) == 0 && std::isfinite(bf16_float(next)) && (next & 0x8000u) == (h & 0x8000u) && (next & 0x7FFFu))
+                    h = next;
+            }
+            out_h[i] = h;
+            continue;
+        }
         if (!deterministic && v != 0.0f && std::isfinite(v)) {
             // Atomics add in a different order at every run: one ulp either way on some elements.
             uint64_t h = (run * 0x9E3779B97F4A7C15ull) ^ (i * 0xC2B2AE3D27D4EB4Full);
@@ -476,7 +515,7 @@ void convolve(Dir d, const Problem& p, const float* a, const float* b, float* ou
             h ^= h >> 32;
             if ((h & 7) == 0) v = std::nextafter(v, (h & 8) ? INFINITY : -INFINITY);
         }
-        out[i] = v;
+        out_f[i] = v;
     }
 }
 
@@ -539,7 +578,7 @@ cudnnStatus_t run_convolution(const char* call, Dir d, cudnnHandle_t handle, con
 
     // What a GPU would touch. The caller's claim about its workspace must hold even where this
     // algorithm uses less of it; the part the algorithm uses must not overlap the tensors.
-    const size_t F = sizeof(float);
+    const size_t F = p.bf16 ? sizeof(uint16_t) : sizeof(float);
     const Buffer A{a_name, a, F * (d == BWD_DATA ? p.y_elems() : p.x_elems())};
     const Buffer B{b_name, b, F * (d == BWD_FILTER ? p.y_elems() : p.w_elems())};
     const Buffer O{out_name, out, F * (d == FWD ? p.y_elems() : d == BWD_DATA ? p.x_elems() : p.w_elems())};
@@ -563,7 +602,7 @@ cudnnStatus_t run_convolution(const char* call, Dir d, cudnnHandle_t handle, con
                 emu::fatal("%s: the workspace %p (%zu bytes) was freed before the work ran", call, workspace, need);
             memset(workspace, 0xff, need);
         }
-        convolve(d, p, (const float*)a, (const float*)b, (float*)out, alpha, beta, deterministic);
+        convolve(d, p, a, b, out, alpha, beta, deterministic);
     });
     return CUDNN_STATUS_SUCCESS;
 }
@@ -678,7 +717,7 @@ cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t desc, cudnnTens
     const int d[4] = {n, c, h, w};
     if (st == CUDNN_STATUS_SUCCESS) st = check_dims(call, "the tensor", d, "nchw");
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    *desc = cudnnTensorStruct{true, n, c, h, w};
+    *desc = cudnnTensorStruct{true, n, c, h, w, type == CUDNN_DATA_BFLOAT16};
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -699,7 +738,7 @@ cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t desc, cudnnData
     const int d[4] = {k, c, h, w};
     if (st == CUDNN_STATUS_SUCCESS) st = check_dims(call, "the filter", d, "kchw");
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    *desc = cudnnFilterStruct{true, k, c, h, w};
+    *desc = cudnnFilterStruct{true, k, c, h, w, type == CUDNN_DATA_BFLOAT16};
     return CUDNN_STATUS_SUCCESS;
 }
 
