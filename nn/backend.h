@@ -45,10 +45,14 @@ typedef struct BackendOptions {
     int tf32;               // CUDA: let cuDNN/cuBLAS use TF32 tensor cores for float32 (PyTorch's default for convs)
     size_t workspace_limit; // CUDA: most bytes of convolution workspace; 0 = default
     int deterministic;      // CUDA: only deterministic cuDNN algorithms, chosen by heuristics, not timing
-    int bf16;               // bf16 mixed precision (CPU and ref; CUDA refuses it): every convolution and
-                            // linear GEMM (forward, backward-data, backward-filter) rounds both operands
-                            // to bf16 (nearest even, denormals to zero: nn/bf16.h) and sums in FP32 or
-                            // better; everything else, and every stored tensor, stays FP32
+    int bf16;               // bf16 mixed precision: every convolution and linear GEMM (forward,
+                            // backward-data, backward-filter) rounds both operands to bf16 (nearest
+                            // even, denormals to zero: nn/bf16.h) and sums in FP32 or better;
+                            // everything else, and every stored tensor, stays FP32. CUDA also rounds
+                            // a convolution's result to bf16 (kernels/cuda/cuda_bf16.cu says why)
+    int bf16_conv_results;  // reference backend in bf16 mode only: round each convolution's result
+                            // (output, data gradient, filter gradient) to bf16 too, as the CUDA backend
+                            // does, so that it is that backend's oracle (tests/test_cuda_ops.c)
 } BackendOptions;
 
 typedef struct Backend {

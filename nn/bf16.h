@@ -13,12 +13,20 @@
 #include <stdint.h>
 #include <string.h>
 
+// The CUDA backend compiles these same functions into its conversion kernel (kernels/cuda/cuda_bf16.cu),
+// so every backend rounds alike; for C and the CPU emulator they are plain inline functions.
+#ifdef __CUDACC__
+#define BF16_FN static inline __host__ __device__
+#else
+#define BF16_FN static inline
+#endif
+
 // x rounded to the nearest bf16, ties to even: what PyTorch's float -> bfloat16 conversion does.
 // Adding 0x7FFF plus the lowest kept bit rounds at bit 16 and carries into the exponent where it must
 // (the largest finite floats round to Inf). A NaN is truncated with its quiet bit set: truncation
 // alone would turn a NaN whose payload lies only in the low bits into Inf. Written as a select, not a
 // branch, so that loops over it vectorize.
-static inline uint16_t bf16_round(float x) {
+BF16_FN uint16_t bf16_round(float x) {
     uint32_t u;
     memcpy(&u, &x, sizeof(u));
     uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x0040u;
@@ -26,7 +34,7 @@ static inline uint16_t bf16_round(float x) {
 }
 
 // The FP32 value of a bf16 (exact: bf16 is a prefix of FP32).
-static inline float bf16_float(uint16_t h) {
+BF16_FN float bf16_float(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float x;
     memcpy(&x, &u, sizeof(x));
@@ -36,12 +44,12 @@ static inline float bf16_float(uint16_t h) {
 // What a bf16 product multiplies: x rounded to bf16, then a denormal (|x| < 2^-126) replaced by a zero
 // of its sign. vdpbf16ps treats denormal inputs as zero whatever MXCSR says (DAZ); flushing them when
 // rounding gives every other path the same operands.
-static inline uint16_t bf16_operand(float x) {
+BF16_FN uint16_t bf16_operand(float x) {
     uint16_t h = bf16_round(x);
     return (h & 0x7F80u) == 0 ? (uint16_t)(h & 0x8000u) : h;
 }
 
 // The same operand as an FP32 value: what the reference backend multiplies in bf16 mode.
-static inline float bf16_operand_value(float x) { return bf16_float(bf16_operand(x)); }
+BF16_FN float bf16_operand_value(float x) { return bf16_float(bf16_operand(x)); }
 
 #endif

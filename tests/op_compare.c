@@ -75,6 +75,9 @@ const Bounds COMPARE_NET = {1e-3, 1e-3, 1e-4, 3e-2, 5e-4, 1e-3, 1e-4};
 const Bounds COMPARE_BF16_CHAIN = {COMPARE_EXACT, COMPARE_EXACT, COMPARE_EXACT, 3e-4, COMPARE_EXACT, COMPARE_EXACT, COMPARE_EXACT};
 const Bounds COMPARE_BF16_NET = {2e-3, 2e-3, 2e-3, 0.3, 2e-3, 2e-3, 3e-2};
 int compare_bf16;
+const Bounds* compare_bf16_single = &COMPARE_SINGLE;
+const Bounds* compare_bf16_chain = &COMPARE_BF16_CHAIN;
+const Bounds* compare_bf16_net = &COMPARE_BF16_NET;
 
 double compare(const char* where, const char* tensor, const float* test_v, const float* ref_v, size_t n,
                double bound) {
@@ -167,8 +170,9 @@ void align_forward(Engine* const* e) {
 // The op table
 
 void compare_case(const OpCase* c) {
-    const Bounds* bd = c->op == OP_MOBILENET ? (compare_bf16 ? &COMPARE_BF16_NET : &COMPARE_NET)
-                       : compare_bf16 && c->op == OP_CHAIN ? &COMPARE_BF16_CHAIN
+    const Bounds* bd = c->op == OP_MOBILENET ? (compare_bf16 ? compare_bf16_net : &COMPARE_NET)
+                       : compare_bf16 && c->op == OP_CHAIN ? compare_bf16_chain
+                       : compare_bf16                      ? compare_bf16_single
                                                            : &COMPARE_SINGLE;
     OpCaseState* s = NN_CALLOC(2, sizeof(OpCaseState));
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {

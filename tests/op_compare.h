@@ -18,7 +18,12 @@ extern const Bounds COMPARE_NET;    // a whole MobileNet in FP32 (op_compare.c s
 // Both backends in bf16 mixed precision (BackendOptions.bf16; op_compare.c derives each):
 extern const Bounds COMPARE_BF16_CHAIN; // several ops, where rounding to bf16 follows a computed value
 extern const Bounds COMPARE_BF16_NET;   // a whole MobileNet
-extern int compare_bf16; // 1: the backends were opened in bf16 mode, and compare_case takes these bounds
+extern int compare_bf16; // 1: the backends were opened in bf16 mode, and compare_case takes these bounds:
+// by default COMPARE_SINGLE, COMPARE_BF16_CHAIN and COMPARE_BF16_NET; a test whose backend rounds more
+// (CUDA: cuDNN rounds each convolution's result to bf16 too) points them at its own.
+extern const Bounds* compare_bf16_single;
+extern const Bounds* compare_bf16_chain;
+extern const Bounds* compare_bf16_net;
 
 // The two backends every function below compares: ref must be the reference backend. Call first.
 void compare_backends(const Backend* ref, const Backend* tested);

@@ -20,7 +20,9 @@
 //
 // Exits 77 (CTest's skip) when the build has no CUDA backend or the machine has no CUDA device;
 // DRNET_REQUIRE_GPU=1 turns that into a failure (on a GPU machine a skip would hide a broken
-// driver). Argument --quick skips the MobileNet training steps.
+// driver). Argument --quick skips the MobileNet training steps and the bf16 part. The bf16 part:
+// the rounding kernel bit for bit, then the op table and a MobileNet step with both backends in
+// bf16 mixed precision (bounds at CUDA_BF16_SINGLE below).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,29 @@ static const Backend* be[2]; // [0] the reference, [1] CUDA
 // (evaluation mode does not amplify). About 4x those: a smoke test of the TF32 path (NaN, garbage,
 // a lost write); the eval logits are its sharpest check.
 static const Bounds TF32 = {0.5, 0.5, 4e-2, 2e-1, 1e-1, 1e-1, 2e-2};
+
+// bf16 mixed precision, CUDA against the reference in bf16 mode with BackendOptions.bf16_conv_results:
+// both round the same operands with one function (nn/bf16.h; test_bf16_rounding checks the kernel bit
+// for bit), and the reference also rounds each convolution's result to bf16 as cuDNN does
+// (kernels/cuda/cuda_bf16.cu). What remains is summation order, as in FP32, except that an FP32
+// result lying within that order's ~1e-7 of the midpoint between two bf16 numbers rounds to a
+// different neighbour on each: one bf16 step, at most 2^-7 of the element. Such flips are rare (a
+// few in 1e4 elements, more where cuDNN sums in FP32 on a GPU than in the emulator, which sums in
+// double like the reference), but one flip in a 16-element weight gradient moves its norm by ~2e-3,
+// so a single op's bound is the flips' ceiling, 2^-7 = 7.8e-3 (every element one step off). Measured
+// on the emulator: every single op and the chain at most 1.2e-7 (no flip). Real bugs are larger: a
+// wrong rounding is caught bit for bit by test_bf16_rounding, a lost accumulate or a stale or
+// unconverted buffer is an O(1) error. The chain gets 3e-2 on gradients, where a flip passes through
+// batch norm. A whole network amplifies flips like any other difference (COMPARE_NET's comment), in
+// training mode by far the most: the MobileNet step measured activations 0.10 at the last layer,
+// logits 7.5e-2, loss 5.4e-4, gradients 3.9e-2, running statistics 2.2e-2, weights after SGD 2.1e-3
+// over all of them and 2.2e-2 for the worst single parameter or statistic after the step, eval logits 6.5e-4 (the MobileNet op case: gradients 1.1e-4); about 5x those, as for TF32, a smoke
+// test of the whole bf16 path whose sharpest check is the eval logits. The first GPU run reports the
+// figures a GPU gives.
+#define BF16_STEP 7.8125e-3 // 2^-7: one bf16 step relative to values in [1, 2)
+static const Bounds CUDA_BF16_SINGLE = {BF16_STEP, BF16_STEP, BF16_STEP, BF16_STEP, BF16_STEP, BF16_STEP, BF16_STEP};
+static const Bounds CUDA_BF16_CHAIN = {BF16_STEP, BF16_STEP, BF16_STEP, 3e-2, BF16_STEP, BF16_STEP, BF16_STEP};
+static const Bounds CUDA_BF16_NET = {0.5, 0.4, 3e-3, 0.2, 0.1, 0.1, 3e-3};
 
 #ifdef WITH_CUDA
 // Name the cuDNN algorithms that ran after a failing row (FFT and Winograd round differently).
@@ -113,6 +138,46 @@ static void test_events(void) {
     printf("  %-34s %-30s %9s  %9.3f  %s\n", "events", "64 MiB memset (ms)", "", (double)ms,
            ms >= 0.0f && ms < 1e4f ? "ok" : "FAIL");
 }
+
+#ifdef WITH_CUDA
+#include "../nn/bf16.h"
+// The bf16 conversion kernel bit for bit against nn/bf16.h's bf16_operand on the host: ties to even
+// both ways, values that round up into the next binade, denormals (flushed), the largest floats
+// (round to Inf), Inf, NaN (stays NaN), zeros, and random values.
+static void test_bf16_rounding(void) {
+    enum { N = 4096 };
+    static float x[N];
+    uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x3F808001u, 0x3F817FFFu, 0x3FFFFFFFu, 0x3F7FFF80u,
+                          0x00000001u, 0x807FFFFFu, 0x00800000u, 0x007FFFFFu, 0x7F7FFFFFu, 0xFF7FFFFFu,
+                          0x7F7F8000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u, 0x7F800001u, 0xFFC00001u,
+                          0x00000000u, 0x80000000u, 0x00FF8000u, 0x00808000u};
+    const int S = (int)(sizeof(special) / sizeof(special[0]));
+    Rng rng = rng_derive(77, 1, 2);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = i < S ? special[i] : (uint32_t)rng_next(&rng);
+        memcpy(&x[i], &u, sizeof(u));
+    }
+    const Backend* g = be[1];
+    float* xd = to_device(g, x, sizeof(x));
+    uint16_t* hd = g->alloc(N * sizeof(uint16_t), "test buffer");
+    drnet_cuda_bf16_round(hd, xd, N);
+    uint16_t h[N];
+    g->download(h, hd, sizeof(h));
+    g->free(xd), g->free(hd);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        uint16_t want = bf16_operand(x[i]);
+        int nan_both = (want & 0x7F80u) == 0x7F80u && (want & 0x7Fu) && (h[i] & 0x7F80u) == 0x7F80u && (h[i] & 0x7Fu);
+        if (h[i] != want && !nan_both) {
+            if (bad < 5) fprintf(stderr, "  bf16 rounding of %a (0x%08x): kernel 0x%04x, nn/bf16.h 0x%04x\n", (double)x[i],
+                                 (unsigned)(i < S ? special[i] : 0), h[i], want);
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "bf16 rounding kernel: %d of %d values differ from nn/bf16.h", bad, N);
+    printf("  %-34s %-30s %9d  %9s  %s\n", "bf16 rounding kernel", "vs nn/bf16.h bf16_operand", N, "exact", bad ? "FAIL" : "ok");
+}
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // One MobileNet training step: width 0.25, batch 8, natural-looking images, SGD as in the recipe.
@@ -298,5 +363,26 @@ int main(int argc, char** argv) {
         mobilenet_step("mobilenet step, TF32 on", &TF32, 0);
     }
     test_check_algo_filter();
+
+    if (quick) return test_finish("test_cuda_ops");
+
+    // bf16 mixed precision: both backends reopened in bf16 mode (deterministic cuDNN algorithms).
+    opt.tf32 = 0;
+    opt.deterministic = 1;
+    opt.bf16 = 1;
+    opt.bf16_conv_results = 1; // the reference rounds each convolution's result as cuDNN does
+    if (!(be[0] = backend_open("ref", &opt, err, sizeof(err)))) nn_fatal("%s", err);
+    if (!(be[1] = backend_open("cuda", &opt, err, sizeof(err)))) nn_fatal("%s", err);
+    compare_backends(be[0], be[1]);
+    compare_bf16 = 1;
+    compare_bf16_single = &CUDA_BF16_SINGLE, compare_bf16_chain = &CUDA_BF16_CHAIN, compare_bf16_net = &CUDA_BF16_NET;
+    be[1]->describe(desc, sizeof(desc));
+    compare_header("bf16 mixed precision, CUDA vs the reference in bf16 (bounds: CUDA_BF16_* above)");
+    printf("%s\n", desc);
+#ifdef WITH_CUDA
+    test_bf16_rounding();
+#endif
+    for (int i = 0; i < NUM_OP_CASES; i++) compare_case(&OP_CASES[i]);
+    mobilenet_step("mobilenet step, bf16", &CUDA_BF16_NET, 1);
     return test_finish("test_cuda_ops");
 }

@@ -174,15 +174,7 @@ int main(int argc, char** argv) {
     rc = run(args, "lr.out");
     CHECK(rc == 2, "--resume with a different --lr exited %d, expected 2", rc);
 
-    if (!on_gpu) {
-        check_precision(b_path);
-    } else { // bf16 exists on the cpu and ref backends only: CUDA refuses it by name
-        snprintf(args, sizeof(args), "--max-steps 1 --precision bf16");
-        rc = run(args, "bf16.out");
-        CHECK(rc == 1 && output_has("bf16.out", "bf16 mixed precision is implemented on the cpu and ref backends only"),
-              "--device cuda --precision bf16: exit %d, expected 1 and a message naming the backends", rc);
-        if (test_failures) show("bf16.out");
-    }
+    check_precision(b_path);
 
     // A corrupted checkpoint is refused, and says why.
     FILE* f = NN_FOPEN(b_path, "r+b");

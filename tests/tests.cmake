@@ -79,7 +79,7 @@ add_test(NAME test_parity_cuda_any COMMAND test_parity_cuda cuda --tf32 off --me
 set_tests_properties(test_parity_cuda_any PROPERTIES SKIP_RETURN_CODE 77
                      ENVIRONMENT "CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2;DRNET_CUDNN_ALGOS=all")
 # The GPU resume: bit-identical with --deterministic (test_resume.c says why).
-drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 300)
+drnet_test(test_resume_cuda SOURCES tests/test_resume.c ARGS $<TARGET_FILE:train> cuda TIMEOUT 600)
 # GPU: --gpu-data batches == the loader's, graph replay == eager, no allocation or sync in a
 # steady-state step (skipped without a GPU); links the trainer's own step code.
 drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c train/step.c train/speed.c

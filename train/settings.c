@@ -54,9 +54,10 @@ const Setting SETTINGS[] = {
      .help = "random crop (4-pixel padding) and horizontal flip"},
     {OF("--precision", SET_CHOICE, precision), .dflt = PRECISION_FP32, .choices = "fp32|bf16", .values = PRECISIONS,
      .key = "precision", .record = "recipe.precision", CKPT,
-     .help = "bf16: mixed precision, CPU and ref only. Every convolution and linear product rounds its inputs "
-             "and weights to bf16 (nearest even) and sums in FP32; weights, momentum, batch norm, loss and SGD "
-             "stay FP32, and so do checkpoints. Kept in the checkpoint: a --resume continues in the run's precision"},
+     .help = "bf16: mixed precision. Every convolution and linear product rounds its inputs and weights to "
+             "bf16 (nearest even) and sums in FP32 (on CUDA a convolution's result is rounded to bf16 too); "
+             "weights, momentum, batch norm, loss and SGD stay FP32, and so do checkpoints. Kept in the "
+             "checkpoint: a --resume continues in the run's precision"},
     // (the checkpoint keeps --accum-steps x processes as recipe.micro_batches: state.c)
     {NUM("--accum-steps", SET_INT, accum_steps, 1, 65536, 1), .key = "accum_steps", .arg = "K",
      .help = "gradient accumulation: each batch runs as K micro-batches of batch/K (batch norm per "

@@ -353,13 +353,10 @@ static int read_capture_mode(char* err, size_t errlen) {
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
 int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
-    if (opt && opt->bf16) { // its conv and GEMM calls would need bf16 descriptors: not written yet
-        snprintf(err, errlen, "bf16 mixed precision is implemented on the cpu and ref backends only, not on cuda");
-        return 1;
-    }
     if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen)) return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
+    g_cuda.bf16 = opt && opt->bf16; // cuda_bf16.cu
     // On since the first GPU run (an H200): the split kernels matched the CPU there (test_cuda_ops with
     // the split) and took the training step from 8.6 to 6.3 ms (docs/results/gpu-h200-2026-12-04/).
     // DRNET_CUDA_BN_SPLIT=0 gives the one-block-per-channel kernels; read per init, so that a test
@@ -384,10 +381,11 @@ void cuda_describe(char* buf, size_t len) {
     char ws[32];
     snprintf(buf, len,
              "CUDA: %s (sm_%d%d, %d SMs, %.1f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, "
-             "TF32 %s, %s cuDNN algorithms%s, conv workspace limit %s",
+             "TF32 %s%s, %s cuDNN algorithms%s, conv workspace limit %s",
              p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
              runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
              v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
+             g_cuda.bf16 ? ", bf16 mixed precision (conv and GEMM operands rounded to bf16, FP32 sums; conv results in bf16)" : "",
              g_cuda.deterministic ? "deterministic (heuristic)" : "measured (fastest)",
              g_cuda.gemm_only ? " limited to GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "",
              cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));

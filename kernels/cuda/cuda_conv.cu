@@ -16,6 +16,11 @@
 // cuDNN marks CUDNN_DETERMINISTIC (no atomics) is taken. Same inputs then give the same bits in
 // every run, which is what a bit-identical GPU resume needs.
 //
+// bf16 mixed precision (BackendOptions.bf16): the plan's x, w and y descriptors are bf16 with FP32
+// compute (cuDNN's PSEUDO_BFLOAT16 configuration); each call rounds its two FP32 operands into bf16
+// copies, runs on those, and widens the bf16 result into the FP32 destination, adding where the
+// caller accumulates (cuda_bf16.cu says what this rounds that the CPU does not).
+//
 // DRNET_CUDNN_ALGOS=gemm (cuda_backend.cu) limits the choice to the GEMM-like algorithms, whose
 // rounding is a direct convolution's, for the tests with tight FP32 bounds; the plans are keyed by
 // it too.
@@ -50,20 +55,22 @@ static const char* math_name(cudnnMathType_t m) {
     return "?";
 }
 
-// With TF32 off only FMA math keeps FP32 exact. cudnnFind reports per result the math type it
+// bf16 operands: any math type but a conversion to FP16 (cuDNN runs bf16 on tensor cores; the TF32
+// setting is moot, a bf16 value being exact in TF32). FP32: with TF32 off only FMA math keeps FP32 exact. cudnnFind reports per result the math type it
 // measured, and may list CUDNN_DEFAULT_MATH results (TF32 allowed on sm_80+) whatever the descriptor
 // asked for; those are refused. With TF32 on anything but a down-conversion to FP16 is acceptable.
-static int math_allowed(cudnnMathType_t m) {
+static int math_allowed(cudnnMathType_t m, int bf16) {
+    if (bf16) return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
     if (!g_cuda.tf32) return m == CUDNN_FMA_MATH;
     return m == CUDNN_DEFAULT_MATH || m == CUDNN_TENSOR_OP_MATH || m == CUDNN_FMA_MATH;
 }
 
 struct ConvPlan {
-    ConvShape s; // the key, with tf32, deterministic and gemm_only
-    int tf32, deterministic, gemm_only;
-    cudnnTensorDescriptor_t x;                     // (n, c_in, h, w)
-    cudnnTensorDescriptor_t y;                     // (n, c_out, h_out, w_out)
-    cudnnFilterDescriptor_t w;                     // (c_out, c_in / groups, k, k)
+    ConvShape s; // the key, with tf32, deterministic, gemm_only and bf16
+    int tf32, deterministic, gemm_only, bf16;
+    cudnnTensorDescriptor_t x;                     // (n, c_in, h, w), FP32 or bf16
+    cudnnTensorDescriptor_t y;                     // (n, c_out, h_out, w_out), FP32 or bf16
+    cudnnFilterDescriptor_t w;                     // (c_out, c_in / groups, k, k), FP32 or bf16
     cudnnConvolutionDescriptor_t conv[DIRECTIONS]; // one per direction: each carries its algorithm's math type
     int ready[DIRECTIONS];                         // the direction's algorithm has been chosen
     int algo[DIRECTIONS];                          // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
@@ -76,10 +83,11 @@ static int num_plans;
 static void* workspace;        // (workspace_bytes) shared by every convolution
 static size_t workspace_bytes;
 
-static void shape_text(char* buf, size_t len, const ConvShape* s, int tf32) {
+static void shape_text(char* buf, size_t len, const ConvShape* s, int tf32, int bf16) {
     snprintf(buf, len, "x (%d, %d, %d, %d) -> y (%d, %d, %d, %d), %dx%d kernel, stride %d, pad %d, "
-             "%d group%s, TF32 %s", s->n, s->c_in, s->h, s->w, s->n, s->c_out, s->h_out, s->w_out,
-             s->k, s->k, s->stride, s->pad, s->groups, s->groups == 1 ? "" : "s", tf32 ? "on" : "off");
+             "%d group%s, %s", s->n, s->c_in, s->h, s->w, s->n, s->c_out, s->h_out, s->w_out,
+             s->k, s->k, s->stride, s->pad, s->groups, s->groups == 1 ? "" : "s",
+             bf16 ? "bf16 operands, FP32 sums" : tf32 ? "TF32 on" : "TF32 off");
 }
 
 // A cuDNN failure on a convolution: the shape is what makes it actionable.
@@ -87,7 +95,7 @@ static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, co
     if (st == CUDNN_STATUS_SUCCESS) return;
     char detail[512] = "", shape[200], both[760];
     CUDNN_LAST_ERROR(detail);
-    shape_text(shape, sizeof(shape), &p->s, p->tf32);
+    shape_text(shape, sizeof(shape), &p->s, p->tf32, p->bf16);
     snprintf(both, sizeof(both), "convolution %s%s%s", shape, *detail ? " | " : "", detail);
     cuda_fail(file, line, "cuDNN", call, cudnnGetErrorString(st), both);
 }
@@ -96,7 +104,7 @@ static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, co
 static ConvPlan* plan_for(const ConvShape* s) {
     for (int i = 0; i < num_plans; i++)
         if (plans[i].tf32 == g_cuda.tf32 && plans[i].deterministic == g_cuda.deterministic &&
-            plans[i].gemm_only == g_cuda.gemm_only && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
+            plans[i].gemm_only == g_cuda.gemm_only && plans[i].bf16 == g_cuda.bf16 && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
             return &plans[i];
     if (num_plans == MAX_PLANS) {
         fprintf(stderr, "error: %s:%d: more than %d distinct convolution shapes; raise MAX_PLANS\n",
@@ -109,13 +117,14 @@ static ConvPlan* plan_for(const ConvShape* s) {
     p->tf32 = g_cuda.tf32;
     p->deterministic = g_cuda.deterministic;
     p->gemm_only = g_cuda.gemm_only;
+    p->bf16 = g_cuda.bf16;
+    const cudnnDataType_t type = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT; // compute stays FP32
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->x));
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->y));
     PLAN_CHECK(p, cudnnCreateFilterDescriptor(&p->w));
-    PLAN_CHECK(p, cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c_in, s->h, s->w));
-    PLAN_CHECK(p, cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c_out,
-                                             s->h_out, s->w_out));
-    PLAN_CHECK(p, cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->c_out,
+    PLAN_CHECK(p, cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, type, s->n, s->c_in, s->h, s->w));
+    PLAN_CHECK(p, cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, type, s->n, s->c_out, s->h_out, s->w_out));
+    PLAN_CHECK(p, cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NCHW, s->c_out,
                                              s->c_in / s->groups, s->k, s->k));
     for (int d = 0; d < DIRECTIONS; d++) {
         PLAN_CHECK(p, cudnnCreateConvolutionDescriptor(&p->conv[d]));
@@ -123,13 +132,13 @@ static ConvPlan* plan_for(const ConvShape* s) {
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
         PLAN_CHECK(p, cudnnSetConvolutionGroupCount(p->conv[d], s->groups));
         // What the search starts from; each direction then runs with the math type it measured.
-        PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[d], g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+        PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[d], p->bf16 || g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     }
     int n, c, h, w;
     PLAN_CHECK(p, cudnnGetConvolution2dForwardOutputDim(p->conv[FWD], p->x, p->w, &n, &c, &h, &w));
     if (n != s->n || c != s->c_out || h != s->h_out || w != s->w_out) {
         char shape[200];
-        shape_text(shape, sizeof(shape), s, p->tf32);
+        shape_text(shape, sizeof(shape), s, p->tf32, p->bf16);
         fprintf(stderr, "error: %s:%d: cuDNN computes output (%d, %d, %d, %d) for convolution %s\n",
                 __FILE__, __LINE__, n, c, h, w, shape);
         exit(1);
@@ -215,7 +224,7 @@ static cudnnStatus_t workspace_size(const ConvPlan* p, int dir, int algo, size_t
 
 static void print_candidates(FILE* f, const ConvPlan* p, int dir, const Candidate* c, int n, int chosen) {
     char shape[200], mem[32];
-    shape_text(shape, sizeof(shape), &p->s, p->tf32);
+    shape_text(shape, sizeof(shape), &p->s, p->tf32, p->bf16);
     fprintf(f, "cuda: %s %s: %d algorithms %s\n", DIRECTION[dir], shape, n,
             p->deterministic ? "ranked by cuDNN's heuristics (deterministic mode)" : "measured");
     for (int i = 0; i < n; i++)
@@ -274,7 +283,7 @@ static void choose(ConvPlan* p, int dir) {
     if (!p->deterministic) (void)cudaGetLastError();
     size_t limit = g_cuda.workspace_limit;
     for (int i = 0; i < n; i++) {
-        if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math) || c[i].memory > limit) continue;
+        if (c[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(c[i].math, p->bf16) || c[i].memory > limit) continue;
         if (p->deterministic && (c[i].determinism != CUDNN_DETERMINISTIC || uses_atomics(dir, c[i].algo))) continue;
         if (p->gemm_only && !gemm_like(dir, c[i].algo)) continue;
         // Run with exactly the math type that was measured (cuDNN picks kernels by algo + math type).
@@ -295,7 +304,7 @@ static void choose(ConvPlan* p, int dir) {
     fprintf(stderr, "cuda: warning: no %s algorithm above fits the %zu-byte workspace limit with the requested "
                     "precision%s%s; using %s\n", DIRECTION[dir], limit, p->deterministic ? " and determinism" : "",
             p->gemm_only ? " among the GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "", algo_name(dir, fallback));
-    PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    PLAN_CHECK(p, cudnnSetConvolutionMathType(p->conv[dir], p->bf16 || g_cuda.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     size_t need = 0;
     PLAN_CHECK(p, workspace_size(p, dir, fallback, &need));
     adopt(p, dir, fallback, need);
@@ -309,29 +318,59 @@ static ConvPlan* ready_plan(const ConvShape* s, int dir) {
 
 static const float ONE = 1.0f, ZERO = 0.0f; // cuDNN's alpha and beta (host pointers)
 
+// Element counts of a shape's three tensors.
+static size_t x_elems(const ConvShape* s) { return (size_t)s->n * s->c_in * s->h * s->w; }
+static size_t y_elems(const ConvShape* s) { return (size_t)s->n * s->c_out * s->h_out * s->w_out; }
+static size_t w_elems(const ConvShape* s) { return (size_t)s->c_out * (s->c_in / s->groups) * s->k * s->k; }
+
 void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
     ConvPlan* p = ready_plan(s, FWD);
-    PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, x, p->w, w, p->conv[FWD],
+    const void *xa = x, *wa = w;
+    void* ya = y;
+    if (p->bf16) {
+        xa = cuda_bf16_operand(CUDA_BF16_A, x, x_elems(s));
+        wa = cuda_bf16_operand(CUDA_BF16_B, w, w_elems(s));
+        ya = cuda_bf16_buffer(CUDA_BF16_OUT, y_elems(s));
+    }
+    PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, xa, p->w, wa, p->conv[FWD],
                                           (cudnnConvolutionFwdAlgo_t)p->algo[FWD], workspace, p->ws[FWD],
-                                          &ZERO, p->y, y));
+                                          &ZERO, p->y, ya));
     LIBRARY_DONE("cudnnConvolutionForward");
+    if (p->bf16) cuda_bf16_widen(y, (const uint16_t*)ya, y_elems(s), 0);
 }
 
-// beta = 0 overwrites dx without reading it (it may hold NaN); beta = 1 adds.
+// beta = 0 overwrites dx without reading it (it may hold NaN); beta = 1 adds. In bf16 mode cuDNN
+// writes the bf16 copy (beta = 0) and the widening adds it to dx in FP32.
 void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_DATA);
-    PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, w, p->y, dy, p->conv[BWD_DATA],
+    const void *dya = dy, *wa = w;
+    void* dxa = dx;
+    if (p->bf16) {
+        dya = cuda_bf16_operand(CUDA_BF16_A, dy, y_elems(s));
+        wa = cuda_bf16_operand(CUDA_BF16_B, w, w_elems(s));
+        dxa = cuda_bf16_buffer(CUDA_BF16_OUT, x_elems(s));
+    }
+    PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, wa, p->y, dya, p->conv[BWD_DATA],
                                                (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA], workspace,
-                                               p->ws[BWD_DATA], accumulate ? &ONE : &ZERO, p->x, dx));
+                                               p->ws[BWD_DATA], accumulate && !p->bf16 ? &ONE : &ZERO, p->x, dxa));
     LIBRARY_DONE("cudnnConvolutionBackwardData");
+    if (p->bf16) cuda_bf16_widen(dx, (const uint16_t*)dxa, x_elems(s), accumulate);
 }
 
 void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_FILTER);
-    PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, x, p->y, dy, p->conv[BWD_FILTER],
+    const void *xa = x, *dya = dy;
+    void* dwa = dw;
+    if (p->bf16) {
+        xa = cuda_bf16_operand(CUDA_BF16_A, x, x_elems(s));
+        dya = cuda_bf16_operand(CUDA_BF16_B, dy, y_elems(s));
+        dwa = cuda_bf16_buffer(CUDA_BF16_OUT, w_elems(s));
+    }
+    PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, xa, p->y, dya, p->conv[BWD_FILTER],
                                                  (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], workspace,
-                                                 p->ws[BWD_FILTER], accumulate ? &ONE : &ZERO, p->w, dw));
+                                                 p->ws[BWD_FILTER], accumulate && !p->bf16 ? &ONE : &ZERO, p->w, dwa));
     LIBRARY_DONE("cudnnConvolutionBackwardFilter");
+    if (p->bf16) cuda_bf16_widen(dw, (const uint16_t*)dwa, w_elems(s), accumulate);
 }
 
 // For tests and debugging (kernels/cuda/cuda_stream.h): every plan made so far with the algorithm and
@@ -341,7 +380,7 @@ extern "C" void drnet_cuda_conv_report(FILE* f) {
     for (int i = 0; i < num_plans; i++) {
         const ConvPlan* p = &plans[i];
         char shape[200];
-        shape_text(shape, sizeof(shape), &p->s, p->tf32);
+        shape_text(shape, sizeof(shape), &p->s, p->tf32, p->bf16);
         fprintf(f, "  %s%s%s:", shape, p->deterministic ? ", deterministic" : "", p->gemm_only ? ", GEMM-like only" : "");
         for (int d = 0; d < DIRECTIONS; d++) {
             if (!p->ready[d]) continue;

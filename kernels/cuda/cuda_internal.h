@@ -5,6 +5,7 @@
 #define KERNELS_CUDA_CUDA_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cuda_table.h" // nn/backend.h, and the table's functions with C linkage
 
@@ -17,6 +18,7 @@ struct CudaContext {
     cudnnHandle_t cudnn;    // bound to `stream`
     cublasHandle_t cublas;  // bound to `stream`, with its own fixed workspace
     int tf32;               // BackendOptions.tf32 of the latest init
+    int bf16;               // BackendOptions.bf16 of the latest init: bf16 operands for cuDNN and cuBLAS (cuda_bf16.cu)
     int deterministic;      // BackendOptions.deterministic of the latest init (cuda_conv.cu)
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
@@ -44,6 +46,13 @@ static inline unsigned cuda_grid(size_t n, unsigned block) {
 void* cuda_device_alloc(size_t bytes, const char* what);
 // "12.3 MiB" into buf.
 const char* cuda_format_bytes(char* buf, size_t len, double bytes);
+
+// bf16 mixed precision (cuda_bf16.cu). Three grow-only scratch buffers of bf16 bit patterns, shared
+// by every call (one stream): two operands and a convolution's output.
+enum { CUDA_BF16_A, CUDA_BF16_B, CUDA_BF16_OUT, CUDA_BF16_SLOTS };
+uint16_t* cuda_bf16_buffer(int slot, size_t n);                   // the slot, grown to n elements
+uint16_t* cuda_bf16_operand(int slot, const float* x, size_t n);  // x (n) rounded into the slot, as nn/bf16.h does
+void cuda_bf16_widen(float* y, const uint16_t* h, size_t n, int accumulate); // y = h, or y += h
 
 // Exits with a message naming `what` when called inside a graph capture: the call cannot be recorded
 // (a wait, an allocation) or would replay stale host memory (an upload).

@@ -5,6 +5,8 @@
 #ifndef KERNELS_CUDA_CUDA_STREAM_H
 #define KERNELS_CUDA_CUDA_STREAM_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cuda_runtime.h>
@@ -16,6 +18,9 @@ cudaStream_t drnet_cuda_stream(void);
 // Prints every convolution shape seen so far with the cuDNN algorithm chosen per direction (tests
 // print it when a comparison fails).
 void drnet_cuda_conv_report(FILE* f);
+// The bf16 mixed-precision rounding kernel alone (kernels/cuda/cuda_bf16.cu): h (n) = x (n) rounded
+// as nn/bf16.h's bf16_operand does, both in device memory, on the backend's stream.
+void drnet_cuda_bf16_round(uint16_t* h, const float* x, size_t n);
 #ifdef __cplusplus
 }
 #endif

@@ -14,11 +14,12 @@
 #include <omp.h>
 #endif
 
-int ref_bf16;
+int ref_bf16, ref_bf16_conv_results;
 
 static int ref_init(const BackendOptions* opt, char* err, size_t errlen) {
     (void)err, (void)errlen;
     ref_bf16 = opt && opt->bf16;
+    ref_bf16_conv_results = opt && opt->bf16_conv_results;
 #ifdef _OPENMP
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
 #else
@@ -33,7 +34,10 @@ static void ref_describe(char* buf, size_t len) {
     threads = omp_get_max_threads();
 #endif
     snprintf(buf, len, "reference backend (plain C loops, kernels/ref), %d thread%s%s", threads, threads == 1 ? "" : "s",
-             ref_bf16 ? ", bf16 mixed precision (convolution and linear operands rounded to bf16)" : "");
+             !ref_bf16                ? ""
+             : ref_bf16_conv_results ? ", bf16 mixed precision (convolution and linear operands rounded to bf16, and "
+                                       "convolution results, as on CUDA)"
+                                     : ", bf16 mixed precision (convolution and linear operands rounded to bf16)");
 }
 
 // Backend memory is host memory: upload, download and copy are all memmove, and nothing is asynchronous.

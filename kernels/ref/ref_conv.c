@@ -9,7 +9,8 @@
 // used it. A depthwise layer arrives here as a grouped convolution with a block-diagonal weight
 // (nn/depthwise.c): this sum then does every multiply-add of the zero blocks too, which is g times
 // the depthwise work, and is exactly what the tuned backends are checked against. Every factor goes
-// through ref_factor: itself, or in bf16 mode its bf16 rounding (ref_kernels.h).
+// through ref_factor: itself, or in bf16 mode its bf16 rounding (ref_kernels.h); every result through
+// ref_conv_result (rounded to bf16 too only as CUDA's oracle).
 #include "ref_kernels.h"
 
 // The first input channel of output channel o's group.
@@ -35,7 +36,7 @@ void ref_conv2d_forward(float* y, const float* x, const float* w, const ConvShap
                                 sum += ref_factor(x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)]) *
                                        ref_factor(w[ref_at(o, i, ky, kx, cig, k, k)]);
                             }
-                    y[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)] = (float)sum;
+                    y[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)] = (float)ref_conv_result(sum);
                 }
 }
 
@@ -62,7 +63,7 @@ void ref_conv2d_backward_data(float* dx, const float* dy, const float* w, const 
                                        ref_factor(w[ref_at(o, c % cig, ky, kx, cig, k, k)]);
                             }
                     float* out = &dx[ref_at(n, c, iy, ix, s->c_in, s->h, s->w)];
-                    *out = accumulate ? (float)(*out + sum) : (float)sum;
+                    *out = accumulate ? (float)(*out + ref_conv_result(sum)) : (float)ref_conv_result(sum);
                 }
 }
 
@@ -85,7 +86,7 @@ void ref_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
                                        ref_factor(x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)]);
                             }
                     float* out = &dw[ref_at(o, i, ky, kx, cig, k, k)];
-                    *out = accumulate ? (float)(*out + sum) : (float)sum;
+                    *out = accumulate ? (float)(*out + ref_conv_result(sum)) : (float)ref_conv_result(sum);
                 }
 }
 

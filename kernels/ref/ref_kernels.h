@@ -21,6 +21,12 @@
 // in FP32 mode. So ref in bf16 mode differs from a tuned bf16 kernel by summation order alone.
 extern int ref_bf16;
 static inline double ref_factor(float v) { return ref_bf16 ? (double)bf16_operand_value(v) : (double)v; }
+// A convolution's sum, to be stored (or added) as FP32: itself; with BackendOptions.bf16_conv_results
+// (the CUDA backend's oracle) its FP32 value rounded to bf16, as cuDNN's bf16 convolutions write it.
+extern int ref_bf16_conv_results;
+static inline double ref_conv_result(double sum) {
+    return ref_bf16 && ref_bf16_conv_results ? (double)bf16_float(bf16_round((float)sum)) : sum;
+}
 
 // Offset of element (n, c, y, x) in an NCHW tensor of C channels and H x W planes.
 static inline size_t ref_at(int n, int c, int y, int x, int C, int H, int W) {
