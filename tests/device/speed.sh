@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Our training step against PyTorch's on the same machine, side by side, in one table:
 #   ours    train --bench-steps: the defaults (on CUDA: --gpu-data on, --cuda-graph on, batch-norm
-#           statistics split over many blocks, depthwise g = 1), then each default undone in turn to
-#           show what it is worth: --dw-group 32 (the paper's g), DRNET_CUDA_BN_SPLIT=0 (one block
-#           per channel), and --gpu-data off --cuda-graph off (eager steps fed by the CPU loader)
+#           statistics split over many blocks, depthwise g = 1), --precision bf16 (bf16 mixed
+#           precision), then each default undone in turn to show what it is worth: --dw-group 32 (the
+#           paper's g), DRNET_CUDA_BN_SPLIT=0 (one block per channel), and --gpu-data off
+#           --cuda-graph off (eager steps fed by the CPU loader)
 #   PyTorch tests/reference/bench_train_torch.py: eager NCHW, eager channels_last, torch.compile,
-#           torch.compile(mode="max-autotune") if it compiles in time
+#           torch.compile(mode="max-autotune") if it compiles in time; then eager NCHW and
+#           channels_last under torch.autocast(bfloat16), beside our bf16 row
 #   peaks   tests/reference/gpu_peaks.py: the device's copy bandwidth and TF32 matmul rate, for the
 #           share of the machine each row's step achieves
 # all MobileNet-CIFAR width 1, batch 128, TF32 on for convolutions, medians of 5 timed runs.
@@ -70,7 +72,7 @@ elif [ "$GPU" = 1 ]; then
   # a longer warm-up than ours, so that its median is its steady state.
   torch_args=(--device cuda --warmup 50 --steps 100 --repeats 5 --compile-timeout 90)
   # Most informative first: the deadline may cut the list short. "" is the defaults.
-  configs=("" "--dw-group 32" "BN_BLOCK" "--gpu-data off --cuda-graph off")
+  configs=("" "--precision bf16" "--dw-group 32" "BN_BLOCK" "--gpu-data off --cuda-graph off")
   modes=eager,channels_last,compile,max-autotune
   cap=45
 else
@@ -78,7 +80,7 @@ else
   dev=(--device cpu --width 0.25 --batch 16 --limit-train 256 --limit-test 64)
   ours_steps=(--bench-steps 2 --bench-repeats 2)
   torch_args=(--device cpu --width 0.25 --batch 16 --warmup 1 --steps 2 --repeats 2 --threads 2)
-  configs=("--gpu-data off" "--gpu-data on")
+  configs=("--gpu-data off" "--gpu-data on" "--gpu-data off --precision bf16")
   modes=eager
   cap=60
 fi
@@ -131,6 +133,13 @@ if [ "$torch_there" = 1 ]; then
   go 30 "${TORCH_ENV[@]}" "$PY" tests/reference/gpu_peaks.py --device "${dev[1]}"
   rest=$(( $(left) - 10 ))
   go "$rest" "${TORCH_ENV[@]}" "$PY" tests/reference/bench_train_torch.py "${torch_args[@]}" --modes "$modes" --deadline $((rest - 5)) && torch_ok=1
+  # PyTorch's bf16 (autocast) beside our bf16 row, in the eager layouts, with what time is left.
+  rest=$(( $(left) - 10 ))
+  if [ "$rest" -ge 20 ]; then
+    go "$rest" "${TORCH_ENV[@]}" "$PY" tests/reference/bench_train_torch.py "${torch_args[@]}" --modes eager,channels_last --autocast bf16 --deadline $((rest - 5))
+  else
+    echo "speed: no time left for PyTorch's autocast bf16 rows"
+  fi
 else
   echo "speed: $PY has no PyTorch: the PyTorch side is skipped"
 fi
@@ -148,7 +157,9 @@ peak = peaks[-1] if peaks else {}
 # executed work not counted) and the least bytes the layers and the optimizer must move.
 work = next((r for r in rows if r.get("impl") == "drnet" and "flop_model" in r), None)
 ok = [r for r in rows if r.get("status", "ok") == "ok" and "img_per_s" in r]
-eager = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("eager", "channels_last")]
+# The ratios are to PyTorch's FP32 (TF32 convolutions) figures; its autocast rows stand beside ours in bf16.
+eager = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("eager", "channels_last")
+         and r.get("autocast", "off") != "bf16"]
 comp = [r["img_per_s"] for r in ok if r.get("impl") == "torch" and r.get("mode") in ("compile", "max-autotune")]
 best_eager, best_comp = (max(eager) if eager else None), (max(comp) if comp else None)
 def machine(ms):
@@ -169,8 +180,10 @@ for r in rows:
         if r.get("device") == "cuda":
             name += ", BN split" if r.get("bn_split") else ", BN one block per channel"
         name += f", g = {r['dw_group']}" if r.get("dw_group") else ""
+        name += ", bf16 mixed precision" if r.get("precision") == "bf16" else ""
     else:
         name = f"PyTorch {r.get('torch', '')} {r.get('mode')}".replace("  ", " ")
+        name += ", autocast bf16" if r.get("autocast") == "bf16" else ""
     if r in ok:
         v = r["img_per_s"]
         e = f"{v / best_eager:.2f}x" if best_eager else "-"
