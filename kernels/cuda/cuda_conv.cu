@@ -323,54 +323,49 @@ static size_t x_elems(const ConvShape* s) { return (size_t)s->n * s->c_in * s->h
 static size_t y_elems(const ConvShape* s) { return (size_t)s->n * s->c_out * s->h_out * s->w_out; }
 static size_t w_elems(const ConvShape* s) { return (size_t)s->c_out * (s->c_in / s->groups) * s->k * s->k; }
 
+// What a direction's cuDNN call is given: its two FP32 inputs and FP32 output as they are, or in
+// bf16 mode bf16 copies of the inputs and the bf16 scratch that receives the output (which the
+// caller then widens into its FP32 destination).
+struct Operands {
+    const void *a, *b;
+    void* out;
+};
+static Operands operands(const ConvPlan* p, const float* a, size_t na, const float* b, size_t nb, float* out, size_t nout) {
+    if (!p->bf16) return Operands{a, b, out};
+    return Operands{cuda_bf16_operand(CUDA_BF16_A, a, na), cuda_bf16_operand(CUDA_BF16_B, b, nb),
+                    cuda_bf16_buffer(CUDA_BF16_OUT, nout)};
+}
+
 void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
     ConvPlan* p = ready_plan(s, FWD);
-    const void *xa = x, *wa = w;
-    void* ya = y;
-    if (p->bf16) {
-        xa = cuda_bf16_operand(CUDA_BF16_A, x, x_elems(s));
-        wa = cuda_bf16_operand(CUDA_BF16_B, w, w_elems(s));
-        ya = cuda_bf16_buffer(CUDA_BF16_OUT, y_elems(s));
-    }
-    PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, xa, p->w, wa, p->conv[FWD],
+    Operands o = operands(p, x, x_elems(s), w, w_elems(s), y, y_elems(s));
+    PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, o.a, p->w, o.b, p->conv[FWD],
                                           (cudnnConvolutionFwdAlgo_t)p->algo[FWD], workspace, p->ws[FWD],
-                                          &ZERO, p->y, ya));
+                                          &ZERO, p->y, o.out));
     LIBRARY_DONE("cudnnConvolutionForward");
-    if (p->bf16) cuda_bf16_widen(y, (const uint16_t*)ya, y_elems(s), 0);
+    if (p->bf16) cuda_bf16_widen(y, (const uint16_t*)o.out, y_elems(s), 0);
 }
 
 // beta = 0 overwrites dx without reading it (it may hold NaN); beta = 1 adds. In bf16 mode cuDNN
 // writes the bf16 copy (beta = 0) and the widening adds it to dx in FP32.
 void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_DATA);
-    const void *dya = dy, *wa = w;
-    void* dxa = dx;
-    if (p->bf16) {
-        dya = cuda_bf16_operand(CUDA_BF16_A, dy, y_elems(s));
-        wa = cuda_bf16_operand(CUDA_BF16_B, w, w_elems(s));
-        dxa = cuda_bf16_buffer(CUDA_BF16_OUT, x_elems(s));
-    }
-    PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, wa, p->y, dya, p->conv[BWD_DATA],
+    Operands o = operands(p, dy, y_elems(s), w, w_elems(s), dx, x_elems(s));
+    PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, o.b, p->y, o.a, p->conv[BWD_DATA],
                                                (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA], workspace,
-                                               p->ws[BWD_DATA], accumulate && !p->bf16 ? &ONE : &ZERO, p->x, dxa));
+                                               p->ws[BWD_DATA], accumulate && !p->bf16 ? &ONE : &ZERO, p->x, o.out));
     LIBRARY_DONE("cudnnConvolutionBackwardData");
-    if (p->bf16) cuda_bf16_widen(dx, (const uint16_t*)dxa, x_elems(s), accumulate);
+    if (p->bf16) cuda_bf16_widen(dx, (const uint16_t*)o.out, x_elems(s), accumulate);
 }
 
 void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_FILTER);
-    const void *xa = x, *dya = dy;
-    void* dwa = dw;
-    if (p->bf16) {
-        xa = cuda_bf16_operand(CUDA_BF16_A, x, x_elems(s));
-        dya = cuda_bf16_operand(CUDA_BF16_B, dy, y_elems(s));
-        dwa = cuda_bf16_buffer(CUDA_BF16_OUT, w_elems(s));
-    }
-    PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, xa, p->y, dya, p->conv[BWD_FILTER],
+    Operands o = operands(p, x, x_elems(s), dy, y_elems(s), dw, w_elems(s));
+    PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, o.a, p->y, o.b, p->conv[BWD_FILTER],
                                                  (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], workspace,
-                                                 p->ws[BWD_FILTER], accumulate && !p->bf16 ? &ONE : &ZERO, p->w, dwa));
+                                                 p->ws[BWD_FILTER], accumulate && !p->bf16 ? &ONE : &ZERO, p->w, o.out));
     LIBRARY_DONE("cudnnConvolutionBackwardFilter");
-    if (p->bf16) cuda_bf16_widen(dw, (const uint16_t*)dwa, w_elems(s), accumulate);
+    if (p->bf16) cuda_bf16_widen(dw, (const uint16_t*)o.out, w_elems(s), accumulate);
 }
 
 // For tests and debugging (kernels/cuda/cuda_stream.h): every plan made so far with the algorithm and
