@@ -41,15 +41,6 @@ void mobilenet_init(MobileNet* m, Engine* e, float width, int dw_group, int num_
     linear_init(&m->linear, e, "linear", c, num_classes);
 }
 
-void mobilenet_autotune(MobileNet* m, const Backend* be, int n, FILE* log) {
-    int h = 32;
-    for (int i = 0; i < MOBILENET_BLOCKS; i++) {
-        DepthwiseConv2d* dw = &m->blocks[i].conv1;
-        depthwise_autotune(be, dw, n, h, h, log);
-        h = conv_out_size(h, dw->k, dw->stride, dw->pad);
-    }
-}
-
 Tensor* mobilenet_forward(Engine* e, const MobileNet* m, Tensor* x) {
     if (x->c != 3 || x->h != 32 || x->w != 32)
         nn_fatal("MobileNet-CIFAR takes (n, 3, 32, 32) images, got (%d, %d, %d, %d)", x->n, x->c, x->h, x->w);
@@ -83,7 +74,6 @@ static int depthwise_input(const void* self, int i) {
     return h;
 }
 
-static void autotune(void* self, const Backend* be, int n, FILE* log) { mobilenet_autotune(self, be, n, log); }
 static float stats_momentum(const void* self) { return ((const MobileNet*)self)->bn1.momentum; }
 
 const ModelDef MOBILENET_MODEL = {
@@ -97,6 +87,5 @@ const ModelDef MOBILENET_MODEL = {
     .num_depthwise = num_depthwise,
     .depthwise = depthwise,
     .depthwise_input = depthwise_input,
-    .autotune = autotune,
     .stats_momentum = stats_momentum,
 };

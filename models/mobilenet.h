@@ -31,9 +31,6 @@ typedef struct MobileNet {
 // of the diagonalwise depthwise layers (32 as in the paper). Fails with a message if the width leaves
 // a layer without channels.
 void mobilenet_init(MobileNet* m, Engine* e, float width, int dw_group, int num_classes);
-// --dw-group auto: times the candidate group sizes of every depthwise layer at batch n and keeps the
-// fastest (see depthwise_autotune); prints the choices to log.
-void mobilenet_autotune(MobileNet* m, const Backend* be, int n, FILE* log);
 // Logits (n, num_classes, 1, 1) for images x (n, 3, 32, 32).
 Tensor* mobilenet_forward(Engine* e, const MobileNet* m, Tensor* x);
 // (Its --print-model table and counts come from its ops: model_print, model_count in models/model.h.)

@@ -104,12 +104,6 @@ static int num_depthwise(const void* self) { return (void)self, MOBILENETV2_BLOC
 static DepthwiseConv2d* depthwise(void* self, int i) { return &((MobileNetV2*)self)->blocks[i].conv2; }
 static int depthwise_input(const void* self, int i) { return ((const MobileNetV2*)self)->blocks[i].in_size; }
 
-static void autotune(void* self, const Backend* be, int n, FILE* log) {
-    MobileNetV2* m = self;
-    for (int i = 0; i < MOBILENETV2_BLOCKS; i++)
-        depthwise_autotune(be, &m->blocks[i].conv2, n, m->blocks[i].in_size, m->blocks[i].in_size, log);
-}
-
 static float stats_momentum(const void* self) { return ((const MobileNetV2*)self)->bn1.momentum; }
 
 const ModelDef MOBILENETV2_MODEL = {
@@ -123,6 +117,5 @@ const ModelDef MOBILENETV2_MODEL = {
     .num_depthwise = num_depthwise,
     .depthwise = depthwise,
     .depthwise_input = depthwise_input,
-    .autotune = autotune,
     .stats_momentum = stats_momentum,
 };

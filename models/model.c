@@ -44,7 +44,13 @@ Tensor* model_forward(Engine* e, const Model* m, Tensor* x) { return m->def->for
 int model_num_depthwise(const Model* m) { return m->def->num_depthwise(m->self); }
 DepthwiseConv2d* model_depthwise(const Model* m, int i) { return m->def->depthwise(m->self, i); }
 int model_depthwise_input(const Model* m, int i) { return m->def->depthwise_input(m->self, i); }
-void model_autotune(Model* m, const Backend* be, int n, FILE* log) { m->def->autotune(m->self, be, n, log); }
+// --dw-group auto, for any model: each depthwise layer timed on its own input shape (the accessors above).
+void model_autotune(Model* m, const Backend* be, int n, FILE* log) {
+    for (int i = 0; i < model_num_depthwise(m); i++) {
+        int h = model_depthwise_input(m, i);
+        depthwise_autotune(be, model_depthwise(m, i), n, h, h, log);
+    }
+}
 float model_stats_momentum(const Model* m) { return m->def->stats_momentum(m->self); }
 // (model_print and model_count: model_describe.c, from the model's ops)
 

@@ -31,9 +31,6 @@ typedef struct ModelDef {
     // The height (= width) of depthwise layer i's input for a 32x32 image: what the benchmarks time
     // each layer on.
     int (*depthwise_input)(const void* self, int i);
-    // --dw-group auto: times every depthwise layer on its own input shape at batch n and keeps the
-    // fastest group size (depthwise_autotune); prints the choices to log.
-    void (*autotune)(void* self, const Backend* be, int n, FILE* log);
     // The momentum of the running statistics (batch norm's), with which several processes merge theirs.
     float (*stats_momentum)(const void* self);
     // (No print or count: the --print-model table and the counts come from the model's own ops,

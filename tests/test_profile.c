@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../models/mobilenet.h"
+#include "../models/model.h"
 #include "../nn/profile.h"
 #include "../nn/util.h"
 #include "test_util.h"
@@ -34,7 +35,8 @@ int main(void) {
     mobilenet_init(&m, e, 0.125f, 32, 10);
 
     // --dw-group auto: every chosen g divides its layer's channels and is one of the candidates.
-    mobilenet_autotune(&m, be, BATCH, stdout);
+    Model handle = {.def = &MOBILENET_MODEL, .self = &m, .width = 0.125f, .num_classes = 10};
+    model_autotune(&handle, be, BATCH, stdout);
     for (int i = 0; i < MOBILENET_BLOCKS; i++) {
         const DepthwiseConv2d* dw = &m.blocks[i].conv1;
         int g = dw->g, power = g > 0 && (g & (g - 1)) == 0;
@@ -98,7 +100,6 @@ int main(void) {
     }
     CHECK(depthwise == MOBILENET_BLOCKS && convs == MOBILENET_BLOCKS + 1, "%d depthwise and %d conv rows", depthwise, convs);
     long model_params, model_macs, model_executed;
-    Model handle = {.def = &MOBILENET_MODEL, .self = &m, .width = 0.125f, .num_classes = 10};
     model_count(&handle, 3, 32, 32, &model_params, &model_macs, &model_executed); // its described ops, one image
     CHECK(macs == (double)model_executed * BATCH, "profiled forward multiply-adds %.0f, the model counts %ld x %d",
           macs, model_executed, BATCH);
