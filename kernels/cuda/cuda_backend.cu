@@ -327,6 +327,33 @@ static int open_device(char* err, size_t errlen) {
 //         direct convolution. The strict tests set it: FFT and Winograd round differently (FFT by
 //         ~eps log n, Winograd by a transform-dependent factor), and whether cuDNN ranks one of them
 //         first for a shape must not decide whether a 1e-5 bound holds.
+// DRNET_CUDA_BF16_DIRS (read at each init): which convolution directions run in bf16 when bf16 is
+// on, a comma-separated subset of fwd, data, filter (or none); all three by default, which is what
+// --precision bf16 means everywhere. It exists to measure: on an H200 with cuDNN 9.19 every bf16
+// direction made the step slower than FP32 with TF32 (4.2 ms; forward alone in bf16 5.0, forward and
+// backward-data 8.5, all three 19.6: docs/results/gpu-h200-2026-12-04b/bf16-dirs.log). No
+// legacy-API backward-filter algorithm takes bf16 in NCHW (cuDNN logs "config !=
+// PSEUDO_HALF_CONFIG && config != FLOAT_CONFIG" for each), and each call here also converts its
+// FP32 operands and result.
+static int read_bf16_dirs(char* err, size_t errlen) {
+    const char* v = getenv("DRNET_CUDA_BF16_DIRS");
+    if (!v || !*v) return g_cuda.bf16_conv_dirs = 1 | 2 | 4, 0;
+    int dirs = 0;
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char* t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        if (!strcmp(t, "fwd")) dirs |= 1;
+        else if (!strcmp(t, "data")) dirs |= 2;
+        else if (!strcmp(t, "filter")) dirs |= 4;
+        else if (strcmp(t, "none")) {
+            snprintf(err, errlen, "DRNET_CUDA_BF16_DIRS=%s: expected a comma-separated subset of fwd, data, filter (or none)", v);
+            return 1;
+        }
+    }
+    g_cuda.bf16_conv_dirs = dirs;
+    return 0;
+}
+
 static int read_algo_filter(char* err, size_t errlen) {
     const char* v = getenv("DRNET_CUDNN_ALGOS");
     if (!v || !*v || !strcmp(v, "all")) return g_cuda.gemm_only = 0, 0;
@@ -353,7 +380,7 @@ static int read_capture_mode(char* err, size_t errlen) {
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
 int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
-    if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen)) return 1;
+    if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen) || read_bf16_dirs(err, errlen)) return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
     g_cuda.bf16 = opt && opt->bf16; // cuda_bf16.cu
@@ -385,7 +412,10 @@ void cuda_describe(char* buf, size_t len) {
              p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
              runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
              v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
-             g_cuda.bf16 ? ", bf16 mixed precision (conv and GEMM operands rounded to bf16, FP32 sums; conv results in bf16)" : "",
+             !g_cuda.bf16 ? "" : g_cuda.bf16_conv_dirs == 7
+                 ? ", bf16 mixed precision (conv and GEMM operands rounded to bf16, FP32 sums; conv results in bf16; "
+                   "slower than FP32 on an H200 with cuDNN 9: a check of the bf16 numerics, not a speed-up)"
+                 : ", bf16 mixed precision, but only some convolution directions in bf16 (DRNET_CUDA_BF16_DIRS)",
              g_cuda.deterministic ? "deterministic (heuristic)" : "measured (fastest)",
              g_cuda.gemm_only ? " limited to GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "",
              cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));

@@ -19,7 +19,9 @@
 // bf16 mixed precision (BackendOptions.bf16): the plan's x, w and y descriptors are bf16 with FP32
 // compute (cuDNN's PSEUDO_BFLOAT16 configuration); each call rounds its two FP32 operands into bf16
 // copies, runs on those, and widens the bf16 result into the FP32 destination, adding where the
-// caller accumulates (cuda_bf16.cu says what this rounds that the CPU does not).
+// caller accumulates (cuda_bf16.cu says what this rounds that the CPU does not). This is slower
+// than FP32 on the GPUs measured so far; DRNET_CUDA_BF16_DIRS (cuda_backend.cu) keeps chosen
+// directions in FP32 to measure why.
 //
 // DRNET_CUDNN_ALGOS=gemm (cuda_backend.cu) limits the choice to the GEMM-like algorithms, whose
 // rounding is a direct convolution's, for the tests with tight FP32 bounds; the plans are keyed by
@@ -101,10 +103,10 @@ static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, co
 }
 #define PLAN_CHECK(p, call) plan_check((p), (call), #call, __FILE__, __LINE__)
 
-static ConvPlan* plan_for(const ConvShape* s) {
+static ConvPlan* plan_for(const ConvShape* s, int bf16) {
     for (int i = 0; i < num_plans; i++)
         if (plans[i].tf32 == g_cuda.tf32 && plans[i].deterministic == g_cuda.deterministic &&
-            plans[i].gemm_only == g_cuda.gemm_only && plans[i].bf16 == g_cuda.bf16 && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
+            plans[i].gemm_only == g_cuda.gemm_only && plans[i].bf16 == bf16 && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
             return &plans[i];
     if (num_plans == MAX_PLANS) {
         fprintf(stderr, "error: %s:%d: more than %d distinct convolution shapes; raise MAX_PLANS\n",
@@ -117,7 +119,7 @@ static ConvPlan* plan_for(const ConvShape* s) {
     p->tf32 = g_cuda.tf32;
     p->deterministic = g_cuda.deterministic;
     p->gemm_only = g_cuda.gemm_only;
-    p->bf16 = g_cuda.bf16;
+    p->bf16 = bf16;
     const cudnnDataType_t type = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT; // compute stays FP32
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->x));
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->y));
@@ -310,8 +312,10 @@ static void choose(ConvPlan* p, int dir) {
     adopt(p, dir, fallback, need);
 }
 
+// In bf16 mode a direction runs in bf16 only if it is in g_cuda.bf16_conv_dirs (all three unless
+// DRNET_CUDA_BF16_DIRS says otherwise); the others use the shape's FP32 plan.
 static ConvPlan* ready_plan(const ConvShape* s, int dir) {
-    ConvPlan* p = plan_for(s);
+    ConvPlan* p = plan_for(s, g_cuda.bf16 && (g_cuda.bf16_conv_dirs >> dir & 1));
     if (!p->ready[dir]) choose(p, dir);
     return p;
 }

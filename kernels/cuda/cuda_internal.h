@@ -19,6 +19,7 @@ struct CudaContext {
     cublasHandle_t cublas;  // bound to `stream`, with its own fixed workspace
     int tf32;               // BackendOptions.tf32 of the latest init
     int bf16;               // BackendOptions.bf16 of the latest init: bf16 operands for cuDNN and cuBLAS (cuda_bf16.cu)
+    int bf16_conv_dirs;     // with bf16: the convolution directions run in bf16, bits 1 << FWD/BWD_DATA/BWD_FILTER (cuda_conv.cu)
     int deterministic;      // BackendOptions.deterministic of the latest init (cuda_conv.cu)
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
