@@ -85,16 +85,37 @@ int test_gpu_unavailable(const char* test, const char* why) {
     return TEST_SKIP;
 }
 
-void test_check_algo_filter(void) {
+// What the CUDA backend's convolution report says, in a string to free.
 #ifdef WITH_CUDA
-    const char* want = getenv("DRNET_CUDNN_ALGOS");
-    if (!want || strcmp(want, "gemm") != 0) return;
+static char* conv_report(void) {
     char* report = NULL;
     size_t len = 0;
     FILE* f = open_memstream(&report, &len);
     if (!f) nn_fatal("open_memstream failed");
     drnet_cuda_conv_report(f);
     fclose(f);
+    return report;
+}
+#endif
+
+void test_check_algo_filter(void) {
+#ifdef WITH_CUDA
+    const char* pointwise = getenv("DRNET_CUDA_POINTWISE");
+    if (pointwise && !strcmp(pointwise, "gemm")) {
+        // Forced, every direction of every 1x1 convolution runs as one GEMM: the report must say so
+        // for all three, or the forced path was never exercised.
+        char* report = conv_report();
+        static const char* const dirs[] = {"forward one GEMM", "backward-data one GEMM", "backward-filter one GEMM"};
+        int missing = 0;
+        for (int i = 0; i < 3; i++) missing += strstr(report, dirs[i]) == NULL;
+        CHECK(missing == 0, "DRNET_CUDA_POINTWISE=gemm, but no 1x1 convolution ran as one GEMM in %d of the three "
+              "directions:\n%s", missing, report);
+        if (!missing) printf("DRNET_CUDA_POINTWISE=gemm honoured: 1x1 convolutions ran as one GEMM in all three directions\n");
+        free(report);
+    }
+    const char* want = getenv("DRNET_CUDNN_ALGOS");
+    if (!want || strcmp(want, "gemm") != 0) return;
+    char* report = conv_report();
     // The report names each direction's algorithm ("forward WINOGRAD (...)"); these are the
     // non-GEMM ones by cuDNN's names, read independently of the backend's own filter.
     static const char* const banned[] = {" FFT", " FFT_TILING", " WINOGRAD", " WINOGRAD_NONFUSED", " DIRECT",

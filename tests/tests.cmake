@@ -90,6 +90,12 @@ drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c tra
 add_test(NAME test_cuda_ops_bn_block COMMAND test_cuda_ops --quick WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_ops_bn_block PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
                      ENVIRONMENT "DRNET_CUDA_BN_SPLIT=0;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# The same comparisons with every 1x1 convolution as one GEMM over the batch (kernels/cuda/cuda_pointwise.cu), which
+# the default (auto) takes only where it measured faster than cuDNN: forced here, so that its three
+# directions are checked whatever the timings, the MobileNet steps included.
+add_test(NAME test_cuda_ops_pointwise COMMAND test_cuda_ops WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_ops_pointwise PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
+                     ENVIRONMENT "DRNET_CUDA_POINTWISE=gemm;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 add_executable(bench-cpu train/bench/bench_cpu.c train/args.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
@@ -192,7 +198,7 @@ set_property(TEST ${DRNET_GPU_TESTS} test_parity_cuda_any APPEND PROPERTY LABELS
 # only GEMM-like algorithms there (DRNET_CUDNN_ALGOS=gemm, kernels/cuda/cuda_backend.cu), so that
 # its ranking of FFT or Winograd for some shape cannot fail a row by rounding alone. They check that
 # the filter was honoured (test_check_algo_filter); test_parity_cuda_any runs the unfiltered choice.
-set_property(TEST test_cuda_ops test_cuda_ops_bn_block test_parity_cuda test_parity_cuda_tf32 test_parity_v2_cuda
+set_property(TEST test_cuda_ops test_cuda_ops_bn_block test_cuda_ops_pointwise test_parity_cuda test_parity_cuda_tf32 test_parity_v2_cuda
              APPEND PROPERTY ENVIRONMENT DRNET_CUDNN_ALGOS=gemm)
 
 # With the CUDA emulator (-DDRNET_CUDA_EMU=ON): the GPU session's own commands at tiny sizes.

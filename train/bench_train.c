@@ -83,15 +83,17 @@ int run_bench(Trainer* t) {
            t->speed ? t->speed->replays : 0L, t->speed ? t->speed->captures : 0L, t->seen ? loss_sum / t->seen : 0.0);
     const char* split = getenv("DRNET_CUDA_BN_SPLIT"); // the CUDA backend's batch-norm variant
     int bn_split = !strcmp(be->name, "cuda") && !(split && !strcmp(split, "0")); // on unless "0"
+    const char* pw = getenv("DRNET_CUDA_POINTWISE"); // how the CUDA backend runs 1x1 convolutions
+    const char* pointwise = strcmp(be->name, "cuda") ? "" : pw && *pw ? pw : "auto";
     int g = o->dw_group > 0 ? o->dw_group : be->default_dw_group > 0 ? be->default_dw_group : 32;
     char dw[16]; // the depthwise group size the run asked for: a number, or auto (chosen per layer)
     if (o->dw_group == 0) snprintf(dw, sizeof(dw), "auto");
     else snprintf(dw, sizeof(dw), "%d", g);
-    printf("BENCH {\"impl\": \"drnet\", \"device\": \"%s\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"dw_group\": \"%s\", "
+    printf("BENCH {\"impl\": \"drnet\", \"device\": \"%s\", \"gpu_data\": %d, \"cuda_graph\": %d, \"bn_split\": %d, \"pointwise\": \"%s\", \"dw_group\": \"%s\", "
            "\"tf32\": %d, \"precision\": \"%s\", "
            "\"batch\": %d, \"steps\": %d, \"repeats\": %d, \"median_ms\": %.5f, \"img_per_s\": %.1f, "
            "\"final_loss\": %.5f, \"flop_model\": %.0f, \"flop_executed\": %.0f, \"bytes_least\": %.0f, "
-           "\"repeat_ms\": [", be->name, o->gpu_data, o->cuda_graph, bn_split, dw, o->tf32, precision_name(o->precision), o->batch, steps, repeats, median,
+           "\"repeat_ms\": [", be->name, o->gpu_data, o->cuda_graph, bn_split, pointwise, dw, o->tf32, precision_name(o->precision), o->batch, steps, repeats, median,
            o->batch * 1e3 / median, t->seen ? loss_sum / t->seen : 0.0, 2 * cost.macs_model, 2 * cost.macs_executed,
            bytes);
     for (int r = 0; r < repeats; r++) printf("%s%.5f", r ? ", " : "", ms[r]);

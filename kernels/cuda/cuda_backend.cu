@@ -354,6 +354,18 @@ static int read_bf16_dirs(char* err, size_t errlen) {
     return 0;
 }
 
+// DRNET_CUDA_POINTWISE (read at each init): how 1x1 convolutions run (cuda_pointwise.cu). auto (the
+// default): per shape and direction, the faster of cuDNN's fastest algorithm and one GEMM over the
+// batch, both timed at the first step; gemm or cudnn force one, for the tests and for measuring.
+static int read_pointwise(char* err, size_t errlen) {
+    const char* v = getenv("DRNET_CUDA_POINTWISE");
+    if (!v || !*v || !strcmp(v, "auto")) return g_cuda.pointwise = CUDA_POINTWISE_AUTO, 0;
+    if (!strcmp(v, "gemm")) return g_cuda.pointwise = CUDA_POINTWISE_GEMM, 0;
+    if (!strcmp(v, "cudnn")) return g_cuda.pointwise = CUDA_POINTWISE_CUDNN, 0;
+    snprintf(err, errlen, "DRNET_CUDA_POINTWISE=%s: expected auto, gemm or cudnn", v);
+    return 1;
+}
+
 static int read_algo_filter(char* err, size_t errlen) {
     const char* v = getenv("DRNET_CUDNN_ALGOS");
     if (!v || !*v || !strcmp(v, "all")) return g_cuda.gemm_only = 0, 0;
@@ -380,7 +392,9 @@ static int read_capture_mode(char* err, size_t errlen) {
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
 int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
-    if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen) || read_bf16_dirs(err, errlen)) return 1;
+    if (read_algo_filter(err, errlen) || read_capture_mode(err, errlen) || read_bf16_dirs(err, errlen) ||
+        read_pointwise(err, errlen))
+        return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
     g_cuda.tf32 = opt && opt->tf32;
     g_cuda.bf16 = opt && opt->bf16; // cuda_bf16.cu
@@ -408,7 +422,7 @@ void cuda_describe(char* buf, size_t len) {
     char ws[32];
     snprintf(buf, len,
              "CUDA: %s (sm_%d%d, %d SMs, %.1f GiB), runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, "
-             "TF32 %s%s, %s cuDNN algorithms%s, conv workspace limit %s",
+             "TF32 %s%s, %s cuDNN algorithms%s, conv workspace limit %s%s",
              p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
              runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
              v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
@@ -418,7 +432,10 @@ void cuda_describe(char* buf, size_t len) {
                  : ", bf16 mixed precision, but only some convolution directions in bf16 (DRNET_CUDA_BF16_DIRS)",
              g_cuda.deterministic ? "deterministic (heuristic)" : "measured (fastest)",
              g_cuda.gemm_only ? " limited to GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "",
-             cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit));
+             cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit),
+             g_cuda.pointwise == CUDA_POINTWISE_GEMM    ? ", 1x1 convolutions as one GEMM over the batch (DRNET_CUDA_POINTWISE=gemm)"
+             : g_cuda.pointwise == CUDA_POINTWISE_CUDNN ? ", 1x1 convolutions by cuDNN only (DRNET_CUDA_POINTWISE=cudnn)"
+                                                        : "");
 }
 
 // (The backend table is cuda_table.c: C99 designated initializers, which C++17 lacks.)

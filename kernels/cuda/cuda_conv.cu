@@ -23,6 +23,9 @@
 // than FP32 on the GPUs measured so far; DRNET_CUDA_BF16_DIRS (cuda_backend.cu) keeps chosen
 // directions in FP32 to measure why.
 //
+// A 1x1 convolution may instead run as one GEMM over the batch (cuda_pointwise.cu), per shape and
+// direction where that measured faster than cuDNN's choice (consider_gemm).
+//
 // DRNET_CUDNN_ALGOS=gemm (cuda_backend.cu) limits the choice to the GEMM-like algorithms, whose
 // rounding is a direct convolution's, for the tests with tight FP32 bounds; the plans are keyed by
 // it too.
@@ -32,7 +35,7 @@
 
 #include "cuda_internal.h"
 
-enum { FWD, BWD_DATA, BWD_FILTER, DIRECTIONS };
+enum { FWD = CUDA_CONV_FWD, BWD_DATA = CUDA_CONV_BWD_DATA, BWD_FILTER = CUDA_CONV_BWD_FILTER, DIRECTIONS = CUDA_CONV_DIRECTIONS };
 static const char* const DIRECTION[DIRECTIONS] = {"forward", "backward-data", "backward-filter"};
 
 static const char* algo_name(int dir, int algo) {
@@ -68,8 +71,8 @@ static int math_allowed(cudnnMathType_t m, int bf16) {
 }
 
 struct ConvPlan {
-    ConvShape s; // the key, with tf32, deterministic, gemm_only and bf16
-    int tf32, deterministic, gemm_only, bf16;
+    ConvShape s; // the key, with tf32, deterministic, gemm_only, bf16 and pointwise
+    int tf32, deterministic, gemm_only, bf16, pointwise;
     cudnnTensorDescriptor_t x;                     // (n, c_in, h, w), FP32 or bf16
     cudnnTensorDescriptor_t y;                     // (n, c_out, h_out, w_out), FP32 or bf16
     cudnnFilterDescriptor_t w;                     // (c_out, c_in / groups, k, k), FP32 or bf16
@@ -77,6 +80,8 @@ struct ConvPlan {
     int ready[DIRECTIONS];                         // the direction's algorithm has been chosen
     int algo[DIRECTIONS];                          // cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
     size_t ws[DIRECTIONS];                         // workspace bytes that algorithm needs
+    int gemm[DIRECTIONS];                          // a 1x1 convolution run as one GEMM instead (cuda_pointwise.cu)
+    float cudnn_ms[DIRECTIONS], gemm_ms[DIRECTIONS]; // what the choice between them measured (0: not timed)
 };
 
 #define MAX_PLANS 1024
@@ -106,7 +111,8 @@ static void plan_check(const ConvPlan* p, cudnnStatus_t st, const char* call, co
 static ConvPlan* plan_for(const ConvShape* s, int bf16) {
     for (int i = 0; i < num_plans; i++)
         if (plans[i].tf32 == g_cuda.tf32 && plans[i].deterministic == g_cuda.deterministic &&
-            plans[i].gemm_only == g_cuda.gemm_only && plans[i].bf16 == bf16 && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
+            plans[i].gemm_only == g_cuda.gemm_only && plans[i].bf16 == bf16 &&
+            plans[i].pointwise == g_cuda.pointwise && memcmp(&plans[i].s, s, sizeof(*s)) == 0)
             return &plans[i];
     if (num_plans == MAX_PLANS) {
         fprintf(stderr, "error: %s:%d: more than %d distinct convolution shapes; raise MAX_PLANS\n",
@@ -120,6 +126,7 @@ static ConvPlan* plan_for(const ConvShape* s, int bf16) {
     p->deterministic = g_cuda.deterministic;
     p->gemm_only = g_cuda.gemm_only;
     p->bf16 = bf16;
+    p->pointwise = g_cuda.pointwise;
     const cudnnDataType_t type = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT; // compute stays FP32
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->x));
     PLAN_CHECK(p, cudnnCreateTensorDescriptor(&p->y));
@@ -269,6 +276,30 @@ static int gemm_like(int dir, int algo) {
     return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
 }
 
+// A 1x1 convolution may run as one GEMM over the batch instead (cuda_pointwise.cu): forced by
+// DRNET_CUDA_POINTWISE=gemm, else taken where it measured faster than the cuDNN algorithm just chosen
+// (cudnn_ms; 0 when nothing was timed). Never in bf16 (the path is FP32) and, unless forced, never
+// in deterministic mode, where nothing is chosen by timing.
+static void consider_gemm(ConvPlan* p, int dir, float cudnn_ms) {
+    p->gemm[dir] = 0;
+    if (p->bf16 || !cuda_pointwise_fits(&p->s) || p->pointwise == CUDA_POINTWISE_CUDNN) return;
+    if (p->pointwise == CUDA_POINTWISE_AUTO) {
+        if (p->deterministic || !(cudnn_ms > 0.0f)) return;
+        p->cudnn_ms[dir] = cudnn_ms;
+        p->gemm_ms[dir] = cuda_pointwise_time(dir, &p->s);
+        if (g_cuda.verbose) {
+            char shape[200];
+            shape_text(shape, sizeof(shape), &p->s, p->tf32, p->bf16);
+            fprintf(stderr, "cuda: %s %s: one GEMM over the batch %.4f ms, cuDNN's choice %.4f ms: %s\n",
+                    DIRECTION[dir], shape, (double)p->gemm_ms[dir], (double)cudnn_ms,
+                    p->gemm_ms[dir] < cudnn_ms ? "GEMM" : "cuDNN");
+        }
+        if (!(p->gemm_ms[dir] < cudnn_ms)) return;
+    }
+    p->gemm[dir] = 1;
+    cuda_pointwise_reserve(dir, &p->s); // now, not inside a later graph capture
+}
+
 static void choose(ConvPlan* p, int dir) {
     Candidate c[MAX_CANDIDATES] = {};
     // A shape first seen inside a graph capture (train/speed.c captures only after an eager step of
@@ -296,6 +327,7 @@ static void choose(ConvPlan* p, int dir) {
         if (need > limit) continue;
         if (g_cuda.verbose) print_candidates(stderr, p, dir, c, n, i);
         adopt(p, dir, c[i].algo, need);
+        consider_gemm(p, dir, p->deterministic ? 0.0f : c[i].ms);
         return;
     }
     // Nothing qualified (never seen in practice): the generic implicit GEMM with the requested
@@ -310,6 +342,7 @@ static void choose(ConvPlan* p, int dir) {
     size_t need = 0;
     PLAN_CHECK(p, workspace_size(p, dir, fallback, &need));
     adopt(p, dir, fallback, need);
+    consider_gemm(p, dir, 0.0f);
 }
 
 // In bf16 mode a direction runs in bf16 only if it is in g_cuda.bf16_conv_dirs (all three unless
@@ -342,6 +375,7 @@ static Operands operands(const ConvPlan* p, const float* a, size_t na, const flo
 
 void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
     ConvPlan* p = ready_plan(s, FWD);
+    if (p->gemm[FWD]) return cuda_pointwise_forward(y, x, w, s);
     Operands o = operands(p, x, x_elems(s), w, w_elems(s), y, y_elems(s));
     PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, o.a, p->w, o.b, p->conv[FWD],
                                           (cudnnConvolutionFwdAlgo_t)p->algo[FWD], workspace, p->ws[FWD],
@@ -354,6 +388,7 @@ void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvSha
 // writes the bf16 copy (beta = 0) and the widening adds it to dx in FP32.
 void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_DATA);
+    if (p->gemm[BWD_DATA]) return cuda_pointwise_backward_data(dx, dy, w, s, accumulate);
     Operands o = operands(p, dy, y_elems(s), w, w_elems(s), dx, x_elems(s));
     PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, o.b, p->y, o.a, p->conv[BWD_DATA],
                                                (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA], workspace,
@@ -364,6 +399,7 @@ void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const
 
 void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_FILTER);
+    if (p->gemm[BWD_FILTER]) return cuda_pointwise_backward_filter(dw, dy, x, s, accumulate);
     Operands o = operands(p, x, x_elems(s), dy, y_elems(s), dw, w_elems(s));
     PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, o.a, p->y, o.b, p->conv[BWD_FILTER],
                                                  (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], workspace,
@@ -383,6 +419,12 @@ extern "C" void drnet_cuda_conv_report(FILE* f) {
         fprintf(f, "  %s%s%s:", shape, p->deterministic ? ", deterministic" : "", p->gemm_only ? ", GEMM-like only" : "");
         for (int d = 0; d < DIRECTIONS; d++) {
             if (!p->ready[d]) continue;
+            if (p->gemm[d]) {
+                fprintf(f, " %s one GEMM over the batch (cuBLAS", DIRECTION[d]);
+                if (p->gemm_ms[d] > 0.0f) fprintf(f, ", %.4f ms against cuDNN's %.4f", (double)p->gemm_ms[d], (double)p->cudnn_ms[d]);
+                fprintf(f, ");");
+                continue;
+            }
             cudnnMathType_t m = CUDNN_DEFAULT_MATH;
             if (cudnnGetConvolutionMathType(p->conv[d], &m) != CUDNN_STATUS_SUCCESS) m = CUDNN_DEFAULT_MATH; // report only
             fprintf(f, " %s %s (%s);", DIRECTION[d], algo_name(d, p->algo[d]), math_name(m));

@@ -11,6 +11,8 @@
 
 #include "cuda_check.h"
 
+enum { CUDA_POINTWISE_AUTO, CUDA_POINTWISE_GEMM, CUDA_POINTWISE_CUDNN };
+
 struct CudaContext {
     int initialized;
     cudaDeviceProp prop;    // device 0
@@ -26,6 +28,7 @@ struct CudaContext {
     int verbose;            // DRNET_CUDA_VERBOSE=1: print every algorithm search
     int bn_split;           // unless DRNET_CUDA_BN_SPLIT=0 (read at each init): batch-norm statistics over many blocks
     int gemm_only;          // DRNET_CUDNN_ALGOS=gemm (read at each init): only GEMM-like convolution algorithms
+    int pointwise;          // DRNET_CUDA_POINTWISE (read at each init): CUDA_POINTWISE_AUTO, _GEMM or _CUDNN
     int capture_mode;       // DRNET_CUDA_CAPTURE_MODE (read at each init): a cudaStreamCaptureMode
     int capturing;          // inside graph_capture_begin/end: uploads, downloads, syncs, allocs are errors
     BackendCounters counters; // allocations, frees and host waits, for the steady-state test
@@ -54,6 +57,17 @@ enum { CUDA_BF16_A, CUDA_BF16_B, CUDA_BF16_OUT, CUDA_BF16_SLOTS };
 uint16_t* cuda_bf16_buffer(int slot, size_t n);                   // the slot, grown to n elements
 uint16_t* cuda_bf16_operand(int slot, const float* x, size_t n);  // x (n) rounded into the slot, as nn/bf16.h does
 void cuda_bf16_widen(float* y, const uint16_t* h, size_t n, int accumulate); // y = h, or y += h
+
+// The three directions of a convolution (cuda_conv.cu's plans, cuda_pointwise.cu).
+enum { CUDA_CONV_FWD, CUDA_CONV_BWD_DATA, CUDA_CONV_BWD_FILTER, CUDA_CONV_DIRECTIONS };
+
+// 1x1 convolutions as one GEMM over the batch (cuda_pointwise.cu), FP32; cuda_conv.cu decides when.
+int cuda_pointwise_fits(const ConvShape* s);             // k = 1, stride 1, no padding, one group
+void cuda_pointwise_reserve(int dir, const ConvShape* s); // grow the shared scratch now (outside a capture)
+float cuda_pointwise_time(int dir, const ConvShape* s);   // ms of one call, on buffers of its own
+void cuda_pointwise_forward(float* y, const float* x, const float* w, const ConvShape* s);
+void cuda_pointwise_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate);
+void cuda_pointwise_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate);
 
 // Exits with a message naming `what` when called inside a graph capture: the call cannot be recorded
 // (a wait, an allocation) or would replay stale host memory (an upload).

@@ -50,7 +50,7 @@ done
 run env DRNET_CUDA_BN_SPLIT=0 "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --bench-steps 2 --bench-repeats 2
 # The CUDA defaults, as measured on the first GPU run: device batches, graph replay, batch-norm split, g = 1.
 "$TRAIN" mobilenet cifar10 --device cuda "${small[@]}" --bench-steps 2 --bench-repeats 1 > "$T/auto.out" 2>&1
-if ! grep -q '"device": "cuda", "gpu_data": 1, "cuda_graph": 1, "bn_split": 1, "dw_group": "1"' "$T/auto.out" ||
+if ! grep -q '"device": "cuda", "gpu_data": 1, "cuda_graph": 1, "bn_split": 1, "pointwise": "auto", "dw_group": "1"' "$T/auto.out" ||
    ! grep -q '^step: batches built on the device (--gpu-data on), replayed as a CUDA graph' "$T/auto.out"; then
   cat "$T/auto.out"; echo "FAILED: --device cuda without flags must default to --gpu-data on --cuda-graph on, split, g = 1"; exit 1
 fi

@@ -2,9 +2,10 @@
 # Our training step against PyTorch's on the same machine, side by side, in one table:
 #   ours    train --bench-steps: the defaults (on CUDA: --gpu-data on, --cuda-graph on, batch-norm
 #           statistics split over many blocks, depthwise g = 1), --precision bf16 (bf16 mixed
-#           precision), then each default undone in turn to show what it is worth: --dw-group 32 (the
-#           paper's g), DRNET_CUDA_BN_SPLIT=0 (one block per channel), and --gpu-data off
-#           --cuda-graph off (eager steps fed by the CPU loader)
+#           precision), then each default undone in turn to show what it is worth:
+#           DRNET_CUDA_POINTWISE=cudnn (no 1x1 convolution as one GEMM), --dw-group 32 (the paper's g),
+#           --gpu-data off --cuda-graph off (eager steps fed by the CPU loader), DRNET_CUDA_BN_SPLIT=0
+#           (one block per channel)
 #   PyTorch tests/reference/bench_train_torch.py: eager NCHW, eager channels_last, torch.compile,
 #           torch.compile(mode="max-autotune") if it compiles in time; then eager NCHW and
 #           channels_last under torch.autocast(bfloat16), beside our bf16 row
@@ -72,7 +73,7 @@ elif [ "$GPU" = 1 ]; then
   # a longer warm-up than ours, so that its median is its steady state.
   torch_args=(--device cuda --warmup 50 --steps 100 --repeats 5 --compile-timeout 90)
   # Most informative first: the deadline may cut the list short. "" is the defaults.
-  configs=("" "--precision bf16" "--dw-group 32" "BN_BLOCK" "--gpu-data off --cuda-graph off")
+  configs=("" "PW_CUDNN" "--dw-group 32" "--precision bf16" "--gpu-data off --cuda-graph off" "BN_BLOCK")
   modes=eager,channels_last,compile,max-autotune
   cap=45
 else
@@ -92,11 +93,11 @@ capture_failed() { grep -q 'DRNET_CUDA_CAPTURE_MODE=' "$BENCH.last" 2>/dev/null;
 
 ours_ok=0
 for c in "${configs[@]}"; do
-  split=1 # the default; BN_BLOCK: the one-block-per-channel kernels
-  case $c in BN_BLOCK*) split=0; c=${c#BN_BLOCK} ;; esac
+  split=1 pw=auto # the defaults; BN_BLOCK: the one-block-per-channel kernels; PW_CUDNN: 1x1 convolutions by cuDNN only
+  case $c in BN_BLOCK*) split=0; c=${c#BN_BLOCK} ;; PW_CUDNN*) pw=cudnn; c=${c#PW_CUDNN} ;; esac
   ok=0
   # shellcheck disable=SC2086
-  if DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}"; then
+  if DRNET_CUDA_POINTWISE=$pw DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}"; then
     ok=1
   elif case " $c " in *" --cuda-graph off "*) false ;; *) capture_failed ;; esac; then
     # The capture failed in the default mode: the other modes, in order of strictness.
@@ -104,7 +105,7 @@ for c in "${configs[@]}"; do
       echo "speed: the graph capture failed in mode ${tried:-global}; retrying with DRNET_CUDA_CAPTURE_MODE=$mode"
       tried=$mode
       # shellcheck disable=SC2086
-      if DRNET_CUDA_CAPTURE_MODE=$mode DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}"; then
+      if DRNET_CUDA_CAPTURE_MODE=$mode DRNET_CUDA_POINTWISE=$pw DRNET_CUDA_BN_SPLIT=$split go "$cap" "$BUILD/train" mobilenet cifar10 "${dev[@]}" $c "${ours_steps[@]}"; then
         ok=1
         echo "speed: graph capture works in mode $mode (not in the default, global): the row says so"
         # The row's BENCH line (the last one) records the mode.
@@ -122,7 +123,7 @@ for c in "${configs[@]}"; do
     gd=$([ "$GPU" = 1 ] && echo true || echo false) cg=$gd # the defaults: on with CUDA
     case " $c " in *" --gpu-data on "*) gd=true ;; *" --gpu-data off "*) gd=false ;; esac
     case " $c " in *" --cuda-graph on "*) cg=true ;; *" --cuda-graph off "*) cg=false ;; esac
-    echo "BENCH {\"impl\": \"drnet\", \"status\": \"failed\", \"note\": \"see the output above\", \"gpu_data\": $gd, \"cuda_graph\": $cg, \"bn_split\": $([ $split = 1 ] && echo true || echo false)}" >> "$BENCH"
+    echo "BENCH {\"impl\": \"drnet\", \"status\": \"failed\", \"note\": \"see the output above\", \"gpu_data\": $gd, \"cuda_graph\": $cg, \"bn_split\": $([ $split = 1 ] && echo true || echo false), \"pointwise\": \"$pw\"}" >> "$BENCH"
   fi
 done
 
@@ -179,6 +180,7 @@ for r in rows:
         name += f", capture mode {r['capture_mode']}" if r.get("capture_mode") else ""
         if r.get("device") == "cuda":
             name += ", BN split" if r.get("bn_split") else ", BN one block per channel"
+            name += ", 1x1 convs by cuDNN only" if r.get("pointwise") == "cudnn" else ""
         name += f", g = {r['dw_group']}" if r.get("dw_group") else ""
         name += ", bf16 mixed precision" if r.get("precision") == "bf16" else ""
     else:
