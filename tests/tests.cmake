@@ -46,6 +46,8 @@ drnet_test(test_gemm)
 drnet_test(test_gemm_bf16)
 # The reference backend's bf16 mode, the oracle of the bf16 CPU kernels: what it rounds, and by how much.
 drnet_test(test_bf16_ref)
+# The CPU k x k convolutions in bf16: planes rounded as they are copied, bit for bit FP32 on rounded operands.
+drnet_test(test_conv_flat_bf16)
 # A bf16 training step against PyTorch: our semantics emulated there, and torch.autocast.
 drnet_test(test_parity_bf16)
 # CPU benchmarks (train/bench/): GEMM against the measured peak, and the training step against PyTorch.

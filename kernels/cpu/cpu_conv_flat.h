@@ -19,16 +19,19 @@ typedef struct FlatMasks {
 } FlatMasks;
 
 // `planes` planes: dst (plane floats each, dst_stride apart) = the values of a source plane
-// (consecutive, src_stride apart) spread as the masks say, zeros elsewhere.
+// (consecutive, src_stride apart) spread as the masks say, zeros elsewhere. With bf16, each value is
+// rounded to a bf16 operand as it is copied (nn/bf16.h's bf16_operand_value), here and in split2.
 void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
-                        const FlatMasks* fm);
+                        const FlatMasks* fm, int bf16);
 // The reverse: dst (consecutive values, dst_stride apart) (+)= the selected lanes of each grid plane.
 void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size_t grid_stride, int planes,
                           const FlatMasks* fm, int accumulate);
 // Stride 2: the plane src (h, w) into the four phase planes ph + (2a + b) * phase_stride (rows of ws
 // floats, already zero): element (y, x) goes to phase ((y + pad) % 2, (x + pad) % 2) at
 // ((y + pad) / 2, (x + pad) / 2).
-void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad);
+void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad, int bf16);
+// x (n) rounded in place to bf16 operands, 16 lanes at a time: the rounding the two copies above do.
+void flat_round_bf16_avx512(float* x, size_t n);
 // The reverse interleave of four output grids (rows of ws floats): dst[y][x] (+)= grid[2 (y % 2) + x % 2]
 // at (y / 2, x / 2), for the (h, w) plane dst.
 void flat_merge2_avx512(float* dst, int h, int w, const float* const grid[4], int ws, int accumulate);

@@ -18,10 +18,33 @@
 
 static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
+// Each lane rounded to a bf16 operand, as nn/bf16.h's bf16_operand_value (the same steps on 16 lanes):
+// ties to even with the carry into the exponent, NaN kept quiet, a result with a zero exponent
+// flushed to a zero of its sign, the low half cleared. Done as the planes are copied, so that bf16
+// mode costs no extra pass over them.
+static inline __m512 bf16_operand_avx512(__m512 x) {
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u), exp = _mm512_set1_epi32(0x7F800000);
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), hi);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), exp);
+    r = _mm512_mask_and_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), hi);
+    __mmask16 tiny = _mm512_testn_epi32_mask(r, exp);
+    r = _mm512_mask_and_epi32(r, tiny, r, _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(r);
+}
+
+void flat_round_bf16_avx512(float* x, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = below(n - i < 16 ? (int)(n - i) : 16);
+        _mm512_mask_storeu_ps(x + i, m, bf16_operand_avx512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 // Each vector's source offset comes from the table (a prefix sum of the masks' popcounts) rather
 // than from the previous vector: no loop-carried dependency, so the loads stream.
 void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
-                        const FlatMasks* fm) {
+                        const FlatMasks* fm, int bf16) {
     int plane = fm->plane, nvec = (plane + 15) / 16;
     for (int p = 0; p < planes; p++) {
         const float* s = src + (size_t)p * src_stride;
@@ -30,6 +53,7 @@ void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t 
             __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
             __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(__builtin_popcount(m)), s + fm->offset[i]));
+            if (bf16) v = bf16_operand_avx512(v);
             _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), v);
         }
     }
@@ -53,7 +77,7 @@ void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size
     }
 }
 
-void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad) {
+void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad, int bf16) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     // Column x = 2i (even) lands in phase column be at v = i + ve; x = 2i + 1 in phase bo at i + vo.
@@ -67,6 +91,7 @@ void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src
             int n = w - x;
             __m512 lo = _mm512_maskz_loadu_ps(below(n), sr + x);
             __m512 hi = _mm512_maskz_loadu_ps(below(n > 16 ? n - 16 : 0), sr + x + 16);
+            if (bf16) lo = bf16_operand_avx512(lo), hi = bf16_operand_avx512(hi);
             _mm512_mask_storeu_ps(re + x / 2, below((n + 1) / 2), _mm512_permutex2var_ps(lo, even, hi));
             _mm512_mask_storeu_ps(ro + x / 2, below(n / 2), _mm512_permutex2var_ps(lo, odd, hi));
         }
