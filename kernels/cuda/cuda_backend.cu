@@ -389,6 +389,11 @@ static int read_capture_mode(char* err, size_t errlen) {
     return 1;
 }
 
+// DRNET_CUDA_REPORT=1: at exit, every convolution shape with the algorithm (or the GEMM over the
+// batch, cuda_pointwise.cu) each direction ran, on stderr: what a per-layer profile (--profile) does
+// not show. The plans are never destroyed, so the report can run after everything else.
+static void conv_report_at_exit(void) { drnet_cuda_conv_report(stderr); }
+
 // May be called again (tests switch TF32): the device stays, the options change. Convolution
 // algorithms are cached per TF32 setting, so both settings can be used in one process.
 int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
@@ -396,6 +401,8 @@ int cuda_init(const BackendOptions* opt, char* err, size_t errlen) {
         read_pointwise(err, errlen))
         return 1;
     if (!g_cuda.initialized && open_device(err, errlen) != 0) return 1;
+    static int report_registered;
+    if (env_flag("DRNET_CUDA_REPORT") && !report_registered) report_registered = !atexit(conv_report_at_exit);
     g_cuda.tf32 = opt && opt->tf32;
     g_cuda.bf16 = opt && opt->bf16; // cuda_bf16.cu
     // On since the first GPU run (an H200): the split kernels matched the CPU there (test_cuda_ops with

@@ -396,8 +396,9 @@ if wanted bench; then
     run "$OUT/bench.log" "$(bleft 30)" "$BUILD/bench-depthwise" --device cuda --reps 10 || bfail=1
     run "$OUT/bench.log" "$(bleft 15)" "$BUILD/bench-depthwise" --device cuda --reps 10 --tf32 off --groups 1,32,C || bfail=1
     [ -n "$PY" ] && { run "$OUT/bench.log" "$(bleft 15)" "${TORCH_ENV[@]}" "$PY" tests/reference/bench_depthwise_torch.py --device cuda --reps 10 || bfail=1; }
-    run "$OUT/bench.log" "$(bleft 20)" "$BUILD/train" mobilenet cifar10 --device cuda --profile --profile-steps 20 \
-        --profile-json "$OUT/profile.json" || bfail=1
+    # DRNET_CUDA_REPORT=1: after the table, the algorithm (or GEMM over the batch) each convolution ran.
+    run "$OUT/bench.log" "$(bleft 20)" env DRNET_CUDA_REPORT=1 "$BUILD/train" mobilenet cifar10 --device cuda --profile \
+        --profile-steps 20 --profile-json "$OUT/profile.json" || bfail=1
     run "$OUT/bench.log" "$(bleft 20)" "$BUILD/train" mobilenet cifar10 --device cuda --dw-group auto --profile --profile-steps 20 || bfail=1
     [ $bfail = 0 ] && stage_end ok "see bench.log" || stage_end FAIL "see bench.log"
   else
