@@ -92,6 +92,11 @@ drnet_test(test_cuda_speed SOURCES tests/test_cuda_speed.c tests/graph_emu.c tra
 add_test(NAME test_cuda_ops_bn_block COMMAND test_cuda_ops --quick WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_ops_bn_block PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
                      ENVIRONMENT "DRNET_CUDA_BN_SPLIT=0;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
+# The bf16 part on cuDNN's bf16 tensors in all three directions (DRNET_CUDA_BF16_DIRS; by default
+# bf16-valued operands go through the FP32 kernels), its results rounded to bf16 as the reference is told to.
+add_test(NAME test_cuda_ops_bf16_tensors COMMAND test_cuda_ops WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cuda_ops_bf16_tensors PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
+                     ENVIRONMENT "DRNET_CUDA_BF16_DIRS=fwd,data,filter;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
 # The same comparisons with every 1x1 convolution as one GEMM over the batch (kernels/cuda/cuda_pointwise.cu), which
 # the default (auto) takes only where it measured faster than cuDNN: forced here, so that its three
 # directions are checked whatever the timings, the MobileNet steps included.
@@ -200,7 +205,7 @@ set_property(TEST ${DRNET_GPU_TESTS} test_parity_cuda_any APPEND PROPERTY LABELS
 # only GEMM-like algorithms there (DRNET_CUDNN_ALGOS=gemm, kernels/cuda/cuda_backend.cu), so that
 # its ranking of FFT or Winograd for some shape cannot fail a row by rounding alone. They check that
 # the filter was honoured (test_check_algo_filter); test_parity_cuda_any runs the unfiltered choice.
-set_property(TEST test_cuda_ops test_cuda_ops_bn_block test_cuda_ops_pointwise test_parity_cuda test_parity_cuda_tf32 test_parity_v2_cuda
+set_property(TEST test_cuda_ops test_cuda_ops_bn_block test_cuda_ops_pointwise test_cuda_ops_bf16_tensors test_parity_cuda test_parity_cuda_tf32 test_parity_v2_cuda
              APPEND PROPERTY ENVIRONMENT DRNET_CUDNN_ALGOS=gemm)
 
 # With the CUDA emulator (-DDRNET_CUDA_EMU=ON): the GPU session's own commands at tiny sizes.

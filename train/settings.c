@@ -55,7 +55,7 @@ const Setting SETTINGS[] = {
     {OF("--precision", SET_CHOICE, precision), .dflt = PRECISION_FP32, .choices = "fp32|bf16", .values = PRECISIONS,
      .key = "precision", .record = "recipe.precision", CKPT,
      .help = "bf16: mixed precision. Every convolution and linear product rounds its inputs and weights to "
-             "bf16 (nearest even) and sums in FP32 (on CUDA a convolution's result is rounded to bf16 too); "
+             "bf16 (nearest even) and sums in FP32; "
              "weights, momentum, batch norm, loss and SGD stay FP32, and so do checkpoints. Kept in the "
              "checkpoint: a --resume continues in the run's precision"},
     // (the checkpoint keeps --accum-steps x processes as recipe.micro_batches: state.c)

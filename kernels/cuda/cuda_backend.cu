@@ -327,17 +327,17 @@ static int open_device(char* err, size_t errlen) {
 //         direct convolution. The strict tests set it: FFT and Winograd round differently (FFT by
 //         ~eps log n, Winograd by a transform-dependent factor), and whether cuDNN ranks one of them
 //         first for a shape must not decide whether a 1e-5 bound holds.
-// DRNET_CUDA_BF16_DIRS (read at each init): which convolution directions run in bf16 when bf16 is
-// on, a comma-separated subset of fwd, data, filter (or none); all three by default, which is what
-// --precision bf16 means everywhere. It exists to measure: on an H200 with cuDNN 9.19 every bf16
-// direction made the step slower than FP32 with TF32 (4.2 ms; forward alone in bf16 5.0, forward and
-// backward-data 8.5, all three 19.6: docs/results/gpu-h200-2026-12-04b/bf16-dirs.log). No
-// legacy-API backward-filter algorithm takes bf16 in NCHW (cuDNN logs "config !=
-// PSEUDO_HALF_CONFIG && config != FLOAT_CONFIG" for each), and each call here also converts its
-// FP32 operands and result.
+// DRNET_CUDA_BF16_DIRS (read at each init): with bf16 on, the convolution directions that run on
+// cuDNN bf16 tensors, a comma-separated subset of fwd, data, filter (or none, the default); the
+// others multiply bf16-valued FP32 copies in cuDNN's FP32 kernels (cuda_bf16.cu). Same operands,
+// same FP32 sums; the bf16 tensors also round each result to bf16. It exists to measure: on an
+// H200 with cuDNN 9.19 every direction on bf16 tensors made the step slower than FP32 with TF32
+// (4.2 ms; forward alone 5.0, forward and backward-data 8.5, all three 19.6:
+// docs/results/gpu-h200-2026-12-04b/bf16-dirs.log). No legacy-API backward-filter algorithm takes
+// bf16 in NCHW (cuDNN logs "config != PSEUDO_HALF_CONFIG && config != FLOAT_CONFIG" for each).
 static int read_bf16_dirs(char* err, size_t errlen) {
     const char* v = getenv("DRNET_CUDA_BF16_DIRS");
-    if (!v || !*v) return g_cuda.bf16_conv_dirs = 1 | 2 | 4, 0;
+    if (!v || !*v) return g_cuda.bf16_conv_dirs = 0, 0;
     int dirs = 0;
     char buf[64];
     snprintf(buf, sizeof(buf), "%s", v);
@@ -433,10 +433,11 @@ void cuda_describe(char* buf, size_t len) {
              p->name, p->major, p->minor, p->multiProcessorCount, (double)p->totalGlobalMem / (1 << 30),
              runtime / 1000, runtime % 1000 / 10, driver / 1000, driver % 1000 / 10, v / 10000,
              v % 10000 / 100, v % 100, g_cuda.tf32 ? "on" : "off",
-             !g_cuda.bf16 ? "" : g_cuda.bf16_conv_dirs == 7
-                 ? ", bf16 mixed precision (conv and GEMM operands rounded to bf16, FP32 sums; conv results in bf16; "
-                   "slower than FP32 on an H200 with cuDNN 9: a check of the bf16 numerics, not a speed-up)"
-                 : ", bf16 mixed precision, but only some convolution directions in bf16 (DRNET_CUDA_BF16_DIRS)",
+             !g_cuda.bf16 ? "" : g_cuda.bf16_conv_dirs == 0
+                 ? ", bf16 mixed precision (conv and GEMM operands rounded to bf16, FP32 sums; convolutions in "
+                   "cuDNN's FP32 kernels on the bf16 values)"
+                 : ", bf16 mixed precision (conv and GEMM operands rounded to bf16, FP32 sums; some convolution "
+                   "directions on cuDNN bf16 tensors, results rounded to bf16: DRNET_CUDA_BF16_DIRS)",
              g_cuda.deterministic ? "deterministic (heuristic)" : "measured (fastest)",
              g_cuda.gemm_only ? " limited to GEMM-like ones (DRNET_CUDNN_ALGOS=gemm)" : "",
              cuda_format_bytes(ws, sizeof(ws), (double)g_cuda.workspace_limit),

@@ -1,13 +1,19 @@
 // bf16 mixed precision on the GPU (BackendOptions.bf16, train --precision bf16): the operands of
-// every convolution (cuda_conv.cu) and linear GEMM (cuda_linear.cu) are rounded into bf16 copies
-// here, by nn/bf16.h's own bf16_operand (nearest even, denormals to zero: the operands the CPU
-// kernels and the reference multiply), and cuDNN and cuBLAS multiply those with FP32 sums.
-// Everything else stays FP32: weights, activations in the arena, batch norm, the loss, SGD.
+// every convolution (cuda_conv.cu) and linear GEMM (cuda_linear.cu) are rounded here by nn/bf16.h's
+// own functions (nearest even, denormals to zero: the operands the CPU kernels and the reference
+// multiply), and the products are summed in FP32. Everything else stays FP32: weights, activations
+// in the arena, batch norm, the loss, SGD.
 //
-// The one difference from the CPU: cuDNN's legacy API has no bf16-in, FP32-out convolution (its
-// PSEUDO_BFLOAT16 configuration writes bf16), so a convolution's output, data gradient and filter
-// gradient are rounded to bf16 too before they are widened back to FP32, as PyTorch's autocast
-// rounds them. The linear layer's cublasGemmEx writes FP32 directly, as the CPU does.
+// Two ways to hand the rounded operands over:
+//  - bf16-valued FP32 copies (cuda_bf16_rounded), for the convolutions by default: cuDNN's FP32
+//    kernels then multiply them exactly (a bf16 value is exact in TF32 and a product of two is
+//    exact in FP32) and sum in FP32, which is the CPU's arithmetic, and the result is FP32 as on the
+//    CPU. On an H200 with cuDNN 9 this ran as fast as FP32, where the second way ran 3.8-4.7x slower;
+//  - bf16 copies (cuda_bf16_operand) for cuDNN's bf16 tensors (the convolution directions named in
+//    DRNET_CUDA_BF16_DIRS, cuda_backend.cu) and for the linear layer's cublasGemmEx. cuDNN's legacy
+//    API has no bf16-in, FP32-out convolution (its PSEUDO_BFLOAT16 configuration writes bf16), so
+//    there a convolution's result is rounded to bf16 too before it is widened back to FP32, as
+//    PyTorch's autocast rounds it; the linear layer's GEMM writes FP32 directly.
 //
 // The copies live in three grow-only scratch buffers (two operands and an output), shared by every
 // call: there is one stream, so no two calls ever use them at once. They reach their final size in
@@ -41,6 +47,20 @@ static __global__ void to_bf16_kernel(uint16_t* h, const float* x, size_t n) {
 static __global__ void from_bf16_kernel(float* y, const uint16_t* h, size_t n, int accumulate) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         y[i] = accumulate ? y[i] + bf16_float(h[i]) : bf16_float(h[i]);
+}
+
+// y (n) = bf16_operand_value(x): rounded to bf16, kept in FP32.
+static __global__ void round_kernel(float* y, const float* x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = bf16_operand_value(x[i]);
+}
+
+const float* cuda_bf16_rounded(int slot, const float* x, size_t n) {
+    float* y = (float*)(void*)cuda_bf16_buffer(slot, 2 * n); // n floats in the slot's bf16 elements
+    if (n == 0) return y;
+    round_kernel<<<cuda_grid(n, CUDA_BLOCK), CUDA_BLOCK, 0, g_cuda.stream>>>(y, x, n);
+    KERNEL_CHECK("round_kernel");
+    return y;
 }
 
 uint16_t* cuda_bf16_operand(int slot, const float* x, size_t n) {

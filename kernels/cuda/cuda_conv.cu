@@ -16,12 +16,12 @@
 // cuDNN marks CUDNN_DETERMINISTIC (no atomics) is taken. Same inputs then give the same bits in
 // every run, which is what a bit-identical GPU resume needs.
 //
-// bf16 mixed precision (BackendOptions.bf16): the plan's x, w and y descriptors are bf16 with FP32
-// compute (cuDNN's PSEUDO_BFLOAT16 configuration); each call rounds its two FP32 operands into bf16
-// copies, runs on those, and widens the bf16 result into the FP32 destination, adding where the
-// caller accumulates (cuda_bf16.cu says what this rounds that the CPU does not). This is slower
-// than FP32 on the GPUs measured so far; DRNET_CUDA_BF16_DIRS (cuda_backend.cu) keeps chosen
-// directions in FP32 to measure why.
+// bf16 mixed precision (BackendOptions.bf16): each call rounds its two FP32 operands to bf16 values
+// (cuda_bf16.cu) and runs the shape's FP32 plan on those copies, which multiplies them exactly and
+// sums in FP32, as the CPU does. For the directions named in DRNET_CUDA_BF16_DIRS (cuda_backend.cu;
+// slower on the GPUs measured so far) the plan's x, w and y descriptors are bf16 with FP32 compute
+// (cuDNN's PSEUDO_BFLOAT16 configuration) instead: the operands become bf16 copies and the bf16
+// result is widened into the FP32 destination, adding where the caller accumulates.
 //
 // A 1x1 convolution may instead run as one GEMM over the batch (cuda_pointwise.cu), per shape and
 // direction where that measured faster than cuDNN's choice (consider_gemm).
@@ -278,7 +278,8 @@ static int gemm_like(int dir, int algo) {
 
 // A 1x1 convolution may run as one GEMM over the batch instead (cuda_pointwise.cu): forced by
 // DRNET_CUDA_POINTWISE=gemm, else taken where it measured faster than the cuDNN algorithm just chosen
-// (cudnn_ms; 0 when nothing was timed). Never in bf16 (the path is FP32) and, unless forced, never
+// (cudnn_ms; 0 when nothing was timed). Never for bf16 tensors (the path is FP32; bf16 values in FP32
+// copies are fine) and, unless forced, never
 // in deterministic mode, where nothing is chosen by timing.
 static void consider_gemm(ConvPlan* p, int dir, float cudnn_ms) {
     p->gemm[dir] = 0;
@@ -345,8 +346,8 @@ static void choose(ConvPlan* p, int dir) {
     consider_gemm(p, dir, 0.0f);
 }
 
-// In bf16 mode a direction runs in bf16 only if it is in g_cuda.bf16_conv_dirs (all three unless
-// DRNET_CUDA_BF16_DIRS says otherwise); the others use the shape's FP32 plan.
+// In bf16 mode a direction runs on bf16 tensors only if it is in g_cuda.bf16_conv_dirs (none unless
+// DRNET_CUDA_BF16_DIRS says otherwise); the others use the shape's FP32 plan on bf16-valued copies.
 static ConvPlan* ready_plan(const ConvShape* s, int dir) {
     ConvPlan* p = plan_for(s, g_cuda.bf16 && (g_cuda.bf16_conv_dirs >> dir & 1));
     if (!p->ready[dir]) choose(p, dir);
@@ -368,15 +369,18 @@ struct Operands {
     void* out;
 };
 static Operands operands(const ConvPlan* p, const float* a, size_t na, const float* b, size_t nb, float* out, size_t nout) {
-    if (!p->bf16) return Operands{a, b, out};
-    return Operands{cuda_bf16_operand(CUDA_BF16_A, a, na), cuda_bf16_operand(CUDA_BF16_B, b, nb),
-                    cuda_bf16_buffer(CUDA_BF16_OUT, nout)};
+    if (p->bf16) // cuDNN's bf16 tensors
+        return Operands{cuda_bf16_operand(CUDA_BF16_A, a, na), cuda_bf16_operand(CUDA_BF16_B, b, nb),
+                        cuda_bf16_buffer(CUDA_BF16_OUT, nout)};
+    if (g_cuda.bf16) // bf16 values in FP32, for the FP32 plan
+        return Operands{cuda_bf16_rounded(CUDA_BF16_A, a, na), cuda_bf16_rounded(CUDA_BF16_B, b, nb), out};
+    return Operands{a, b, out};
 }
 
 void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
     ConvPlan* p = ready_plan(s, FWD);
-    if (p->gemm[FWD]) return cuda_pointwise_forward(y, x, w, s);
     Operands o = operands(p, x, x_elems(s), w, w_elems(s), y, y_elems(s));
+    if (p->gemm[FWD]) return cuda_pointwise_forward(y, (const float*)o.a, (const float*)o.b, s);
     PLAN_CHECK(p, cudnnConvolutionForward(g_cuda.cudnn, &ONE, p->x, o.a, p->w, o.b, p->conv[FWD],
                                           (cudnnConvolutionFwdAlgo_t)p->algo[FWD], workspace, p->ws[FWD],
                                           &ZERO, p->y, o.out));
@@ -388,8 +392,8 @@ void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvSha
 // writes the bf16 copy (beta = 0) and the widening adds it to dx in FP32.
 void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_DATA);
-    if (p->gemm[BWD_DATA]) return cuda_pointwise_backward_data(dx, dy, w, s, accumulate);
     Operands o = operands(p, dy, y_elems(s), w, w_elems(s), dx, x_elems(s));
+    if (p->gemm[BWD_DATA]) return cuda_pointwise_backward_data(dx, (const float*)o.a, (const float*)o.b, s, accumulate);
     PLAN_CHECK(p, cudnnConvolutionBackwardData(g_cuda.cudnn, &ONE, p->w, o.b, p->y, o.a, p->conv[BWD_DATA],
                                                (cudnnConvolutionBwdDataAlgo_t)p->algo[BWD_DATA], workspace,
                                                p->ws[BWD_DATA], accumulate && !p->bf16 ? &ONE : &ZERO, p->x, o.out));
@@ -399,8 +403,8 @@ void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const
 
 void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
     ConvPlan* p = ready_plan(s, BWD_FILTER);
-    if (p->gemm[BWD_FILTER]) return cuda_pointwise_backward_filter(dw, dy, x, s, accumulate);
     Operands o = operands(p, x, x_elems(s), dy, y_elems(s), dw, w_elems(s));
+    if (p->gemm[BWD_FILTER]) return cuda_pointwise_backward_filter(dw, (const float*)o.b, (const float*)o.a, s, accumulate);
     PLAN_CHECK(p, cudnnConvolutionBackwardFilter(g_cuda.cudnn, &ONE, p->x, o.a, p->y, o.b, p->conv[BWD_FILTER],
                                                  (cudnnConvolutionBwdFilterAlgo_t)p->algo[BWD_FILTER], workspace,
                                                  p->ws[BWD_FILTER], accumulate && !p->bf16 ? &ONE : &ZERO, p->w, o.out));

@@ -21,7 +21,7 @@ struct CudaContext {
     cublasHandle_t cublas;  // bound to `stream`, with its own fixed workspace
     int tf32;               // BackendOptions.tf32 of the latest init
     int bf16;               // BackendOptions.bf16 of the latest init: bf16 operands for cuDNN and cuBLAS (cuda_bf16.cu)
-    int bf16_conv_dirs;     // with bf16: the convolution directions run in bf16, bits 1 << FWD/BWD_DATA/BWD_FILTER (cuda_conv.cu)
+    int bf16_conv_dirs;     // with bf16: the convolution directions run on cuDNN bf16 tensors, bits 1 << CUDA_CONV_* (cuda_conv.cu)
     int deterministic;      // BackendOptions.deterministic of the latest init (cuda_conv.cu)
     size_t workspace_limit; // most bytes one convolution algorithm may use as workspace
     int sync_debug;         // DRNET_CUDA_SYNC=1: wait after every kernel and library call
@@ -56,6 +56,7 @@ const char* cuda_format_bytes(char* buf, size_t len, double bytes);
 enum { CUDA_BF16_A, CUDA_BF16_B, CUDA_BF16_OUT, CUDA_BF16_SLOTS };
 uint16_t* cuda_bf16_buffer(int slot, size_t n);                   // the slot, grown to n elements
 uint16_t* cuda_bf16_operand(int slot, const float* x, size_t n);  // x (n) rounded into the slot, as nn/bf16.h does
+const float* cuda_bf16_rounded(int slot, const float* x, size_t n); // the same values as FP32 (2n elements of the slot)
 void cuda_bf16_widen(float* y, const uint16_t* h, size_t n, int accumulate); // y = h, or y += h
 
 // The three directions of a convolution (cuda_conv.cu's plans, cuda_pointwise.cu).
