@@ -327,6 +327,21 @@ static int open_device(char* err, size_t errlen) {
 //         direct convolution. The strict tests set it: FFT and Winograd round differently (FFT by
 //         ~eps log n, Winograd by a transform-dependent factor), and whether cuDNN ranks one of them
 //         first for a shape must not decide whether a 1e-5 bound holds.
+// A setting from the environment among fixed words: *index is the position of the variable's value
+// in names (unset or empty: 0, the default); any other value is an error naming the variable, the
+// value and the choices.
+static int env_choice(const char* name, const char* const* names, int count, int* index, char* err, size_t errlen) {
+    const char* v = getenv(name);
+    *index = 0;
+    if (!v || !*v) return 0;
+    for (int i = 0; i < count; i++)
+        if (!strcmp(v, names[i])) return *index = i, 0;
+    int n = snprintf(err, errlen, "%s=%s: expected %s (the default)", name, v, names[0]);
+    for (int i = 1; i < count && n > 0 && (size_t)n < errlen; i++)
+        n += snprintf(err + n, errlen - (size_t)n, "%s%s", i == count - 1 ? " or " : ", ", names[i]);
+    return 1;
+}
+
 // DRNET_CUDA_BF16_DIRS (read at each init): with bf16 on, the convolution directions that run on
 // cuDNN bf16 tensors, a comma-separated subset of fwd, data, filter (or none, the default); the
 // others multiply bf16-valued FP32 copies in cuDNN's FP32 kernels (cuda_bf16.cu). Same operands,
@@ -358,20 +373,20 @@ static int read_bf16_dirs(char* err, size_t errlen) {
 // default): per shape and direction, the faster of cuDNN's fastest algorithm and one GEMM over the
 // batch, both timed at the first step; gemm or cudnn force one, for the tests and for measuring.
 static int read_pointwise(char* err, size_t errlen) {
-    const char* v = getenv("DRNET_CUDA_POINTWISE");
-    if (!v || !*v || !strcmp(v, "auto")) return g_cuda.pointwise = CUDA_POINTWISE_AUTO, 0;
-    if (!strcmp(v, "gemm")) return g_cuda.pointwise = CUDA_POINTWISE_GEMM, 0;
-    if (!strcmp(v, "cudnn")) return g_cuda.pointwise = CUDA_POINTWISE_CUDNN, 0;
-    snprintf(err, errlen, "DRNET_CUDA_POINTWISE=%s: expected auto, gemm or cudnn", v);
-    return 1;
+    static const char* const names[] = {"auto", "gemm", "cudnn"};
+    static const int values[] = {CUDA_POINTWISE_AUTO, CUDA_POINTWISE_GEMM, CUDA_POINTWISE_CUDNN};
+    int i;
+    if (env_choice("DRNET_CUDA_POINTWISE", names, 3, &i, err, errlen)) return 1;
+    g_cuda.pointwise = values[i];
+    return 0;
 }
 
 static int read_algo_filter(char* err, size_t errlen) {
-    const char* v = getenv("DRNET_CUDNN_ALGOS");
-    if (!v || !*v || !strcmp(v, "all")) return g_cuda.gemm_only = 0, 0;
-    if (!strcmp(v, "gemm")) return g_cuda.gemm_only = 1, 0;
-    snprintf(err, errlen, "DRNET_CUDNN_ALGOS=%s: expected 'all' (the default) or 'gemm'", v);
-    return 1;
+    static const char* const names[] = {"all", "gemm"};
+    int i;
+    if (env_choice("DRNET_CUDNN_ALGOS", names, 2, &i, err, errlen)) return 1;
+    g_cuda.gemm_only = i == 1;
+    return 0;
 }
 
 // DRNET_CUDA_CAPTURE_MODE: the mode of the training step's graph capture (cuda_speed.cu).
@@ -381,12 +396,13 @@ static int read_algo_filter(char* err, size_t errlen) {
 // cuDNN's legacy calls are not documented as capture-safe in global mode; if a capture fails there,
 // the same session retries with another mode without a rebuild (tests/device/speed.sh does).
 static int read_capture_mode(char* err, size_t errlen) {
-    const char* v = getenv("DRNET_CUDA_CAPTURE_MODE");
-    if (!v || !*v || !strcmp(v, "global")) return g_cuda.capture_mode = cudaStreamCaptureModeGlobal, 0;
-    if (!strcmp(v, "thread-local")) return g_cuda.capture_mode = cudaStreamCaptureModeThreadLocal, 0;
-    if (!strcmp(v, "relaxed")) return g_cuda.capture_mode = cudaStreamCaptureModeRelaxed, 0;
-    snprintf(err, errlen, "DRNET_CUDA_CAPTURE_MODE=%s: expected global (the default), thread-local or relaxed", v);
-    return 1;
+    static const char* const names[] = {"global", "thread-local", "relaxed"};
+    static const cudaStreamCaptureMode values[] = {cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal,
+                                                   cudaStreamCaptureModeRelaxed};
+    int i;
+    if (env_choice("DRNET_CUDA_CAPTURE_MODE", names, 3, &i, err, errlen)) return 1;
+    g_cuda.capture_mode = values[i];
+    return 0;
 }
 
 // DRNET_CUDA_REPORT=1: at exit, every convolution shape with the algorithm (or the GEMM over the
