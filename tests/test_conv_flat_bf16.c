@@ -21,16 +21,6 @@
 #include "../nn/util.h"
 #include "test_util.h"
 
-static float from_bits(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof(x));
-    return x;
-}
-static uint32_t bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof(u));
-    return u;
-}
 // The 16-bit definition the faster forms must equal.
 static float oracle(float x) { return bf16_float(bf16_operand(x)); }
 
@@ -39,9 +29,9 @@ static void check_rounding(void) {
     const size_t nl = sizeof(low) / sizeof(low[0]), n = (size_t)65536 * nl;
     float* x = NN_MALLOC(n * sizeof(float));
     for (uint32_t hi = 0; hi < 65536; hi++)
-        for (size_t j = 0; j < nl; j++) x[hi * nl + j] = from_bits(hi << 16 | low[j]);
+        for (size_t j = 0; j < nl; j++) x[hi * nl + j] = bits_float(hi << 16 | low[j]);
     size_t scalar_bad = 0, vector_bad = 0;
-    for (size_t i = 0; i < n; i++) scalar_bad += bits(bf16_operand_value(x[i])) != bits(oracle(x[i]));
+    for (size_t i = 0; i < n; i++) scalar_bad += float_bits(bf16_operand_value(x[i])) != float_bits(oracle(x[i]));
     CHECK(scalar_bad == 0, "bf16_operand_value differs from bf16_float(bf16_operand(x)) on %zu of %zu patterns",
           scalar_bad, n);
     int avx512 = gemm_cpu_has_avx512();
@@ -49,7 +39,7 @@ static void check_rounding(void) {
         float* v = NN_MALLOC(n * sizeof(float));
         memcpy(v, x, n * sizeof(float));
         flat_round_bf16_avx512(v + 1, n - 1); // odd start and length: the masked tail too
-        for (size_t i = 1; i < n; i++) vector_bad += bits(v[i]) != bits(oracle(x[i]));
+        for (size_t i = 1; i < n; i++) vector_bad += float_bits(v[i]) != float_bits(oracle(x[i]));
         CHECK(vector_bad == 0, "flat_round_bf16_avx512 differs from bf16_float(bf16_operand(x)) on %zu of %zu patterns",
               vector_bad, n - 1);
         free(v);
@@ -74,8 +64,8 @@ static float* operand(size_t n, uint64_t seed) {
     float* x = NN_MALLOC(n * sizeof(float));
     Rng rng = rng_derive(41, 42, seed);
     fill_uniform(x, n, -1.0f, 1.0f, &rng);
-    for (size_t i = 0; i < n; i += 7) x[i] = from_bits((bits(x[i]) & 0xFFFF0000u) | 0x8000u);
-    for (size_t i = 3; i < n; i += 13) x[i] = from_bits((bits(x[i]) & 0x80000000u) | (uint32_t)(i * 2654435761u % 0x7FFFFFu + 1));
+    for (size_t i = 0; i < n; i += 7) x[i] = bits_float((float_bits(x[i]) & 0xFFFF0000u) | 0x8000u);
+    for (size_t i = 3; i < n; i += 13) x[i] = bits_float((float_bits(x[i]) & 0x80000000u) | (uint32_t)(i * 2654435761u % 0x7FFFFFu + 1));
     return x;
 }
 
@@ -105,7 +95,7 @@ static void check_conv(const char* name, ConvShape s, const char* isa, uint64_t 
         run_pass(open_cpu(1), pass, y16, a, b, &s);
         run_pass(open_cpu(0), pass, y32, ar, br, &s);
         size_t differ = 0;
-        for (size_t i = 0; i < nout; i++) differ += bits(y16[i]) != bits(y32[i]);
+        for (size_t i = 0; i < nout; i++) differ += float_bits(y16[i]) != float_bits(y32[i]);
         CHECK(differ == 0, "%s %s (%s kernels): %zu of %zu outputs in bf16 mode differ from FP32 on rounded operands",
               name, PASS[pass], isa, differ, nout);
         printf("  %-34s %-16s %-8s %7zu outputs: %s\n", name, PASS[pass], isa, nout, differ ? "DIFFER" : "identical");

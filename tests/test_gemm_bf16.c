@@ -33,17 +33,6 @@ static void set_threads(int t) {
 #endif
 }
 
-static uint32_t bits_of(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof(u));
-    return u;
-}
-
-static float float_of(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof(x));
-    return x;
-}
 
 // --- the rounding ----------------------------------------------------------------------------------
 
@@ -84,7 +73,7 @@ static void check_round_cases(void) {
         {0x007F7FFF, 0x007F, "largest bf16 denormal's neighbourhood: stays denormal"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        uint16_t got = gemm_bf16_round(float_of(cases[i].in));
+        uint16_t got = gemm_bf16_round(bits_float(cases[i].in));
         CHECK(got == cases[i].out, "gemm_bf16_round(0x%08X) = 0x%04X, expected 0x%04X (%s)", cases[i].in, got,
               cases[i].out, cases[i].why);
     }
@@ -95,7 +84,7 @@ static void check_round_cases(void) {
 // the next one is Inf, which the tie rule treats as 2^128 (IEEE's overflow threshold).
 static uint16_t round_oracle(uint32_t u) {
     uint16_t h = (uint16_t)(u >> 16), up = (uint16_t)(h + 1);
-    double x = fabs((double)float_of(u)), lo = fabs((double)gemm_bf16_float(h));
+    double x = fabs((double)bits_float(u)), lo = fabs((double)gemm_bf16_float(h));
     double hi = (up & 0x7FFF) == 0x7F80 ? ldexp(1.0, 128) : fabs((double)gemm_bf16_float(up));
     if (x == lo) return h;
     if (x - lo != hi - x) return x - lo < hi - x ? h : up;
@@ -118,8 +107,8 @@ static void check_round_sampled(void) {
         } else {
             u = (uint32_t)rng_next(&rng);
         }
-        uint16_t got = gemm_bf16_round(float_of(u));
-        int ok = isnan(float_of(u)) ? isnan(gemm_bf16_float(got)) && (got >> 15) == (u >> 31) : got == round_oracle(u);
+        uint16_t got = gemm_bf16_round(bits_float(u));
+        int ok = isnan(bits_float(u)) ? isnan(gemm_bf16_float(got)) && (got >> 15) == (u >> 31) : got == round_oracle(u);
         if (!ok && bad++ < 5)
             CHECK(0, "gemm_bf16_round(0x%08X) = 0x%04X, expected 0x%04X", u, got, round_oracle(u));
     }
@@ -128,10 +117,10 @@ static void check_round_sampled(void) {
 // gemm_bf16_operand flushes bf16 denormals to a zero of their sign and leaves everything else;
 // gemm_bf16_pairs puts reduction index 2p in the low half, 2p + 1 in the high half, zero past an odd end.
 static void check_operand_and_pairs(void) {
-    CHECK(gemm_bf16_operand(float_of(0x00010000)) == 0x0000, "operand: a bf16 denormal must flush to +0");
-    CHECK(gemm_bf16_operand(float_of(0x80010000)) == 0x8000, "operand: a negative bf16 denormal must flush to -0");
-    CHECK(gemm_bf16_operand(float_of(0x007FFFFF)) == 0x0080, "operand: a float that rounds up to FLT_MIN stays");
-    CHECK(gemm_bf16_operand(float_of(0x3F818000)) == 0x3F82, "operand: a normal number is only rounded");
+    CHECK(gemm_bf16_operand(bits_float(0x00010000)) == 0x0000, "operand: a bf16 denormal must flush to +0");
+    CHECK(gemm_bf16_operand(bits_float(0x80010000)) == 0x8000, "operand: a negative bf16 denormal must flush to -0");
+    CHECK(gemm_bf16_operand(bits_float(0x007FFFFF)) == 0x0080, "operand: a float that rounds up to FLT_MIN stays");
+    CHECK(gemm_bf16_operand(bits_float(0x3F818000)) == 0x3F82, "operand: a normal number is only rounded");
     CHECK(gemm_bf16_operand(NAN) == 0x7FC0 && gemm_bf16_operand(-INFINITY) == 0xFF80, "operand: NaN, Inf stay");
     const float src[3][2] = {{1.0f, 2.0f}, {3.0f, 0x1p-130f}, {5.0f, -6.0f}}; // (rn 3, W 2)
     uint32_t dst[2][2];                                                          // (2 pairs, W 2)
@@ -249,7 +238,7 @@ static void check_vs_fp32(const Case* t, const float* c32) {
 // Bitwise equal, except that any NaN equals any NaN (which NaN an operation returns is the hardware's).
 static int same_bits(const float* x, const float* y, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (bits_of(x[i]) != bits_of(y[i]) && !(isnan(x[i]) && isnan(y[i]))) return 0;
+        if (float_bits(x[i]) != float_bits(y[i]) && !(isnan(x[i]) && isnan(y[i]))) return 0;
     return 1;
 }
 

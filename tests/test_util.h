@@ -5,10 +5,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../nn/rng.h"
 
 extern int test_failures;
+
+// A float's bit pattern and back (for bit-exact comparisons and hand-made patterns).
+static inline uint32_t float_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    return u;
+}
+static inline float bits_float(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
 
 #define TEST_SKIP 77 // CTest's skip code (set as SKIP_RETURN_CODE)
 
