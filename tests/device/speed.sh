@@ -73,7 +73,7 @@ elif [ "$GPU" = 1 ]; then
   # a longer warm-up than ours, so that its median is its steady state.
   torch_args=(--device cuda --warmup 50 --steps 100 --repeats 5 --compile-timeout 90)
   # Most informative first: the deadline may cut the list short. "" is the defaults.
-  # (BN_BLOCK, the one-block-per-channel batch norm, was measured in both H200 sessions: 1.35x and 1.19x
+  # (BN_BLOCK, the one-block-per-channel batch norm, was measured in both H200 sessions: 1.37x and 1.35x
   # slower; left out so that the PyTorch rows keep their time.)
   configs=("" "PW_CUDNN" "--dw-group 32" "--precision bf16" "--gpu-data off --cuda-graph off")
   modes=eager,channels_last,compile,max-autotune
