@@ -3,6 +3,9 @@
 // (gemm_run). What differs is the packed format: panels of bf16 pairs (cpu_gemm.h), which the
 // micro-kernel multiplies two reduction indices at a time, and alpha, which the kernel applies to
 // the FP32 sums rather than the packer to A (bf16(alpha * a) is not alpha * bf16(a)).
+#include <string.h>
+
+#include "../../nn/bf16.h"
 #include "../../nn/util.h"
 #include "cpu_gemm.h"
 #include "cpu_kernels.h"
@@ -22,6 +25,15 @@ const GemmBf16Isa* gemm_bf16_isa(void) {
 
 // --- packing ----------------------------------------------------------------------------------------
 
+// gemm_bf16_operand(x) in the high half of a word, the low half zero: bf16_operand_value's bits,
+// computed in 32-bit lanes throughout (no narrowing to 16 bits and back), which vectorizes better.
+static inline uint32_t operand_high(float x) {
+    float r = bf16_operand_value(x);
+    uint32_t u;
+    memcpy(&u, &r, sizeof(u));
+    return u;
+}
+
 // Rows 2p and 2p + 1 of the FP32 panel become row p of pairs. Plain C that the clones vectorize: the
 // rounding is integer arithmetic and selects.
 __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -29,12 +41,12 @@ void gemm_bf16_pairs(uint32_t* restrict dst, const float* restrict src, int rn, 
     for (int p = 0; p < rn / 2; p++) {
         const float *lo = src + (size_t)2 * p * W, *hi = lo + W;
         uint32_t* d = dst + (size_t)p * W;
-        for (int w = 0; w < W; w++) d[w] = gemm_bf16_operand(lo[w]) | (uint32_t)gemm_bf16_operand(hi[w]) << 16;
+        for (int w = 0; w < W; w++) d[w] = operand_high(lo[w]) >> 16 | operand_high(hi[w]);
     }
     if (rn % 2) { // an odd depth: the last pair's high half is zero
         const float* lo = src + (size_t)(rn - 1) * W;
         uint32_t* d = dst + (size_t)(rn / 2) * W;
-        for (int w = 0; w < W; w++) d[w] = gemm_bf16_operand(lo[w]);
+        for (int w = 0; w < W; w++) d[w] = operand_high(lo[w]) >> 16;
     }
 }
 
