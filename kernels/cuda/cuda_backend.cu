@@ -357,9 +357,9 @@ static int read_bf16_dirs(char* err, size_t errlen) {
     char buf[64];
     snprintf(buf, sizeof(buf), "%s", v);
     for (char* t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-        if (!strcmp(t, "fwd")) dirs |= 1;
-        else if (!strcmp(t, "data")) dirs |= 2;
-        else if (!strcmp(t, "filter")) dirs |= 4;
+        if (!strcmp(t, "fwd")) dirs |= 1 << CUDA_CONV_FWD;
+        else if (!strcmp(t, "data")) dirs |= 1 << CUDA_CONV_BWD_DATA;
+        else if (!strcmp(t, "filter")) dirs |= 1 << CUDA_CONV_BWD_FILTER;
         else if (strcmp(t, "none")) {
             snprintf(err, errlen, "DRNET_CUDA_BF16_DIRS=%s: expected a comma-separated subset of fwd, data, filter (or none)", v);
             return 1;

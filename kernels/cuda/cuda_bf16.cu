@@ -8,7 +8,8 @@
 //  - bf16-valued FP32 copies (cuda_bf16_rounded), for the convolutions by default: cuDNN's FP32
 //    kernels then multiply them exactly (a bf16 value is exact in TF32 and a product of two is
 //    exact in FP32) and sum in FP32, which is the CPU's arithmetic, and the result is FP32 as on the
-//    CPU. On an H200 with cuDNN 9 this ran as fast as FP32, where the second way ran 3.8-4.7x slower;
+//    CPU. It costs one rounding pass per operand over FP32; the second way ran 3.8-4.7x slower than
+//    FP32 on H200s with cuDNN 9 (this one is not yet timed on a GPU);
 //  - bf16 copies (cuda_bf16_operand) for cuDNN's bf16 tensors (the convolution directions named in
 //    DRNET_CUDA_BF16_DIRS, cuda_backend.cu) and for the linear layer's cublasGemmEx. cuDNN's legacy
 //    API has no bf16-in, FP32-out convolution (its PSEUDO_BFLOAT16 configuration writes bf16), so

@@ -136,23 +136,19 @@ float cuda_pointwise_time(int dir, const ConvShape* s) {
         CUDA_CHECK(cudaMemsetAsync(buf[i], 0, elems[i] * sizeof(float), g_cuda.stream));
     }
     float *x = buf[0], *y = buf[1], *w = buf[2];
-    cudaEvent_t start, end;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&end));
+    void *start = cuda_event_create(), *end = cuda_event_create(); // the profiler's events (cuda_backend.cu)
     float best = -1.0f;
     for (int rep = 0; rep < 6; rep++) { // the first is the warm-up
-        CUDA_CHECK(cudaEventRecord(start, g_cuda.stream));
+        cuda_event_record(start);
         if (dir == CUDA_CONV_FWD) forward_with(y, x, w, s, buf[3], buf[4]);
         else if (dir == CUDA_CONV_BWD_DATA) backward_data_with(x, y, w, s, 0, buf[3], buf[4]);
         else backward_filter_with(w, y, x, s, 0, buf[3], buf[4]);
-        CUDA_CHECK(cudaEventRecord(end, g_cuda.stream));
-        CUDA_CHECK(cudaEventSynchronize(end));
-        float ms = 0.0f;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
+        cuda_event_record(end);
+        float ms = cuda_event_elapsed_ms(start, end);
         if (rep > 0 && (best < 0.0f || ms < best)) best = ms;
     }
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(end));
+    cuda_event_destroy(start);
+    cuda_event_destroy(end);
     for (int i = 0; i < 5; i++) cuda_device_free(buf[i]);
     return best;
 }
