@@ -53,7 +53,7 @@ BF16_FN uint16_t bf16_operand(float x) {
 // the CPU's k x k convolutions round their planes to. bf16_float(bf16_operand(x)), computed in the
 // 32-bit domain (bf16_round's carry and NaN rule, bf16_operand's flush, the low half cleared) so that
 // loops over it vectorize without narrowing to 16 bits and back, with the same bits for
-// all 2^32 inputs (checked exhaustively when it was written; test_gemm_bf16 checks every exponent
+// all 2^32 inputs (checked exhaustively when it was written; test_conv_flat_bf16 checks every exponent
 // and sign with the rounding boundaries of the low half).
 BF16_FN float bf16_operand_value(float x) {
     uint32_t u;
