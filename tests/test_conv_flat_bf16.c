@@ -21,6 +21,8 @@
 #include "../nn/util.h"
 #include "test_util.h"
 
+static const char* const ROUNDING[] = {"exact", "integer steps", "vcvtneps2bf16"};
+
 // The 16-bit definition the faster forms must equal.
 static float oracle(float x) { return bf16_float(bf16_operand(x)); }
 
@@ -30,23 +32,25 @@ static void check_rounding(void) {
     float* x = NN_MALLOC(n * sizeof(float));
     for (uint32_t hi = 0; hi < 65536; hi++)
         for (size_t j = 0; j < nl; j++) x[hi * nl + j] = bits_float(hi << 16 | low[j]);
-    size_t scalar_bad = 0, vector_bad = 0;
+    size_t scalar_bad = 0;
     for (size_t i = 0; i < n; i++) scalar_bad += float_bits(bf16_operand_value(x[i])) != float_bits(oracle(x[i]));
     CHECK(scalar_bad == 0, "bf16_operand_value differs from bf16_float(bf16_operand(x)) on %zu of %zu patterns",
           scalar_bad, n);
-    int avx512 = gemm_cpu_has_avx512();
-    if (avx512) {
+    int avx512 = gemm_cpu_has_avx512(), cvt = avx512 && flat_round_mode_avx512() == FLAT_ROUND_CVT;
+    size_t vector_bad[3] = {0};
+    for (int mode = FLAT_ROUND_INT; avx512 && mode <= (cvt ? FLAT_ROUND_CVT : FLAT_ROUND_INT); mode++) {
         float* v = NN_MALLOC(n * sizeof(float));
         memcpy(v, x, n * sizeof(float));
-        flat_round_bf16_avx512(v + 1, n - 1); // odd start and length: the masked tail too
-        for (size_t i = 1; i < n; i++) vector_bad += float_bits(v[i]) != float_bits(oracle(x[i]));
-        CHECK(vector_bad == 0, "flat_round_bf16_avx512 differs from bf16_float(bf16_operand(x)) on %zu of %zu patterns",
-              vector_bad, n - 1);
+        flat_round_bf16_avx512(v + 1, n - 1, mode); // odd start and length: the masked tail too
+        for (size_t i = 1; i < n; i++) vector_bad[mode] += float_bits(v[i]) != float_bits(oracle(x[i]));
+        CHECK(vector_bad[mode] == 0, "flat_round_bf16_avx512 (%s) differs from bf16_float(bf16_operand(x)) on %zu of %zu patterns",
+              ROUNDING[mode], vector_bad[mode], n - 1);
         free(v);
     }
     printf("rounding: %zu bit patterns (every sign and exponent, %zu low halves): bf16_operand_value %s, "
-           "AVX-512 copies %s\n", n, nl, scalar_bad ? "DIFFERS" : "identical",
-           !avx512 ? "not run (no AVX-512 here)" : vector_bad ? "DIFFER" : "identical");
+           "AVX-512 copies by integer steps %s, by vcvtneps2bf16 %s\n", n, nl, scalar_bad ? "DIFFERS" : "identical",
+           !avx512 ? "not run (no AVX-512 here)" : vector_bad[FLAT_ROUND_INT] ? "DIFFER" : "identical",
+           !cvt ? "not run (no AVX512_BF16 here)" : vector_bad[FLAT_ROUND_CVT] ? "DIFFER" : "identical");
     free(x);
 }
 
@@ -84,6 +88,7 @@ static void run_pass(const Backend* be, int pass, float* out, const float* a, co
     else be->conv2d_backward_filter(out, a, b, s, 0);
 }
 
+// isa: the kernels (and, on AVX-512, the copies' rounding method) that ran, for the messages.
 static void check_conv(const char* name, ConvShape s, const char* isa, uint64_t seed) {
     size_t nx = (size_t)s.n * s.c_in * s.h * s.w, ny = (size_t)s.n * s.c_out * s.h_out * s.w_out;
     size_t nw = (size_t)s.c_out * (s.c_in / s.groups) * s.k * s.k;
@@ -98,7 +103,7 @@ static void check_conv(const char* name, ConvShape s, const char* isa, uint64_t 
         for (size_t i = 0; i < nout; i++) differ += float_bits(y16[i]) != float_bits(y32[i]);
         CHECK(differ == 0, "%s %s (%s kernels): %zu of %zu outputs in bf16 mode differ from FP32 on rounded operands",
               name, PASS[pass], isa, differ, nout);
-        printf("  %-34s %-16s %-8s %7zu outputs: %s\n", name, PASS[pass], isa, nout, differ ? "DIFFER" : "identical");
+        printf("  %-34s %-16s %-22s %7zu outputs: %s\n", name, PASS[pass], isa, nout, differ ? "DIFFER" : "identical");
         free(a), free(b), free(ar), free(br), free(y16), free(y32);
     }
 }
@@ -106,19 +111,27 @@ static void check_conv(const char* name, ConvShape s, const char* isa, uint64_t 
 int main(void) {
     check_rounding();
     printf("k x k convolutions in bf16 mode against FP32 on pre-rounded operands, bit for bit:\n");
-    const char* isas[] = {"avx512", "generic"};
-    for (int i = 0; i < 2; i++) {
-        if (!gemm_set_isa(isas[i])) {
-            printf("  (%s kernels: not on this CPU)\n", isas[i]);
+    // The AVX-512 kernels with each rounding method their copies can use, then the portable ones.
+    struct { const char *isa, *label; int rounding; } runs[] = {
+        {"avx512", "avx512, vcvtneps2bf16", FLAT_ROUND_CVT},
+        {"avx512", "avx512, integer steps", FLAT_ROUND_INT},
+        {"generic", "generic", -1},
+    };
+    for (int i = 0; i < 3; i++) {
+        if (!gemm_set_isa(runs[i].isa) || (runs[i].rounding == FLAT_ROUND_CVT && flat_round_mode_avx512() != FLAT_ROUND_CVT)) {
+            printf("  (%s: not on this CPU)\n", runs[i].label);
             continue;
         }
+        cpu_conv_flat_set_rounding(runs[i].rounding);
+        const char* l = runs[i].label;
         //                                     n  c_in h   w  c_out k  s  p  groups h_out w_out
-        check_conv("stem 3x3 s1 p1, 3->8, 8x8", (ConvShape){2, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8}, isas[i], 1);
-        check_conv("DR g=2 3x3 s1 p1, 16 ch, 4x4", (ConvShape){3, 16, 4, 4, 16, 3, 1, 1, 8, 4, 4}, isas[i], 11);
-        check_conv("DR g=4 3x3 s2 p1, 8 ch, 9x9", (ConvShape){2, 8, 9, 9, 8, 3, 2, 1, 2, 5, 5}, isas[i], 21);
-        check_conv("DR g=1 3x3 s2 p1, 4 ch, 34x34", (ConvShape){2, 4, 34, 34, 4, 3, 2, 1, 4, 17, 17}, isas[i], 31);
-        check_conv("5x5 s3 p2, 4->6, 11x10", (ConvShape){2, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4}, isas[i], 41);
-        check_conv("DR g=2 3x3 s1 p1, 2 ch, 130x130", (ConvShape){1, 2, 130, 130, 2, 3, 1, 1, 1, 130, 130}, isas[i], 51);
+        check_conv("stem 3x3 s1 p1, 3->8, 8x8", (ConvShape){2, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8}, l, 1);
+        check_conv("DR g=2 3x3 s1 p1, 16 ch, 4x4", (ConvShape){3, 16, 4, 4, 16, 3, 1, 1, 8, 4, 4}, l, 11);
+        check_conv("DR g=4 3x3 s2 p1, 8 ch, 9x9", (ConvShape){2, 8, 9, 9, 8, 3, 2, 1, 2, 5, 5}, l, 21);
+        check_conv("DR g=1 3x3 s2 p1, 4 ch, 34x34", (ConvShape){2, 4, 34, 34, 4, 3, 2, 1, 4, 17, 17}, l, 31);
+        check_conv("5x5 s3 p2, 4->6, 11x10", (ConvShape){2, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4}, l, 41);
+        check_conv("DR g=2 3x3 s1 p1, 2 ch, 130x130", (ConvShape){1, 2, 130, 130, 2, 3, 1, 1, 1, 130, 130}, l, 51);
     }
+    cpu_conv_flat_set_rounding(-1);
     return test_finish("test_conv_flat_bf16");
 }

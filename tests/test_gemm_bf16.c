@@ -132,6 +132,40 @@ static void check_operand_and_pairs(void) {
                   dst[p][w], want[p][w]);
 }
 
+// The AVX512_BF16 pairs (vcvtne2ps2bf16 with the fix-up for denormals) against gemm_bf16_pairs, bit
+// for bit: every sign and exponent with the high half's fraction and the low half at each rounding
+// boundary (ties both ways, the carry into the exponent and into Inf, NaN payloads only the low half
+// holds, the denormals that round up to 2^-126), in panels of 12 and 32 lanes (A and B) and 5 (a
+// masked tail), with an odd depth (a zero high half last).
+static void check_pairs_isa(void) {
+    const GemmBf16Isa* fast = &gemm_bf16_isa_avx512;
+    if (!gemm_cpu_has_avx512bf16()) {
+        printf("pairs: the AVX512_BF16 packer not run (this CPU has no AVX512_BF16)\n");
+        return;
+    }
+    static const uint32_t low[] = {0x0000, 0x0001, 0x3FFF, 0x7FFF, 0x8000, 0x8001, 0xBFFF, 0xC000, 0xFFFF};
+    const size_t nl = sizeof(low) / sizeof(low[0]), n = (size_t)65536 * nl;
+    float* x = NN_MALLOC(n * sizeof(float));
+    for (uint32_t hi = 0; hi < 65536; hi++)
+        for (size_t j = 0; j < nl; j++) x[hi * nl + j] = bits_float(hi << 16 | low[j]);
+    const int widths[] = {12, 32, 5};
+    size_t bad = 0, words = 0;
+    for (int i = 0; i < 3; i++) {
+        int W = widths[i], rn = (int)(n / W) - ((n / W) % 2 == 0); // odd
+        size_t np = (size_t)(rn + 1) / 2 * W;
+        uint32_t *want = NN_MALLOC(np * sizeof(uint32_t)), *got = NN_MALLOC(np * sizeof(uint32_t));
+        gemm_bf16_pairs(want, x, rn, W);
+        fast->pairs(got, x, rn, W);
+        for (size_t k = 0; k < np; k++) bad += got[k] != want[k];
+        words += np;
+        free(want), free(got);
+    }
+    CHECK(bad == 0, "pairs: the AVX512_BF16 packer differs from gemm_bf16_pairs in %zu of %zu words", bad, words);
+    printf("pairs: the AVX512_BF16 packer against gemm_bf16_pairs on %zu bit patterns, panels of 12, 32, 5 lanes: %s\n",
+           n, bad ? "DIFFER" : "identical");
+    free(x);
+}
+
 // --- the bounds ------------------------------------------------------------------------------------
 // u = 2^-24 is FP32's unit roundoff, gamma(n) = n u / (1 - n u) the classic bound on n roundings in a
 // row: a sum of products computed in FP32 in any order differs from the exact sum of the same products
@@ -404,6 +438,7 @@ int main(void) {
     check_round_cases();
     check_round_sampled();
     check_operand_and_pairs();
+    check_pairs_isa();
     printf("  rounding: %s\n", test_failures ? "FAILED" : "ok");
     printf("  bf16 kernel here: %s (CPU %s AVX512_BF16)\n", gemm_bf16_isa()->name,
            gemm_cpu_has_avx512bf16() ? "has" : "lacks");

@@ -84,16 +84,18 @@ static const FlatMasks* plane_masks(FlatMasks* fm, int hs, int ws, int y0, int x
 
 // flat[(c*s*s + a*s + b) * seq + n*plane + u*ws + v] = src[n][c][u*s + a - pad_y][v*s + b - pad_x], 0
 // outside the data. src: the chunk's first image and channel; images img_stride floats apart.
-// masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks. bf16: each
-// value rounded to a bf16 operand as it is copied (nn/bf16.h), in every path.
+// masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks. round
+// (cpu_conv_flat.h): FLAT_EXACT, or each value rounded to a bf16 operand as it is copied (nn/bf16.h),
+// in every path, by the AVX-512 copies' method where they run.
 ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
-                              const FlatMasks* masks, int bf16) {
+                              const FlatMasks* masks, int round) {
+    int bf16 = round != FLAT_EXACT;
     int s = F->s, ws = F->ws;
     size_t hw = (size_t)F->h * F->w;
     if (masks) {
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * F->seq;
-            flat_expand_avx512(seq, F->plane, src + (size_t)c * hw, img_stride, F->nb, masks, bf16);
+            flat_expand_avx512(seq, F->plane, src + (size_t)c * hw, img_stride, F->nb, masks, round);
             for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
         }
         return;
@@ -104,7 +106,7 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size
             for (size_t e = 0; e < 4 * F->seq; e++) seq[e] = 0.0f;
             for (int n = 0; n < F->nb; n++)
                 flat_split2_avx512(seq + (size_t)n * F->plane, F->seq, ws, src + (size_t)n * img_stride + (size_t)c * hw,
-                                   F->h, F->w, F->pad_y, bf16);
+                                   F->h, F->w, F->pad_y, round);
         }
         return;
     }
@@ -175,12 +177,18 @@ ROW_LOOPS static void from_grid(float* dst, size_t img_stride, int h, int w, int
         }
 }
 
+// How the AVX-512 copies round in bf16 mode: the fastest way this CPU has, unless a test chose
+// (looked up on each call, a read of the CPU's feature bits: nothing is written from the threads).
+static int round_mode = -1;
+void cpu_conv_flat_set_rounding(int mode) { round_mode = mode; }
+static int bf16_rounding(void) { return round_mode >= 0 ? round_mode : flat_round_mode_avx512(); }
+
 // to_flat, in bf16 mode with every value rounded to bf16 as it is copied: the FP32 indirect and dot
 // kernels then multiply exactly what a bf16 product would (nn/bf16.h) and sum in FP32, with no pass
 // over the planes of its own.
 static void to_flat_operand(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
                             const FlatMasks* masks) {
-    to_flat(flat, F, src, img_stride, channels, masks, cpu_bf16);
+    to_flat(flat, F, src, img_stride, channels, masks, cpu_bf16 ? bf16_rounding() : FLAT_EXACT);
 }
 
 // The weight as a GEMM operand reads it: itself, or in bf16 mode its rounded copy (calling thread's scratch).

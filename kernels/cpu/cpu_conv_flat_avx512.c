@@ -21,8 +21,9 @@ static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__m
 // Each lane rounded to a bf16 operand, as nn/bf16.h's bf16_operand_value (the same steps on 16 lanes):
 // ties to even with the carry into the exponent, NaN kept quiet, a result with a zero exponent
 // flushed to a zero of its sign, the low half cleared. Done as the planes are copied, so that bf16
-// mode costs no extra pass over them.
-static inline __m512 bf16_operand_avx512(__m512 x) {
+// mode costs no extra pass over them. Eleven integer instructions per vector: on small maps, where
+// the copies cost as much as the arithmetic, they made a depthwise layer ~30% slower than in FP32.
+static inline __m512 bf16_operand_int(__m512 x) {
     const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u), exp = _mm512_set1_epi32(0x7F800000);
     __m512i u = _mm512_castps_si512(x);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
@@ -34,17 +35,50 @@ static inline __m512 bf16_operand_avx512(__m512 x) {
     return _mm512_castsi512_ps(r);
 }
 
-void flat_round_bf16_avx512(float* x, size_t n) {
+// The same value from AVX512_BF16's conversion, in five instructions. vcvtneps2bf16 rounds a normal
+// float to nearest even with the carry, keeps a NaN quiet as bf16_round does, and reads a denormal
+// input as a zero of its sign. bf16_operand_value rounds first and flushes after, so the two differ
+// only on the denormals that round up to the smallest normal, 2^-126: |x| in [0x007F8000, 0x007FFFFF]
+// (exponent bits zero, the eight fraction bits that bf16 keeps all ones), which get their exponent
+// bit back here. Written as inline assembly so that this file still compiles for (and runs on)
+// AVX-512 CPUs without AVX512_BF16: it is only called where the CPU has it (flat_round_mode).
+static inline __m512 bf16_operand_cvt(__m512 x) {
+    __m256i h;
+    __asm__("vcvtneps2bf16 %1, %0" : "=v"(h) : "v"(x));
+    __m512i u = _mm512_castps_si512(x), r = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+    __mmask16 up = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFF8000)),
+                                           _mm512_set1_epi32(0x007F8000));
+    return _mm512_castsi512_ps(_mm512_mask_or_epi32(r, up, r, _mm512_set1_epi32(0x00800000)));
+}
+
+// round is a constant wherever this is inlined (always_inline, below): each copy loop is compiled
+// once per mode, with no test inside it.
+static inline __attribute__((always_inline)) __m512 round_lanes(__m512 x, int round) {
+    return round == FLAT_ROUND_CVT ? bf16_operand_cvt(x) : round == FLAT_ROUND_INT ? bf16_operand_int(x) : x;
+}
+
+int flat_round_mode_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") ? FLAT_ROUND_CVT : FLAT_ROUND_INT;
+}
+
+static inline __attribute__((always_inline)) void round_loop(float* x, size_t n, int round) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = below(n - i < 16 ? (int)(n - i) : 16);
-        _mm512_mask_storeu_ps(x + i, m, bf16_operand_avx512(_mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_storeu_ps(x + i, m, round_lanes(_mm512_maskz_loadu_ps(m, x + i), round));
     }
+}
+
+void flat_round_bf16_avx512(float* x, size_t n, int round) {
+    if (round == FLAT_ROUND_CVT) round_loop(x, n, FLAT_ROUND_CVT);
+    else round_loop(x, n, FLAT_ROUND_INT);
 }
 
 // Each vector's source offset comes from the table (a prefix sum of the masks' popcounts) rather
 // than from the previous vector: no loop-carried dependency, so the loads stream.
-void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
-                        const FlatMasks* fm, int bf16) {
+static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t dst_stride, const float* src,
+                                                              size_t src_stride, int planes, const FlatMasks* fm,
+                                                              int round) {
     int plane = fm->plane, nvec = (plane + 15) / 16;
     for (int p = 0; p < planes; p++) {
         const float* s = src + (size_t)p * src_stride;
@@ -53,10 +87,16 @@ void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t 
             __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
             __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(__builtin_popcount(m)), s + fm->offset[i]));
-            if (bf16) v = bf16_operand_avx512(v);
-            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), v);
+            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), round_lanes(v, round));
         }
     }
+}
+
+void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
+                        const FlatMasks* fm, int round) {
+    if (round == FLAT_ROUND_CVT) expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_ROUND_CVT);
+    else if (round == FLAT_ROUND_INT) expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_ROUND_INT);
+    else expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_EXACT);
 }
 
 void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size_t grid_stride, int planes,
@@ -77,7 +117,8 @@ void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size
     }
 }
 
-void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad, int bf16) {
+static inline __attribute__((always_inline)) void split2_loop(float* ph, size_t phase_stride, int ws, const float* src,
+                                                              int h, int w, int pad, int round) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     // Column x = 2i (even) lands in phase column be at v = i + ve; x = 2i + 1 in phase bo at i + vo.
@@ -91,11 +132,17 @@ void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src
             int n = w - x;
             __m512 lo = _mm512_maskz_loadu_ps(below(n), sr + x);
             __m512 hi = _mm512_maskz_loadu_ps(below(n > 16 ? n - 16 : 0), sr + x + 16);
-            if (bf16) lo = bf16_operand_avx512(lo), hi = bf16_operand_avx512(hi);
+            lo = round_lanes(lo, round), hi = round_lanes(hi, round);
             _mm512_mask_storeu_ps(re + x / 2, below((n + 1) / 2), _mm512_permutex2var_ps(lo, even, hi));
             _mm512_mask_storeu_ps(ro + x / 2, below(n / 2), _mm512_permutex2var_ps(lo, odd, hi));
         }
     }
+}
+
+void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad, int round) {
+    if (round == FLAT_ROUND_CVT) split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_ROUND_CVT);
+    else if (round == FLAT_ROUND_INT) split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_ROUND_INT);
+    else split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_EXACT);
 }
 
 void flat_merge2_avx512(float* dst, int h, int w, const float* const grid[4], int ws, int accumulate) {

@@ -190,6 +190,8 @@ typedef struct GemmBf16Isa {
     int mr, nr;         // tile of the micro-kernel
     int mc, kc, nc;     // cache blocking as in GemmIsa; kc counts bf16 values (kc / 2 pairs)
     GemmBf16KernelFn kernel;
+    // gemm_bf16_pairs, the same bits by this ISA's own conversion instructions where it has them
+    void (*pairs)(uint32_t* dst, const float* src, int rn, int W);
 } GemmBf16Isa;
 
 extern const GemmBf16Isa gemm_bf16_isa_avx512, gemm_bf16_isa_generic;

@@ -54,13 +54,14 @@ void gemm_bf16_pairs(uint32_t* restrict dst, const float* restrict src, int rn, 
 // operand's own FP32 packer (views, in-register transposes, or op->pack: whatever cpu_gemm runs), into
 // a staging panel small enough to stay in L1 (kc x W floats), and from there into pairs. So every
 // layout cpu_gemm accepts works here without a bf16 copy of each packer.
-static void pack_pairs(uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W) {
+static void pack_pairs(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0, int rn,
+                       int W) {
     float* panel = cpu_scratch(SLOT_GEMM_PANEL, (size_t)rn * W); // (rn, W)
     size_t rp = (size_t)(rn + 1) / 2;
     for (int q = 0; q * W < fn; q++) {
         int lanes = fn - q * W < W ? fn - q * W : W;
         (op->pack ? op->pack : gemm_pack_view)(panel, op, f0 + q * W, lanes, r0, rn, W, 1.0f);
-        gemm_bf16_pairs(dst + (size_t)q * W * rp, panel, rn, W);
+        isa->pairs(dst + (size_t)q * W * rp, panel, rn, W);
     }
 }
 
@@ -91,10 +92,10 @@ static void serial_bf16(int i0, int i1, int j0, int j1, int k0, int k1, float al
         for (int pc = k0; pc < k1; pc += KC) {
             int kc = k1 - pc < KC ? k1 - pc : KC, kp = (kc + 1) / 2;
             int acc = pc > k0 || (direct && accumulate);
-            pack_pairs(bbuf, B, jc, nc, pc, kc, NR);
+            pack_pairs(isa, bbuf, B, jc, nc, pc, kc, NR);
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
-                pack_pairs(abuf, A, ic, mc, pc, kc, MR);
+                pack_pairs(isa, abuf, A, ic, mc, pc, kc, MR);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
                     for (int ir = 0; ir < mc; ir += MR) {

@@ -112,4 +112,5 @@ const GemmBf16Isa gemm_bf16_isa_generic = {
     .kc = 256, // the AVX-512 bf16 kernel's: the same depth blocks, hence the same sums
     .nc = 2048,
     .kernel = kernel_bf16,
+    .pairs = gemm_bf16_pairs,
 };
