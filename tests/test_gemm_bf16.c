@@ -163,6 +163,26 @@ static void check_pairs_isa(void) {
     CHECK(bad == 0, "pairs: the AVX512_BF16 packer differs from gemm_bf16_pairs in %zu of %zu words", bad, words);
     printf("pairs: the AVX512_BF16 packer against gemm_bf16_pairs on %zu bit patterns, panels of 12, 32, 5 lanes: %s\n",
            n, bad ? "DIFFER" : "identical");
+
+    // pairs_from_rows: the same patterns as 29 lanes of a 32-lane panel (three zero lanes), each lane's
+    // values adjacent in memory, an odd count; against a staged FP32 panel put through gemm_bf16_pairs.
+    enum { W = 32, WN = 29 };
+    int rn = (int)(n / WN) - ((n / WN) % 2 == 0);
+    size_t np = (size_t)(rn + 1) / 2 * W;
+    const float* rows[W];
+    for (int w = 0; w < WN; w++) rows[w] = x + (size_t)w * rn;
+    float* panel = NN_CALLOC((size_t)rn * W, sizeof(float)); // (rn, W), lanes past WN zero
+    for (int r = 0; r < rn; r++)
+        for (int w = 0; w < WN; w++) panel[(size_t)r * W + w] = rows[w][r];
+    uint32_t *want = NN_MALLOC(np * sizeof(uint32_t)), *got = NN_MALLOC(np * sizeof(uint32_t));
+    gemm_bf16_pairs(want, panel, rn, W);
+    fast->pairs_from_rows(got, W, rows, WN, rn);
+    size_t bad_rows = 0;
+    for (size_t k = 0; k < np; k++) bad_rows += got[k] != want[k];
+    CHECK(bad_rows == 0, "pairs: pairs_from_rows differs from staged gemm_bf16_pairs in %zu of %zu words", bad_rows, np);
+    printf("pairs: the AVX512_BF16 packer straight from rows, the same patterns in 29 of 32 lanes: %s\n",
+           bad_rows ? "DIFFER" : "identical");
+    free(panel), free(want), free(got);
     free(x);
 }
 
@@ -468,6 +488,8 @@ int main(void) {
             check_batched(5, 24, 40, 4, &rng);
             check_batched(3, 33, 20, 16, &rng);
             check_batched(64, 32, 24, 16, &rng);
+            check_batched(3, 12, 20, 9, &rng); // odd P: pairs straddle images, staged
+            check_batched(2, 40, 16, 36, &rng); // 72 pixels: whole 32-index blocks and a tail
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) check_nonfinite(ta, tb, &rng);
             check_bound_tight();

@@ -70,13 +70,6 @@ GemmOperand gemm_b_matrix(const float* b, int ldb, int trans) {
 
 GemmOut gemm_c_matrix(float* c, int ldc) { return (GemmOut){.p = c, .row = gemm_axis(ldc), .col = gemm_axis(1)}; }
 
-// The end (exclusive) of the run of indices starting at i that lie in one block of the axis, capped
-// at `end`: inside a run, memory is `stride` apart.
-static inline int run_end(const GemmAxis* a, int i, int end) {
-    if (a->block <= 0) return end;
-    int e = (i / a->block + 1) * a->block;
-    return e < end ? e : end;
-}
 
 // --- packing views ------------------------------------------------------------------------------------
 // Two layouts cover every operand the convolutions produce, each read in its memory order:
@@ -92,7 +85,7 @@ static void pack_free_contiguous(float* dst, const GemmOperand* op, int f0, int 
         float* panel = dst + (size_t)q * W * rn;
         int lanes = fn - q * W < W ? fn - q * W : W;
         for (int w = 0; w < lanes;) { // one run of lanes adjacent in memory
-            int f = f0 + q * W + w, fe = run_end(&op->free, f, f0 + q * W + lanes);
+            int f = f0 + q * W + w, fe = gemm_run_end(&op->free, f, f0 + q * W + lanes);
             const float* src = op->p + gemm_offset(&op->free, f);
             int len = fe - f;
             for (int r = 0; r < rn; r++) {
@@ -120,7 +113,7 @@ static void pack_red_contiguous(float* dst, const GemmOperand* op, int f0, int f
         for (int w = 0; w < lanes; w++) {
             const float* src = op->p + gemm_offset(&op->free, f0 + q * W + w);
             for (int r = r0; r < r0 + rn;) { // one run of reduction indices adjacent in memory
-                int re = run_end(&op->red, r, r0 + rn);
+                int re = gemm_run_end(&op->red, r, r0 + rn);
                 const float* s = src + gemm_offset(&op->red, r);
                 float* d = panel + (size_t)(r - r0) * W + w;
                 for (int t = 0; t < re - r; t++) d[(size_t)t * W] = s[t] * scale;
@@ -141,7 +134,7 @@ static void pack_red_transpose(float* dst, const GemmOperand* op, int f0, int fn
         float* panel = dst + (size_t)q * W * rn;
         int lanes = fn - q * W < W ? fn - q * W : W;
         for (int r = r0; r < r0 + rn;) {
-            int re = run_end(&op->red, r, r0 + rn);
+            int re = gemm_run_end(&op->red, r, r0 + rn);
             ptrdiff_t ro = gemm_offset(&op->red, r);
             for (int w = 0; w < lanes; w++) rows[w] = op->p + gemm_offset(&op->free, f0 + q * W + w) + ro;
             transpose(panel + (size_t)(r - r0) * W, W, rows, lanes, re - r, scale);
@@ -181,7 +174,7 @@ int gemm_c_direct(const GemmOut* C, int nr) {
 
 void gemm_copy_out(const GemmOut* C, int i, int j, int m, int n, const float* S, int lds, int accumulate) {
     for (int t = 0; t < n;) {
-        int te = run_end(&C->col, j + t, j + n) - j; // columns t..te-1 are adjacent in memory
+        int te = gemm_run_end(&C->col, j + t, j + n) - j; // columns t..te-1 are adjacent in memory
         ptrdiff_t cs = C->col.stride, col = gemm_offset(&C->col, j + t);
         for (int r = 0; r < m; r++) {
             float* c = C->p + gemm_offset(&C->row, i + r) + col;

@@ -36,6 +36,14 @@ static inline ptrdiff_t gemm_offset(const GemmAxis* a, int i) {
 
 static inline GemmAxis gemm_axis(ptrdiff_t stride) { return (GemmAxis){stride, 0, 0}; }
 
+// The end (exclusive) of the run of indices starting at i that lie in one block of the axis, capped
+// at `end`: inside a run, memory is `stride` apart.
+static inline int gemm_run_end(const GemmAxis* a, int i, int end) {
+    if (a->block <= 0) return end;
+    int e = (i / a->block + 1) * a->block;
+    return e < end ? e : end;
+}
+
 typedef struct GemmOperand GemmOperand;
 
 // Packs panels of an operand: panel q (q = 0 .. ceil(fn / W) - 1) is written to dst + q * W * rn as
@@ -192,6 +200,9 @@ typedef struct GemmBf16Isa {
     GemmBf16KernelFn kernel;
     // gemm_bf16_pairs, the same bits by this ISA's own conversion instructions where it has them
     void (*pairs)(uint32_t* dst, const float* src, int rn, int W);
+    // Optional (NULL: the driver stages an FP32 panel, then pairs): pairs (ceil(n / 2), W) straight
+    // from wn lanes whose n reduction values are adjacent in memory at src[w]; lanes past wn zero
+    void (*pairs_from_rows)(uint32_t* dst, int W, const float* const* src, int wn, int n);
 } GemmBf16Isa;
 
 extern const GemmBf16Isa gemm_bf16_isa_avx512, gemm_bf16_isa_generic;

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include "cpu_gemm.h"
+#include "cpu_gemm_avx512_transpose.h"
 
 enum { MR = 12, NR = 32 };
 
@@ -224,31 +225,6 @@ static void dot(int m, int n, int len, const float* const* a, const float* const
 
 static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
-// r[i] holds row i (16 floats); afterwards r[j] holds column j.
-static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    // r[4q + e] now holds, in each 128-bit lane l, column e of rows 4l'.. of block q; regroup lanes
-    for (int e = 0; e < 4; e++) {
-        __m512 a0 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88), a1 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd);
-        __m512 a2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88), a3 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
-        t[e] = _mm512_shuffle_f32x4(a0, a2, 0x88);
-        t[8 + e] = _mm512_shuffle_f32x4(a0, a2, 0xdd);
-        t[4 + e] = _mm512_shuffle_f32x4(a1, a3, 0x88);
-        t[12 + e] = _mm512_shuffle_f32x4(a1, a3, 0xdd);
-    }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 static void transpose(float* dst, int W, const float* const* src, int wn, int rn, float scale) {
     __m512 sc = _mm512_set1_ps(scale);
     for (int w0 = 0; w0 < wn; w0 += 16) {
@@ -258,7 +234,7 @@ static void transpose(float* dst, int W, const float* const* src, int wn, int rn
             __m512 v[16];
             for (int i = 0; i < 16; i++)
                 v[i] = i < wb ? _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(rm, src[w0 + i] + r0)) : _mm512_setzero_ps();
-            transpose16(v);
+            gemm_transpose16(v);
             int rb = rn - r0 < 16 ? rn - r0 : 16;
             for (int i = 0; i < rb; i++) _mm512_mask_storeu_ps(dst + (size_t)(r0 + i) * W + w0, wm, v[i]);
         }

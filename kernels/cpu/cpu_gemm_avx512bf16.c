@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "cpu_gemm.h"
+#include "cpu_gemm_avx512_transpose.h"
 
 enum { MR = 12, NR = 32 };
 
@@ -118,6 +119,41 @@ static void pairs(uint32_t* restrict dst, const float* restrict src, int rn, int
     }
 }
 
+static inline __mmask16 lanes_below(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+// Pairs straight from lanes whose reduction indices are adjacent in memory (a filter gradient's
+// operands: pixels along each channel): src[w] holds the n consecutive values of lane w, which are
+// already in pair order (index 2p, then 2p + 1), so 32 of them convert into the 16 pairs of one
+// register as they are loaded; a 16 x 16 transpose of 32-bit pairs then makes rows of the panel. One
+// pass where the FP32 packer's transpose followed by pairs is two, over twice the data. dst:
+// (ceil(n / 2), W); an odd n ends with a zero high half, lanes from wn to W are zero.
+static void pairs_from_rows(uint32_t* dst, int W, const float* const* src, int wn, int n) {
+    const __m512i min_normal = _mm512_set1_epi16(0x0080);
+    int np = (n + 1) / 2;
+    for (int w0 = 0; w0 < W; w0 += 16) {
+        __mmask16 store = lanes_below(W - w0);
+        for (int r = 0; r < n; r += 32) {
+            __mmask16 m0 = lanes_below(n - r), m1 = lanes_below(n - r - 16);
+            __m512 v[16];
+            for (int i = 0; i < 16; i++) {
+                if (w0 + i >= wn) {
+                    v[i] = _mm512_setzero_ps();
+                    continue;
+                }
+                __m512 lo = _mm512_maskz_loadu_ps(m0, src[w0 + i] + r), hi = _mm512_maskz_loadu_ps(m1, src[w0 + i] + r + 16);
+                __m512i p = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); // words 0-15: lo, 16-31: hi
+                __mmask32 up = (__mmask32)rounds_to_min_normal(lo) | (__mmask32)rounds_to_min_normal(hi) << 16;
+                v[i] = _mm512_castsi512_ps(_mm512_mask_mov_epi16(p, up, _mm512_or_si512(p, min_normal)));
+            }
+            gemm_transpose16(v);
+            int rows = np - r / 2 < 16 ? np - r / 2 : 16;
+            for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dst + (size_t)(r / 2 + i) * W + w0, store, v[i]);
+        }
+    }
+}
+
 #pragma GCC pop_options
 
 const GemmBf16Isa gemm_bf16_isa_avx512 = {
@@ -129,4 +165,5 @@ const GemmBf16Isa gemm_bf16_isa_avx512 = {
     .nc = 3072, // B block 256 x 3072 bf16 = 1.5 MiB
     .kernel = kernel,
     .pairs = pairs,
+    .pairs_from_rows = pairs_from_rows,
 };

@@ -50,14 +50,37 @@ void gemm_bf16_pairs(uint32_t* restrict dst, const float* restrict src, int rn, 
     }
 }
 
-// Panels of pairs: panel q of W lanes at dst + q * W * ceil(rn/2). Each panel first goes through the
-// operand's own FP32 packer (views, in-register transposes, or op->pack: whatever cpu_gemm runs), into
-// a staging panel small enough to stay in L1 (kc x W floats), and from there into pairs. So every
-// layout cpu_gemm accepts works here without a bf16 copy of each packer.
+// Panels of pairs straight from the operand (isa->pairs_from_rows) when its reduction axis is
+// contiguous in runs that all start at an even index and, but for the last, have even length, so
+// that no pair straddles two runs: runs of a block of even length from an even r0.
+static int pairs_direct(const GemmBf16Isa* isa, const GemmOperand* op, int r0, int W) {
+    return isa->pairs_from_rows && !op->pack && op->red.stride == 1 && r0 % 2 == 0 && W <= 64 &&
+           (op->red.block <= 0 || op->red.block % 2 == 0);
+}
+
+// Panels of pairs: panel q of W lanes at dst + q * W * ceil(rn/2). Straight from the operand where
+// pairs_direct allows; otherwise each panel first goes through the operand's own FP32 packer (views,
+// in-register transposes, or op->pack: whatever cpu_gemm runs), into a staging panel small enough to
+// stay in L1 (kc x W floats), and from there into pairs. So every layout cpu_gemm accepts works here
+// without a bf16 copy of each packer.
 static void pack_pairs(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0, int rn,
                        int W) {
-    float* panel = cpu_scratch(SLOT_GEMM_PANEL, (size_t)rn * W); // (rn, W)
     size_t rp = (size_t)(rn + 1) / 2;
+    if (pairs_direct(isa, op, r0, W)) {
+        const float* rows[64];
+        for (int q = 0; q * W < fn; q++) {
+            int lanes = fn - q * W < W ? fn - q * W : W;
+            for (int r = r0; r < r0 + rn;) {
+                int re = gemm_run_end(&op->red, r, r0 + rn);
+                ptrdiff_t ro = gemm_offset(&op->red, r);
+                for (int w = 0; w < lanes; w++) rows[w] = op->p + gemm_offset(&op->free, f0 + q * W + w) + ro;
+                isa->pairs_from_rows(dst + (size_t)q * W * rp + (size_t)(r - r0) / 2 * W, W, rows, lanes, re - r);
+                r = re;
+            }
+        }
+        return;
+    }
+    float* panel = cpu_scratch(SLOT_GEMM_PANEL, (size_t)rn * W); // (rn, W)
     for (int q = 0; q * W < fn; q++) {
         int lanes = fn - q * W < W ? fn - q * W : W;
         (op->pack ? op->pack : gemm_pack_view)(panel, op, f0 + q * W, lanes, r0, rn, W, 1.0f);
