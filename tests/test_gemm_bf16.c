@@ -183,6 +183,25 @@ static void check_pairs_isa(void) {
     printf("pairs: the AVX512_BF16 packer straight from rows, the same patterns in 29 of 32 lanes: %s\n",
            bad_rows ? "DIFFER" : "identical");
     free(panel), free(want), free(got);
+
+    // pairs_from_lanes: the same patterns as rows of 32 adjacent lanes (reduction index r at x + r * 32,
+    // an odd count), written as two runs of 13 and 19 lanes, against gemm_bf16_pairs on them in place.
+    rn = (int)(n / W) - ((n / W) % 2 == 0);
+    np = (size_t)(rn + 1) / 2 * W;
+    const float** lane_rows = NN_MALLOC((size_t)rn * sizeof(*lane_rows));
+    want = NN_MALLOC(np * sizeof(uint32_t)), got = NN_MALLOC(np * sizeof(uint32_t));
+    gemm_bf16_pairs(want, x, rn, W);
+    const int run[3] = {0, 13, W}; // two runs of lanes: [0, 13) and [13, 32)
+    for (int k = 0; k < 2; k++) {
+        for (int r = 0; r < rn; r++) lane_rows[r] = x + (size_t)r * W + run[k];
+        fast->pairs_from_lanes(got, W, run[k], run[k + 1] - run[k], lane_rows, rn);
+    }
+    bad_rows = 0;
+    for (size_t k = 0; k < np; k++) bad_rows += got[k] != want[k];
+    CHECK(bad_rows == 0, "pairs: pairs_from_lanes differs from gemm_bf16_pairs in %zu of %zu words", bad_rows, np);
+    printf("pairs: the AVX512_BF16 packer straight from adjacent lanes, the same patterns in runs of 13 and 19: %s\n",
+           bad_rows ? "DIFFER" : "identical");
+    free(lane_rows), free(want), free(got);
     free(x);
 }
 

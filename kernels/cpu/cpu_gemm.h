@@ -203,6 +203,9 @@ typedef struct GemmBf16Isa {
     // Optional (NULL: the driver stages an FP32 panel, then pairs): pairs (ceil(n / 2), W) straight
     // from wn lanes whose n reduction values are adjacent in memory at src[w]; lanes past wn zero
     void (*pairs_from_rows)(uint32_t* dst, int W, const float* const* src, int wn, int n);
+    // Optional likewise: lanes [w, w + len) of the pairs (ceil(rn / 2), W) straight from lanes
+    // adjacent in memory, rows[r] pointing at the first of them at reduction index r
+    void (*pairs_from_lanes)(uint32_t* dst, int W, int w, int len, const float* const* rows, int rn);
 } GemmBf16Isa;
 
 extern const GemmBf16Isa gemm_bf16_isa_avx512, gemm_bf16_isa_generic;

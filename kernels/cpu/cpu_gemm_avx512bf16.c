@@ -98,29 +98,44 @@ static inline __mmask16 rounds_to_min_normal(__m512 x) {
                                    _mm512_set1_epi32(0x007F8000));
 }
 
-static void pairs(uint32_t* restrict dst, const float* restrict src, int rn, int W) {
+static inline __mmask16 lanes_below(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+// 16 lanes of pairs: lane w = (l[w] low, h[w] high), each rounded to a bf16 operand.
+static inline __m512i pair_lanes(__m512 l, __m512 h) {
     // words 0-15: the low row's lanes, 16-31: the high row's; pair w takes words w and 16 + w
     static const uint16_t order[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i interleave = _mm512_loadu_si512(order);
-    const __m512i lo_bit = _mm512_set1_epi32(0x0080), hi_bit = _mm512_set1_epi32(0x00800000);
+    __m512i r = _mm512_permutexvar_epi16(_mm512_loadu_si512(order), (__m512i)_mm512_cvtne2ps_pbh(h, l));
+    r = _mm512_mask_or_epi32(r, rounds_to_min_normal(l), r, _mm512_set1_epi32(0x0080));
+    return _mm512_mask_or_epi32(r, rounds_to_min_normal(h), r, _mm512_set1_epi32(0x00800000));
+}
+
+static void pairs(uint32_t* restrict dst, const float* restrict src, int rn, int W) {
     for (int p = 0; p < (rn + 1) / 2; p++) {
         const float *lo = src + (size_t)2 * p * W, *hi = lo + W;
         int has_hi = 2 * p + 1 < rn; // an odd depth ends with a zero high half
-        uint32_t* d = dst + (size_t)p * W;
         for (int w = 0; w < W; w += 16) {
-            __mmask16 m = W - w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (W - w)) - 1);
+            __mmask16 m = lanes_below(W - w);
             __m512 l = _mm512_maskz_loadu_ps(m, lo + w), h = has_hi ? _mm512_maskz_loadu_ps(m, hi + w) : _mm512_setzero_ps();
-            __m512i r = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(h, l));
-            r = _mm512_mask_or_epi32(r, rounds_to_min_normal(l), r, lo_bit);
-            r = _mm512_mask_or_epi32(r, rounds_to_min_normal(h), r, hi_bit);
-            _mm512_mask_storeu_epi32(d + w, m, r);
+            _mm512_mask_storeu_epi32(dst + (size_t)p * W + w, m, pair_lanes(l, h));
         }
     }
 }
 
-static inline __mmask16 lanes_below(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+// Pairs straight from an operand whose lanes are adjacent in memory (activations as B: pixels along
+// each channel row): lanes [w, w + len) of every pair row, from rows[r], the first of those lanes at
+// reduction index r. The staged path would copy the same values into an FP32 panel first.
+static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const float* const* rows, int rn) {
+    for (int p = 0; p < (rn + 1) / 2; p++) {
+        const float *lo = rows[2 * p], *hi = 2 * p + 1 < rn ? rows[2 * p + 1] : NULL;
+        for (int t = 0; t < len; t += 16) {
+            __mmask16 m = lanes_below(len - t);
+            __m512 l = _mm512_maskz_loadu_ps(m, lo + t), h = hi ? _mm512_maskz_loadu_ps(m, hi + t) : _mm512_setzero_ps();
+            _mm512_mask_storeu_epi32(dst + (size_t)p * W + w + t, m, pair_lanes(l, h));
+        }
+    }
 }
 
 // Pairs straight from lanes whose reduction indices are adjacent in memory (a filter gradient's
@@ -166,4 +181,5 @@ const GemmBf16Isa gemm_bf16_isa_avx512 = {
     .kernel = kernel,
     .pairs = pairs,
     .pairs_from_rows = pairs_from_rows,
+    .pairs_from_lanes = pairs_from_lanes,
 };

@@ -58,8 +58,30 @@ static int pairs_direct(const GemmBf16Isa* isa, const GemmOperand* op, int r0, i
            (op->red.block <= 0 || op->red.block % 2 == 0);
 }
 
+// Panels of pairs straight from an operand whose lanes (free axis) are adjacent in memory, in runs
+// (isa->pairs_from_lanes); lanes past fn are zero. Depth blocks are at most kc (256) deep.
+#define LANES_MAX_DEPTH 512
+static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
+                             int rn, int W) {
+    const float* rows[LANES_MAX_DEPTH];
+    size_t rp = (size_t)(rn + 1) / 2;
+    for (int q = 0; q * W < fn; q++) {
+        uint32_t* panel = dst + (size_t)q * W * rp;
+        int lanes = fn - q * W < W ? fn - q * W : W;
+        for (int w = 0; w < lanes;) { // one run of lanes adjacent in memory
+            int f = f0 + q * W + w, len = gemm_run_end(&op->free, f, f0 + q * W + lanes) - f;
+            const float* src = op->p + gemm_offset(&op->free, f);
+            for (int r = 0; r < rn; r++) rows[r] = src + gemm_offset(&op->red, r0 + r);
+            isa->pairs_from_lanes(panel, W, w, len, rows, rn);
+            w += len;
+        }
+        if (lanes < W)
+            for (size_t p = 0; p < rp; p++) memset(panel + p * W + lanes, 0, (size_t)(W - lanes) * sizeof(uint32_t));
+    }
+}
+
 // Panels of pairs: panel q of W lanes at dst + q * W * ceil(rn/2). Straight from the operand where
-// pairs_direct allows; otherwise each panel first goes through the operand's own FP32 packer (views,
+// its layout allows (pairs_direct, or lanes adjacent in memory); otherwise each panel first goes through the operand's own FP32 packer (views,
 // in-register transposes, or op->pack: whatever cpu_gemm runs), into a staging panel small enough to
 // stay in L1 (kc x W floats), and from there into pairs. So every layout cpu_gemm accepts works here
 // without a bf16 copy of each packer.
@@ -78,6 +100,10 @@ static void pack_pairs(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand*
                 r = re;
             }
         }
+        return;
+    }
+    if (isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH) {
+        pack_pairs_lanes(isa, dst, op, f0, fn, r0, rn, W);
         return;
     }
     float* panel = cpu_scratch(SLOT_GEMM_PANEL, (size_t)rn * W); // (rn, W)
