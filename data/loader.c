@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
-#include "cifar10.h"
+#include "../nn/augment.h"
 #include "../nn/util.h"
+#include "cifar10.h"
 
 #define LOADER_SLOTS 3 // the batch the trainer holds, plus up to two prepared ahead
 #define PLANE (CIFAR10_SIDE * CIFAR10_SIDE)
@@ -56,13 +56,13 @@ struct Loader {
 };
 
 // The 256 possible normalized values per channel, tabulated from the shared definition
-// (data/augment.h): the same bits as computing each pixel, faster.
+// (nn/augment.h): the same bits as computing each pixel, faster.
 static void build_lut(float lut[3][256]) {
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) lut[c][v] = augment_normalize(c, v);
 }
 
-// augment_image (data/augment.h) with the table instead of the arithmetic.
+// augment_image (nn/augment.h) with the table instead of the arithmetic.
 static void decode_with(float* out, const uint8_t* record, const float lut[3][256], int dx, int dy,
                         int flip) {
     const uint8_t* pixels = record + 1; // (3, 32, 32)

@@ -51,7 +51,7 @@ void loader_set_indices_only(Loader* l, int on);
 // RandomCrop(32, padding=4) window top-left (i, j) in 0..8 is (crop_dy + 4, crop_dx + 4).
 void cifar10_decode(float* out, const uint8_t* record, int crop_dx, int crop_dy, int flip);
 
-// The randomness the loader uses (defined once, for the CPU and the GPU, in data/augment.h), exposed so tests (and anyone reproducing a run) can recompute it.
+// The randomness the loader uses (defined once, for the CPU and the GPU, in nn/augment.h), exposed so tests (and anyone reproducing a run) can recompute it.
 // Order of epoch e: Fisher-Yates over 0..n-1 driven by rng_derive(seed, 0xE90C, e).
 void loader_epoch_order(int* perm, int n, uint64_t seed, int epoch); // perm: (n)
 // Augmentation of dataset index i in epoch e, from rng_derive(seed, e + 1, i): crop_dy, crop_dx
@@ -59,7 +59,7 @@ void loader_epoch_order(int* perm, int n, uint64_t seed, int epoch); // perm: (n
 void loader_augmentation(uint64_t seed, int epoch, int index, int* crop_dx, int* crop_dy, int* flip);
 
 // Whether the batch builders (this loader, and the backends' augment_batch for --gpu-data, which
-// share data/augment.h) make d's images: 3x32x32 records normalized by the statistics of augment.h.
+// share nn/augment.h) make d's images: 3x32x32 records normalized by the statistics of augment.h.
 // A data set of another shape needs them generalized first; the trainer refuses it until then.
 int loader_builds(const DatasetDef* d);
 

@@ -158,7 +158,7 @@ typedef struct Backend {
 
     // A batch from dataset records already in backend memory (records: (count, 3073) bytes, label
     // then (3, 32, 32) pixels): images (n, 3, 32, 32) and labels (n) for the dataset indices
-    // indices (n, backend memory), augmented as data/augment.h defines for (seed, epoch, index)
+    // indices (n, backend memory), augmented as nn/augment.h defines for (seed, epoch, index)
     // when augment is 1 (crop with padding, flip), always normalized: the batches of
     // data/loader.c. An index outside 0..count-1 is an error (CPU: exit with a message; GPU: the
     // kernel prints it, the image becomes NaN and the label -1, which the loss then reports).

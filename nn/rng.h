@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-// Host and device: data/augment.h draws the augmentation from these streams inside a CUDA kernel
+// Host and device: nn/augment.h draws the augmentation from these streams inside a CUDA kernel
 // too. A macro, not a CUDA header: nn/ stays plain C.
 #ifdef __CUDACC__
 #define NN_HD __host__ __device__

@@ -1,4 +1,4 @@
-// The shared definition of the training data's randomness and pixels (data/augment.h) against
+// The shared definition of the training data's randomness and pixels (nn/augment.h) against
 // (1) a textbook implementation written from torchvision's semantics (zero-pad to 40x40, crop the
 // 32x32 window at (dy + 4, dx + 4), then flip horizontally, then (v / 255 - mean) / std), and
 // (2) the CPU loader (data/loader.c) on the real CIFAR-10 data: the CPU backend's augment_batch,
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../data/augment.h"
+#include "../nn/augment.h"
 #include "../data/cifar10.h"
 #include "../data/loader.h"
 #include "../nn/backend.h"

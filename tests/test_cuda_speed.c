@@ -27,7 +27,7 @@
 #include <string.h>
 
 
-#include "../data/augment.h"
+#include "../nn/augment.h"
 #include "../data/cifar10.h"
 #include "../nn/util.h"
 #include "../train/speed.h"

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../data/augment.h"
+#include "../nn/augment.h"
 #include "../data/cifar10.h"
 #include "../data/loader.h"
 #include "test_util.h"

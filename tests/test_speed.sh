@@ -2,7 +2,7 @@
 # --gpu-data, --cuda-graph and --bench-steps from the command line, on the CPU (a GPU run of the
 # same flags is tests/test_cuda_speed.c and tests/device/speed.sh):
 #  - training with --gpu-data on (batches built by the backend from resident records, the shared
-#    definition in data/augment.h) gives bit-identical weights, momentum, statistics and metrics
+#    definition in nn/augment.h) gives bit-identical weights, momentum, statistics and metrics
 #    to the loader's batches (--gpu-data off), over two epochs with a short last batch and
 #    evaluation; the checkpoints are compared tensor by tensor (all but the wall-clock seconds);
 #  - --cuda-graph on the CPU, and --profile with --cuda-graph, exit 2 naming the flag;

@@ -2,7 +2,7 @@
 //
 // GPU-resident data: the train and test records are uploaded once; a batch is then n dataset
 // indices uploaded (512 bytes at batch 128) and one backend call that crops, flips, normalizes and
-// writes the labels, from the same definition the CPU loader uses (data/augment.h). The loader
+// writes the labels, from the same definition the CPU loader uses (nn/augment.h). The loader
 // still runs, for the order and the indices only (loader_set_indices_only).
 //
 // CUDA graph: after the first eager step with a full batch (it runs cuDNN's algorithm searches,

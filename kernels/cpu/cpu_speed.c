@@ -2,9 +2,9 @@
 // with the learning rate read from memory; the counters have no reference (ref leaves them NULL).
 //
 // The CPU side of the backend's speed entries: batches from resident records (the reference the
-// CUDA kernel is compared with, computed from the shared definition in data/augment.h), SGD with
+// CUDA kernel is compared with, computed from the shared definition in nn/augment.h), SGD with
 // the learning rate read from memory, and the counters. Graph capture does not exist here (NULL).
-#include "../../data/augment.h"
+#include "../../nn/augment.h"
 #include "../../nn/util.h"
 #include "cpu_kernels.h"
 

@@ -1,5 +1,5 @@
 // What makes a training step cheap for the host: batches built on the GPU from dataset records
-// uploaded once (augmentation from the definition the CPU loader uses, data/augment.h), CUDA graph
+// uploaded once (augmentation from the definition the CPU loader uses, nn/augment.h), CUDA graph
 // capture and replay of the step, and the counters a test reads to prove that a steady-state step
 // allocates nothing and never waits for the device.
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include "cuda_internal.h"
 
 extern "C" {
-#include "../../data/augment.h"
+#include "../../nn/augment.h"
 }
 
 #define AUG_PLANE (AUGMENT_SIDE * AUGMENT_SIDE) // 1024

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../../data/augment.h"
+#include "../../nn/augment.h"
 #include "../../nn/util.h"
 #include "ref_kernels.h"
 
@@ -196,7 +196,7 @@ void ref_sgd_step(float* p, float* buf, const float* g, size_t count, float lr, 
 }
 
 // images (n, 3, 32, 32) and labels (n) of the records (count, 3073) at dataset indices (n), by the
-// one definition in data/augment.h (the loader's batches).
+// one definition in nn/augment.h (the loader's batches).
 void ref_augment_batch(float* images, int* labels, const uint8_t* records, int count, const int* indices,
                        int n, uint64_t seed, int epoch, int augment) {
     for (int j = 0; j < n; j++) {

@@ -6,7 +6,7 @@ after torch.manual_seed(--seed)) with ./train's default recipe: SGD lr 0.1, mome
 decay 5e-4 on every parameter, batch 128 with the epoch's short last batch kept, the cosine schedule
 to zero over the run evaluated per step, random crop with 4-pixel zero padding and horizontal flip.
 The batches are ./train's own: the epoch order and every crop and flip come from the same random
-streams (a port of nn/rng.h and data/augment.h below), the pixels are normalized in float32 as
+streams (a port of nn/rng.h and nn/augment.h below), the pixels are normalized in float32 as
 data/loader.c does. With --init-out FILE it also writes its initial weights as one of our checkpoints,
 and `./train mobilenet cifar10 --init FILE --seed S` then starts from the same weights and sees the
 same batches: the two runs differ only in floating-point rounding (tests/test_twin_torch.sh).
@@ -37,7 +37,7 @@ from mobilenet_ref import MEAN, STD, MobileNet, default_data_path, load_cifar10 
 from torch_to_ckpt import convert  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------
-# nn/rng.h (splitmix64 with derived streams) and data/augment.h, in numpy uint64 (which wraps mod 2^64
+# nn/rng.h (splitmix64 with derived streams) and nn/augment.h, in numpy uint64 (which wraps mod 2^64
 # as C's uint64_t does). Each function is vectorized over the stream's second key where C loops.
 
 U = np.uint64

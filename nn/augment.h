@@ -1,6 +1,8 @@
 // The one definition of CIFAR-10 training-data randomness and pixel arithmetic, shared by the CPU
-// loader (data/loader.c), the CPU backend's batch op (kernels/cpu) and the CUDA kernel that
-// augments batches on the GPU (kernels/cuda/cuda_augment.cu). Plain C with static inline functions
+// loader (data/loader.c) and the backends' augment_batch (nn/backend.h: the CPU's in
+// kernels/cpu/cpu_speed.c, the reference's in kernels/ref/ref_ops.c, the CUDA kernel that augments
+// batches on the GPU in kernels/cuda/cuda_speed.cu). It lives beside the backend interface it
+// defines, so the backends depend on nn/ and never on data/. Plain C with static inline functions
 // that nvcc also compiles for the device (NN_HD); no CUDA header.
 //
 // Every random choice is a pure function of its key, never of thread timing or batch size:
@@ -8,12 +10,12 @@
 //   augmentation of index i:   rng_derive(seed, e + 1, i): crop_dy, then crop_dx, uniform in -4..4
 //                              (like RandomCrop's i then j), then flip = uniform < 0.5
 // and a pixel is torchvision's ToTensor + Normalize in float32: (v / 255 - mean[c]) / std[c].
-#ifndef DATA_AUGMENT_H
-#define DATA_AUGMENT_H
+#ifndef NN_AUGMENT_H
+#define NN_AUGMENT_H
 
 #include <stdint.h>
 
-#include "../nn/rng.h"
+#include "rng.h"
 
 #define AUGMENT_SIDE 32 // CIFAR-10 images are 32x32
 #define AUGMENT_PAD 4   // RandomCrop(32, padding=4)
