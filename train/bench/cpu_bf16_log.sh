@@ -38,11 +38,12 @@ for r in $(seq 1 "$rounds"); do
     done
     for ac in off bf16; do
         section /usr/bin/python3 "$src/tests/reference/bench_train_torch.py" --device cpu --threads 2 \
-            --modes channels_last --batch 128 --warmup 3 --steps 5 --repeats 3 --run-timeout 400 --autocast $ac
+            --modes channels_last --batch 128 --warmup 3 --steps 5 --repeats 3 --run-timeout 400 --autocast $ac |
+            sed "s#$src/##g" # the log names files as the repository does, not where this clone lives
     done
 done
 # The real trainer with its data loader on the same two cores: 60 steps of 128 images.
 out=$(mktemp -d)
 section "$train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --precision bf16 --epochs 1 \
-    --limit-train 7680 --limit-test 512 --out "$out/run"
+    --limit-train 7680 --limit-test 512 --out "$out/run" | sed "s#$out#<scratch>#g"
 rm -rf "$out"
