@@ -76,18 +76,34 @@ void flat_round_bf16_avx512(float* x, size_t n, int round) {
 
 // Each vector's source offset comes from the table (a prefix sum of the masks' popcounts) rather
 // than from the previous vector: no loop-carried dependency, so the loads stream.
+//
+// Rounding the padded vectors would round the padding too: a 4x4 map's 16 values fill three
+// vectors of its 6x6 padded plane. So a small plane whose values take fewer vectors than its padded
+// form is rounded first, from the source into a buffer in L1, and expanded from there unrounded.
+enum { ROUND_FIRST_MAX = 256 }; // values (16x16 maps): the buffer stays 1 KiB
+
 static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t dst_stride, const float* src,
                                                               size_t src_stride, int planes, const FlatMasks* fm,
                                                               int round) {
     int plane = fm->plane, nvec = (plane + 15) / 16;
+    int values = fm->offset[nvec - 1] + __builtin_popcount(fm->mask[nvec - 1]);
+    int round_first = round != FLAT_EXACT && values <= ROUND_FIRST_MAX && (values + 15) / 16 < nvec;
+    float rounded[ROUND_FIRST_MAX] __attribute__((aligned(64)));
     for (int p = 0; p < planes; p++) {
         const float* s = src + (size_t)p * src_stride;
         float* d = dst + (size_t)p * dst_stride;
+        if (round_first) {
+            for (int i = 0; i < values; i += 16) {
+                __mmask16 m = below(values - i);
+                _mm512_store_ps(rounded + i, round_lanes(_mm512_maskz_loadu_ps(m, s + i), round));
+            }
+            s = rounded;
+        }
         for (int i = 0; i < nvec; i++) {
             __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
             __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(__builtin_popcount(m)), s + fm->offset[i]));
-            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), round_lanes(v, round));
+            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), round_first ? v : round_lanes(v, round));
         }
     }
 }
