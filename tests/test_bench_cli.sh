@@ -20,6 +20,7 @@ expect 2 "error: --model resnet: expected mobilenet, mobilenetv2 (see bench-cpu 
 train=$2
 expect 0 "usage: bench-depthwise" --help
 expect 2 "error: --tf32 maybe: expected on or off (see bench-depthwise --help)" --tf32 maybe --batch 1 --reps 1
+expect 2 "error: --precision fp16: expected fp32 or bf16 (see bench-depthwise --help)" --precision fp16 --batch 1 --reps 1
 expect 2 "error: --batch 0: expected an integer" --batch 0 --reps 1
 expect 2 "error: --reps x: expected an integer" --reps x --batch 1
 expect 2 "error: --groups 3,C: expected a comma-separated list of 1, 2, 4, 8, 16, 32, 64 and C" --groups 3,C --batch 1 --reps 1

@@ -12,7 +12,10 @@
 // Each time is the median of --reps runs after a warm-up, measured with backend events. The
 // multiply-adds each method executes are printed next to it; the last table names the winner per
 // layer. Usage: bench-depthwise [--device cpu|cuda|ref] [--model NAME] [--width W] [--batch N] [--reps N]
-// [--tf32 on|off] [--groups LIST]
+// [--tf32 on|off] [--precision fp32|bf16] [--groups LIST]
+// --precision bf16 opens the backend in bf16 mode (nn/backend.h: the convolutions round their
+// operands to bf16), so the DR and grouped rows show what that rounding costs; the direct baseline
+// stays FP32.
 // --groups 1,32,C times only those DR group sizes (C: one group of all channels); on a GPU each g
 // costs three cuDNN algorithm searches per layer shape, so a short session times fewer.
 #include <stdio.h>
@@ -167,7 +170,7 @@ int main(int argc, char** argv) {
     const char* device = "cpu";
     const char* model_name = "mobilenet";
     float width = 1.0f;
-    int tf32 = 1;
+    int tf32 = 1, bf16 = 0;
     args_program = "bench-depthwise";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
@@ -177,11 +180,14 @@ int main(int argc, char** argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (int)args_long(argv[i], argv[i + 1], 1, 1000), i++;
         else if (!strcmp(argv[i], "--tf32") && i + 1 < argc) tf32 = args_onoff(argv[i], argv[i + 1]), i++;
         else if (!strcmp(argv[i], "--groups") && i + 1 < argc) parse_groups(argv[i], argv[i + 1]), i++;
-        else {
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            if (strcmp(argv[i + 1], "fp32") && strcmp(argv[i + 1], "bf16")) args_bad(argv[i], argv[i + 1], "expected fp32 or bf16");
+            bf16 = !strcmp(argv[++i], "bf16");
+        } else {
             int help = !strcmp(argv[i], "--help");
             fprintf(help ? stdout : stderr,
                     "usage: bench-depthwise [--device cpu|cuda|ref|auto] [--model NAME] [--width W] [--batch N] [--reps N] "
-                    "[--tf32 on|off] [--groups 1,2,...,64,C]\n");
+                    "[--tf32 on|off] [--precision fp32|bf16] [--groups 1,2,...,64,C]\n");
             return help ? 0 : 2;
         }
     }
@@ -190,12 +196,13 @@ int main(int argc, char** argv) {
     snprintf(want, sizeof(want), "expected %s", model_names());
     if (!def) args_bad("--model", model_name, want);
     char err[512], dev[256];
-    BackendOptions bo = {.tf32 = tf32};
+    BackendOptions bo = {.tf32 = tf32, .bf16 = bf16};
     be = backend_open(device, &bo, err, sizeof(err));
     if (!be) nn_fatal("%s", err);
     be->describe(dev, sizeof(dev));
-    printf("bench-depthwise: %s\n%s width %g, batch %d, median of %d runs per pass, times in ms; M = million "
-           "multiply-adds per pass\n", dev, def->title, (double)width, batch, reps);
+    printf("bench-depthwise: %s\n%s width %g, batch %d, %s, median of %d runs per pass, times in ms; M = million "
+           "multiply-adds per pass\n", dev, def->title, (double)width, batch,
+           bf16 ? "bf16 mixed precision (the direct baseline in FP32)" : "FP32", reps);
 
     // The model's depthwise layers, each on its own input size (model_depthwise_input).
     Model net;
