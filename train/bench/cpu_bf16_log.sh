@@ -4,8 +4,9 @@
 #
 #   CIFAR10_PATH=... train/bench/cpu_bf16_log.sh BUILD_DIR [ROUNDS] > docs/results/cpu-bf16-<date>.log
 #
-# bench-gemm --bf16 (the GEMM shapes, FP32 and bf16 side by side), then ROUNDS (default 2) rounds of
-# `train --bench-steps` in fp32 and bf16 alternating (batch 128, 2 threads, g = 1: the same step as
+# bench-gemm --bf16 (the GEMM shapes, FP32 and bf16 side by side), bench-depthwise in FP32 and bf16
+# (the depthwise layers, where bf16 costs the rounding and gains nothing), then ROUNDS (default 2)
+# rounds of `train --bench-steps` in fp32 and bf16 alternating (batch 128, 2 threads, g = 1: the same step as
 # bench-cpu), PyTorch 1.13 (bench_train_torch.py, channels_last, FP32 and torch.autocast bf16), and a
 # real one-epoch-slice run of ./train in bf16 for the throughput with the data loader. Speed only: no
 # figure here is a test. Each command is preceded by the load: on a shared machine a figure is only
@@ -31,6 +32,9 @@ echo "commit: $(git -C "$src" rev-parse HEAD) ($(git -C "$src" log -1 --format=%
 echo "compiler: $(gcc --version | head -1)"
 
 section "$build/bench-gemm" --threads 2 --bf16 --reps 5
+for p in fp32 bf16; do # the depthwise layers (DR at g = 1), where bf16 only adds rounding
+    section "$build/bench-depthwise" --groups 1 --reps 10 --precision $p
+done
 for r in $(seq 1 "$rounds"); do
     for p in fp32 bf16; do
         section "$train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --batch 128 --precision $p \
