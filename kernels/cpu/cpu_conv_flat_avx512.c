@@ -21,8 +21,9 @@ static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__m
 // Each lane rounded to a bf16 operand, as nn/bf16.h's bf16_operand_value (the same steps on 16 lanes):
 // ties to even with the carry into the exponent, NaN kept quiet, a result with a zero exponent
 // flushed to a zero of its sign, the low half cleared. Done as the planes are copied, so that bf16
-// mode costs no extra pass over them. Eleven integer instructions per vector: on small maps, where
-// the copies cost as much as the arithmetic, they made a depthwise layer ~30% slower than in FP32.
+// mode costs no extra pass over them. Eleven integer instructions per vector, which on small maps,
+// where the copies cost as much as the arithmetic, is what makes a depthwise layer slower in bf16
+// than in FP32 (docs/cpu-performance.md has the measurements).
 static inline __m512 bf16_operand_int(__m512 x) {
     const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u), exp = _mm512_set1_epi32(0x7F800000);
     __m512i u = _mm512_castps_si512(x);

@@ -88,8 +88,8 @@ static void kernel(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdi
 
 // gemm_bf16_pairs (cpu_gemm_bf16.c) by the CPU's own conversion, with the same bits: vcvtne2ps2bf16
 // rounds 16 lanes of two rows at once (nearest, ties to even, NaN kept quiet: bf16_round), one word
-// permute interleaves them into pairs. Three times fewer instructions than the integer rounding,
-// which cost as much as a fifth of a bf16 GEMM on small-depth shapes. The one difference to make up:
+// permute interleaves them into pairs: a third of the integer rounding's instructions, on shapes
+// of small depth where packing is much of the GEMM's work. The one difference to make up:
 // the conversion reads a denormal input as zero, while bf16_operand rounds first and flushes after,
 // so the denormals that round up to the smallest normal, |x| in [0x007F8000, 0x007FFFFF] (exponent
 // zero, the seven fraction bits bf16 keeps and the next one all ones), get 2^-126's bit back.
