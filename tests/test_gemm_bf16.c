@@ -143,11 +143,8 @@ static void check_pairs_isa(void) {
         printf("pairs: the AVX512_BF16 packer not run (this CPU has no AVX512_BF16)\n");
         return;
     }
-    static const uint32_t low[] = {0x0000, 0x0001, 0x3FFF, 0x7FFF, 0x8000, 0x8001, 0xBFFF, 0xC000, 0xFFFF};
-    const size_t nl = sizeof(low) / sizeof(low[0]), n = (size_t)65536 * nl;
-    float* x = NN_MALLOC(n * sizeof(float));
-    for (uint32_t hi = 0; hi < 65536; hi++)
-        for (size_t j = 0; j < nl; j++) x[hi * nl + j] = bits_float(hi << 16 | low[j]);
+    size_t n;
+    float* x = bf16_boundary_patterns(&n);
     const int widths[] = {12, 32, 5};
     size_t bad = 0, words = 0;
     for (int i = 0; i < 3; i++) {

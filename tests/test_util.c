@@ -196,3 +196,13 @@ const char* test_out_flag(const char* dir, const char* args) {
 int test_wall_clock(const char* record) {
     return !strcmp(record, "train.epoch_seconds") || !strcmp(record, "train.run_seconds");
 }
+
+float* bf16_boundary_patterns(size_t* n) {
+    static const uint32_t low[] = {0x0000, 0x0001, 0x3FFF, 0x7FFF, 0x8000, 0x8001, 0xBFFF, 0xC000, 0xFFFF};
+    const size_t nl = sizeof(low) / sizeof(low[0]);
+    *n = (size_t)65536 * nl;
+    float* x = NN_MALLOC(*n * sizeof(float));
+    for (uint32_t hi = 0; hi < 65536; hi++)
+        for (size_t j = 0; j < nl; j++) x[hi * nl + j] = bits_float(hi << 16 | low[j]);
+    return x;
+}

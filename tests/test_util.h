@@ -23,6 +23,12 @@ static inline float bits_float(uint32_t u) {
     return x;
 }
 
+// Every bf16 rounding case as FP32 bit patterns (caller frees): each of the 65536 high halves (sign,
+// exponent, the 7 fraction bits bf16 keeps) with the low half at each rounding boundary (0, 1,
+// 0x3FFF, 0x7FFF, ties 0x8000, 0x8001, 0xBFFF, 0xC000, 0xFFFF): ties both ways, the carry into the
+// exponent and into Inf, NaN payloads only the low half holds, denormals that round up to 2^-126.
+float* bf16_boundary_patterns(size_t* n);
+
 #define TEST_SKIP 77 // CTest's skip code (set as SKIP_RETURN_CODE)
 
 // A GPU test that cannot run (no CUDA backend in the build, no device, a driver that fails):

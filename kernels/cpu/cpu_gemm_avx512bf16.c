@@ -102,14 +102,19 @@ static inline __mmask16 lanes_below(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
+// 32 bf16 operands: words 0-15 are lo's lanes, 16-31 hi's, each rounded as bf16_operand rounds.
+static inline __m512i operands(__m512 lo, __m512 hi) {
+    __m512i r = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    __mmask32 up = (__mmask32)rounds_to_min_normal(lo) | (__mmask32)rounds_to_min_normal(hi) << 16;
+    return _mm512_mask_mov_epi16(r, up, _mm512_or_si512(r, _mm512_set1_epi16(0x0080)));
+}
+
 // 16 lanes of pairs: lane w = (l[w] low, h[w] high), each rounded to a bf16 operand.
 static inline __m512i pair_lanes(__m512 l, __m512 h) {
-    // words 0-15: the low row's lanes, 16-31: the high row's; pair w takes words w and 16 + w
+    // pair w takes words w and 16 + w of operands()
     static const uint16_t order[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    __m512i r = _mm512_permutexvar_epi16(_mm512_loadu_si512(order), (__m512i)_mm512_cvtne2ps_pbh(h, l));
-    r = _mm512_mask_or_epi32(r, rounds_to_min_normal(l), r, _mm512_set1_epi32(0x0080));
-    return _mm512_mask_or_epi32(r, rounds_to_min_normal(h), r, _mm512_set1_epi32(0x00800000));
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), operands(l, h));
 }
 
 static void pairs(uint32_t* restrict dst, const float* restrict src, int rn, int W) {
@@ -145,7 +150,6 @@ static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const float* 
 // pass where the FP32 packer's transpose followed by pairs is two, over twice the data. dst:
 // (ceil(n / 2), W); an odd n ends with a zero high half, lanes from wn to W are zero.
 static void pairs_from_rows(uint32_t* dst, int W, const float* const* src, int wn, int n) {
-    const __m512i min_normal = _mm512_set1_epi16(0x0080);
     int np = (n + 1) / 2;
     for (int w0 = 0; w0 < W; w0 += 16) {
         __mmask16 store = lanes_below(W - w0);
@@ -158,9 +162,7 @@ static void pairs_from_rows(uint32_t* dst, int W, const float* const* src, int w
                     continue;
                 }
                 __m512 lo = _mm512_maskz_loadu_ps(m0, src[w0 + i] + r), hi = _mm512_maskz_loadu_ps(m1, src[w0 + i] + r + 16);
-                __m512i p = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); // words 0-15: lo, 16-31: hi
-                __mmask32 up = (__mmask32)rounds_to_min_normal(lo) | (__mmask32)rounds_to_min_normal(hi) << 16;
-                v[i] = _mm512_castsi512_ps(_mm512_mask_mov_epi16(p, up, _mm512_or_si512(p, min_normal)));
+                v[i] = _mm512_castsi512_ps(operands(lo, hi)); // 32 consecutive values: 16 pairs in order
             }
             gemm_transpose16(v);
             int rows = np - r / 2 < 16 ? np - r / 2 : 16;

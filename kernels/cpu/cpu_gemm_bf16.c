@@ -50,17 +50,37 @@ void gemm_bf16_pairs(uint32_t* restrict dst, const float* restrict src, int rn, 
     }
 }
 
-// Panels of pairs straight from the operand (isa->pairs_from_rows) when its reduction axis is
-// contiguous in runs that all start at an even index and, but for the last, have even length, so
-// that no pair straddles two runs: runs of a block of even length from an even r0.
-static int pairs_direct(const GemmBf16Isa* isa, const GemmOperand* op, int r0, int W) {
+// Pairs straight from the operand, without an FP32 staging panel, for the two layouts a 1x1
+// convolution's operands have (the ISA's optional packers, cpu_gemm.h):
+//  - reduction adjacent in memory (pairs_from_rows): when every run of it starts at an even index
+//    and all but the last have even length, so that no pair straddles two runs;
+//  - lanes adjacent in memory (pairs_from_lanes), for depth blocks up to LANES_MAX_DEPTH (kc is 256).
+#define LANES_MAX_DEPTH 512
+static int pairs_by_rows(const GemmBf16Isa* isa, const GemmOperand* op, int r0, int W) {
     return isa->pairs_from_rows && !op->pack && op->red.stride == 1 && r0 % 2 == 0 && W <= 64 &&
            (op->red.block <= 0 || op->red.block % 2 == 0);
 }
+static int pairs_by_lanes(const GemmBf16Isa* isa, const GemmOperand* op, int rn) {
+    return isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH;
+}
 
-// Panels of pairs straight from an operand whose lanes (free axis) are adjacent in memory, in runs
-// (isa->pairs_from_lanes); lanes past fn are zero. Depth blocks are at most kc (256) deep.
-#define LANES_MAX_DEPTH 512
+// Panel q of W lanes at dst + q * W * ceil(rn/2), lanes past fn zero.
+static void pack_pairs_rows(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
+                            int rn, int W) {
+    const float* rows[64];
+    size_t rp = (size_t)(rn + 1) / 2;
+    for (int q = 0; q * W < fn; q++) {
+        int lanes = fn - q * W < W ? fn - q * W : W;
+        for (int r = r0; r < r0 + rn;) { // one run of reduction indices adjacent in memory
+            int re = gemm_run_end(&op->red, r, r0 + rn);
+            ptrdiff_t ro = gemm_offset(&op->red, r);
+            for (int w = 0; w < lanes; w++) rows[w] = op->p + gemm_offset(&op->free, f0 + q * W + w) + ro;
+            isa->pairs_from_rows(dst + (size_t)q * W * rp + (size_t)(r - r0) / 2 * W, W, rows, lanes, re - r);
+            r = re;
+        }
+    }
+}
+
 static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
                              int rn, int W) {
     const float* rows[LANES_MAX_DEPTH];
@@ -81,31 +101,21 @@ static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOp
 }
 
 // Panels of pairs: panel q of W lanes at dst + q * W * ceil(rn/2). Straight from the operand where
-// its layout allows (pairs_direct, or lanes adjacent in memory); otherwise each panel first goes through the operand's own FP32 packer (views,
-// in-register transposes, or op->pack: whatever cpu_gemm runs), into a staging panel small enough to
-// stay in L1 (kc x W floats), and from there into pairs. So every layout cpu_gemm accepts works here
-// without a bf16 copy of each packer.
+// its layout allows (above); otherwise each panel first goes through the operand's own FP32 packer
+// (views, in-register transposes, or op->pack: whatever cpu_gemm runs), into a staging panel small
+// enough to stay in L1 (kc x W floats), and from there into pairs. So every layout cpu_gemm accepts
+// works here without a bf16 copy of each packer.
 static void pack_pairs(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0, int rn,
                        int W) {
-    size_t rp = (size_t)(rn + 1) / 2;
-    if (pairs_direct(isa, op, r0, W)) {
-        const float* rows[64];
-        for (int q = 0; q * W < fn; q++) {
-            int lanes = fn - q * W < W ? fn - q * W : W;
-            for (int r = r0; r < r0 + rn;) {
-                int re = gemm_run_end(&op->red, r, r0 + rn);
-                ptrdiff_t ro = gemm_offset(&op->red, r);
-                for (int w = 0; w < lanes; w++) rows[w] = op->p + gemm_offset(&op->free, f0 + q * W + w) + ro;
-                isa->pairs_from_rows(dst + (size_t)q * W * rp + (size_t)(r - r0) / 2 * W, W, rows, lanes, re - r);
-                r = re;
-            }
-        }
+    if (pairs_by_rows(isa, op, r0, W)) {
+        pack_pairs_rows(isa, dst, op, f0, fn, r0, rn, W);
         return;
     }
-    if (isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH) {
+    if (pairs_by_lanes(isa, op, rn)) {
         pack_pairs_lanes(isa, dst, op, f0, fn, r0, rn, W);
         return;
     }
+    size_t rp = (size_t)(rn + 1) / 2;
     float* panel = cpu_scratch(SLOT_GEMM_PANEL, (size_t)rn * W); // (rn, W)
     for (int q = 0; q * W < fn; q++) {
         int lanes = fn - q * W < W ? fn - q * W : W;
