@@ -80,8 +80,20 @@ void flat_round_bf16_avx512(float* x, size_t n, int round) {
 //
 // Rounding the padded vectors would round the padding too: a 4x4 map's 16 values fill three
 // vectors of its 6x6 padded plane. So a small plane whose values take fewer vectors than its padded
-// form is rounded first, from the source into a buffer in L1, and expanded from there unrounded.
+// form is rounded first, whole vectors into an aligned buffer in L1, and expanded from there
+// unrounded. Each expand's 16 source values start at any offset, so they are not reloaded from that
+// offset (a load that straddles two just-stored vectors cannot be forwarded from the stores and
+// waits for them to reach the cache: on 4x4 maps that stall cost more than the rounding itself) but
+// cut out of the two aligned vectors that hold them by one two-register permute.
 enum { ROUND_FIRST_MAX = 256 }; // values (16x16 maps): the buffer stays 1 KiB
+
+// The 16 floats at buf + off, from the aligned vectors buf[16j] and buf[16j + 16] that hold them.
+static inline __m512 window16(const float* buf, int off) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const float* v = buf + (off & ~15);
+    return _mm512_permutex2var_ps(_mm512_load_ps(v), _mm512_add_epi32(iota, _mm512_set1_epi32(off & 15)),
+                                  _mm512_load_ps(v + 16));
+}
 
 static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t dst_stride, const float* src,
                                                               size_t src_stride, int planes, const FlatMasks* fm,
@@ -89,7 +101,12 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
     int plane = fm->plane, nvec = (plane + 15) / 16;
     int values = fm->offset[nvec - 1] + __builtin_popcount(fm->mask[nvec - 1]);
     int round_first = round != FLAT_EXACT && values <= ROUND_FIRST_MAX && (values + 15) / 16 < nvec;
-    float rounded[ROUND_FIRST_MAX] __attribute__((aligned(64)));
+    // (+ the two vectors that window16 may read past the values, for an offset at or near the end:
+    // zeros, never expanded into the plane)
+    float rounded[ROUND_FIRST_MAX + 32] __attribute__((aligned(64)));
+    if (round_first)
+        for (int i = (values + 15) / 16 * 16; i < (values + 15) / 16 * 16 + 32; i += 16)
+            _mm512_store_ps(rounded + i, _mm512_setzero_ps());
     for (int p = 0; p < planes; p++) {
         const float* s = src + (size_t)p * src_stride;
         float* d = dst + (size_t)p * dst_stride;
@@ -98,13 +115,16 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
                 __mmask16 m = below(values - i);
                 _mm512_store_ps(rounded + i, round_lanes(_mm512_maskz_loadu_ps(m, s + i), round));
             }
-            s = rounded;
+            for (int i = 0; i < nvec; i++)
+                _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i),
+                                      _mm512_maskz_expand_ps(fm->mask[i], window16(rounded, fm->offset[i])));
+            continue;
         }
         for (int i = 0; i < nvec; i++) {
             __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
             __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(__builtin_popcount(m)), s + fm->offset[i]));
-            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), round_first ? v : round_lanes(v, round));
+            _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), round_lanes(v, round));
         }
     }
 }
