@@ -50,8 +50,8 @@ drnet_test(test_bf16_ref)
 drnet_test(test_conv_flat_bf16)
 # A bf16 training step against PyTorch: our semantics emulated there, and torch.autocast.
 drnet_test(test_parity_bf16)
-# CPU benchmarks (train/bench/): GEMM against the measured peak, and the training step against PyTorch.
-add_executable(bench-gemm train/bench/bench_gemm.c train/args.c)
+# CPU benchmarks (bench/): GEMM against the measured peak, and the training step against PyTorch.
+add_executable(bench-gemm bench/bench_gemm.c train/args.c)
 target_link_libraries(bench-gemm PRIVATE drnet)
 drnet_test(test_cuda_ops)
 drnet_test(test_parity ARGS cpu)
@@ -103,7 +103,7 @@ set_tests_properties(test_cuda_ops_bf16_tensors PROPERTIES SKIP_RETURN_CODE 77 L
 add_test(NAME test_cuda_ops_pointwise COMMAND test_cuda_ops WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cuda_ops_pointwise PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu TIMEOUT 300
                      ENVIRONMENT "DRNET_CUDA_POINTWISE=gemm;CIFAR10_PATH=${CIFAR10_PATH};OMP_NUM_THREADS=2")
-add_executable(bench-cpu train/bench/bench_cpu.c train/args.c)
+add_executable(bench-cpu bench/bench_cpu.c train/args.c)
 target_link_libraries(bench-cpu PRIVATE drnet)
 # Weight exchange with PyTorch both ways (skipped without /usr/bin/python3 + torch, or without data).
 add_test(NAME test_exchange COMMAND ${DRNET_SLOW} 35 bash ${PROJECT_SOURCE_DIR}/tests/test_exchange.sh $<TARGET_FILE:train>)

@@ -1,5 +1,5 @@
 // The CUDA backend's one compute stream, for code outside the backend that launches its own kernels
-// (the baselines in train/bench/): work issued on it is ordered with the backend's own work, so the
+// (the baselines in bench/): work issued on it is ordered with the backend's own work, so the
 // backend's events time it and its download waits for it. Valid after the backend's init; before
 // that it is 0, the legacy default stream.
 #ifndef KERNELS_CUDA_CUDA_STREAM_H

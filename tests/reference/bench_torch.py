@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of the CPU training-speed comparison (train/bench/bench_cpu.c runs it).
+"""PyTorch side of the CPU training-speed comparison (bench/bench_cpu.c runs it).
 
 Trains the same MobileNet-CIFAR (kuangliu/pytorch-cifar layout: native depthwise convs, BN+ReLU, 2x2
 average pool, linear; --model mobilenetv2: tools/mobilenetv2.py's MobileNetV2) on synthetic data, one SGD step (lr 0.1, momentum 0.9, wd 5e-4) per batch, and

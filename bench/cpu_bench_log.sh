@@ -1,7 +1,7 @@
 #!/bin/bash
 # Writes the CPU benchmark log: machine, commit, and the exact commands with their output.
 #
-#   train/bench/cpu_bench_log.sh BUILD_DIR [all|sweep|mobilenetv2] > docs/results/cpu-<date>.log
+#   bench/cpu_bench_log.sh BUILD_DIR [all|sweep|mobilenetv2] > docs/results/cpu-<date>.log
 #
 # Runs bench-gemm (GEMM against the measured FMA peak, 1 and 2 threads), bench-cpu (our training step
 # against PyTorch's, NCHW and channels_last, batch 128, 2 threads; twice, the first with the per-layer
@@ -11,7 +11,7 @@
 set -u
 build=${1:-build}
 what=${2:-all}
-src=$(cd "$(dirname "$0")/../.." && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
 
 section() {
     echo
@@ -27,7 +27,7 @@ echo "CPU benchmark log, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(lscpu | grep 'Model name' | sed 's/  */ /g'), $(nproc) CPUs, $(lscpu | grep '^Flags' | grep -o 'avx512f' | head -1) $(lscpu | grep -o 'L2 cache:.*' | sed 's/  */ /g'), $(lscpu | grep -o 'L3 cache:.*' | sed 's/  */ /g')"
 echo "hypervisor: $(lscpu | grep 'Hypervisor vendor' | sed 's/.*: *//')"
 echo "commit: $(git -C "$src" rev-parse HEAD) ($(git -C "$src" log -1 --format=%s | cut -c1-80))"
-echo "uncommitted changes under kernels/ train/bench/: $(git -C "$src" status --short -- kernels train/bench | wc -l)"
+echo "uncommitted changes under kernels/ bench/: $(git -C "$src" status --short -- kernels bench | wc -l)"
 echo "compiler: $(gcc --version | head -1); build: cmake -B $build -S . && cmake --build $build -j2 (Release, -O3)"
 echo "pytorch: $(/usr/bin/python3 -c 'import torch; print(torch.__version__, "oneDNN", torch.backends.mkldnn.is_available())' 2>&1)"
 

@@ -2,7 +2,7 @@
 # Writes the bf16 CPU benchmark log: FP32 against bf16 mixed precision, ours and PyTorch's, with the
 # machine, commit, load and exact commands.
 #
-#   CIFAR10_PATH=... train/bench/cpu_bf16_log.sh BUILD_DIR [ROUNDS] > docs/results/cpu-bf16-<date>.log
+#   CIFAR10_PATH=... bench/cpu_bf16_log.sh BUILD_DIR [ROUNDS] > docs/results/cpu-bf16-<date>.log
 #
 # bench-gemm --bf16 (the GEMM shapes, FP32 and bf16 side by side), bench-depthwise in FP32 and bf16
 # (the depthwise layers, where bf16 costs the rounding and gains nothing), then ROUNDS (default 2)
@@ -14,7 +14,7 @@
 set -u
 build=${1:-build}
 rounds=${2:-2}
-src=$(cd "$(dirname "$0")/../.." && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
 train=$build/train
 
 section() {

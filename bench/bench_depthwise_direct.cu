@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "../../kernels/cuda/cuda_stream.h"
+#include "../kernels/cuda/cuda_stream.h"
 #include "bench_depthwise.h"
 
 #define CUDA_OK(call)                                                                               \

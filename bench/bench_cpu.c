@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../kernels/cpu/cpu_gemm.h"
-#include "../../models/model.h"
-#include "../../nn/ops.h"
-#include "../../nn/profile.h"
-#include "../../nn/rng.h"
-#include "../../nn/sgd.h"
-#include "../../nn/util.h"
-#include "../args.h"
+#include "../kernels/cpu/cpu_gemm.h"
+#include "../models/model.h"
+#include "../nn/ops.h"
+#include "../nn/profile.h"
+#include "../nn/rng.h"
+#include "../nn/sgd.h"
+#include "../nn/util.h"
+#include "../train/args.h"
 
 typedef struct Opts {
     int batch, threads, dw_group, steps, reps, warmup, profile, sweep;

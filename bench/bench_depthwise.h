@@ -4,7 +4,7 @@
 #ifndef BENCH_DEPTHWISE_H
 #define BENCH_DEPTHWISE_H
 
-#include "../../nn/backend.h"
+#include "../nn/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

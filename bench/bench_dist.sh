@@ -2,7 +2,7 @@
 # CPU scaling of data-parallel training: one process against two MPI processes on the same global
 # batch (128, width 1, real data, loader included), each configuration twice, alternating. The
 # img/s is the trainer's own figure for the training epoch (evaluation excluded).
-#   CIFAR10_PATH=cifar-10-binary.tar.gz bash train/bench/bench_dist.sh [BUILD_DIR] > docs/results/cpu-dist-scaling.log
+#   CIFAR10_PATH=cifar-10-binary.tar.gz bash bench/bench_dist.sh [BUILD_DIR] > docs/results/cpu-dist-scaling.log
 set -u
 build=${1:-build}
 train="$build/train"

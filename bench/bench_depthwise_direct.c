@@ -3,7 +3,7 @@
 // this: it is diagonalwise refactorization (nn/depthwise.c).
 #include <string.h>
 
-#include "../../nn/util.h"
+#include "../nn/util.h"
 #include "bench_depthwise.h"
 
 static void cpu_forward(float* y, const float* x, const float* w, const ConvShape* s) {

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../kernels/cpu/cpu_gemm.h"
-#include "../../kernels/cpu/cpu_kernels.h"
-#include "../../nn/util.h"
-#include "../args.h"
+#include "../kernels/cpu/cpu_gemm.h"
+#include "../kernels/cpu/cpu_kernels.h"
+#include "../nn/util.h"
+#include "../train/args.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -22,11 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../models/model.h"
-#include "../../nn/profile.h"
-#include "../../nn/rng.h"
-#include "../../nn/util.h"
-#include "../args.h"
+#include "../models/model.h"
+#include "../nn/profile.h"
+#include "../nn/rng.h"
+#include "../nn/util.h"
+#include "../train/args.h"
 #include "bench_depthwise.h"
 
 #define MAX_METHODS 12
