@@ -506,6 +506,7 @@ int main(void) {
             check_batched(64, 32, 24, 16, &rng);
             check_batched(3, 12, 20, 9, &rng); // odd P: pairs straddle images, staged
             check_batched(2, 40, 16, 36, &rng); // 72 pixels: whole 32-index blocks and a tail
+            check_batched(3, 19, 20, 144, &rng); // long runs: rows read 8 at a time, panels across images, odd depth
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) check_nonfinite(ta, tb, &rng);
             check_bound_tight();
