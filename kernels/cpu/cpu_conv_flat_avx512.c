@@ -79,13 +79,16 @@ void flat_round_bf16_avx512(float* x, size_t n, int round) {
 // than from the previous vector: no loop-carried dependency, so the loads stream.
 //
 // Rounding the padded vectors would round the padding too: a 4x4 map's 16 values fill three
-// vectors of its 6x6 padded plane. So a small plane whose values take fewer vectors than its padded
+// vectors of its 6x6 padded plane. So a plane whose values take fewer vectors than its padded
 // form is rounded first, whole vectors into an aligned buffer in L1, and expanded from there
 // unrounded. Each expand's 16 source values start at any offset, so they are not reloaded from that
 // offset (a load that straddles two just-stored vectors cannot be forwarded from the stores and
 // waits for them to reach the cache: on 4x4 maps that stall cost more than the rounding itself) but
 // cut out of the two aligned vectors that hold them by one two-register permute.
-enum { ROUND_FIRST_MAX = 256 }; // values (16x16 maps): the buffer stays 1 KiB
+// Large planes are rounded first too: on Zen 4, rounding each vector right after its expand made the
+// copy of a 32x32 plane three times as slow as the unrounded copy (either rounding method), rounding
+// the values first in a tight loop less than twice. Up to 32x32 maps: the buffer (4 KiB) stays in L1.
+enum { ROUND_FIRST_MAX = 1024 }; // values
 
 // The 16 floats at buf + off, from the aligned vectors buf[16j] and buf[16j + 16] that hold them.
 static inline __m512 window16(const float* buf, int off) {
