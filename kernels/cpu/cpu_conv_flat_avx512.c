@@ -78,16 +78,19 @@ void flat_round_bf16_avx512(float* x, size_t n, int round) {
 // Each vector's source offset comes from the table (a prefix sum of the masks' popcounts) rather
 // than from the previous vector: no loop-carried dependency, so the loads stream.
 //
-// Rounding the padded vectors would round the padding too: a 4x4 map's 16 values fill three
-// vectors of its 6x6 padded plane. So a plane whose values take fewer vectors than its padded
-// form is rounded first, whole vectors into an aligned buffer in L1, and expanded from there
-// unrounded. Each expand's 16 source values start at any offset, so they are not reloaded from that
-// offset (a load that straddles two just-stored vectors cannot be forwarded from the stores and
-// waits for them to reach the cache: on 4x4 maps that stall cost more than the rounding itself) but
-// cut out of the two aligned vectors that hold them by one two-register permute.
-// Large planes are rounded first too: on Zen 4, rounding each vector right after its expand made the
-// copy of a 32x32 plane three times as slow as the unrounded copy (either rounding method), rounding
-// the values first in a tight loop less than twice. Up to 32x32 maps: the buffer (4 KiB) stays in L1.
+// In bf16 mode a plane's values are rounded before they are padded, not after: rounding the padded
+// vectors rounds the padding too (a 4x4 map's 16 values fill three vectors of its 6x6 plane), and on
+// Zen 4 rounding a vector right after its expand made the copy of a 32x32 plane three times as slow
+// as the unrounded copy (either rounding method), while rounding the values first in a tight loop
+// made it less than twice; on 2x2 maps 2.8x against 1.5x. Where the rounded values go:
+//  - at most 16 (4x4 and 2x2 maps): one register, each padded vector's values cut out of it by a
+//    one-register permute;
+//  - up to ROUND_FIRST_MAX (32x32 maps): an aligned buffer in L1 (4 KiB). Each expand's 16 source
+//    values start at any offset, so they are not reloaded from that offset (a load that straddles
+//    two just-stored vectors cannot be forwarded from the stores and waits for them to reach the
+//    cache: on 4x4 maps that stall cost more than the rounding itself) but cut out of the two
+//    aligned vectors that hold them by one two-register permute;
+//  - larger planes: each padded vector is rounded after its expand.
 enum { ROUND_FIRST_MAX = 1024 }; // values
 
 // The 16 floats at buf + off, from the aligned vectors buf[16j] and buf[16j + 16] that hold them.
@@ -103,7 +106,7 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
                                                               int round) {
     int plane = fm->plane, nvec = (plane + 15) / 16;
     int values = fm->offset[nvec - 1] + __builtin_popcount(fm->mask[nvec - 1]);
-    int round_first = round != FLAT_EXACT && values <= ROUND_FIRST_MAX && (values + 15) / 16 < nvec;
+    int round_first = round != FLAT_EXACT && values <= ROUND_FIRST_MAX;
     // (+ the two vectors that window16 may read past the values, for an offset at or near the end:
     // zeros, never expanded into the plane)
     float rounded[ROUND_FIRST_MAX + 32] __attribute__((aligned(64)));
@@ -113,6 +116,15 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
     for (int p = 0; p < planes; p++) {
         const float* s = src + (size_t)p * src_stride;
         float* d = dst + (size_t)p * dst_stride;
+        if (round_first && values <= 16) {
+            const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            __m512 r = round_lanes(_mm512_maskz_loadu_ps(below(values), s), round);
+            for (int i = 0; i < nvec; i++) {
+                __m512 from = _mm512_permutexvar_ps(_mm512_add_epi32(iota, _mm512_set1_epi32(fm->offset[i])), r);
+                _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), _mm512_maskz_expand_ps(fm->mask[i], from));
+            }
+            continue;
+        }
         if (round_first) {
             for (int i = 0; i < values; i += 16) {
                 __mmask16 m = below(values - i);
