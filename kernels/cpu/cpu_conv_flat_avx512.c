@@ -80,9 +80,9 @@ void flat_round_bf16_avx512(float* x, size_t n, int round) {
 //
 // In bf16 mode a plane's values are rounded before they are padded, not after: rounding the padded
 // vectors rounds the padding too (a 4x4 map's 16 values fill three vectors of its 6x6 plane), and on
-// Zen 4 rounding a vector right after its expand made the copy of a 32x32 plane three times as slow
-// as the unrounded copy (either rounding method), while rounding the values first in a tight loop
-// made it less than twice; on 2x2 maps 2.8x against 1.5x. Where the rounded values go:
+// Zen 4 rounding a vector right after its expand is slow whatever the rounding method (the copy of a
+// 32x32 or a 2x2 plane took about three times as long as the unrounded copy), while rounding the
+// values first in a tight loop costs far less. Where the rounded values go:
 //  - at most 16 (4x4 and 2x2 maps): one register, each padded vector's values cut out of it by a
 //    one-register permute;
 //  - up to ROUND_FIRST_MAX (32x32 maps): an aligned buffer in L1 (4 KiB). Each expand's 16 source
