@@ -93,12 +93,17 @@ void flat_round_bf16_avx512(float* x, size_t n, int round) {
 //  - larger planes: each padded vector is rounded after its expand.
 enum { ROUND_FIRST_MAX = 1024 }; // values
 
+// Lane indices off, off + 1, ..., off + 15: a permute by them cuts 16 consecutive values out of a
+// register (indices taken mod 16) or out of two (mod 32).
+static inline __m512i lanes_from(int off) {
+    return _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                            _mm512_set1_epi32(off));
+}
+
 // The 16 floats at buf + off, from the aligned vectors buf[16j] and buf[16j + 16] that hold them.
 static inline __m512 window16(const float* buf, int off) {
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const float* v = buf + (off & ~15);
-    return _mm512_permutex2var_ps(_mm512_load_ps(v), _mm512_add_epi32(iota, _mm512_set1_epi32(off & 15)),
-                                  _mm512_load_ps(v + 16));
+    return _mm512_permutex2var_ps(_mm512_load_ps(v), lanes_from(off & 15), _mm512_load_ps(v + 16));
 }
 
 static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t dst_stride, const float* src,
@@ -106,35 +111,37 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
                                                               int round) {
     int plane = fm->plane, nvec = (plane + 15) / 16;
     int values = fm->offset[nvec - 1] + __builtin_popcount(fm->mask[nvec - 1]);
-    int round_first = round != FLAT_EXACT && values <= ROUND_FIRST_MAX;
-    // (+ the two vectors that window16 may read past the values, for an offset at or near the end:
-    // zeros, never expanded into the plane)
-    float rounded[ROUND_FIRST_MAX + 32] __attribute__((aligned(64)));
-    if (round_first)
+    if (round != FLAT_EXACT && values <= 16) { // the rounded values in one register
+        for (int p = 0; p < planes; p++) {
+            const float* s = src + (size_t)p * src_stride;
+            float* d = dst + (size_t)p * dst_stride;
+            __m512 r = round_lanes(_mm512_maskz_loadu_ps(below(values), s), round);
+            for (int i = 0; i < nvec; i++)
+                _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i),
+                                      _mm512_maskz_expand_ps(fm->mask[i], _mm512_permutexvar_ps(lanes_from(fm->offset[i]), r)));
+        }
+        return;
+    }
+    if (round != FLAT_EXACT && values <= ROUND_FIRST_MAX) { // the rounded values in a buffer
+        // (+ the two vectors that window16 may read past the values, for an offset at or near the
+        // end: zeros, never expanded into the plane)
+        float rounded[ROUND_FIRST_MAX + 32] __attribute__((aligned(64)));
         for (int i = (values + 15) / 16 * 16; i < (values + 15) / 16 * 16 + 32; i += 16)
             _mm512_store_ps(rounded + i, _mm512_setzero_ps());
-    for (int p = 0; p < planes; p++) {
-        const float* s = src + (size_t)p * src_stride;
-        float* d = dst + (size_t)p * dst_stride;
-        if (round_first && values <= 16) {
-            const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            __m512 r = round_lanes(_mm512_maskz_loadu_ps(below(values), s), round);
-            for (int i = 0; i < nvec; i++) {
-                __m512 from = _mm512_permutexvar_ps(_mm512_add_epi32(iota, _mm512_set1_epi32(fm->offset[i])), r);
-                _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), _mm512_maskz_expand_ps(fm->mask[i], from));
-            }
-            continue;
-        }
-        if (round_first) {
-            for (int i = 0; i < values; i += 16) {
-                __mmask16 m = below(values - i);
-                _mm512_store_ps(rounded + i, round_lanes(_mm512_maskz_loadu_ps(m, s + i), round));
-            }
+        for (int p = 0; p < planes; p++) {
+            const float* s = src + (size_t)p * src_stride;
+            float* d = dst + (size_t)p * dst_stride;
+            for (int i = 0; i < values; i += 16)
+                _mm512_store_ps(rounded + i, round_lanes(_mm512_maskz_loadu_ps(below(values - i), s + i), round));
             for (int i = 0; i < nvec; i++)
                 _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i),
                                       _mm512_maskz_expand_ps(fm->mask[i], window16(rounded, fm->offset[i])));
-            continue;
         }
+        return;
+    }
+    for (int p = 0; p < planes; p++) { // exact, or planes beyond 32x32 rounded after the expand
+        const float* s = src + (size_t)p * src_stride;
+        float* d = dst + (size_t)p * dst_stride;
         for (int i = 0; i < nvec; i++) {
             __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
