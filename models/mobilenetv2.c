@@ -71,8 +71,10 @@ void mobilenetv2_init(MobileNetV2* m, Engine* e, float width, int dw_group, int 
 }
 
 static Tensor* block_forward(Engine* e, const MobileNetV2Block* b, Tensor* x) {
-    Tensor* y = batchnorm2d(e, &b->bn1, conv2d(e, &b->conv1, x), 1);
-    y = batchnorm2d(e, &b->bn2, depthwise_conv2d(e, &b->conv2, y), 1);
+    // Inside the block only convolutions read the batch norms' outputs (BN_FEEDS_CONV); the block's
+    // output is read by a residual add, or by the next block's convolutions and shortcut.
+    Tensor* y = batchnorm2d(e, &b->bn1, conv2d(e, &b->conv1, x), BN_RELU | BN_FEEDS_CONV);
+    y = batchnorm2d(e, &b->bn2, depthwise_conv2d(e, &b->conv2, y), BN_RELU | BN_FEEDS_CONV);
     y = batchnorm2d(e, &b->bn3, conv2d(e, &b->conv3, y), 0);
     if (!b->residual) return y;
     Tensor* shortcut = b->projected ? batchnorm2d(e, &b->shortcut_bn, conv2d(e, &b->shortcut_conv, x), 0) : x;

@@ -10,6 +10,7 @@ static void relu_backward(Engine* e, const TapeEntry* t) {
 static const OpDef RELU_OP = {.kind = "relu", .backward = relu_backward};
 
 Tensor* relu(Engine* e, Tensor* x, const char* name) {
+    engine_require_fp32(x, name);
     Tensor* y = engine_activation(e, x->n, x->c, x->h, x->w);
     TapeEntry* t = engine_record(e, &RELU_OP, name, y);
     if (t) t->in[0] = x;

@@ -26,6 +26,8 @@ static void add_cost(const TapeEntry* t, OpCost* c) {
 static const OpDef ADD_OP = {.kind = "add", .backward = add_backward, .cost = add_cost};
 
 Tensor* add(Engine* e, Tensor* a, Tensor* b, const char* name) {
+    engine_require_fp32(a, name);
+    engine_require_fp32(b, name);
     if (a->n != b->n || a->c != b->c || a->h != b->h || a->w != b->w)
         nn_fatal("layer '%s' adds tensors of different shapes: (%d, %d, %d, %d) and (%d, %d, %d, %d)",
                  name, a->n, a->c, a->h, a->w, b->n, b->c, b->h, b->w);

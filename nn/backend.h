@@ -24,6 +24,9 @@ typedef struct ConvShape {
     int stride, pad;    // the same in both spatial dimensions
     int groups;         // c_in and c_out are multiples of groups
     int h_out, w_out;   // output y: (n, c_out, h_out, w_out)
+    int x_bf16;         // x is stored as bf16 values (uint16_t, nn/bf16.h), not floats: only in bf16
+                        // mode and only where bf16_activations says the backend reads it so
+                        // (forward and filter gradient; the data gradient never reads x)
 } ConvShape;
 
 typedef struct PoolShape {
@@ -48,7 +51,8 @@ typedef struct BackendOptions {
     int bf16;               // bf16 mixed precision: every convolution and linear GEMM (forward,
                             // backward-data, backward-filter) rounds both operands to bf16 (nearest
                             // even, denormals to zero: nn/bf16.h) and sums in FP32 or better;
-                            // everything else, and every stored tensor, stays FP32. CUDA also rounds
+                            // everything else, and every stored tensor but those bf16_activations
+                            // allows, stays FP32. CUDA also rounds
                             // a convolution's result to bf16 (kernels/cuda/cuda_bf16.cu says why)
     int bf16_conv_results;  // reference backend in bf16 mode only: round each convolution's result
                             // (output, data gradient, filter gradient) to bf16 too, as the CUDA backend
@@ -86,17 +90,21 @@ typedef struct Backend {
     // Batch norm per channel over (n, hw), optionally fused with a ReLU on its output.
     // Training: batch mean and biased variance normalize; saves mean and invstd = 1/sqrt(var + eps);
     // running_mean/var move by `momentum` (running_var with the unbiased variance), as PyTorch.
+    // y_bf16 (only where bf16_activations says so): y is stored as bf16 values (uint16_t), each the
+    // FP32 result rounded as a bf16 operand is (bf16_operand: nearest even, denormals to zero).
     void (*batchnorm_forward_train)(float* y, float* mean, float* invstd, float* running_mean,
                                     float* running_var, const float* x, const float* gamma,
                                     const float* beta, int n, int c, int hw, float momentum, float eps,
-                                    int relu);
+                                    int relu, int y_bf16);
     void (*batchnorm_forward_eval)(float* y, const float* x, const float* gamma, const float* beta,
                                    const float* running_mean, const float* running_var, int n, int c,
-                                   int hw, float eps, int relu);
-    // dy is the gradient of y; with relu, y (the fused output) masks it. dx may be NULL.
+                                   int hw, float eps, int relu, int y_bf16);
+    // dy is the gradient of y; with relu, y (the fused output, bf16 values if y_bf16) masks it:
+    // dy passes where y > 0. dx may be NULL.
     void (*batchnorm_backward)(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                                const float* y, const float* mean, const float* invstd,
-                               const float* gamma, int n, int c, int hw, int relu, int accumulate);
+                               const float* gamma, int n, int c, int hw, int relu, int y_bf16,
+                               int accumulate);
 
     void (*relu_forward)(float* y, const float* x, size_t count);
     void (*relu_backward)(float* dx, const float* dy, const float* y, size_t count, int accumulate);
@@ -148,6 +156,10 @@ typedef struct Backend {
     float (*event_elapsed_ms)(void* start, void* end);
     void (*range_push)(const char* name);
     void (*range_pop)(void);
+
+    // Whether, as initialised now, the backend takes activations stored in bf16 (ConvShape.x_bf16, the
+    // batch norms' y_bf16): 1 only in bf16 mode on a backend that implements them. NULL: never.
+    int (*bf16_activations)(void);
 
     // The depthwise group size g this backend runs fastest on MobileNet, measured (bench-depthwise,
     // docs/results/): the default of --dw-group. 0 means the paper's 32.

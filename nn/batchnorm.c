@@ -1,5 +1,6 @@
 // 2-D batch normalization with PyTorch's semantics, optionally fused with the ReLU that follows it
-// everywhere in MobileNet (the fused op stores one tensor instead of two and reads it once).
+// everywhere in MobileNet (the fused op stores one tensor instead of two and reads it once), its
+// output stored in bf16 where only convolutions read it (BN_FEEDS_CONV, nn/ops.h says why).
 #include <stdio.h>
 #include <string.h>
 
@@ -30,24 +31,27 @@ static void batchnorm_backward(Engine* e, const TapeEntry* t) {
     int acc = x->grad ? tensor_grad_accumulate(x) : 0;
     e->be->batchnorm_backward(x->grad, gamma->grad, beta->grad, y->grad, x->data, y->data,
                               t->a.bn.mean, t->a.bn.invstd, gamma->data, x->n, x->c, x->h * x->w,
-                              t->a.bn.relu, acc);
+                              t->a.bn.relu, y->bf16, acc);
 }
 
 static void bn_label(const TapeEntry* t, char* buf, size_t len) { snprintf(buf, len, t->a.bn.relu ? "bn+relu" : "bn"); }
 static const OpDef BATCHNORM_OP = {.kind = "batchnorm", .backward = batchnorm_backward, .label = bn_label};
 static const OpDef BATCHNORM_RELU_OP = {.kind = "batchnorm+relu", .backward = batchnorm_backward, .label = bn_label};
 
-Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu) {
+Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int flags) {
     if (x->c != m->c)
         nn_fatal("layer '%s' expects %d channels, got a (%d, %d, %d, %d) tensor", m->name, m->c, x->n,
                  x->c, x->h, x->w);
-    Tensor* y = engine_activation(e, x->n, x->c, x->h, x->w);
+    engine_require_fp32(x, m->name);
+    int relu = (flags & BN_RELU) != 0;
+    Tensor* y = flags & BN_FEEDS_CONV ? engine_activation_rounded(e, x->n, x->c, x->h, x->w)
+                                      : engine_activation(e, x->n, x->c, x->h, x->w);
     int hw = x->h * x->w;
     if (!e->training) {
         if (!engine_skip(e))
             e->be->batchnorm_forward_eval(y->data, x->data, m->weight->data, m->bias->data,
                                           m->running_mean->data, m->running_var->data, x->n, x->c, hw,
-                                          m->eps, relu);
+                                          m->eps, relu, y->bf16);
         return y;
     }
     if (x->n * hw < 2)
@@ -62,6 +66,6 @@ Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu) {
     if (!engine_skip(e))
         e->be->batchnorm_forward_train(y->data, mean, invstd, m->running_mean->data,
                                        m->running_var->data, x->data, m->weight->data, m->bias->data,
-                                       x->n, x->c, hw, m->momentum, m->eps, relu);
+                                       x->n, x->c, hw, m->momentum, m->eps, relu, y->bf16);
     return y;
 }

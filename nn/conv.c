@@ -27,7 +27,7 @@ ConvShape conv2d_shape(const char* name, const Tensor* x, int c_in, int c_out, i
         nn_fatal("layer '%s' expects %d input channels, got a (%d, %d, %d, %d) tensor", name, c_in,
                  x->n, x->c, x->h, x->w);
     ConvShape s = {.n = x->n, .c_in = c_in, .h = x->h, .w = x->w, .c_out = c_out, .k = k,
-                   .stride = stride, .pad = pad, .groups = groups};
+                   .stride = stride, .pad = pad, .groups = groups, .x_bf16 = x->bf16};
     s.h_out = conv_out_size(x->h, k, stride, pad);
     s.w_out = conv_out_size(x->w, k, stride, pad);
     if (s.h_out <= 0 || s.w_out <= 0)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "profile.h"
 #include "rng.h"
 #include "util.h"
@@ -190,6 +191,7 @@ void engine_describe_end(Engine* e) {
 void engine_begin(Engine* e, int training) {
     NN_ASSERT(e->planning || e->planned, "engine_begin before the planning pass");
     e->training = training;
+    e->bf16_activations = !e->fp32_activations && e->be->bf16_activations && e->be->bf16_activations();
     e->act_used = 0;
     e->num_tensors = 0;
     e->tape_len = 0;
@@ -244,6 +246,23 @@ Tensor* engine_activation(Engine* e, int n, int c, int h, int w) {
     return t;
 }
 
+Tensor* engine_activation_rounded(Engine* e, int n, int c, int h, int w) {
+    if (!e->bf16_activations) return engine_activation(e, n, c, h, w);
+    Tensor* t = new_tensor(e);
+    t->n = n, t->c = c, t->h = h, t->w = w;
+    t->bf16 = 1;
+    size_t count = tensor_numel(t);
+    t->data = act_alloc(e, count * sizeof(uint16_t));
+    t->grad = e->training ? engine_scratch(e, count) : NULL;
+    return t;
+}
+
+void engine_require_fp32(const Tensor* x, const char* layer) {
+    if (x->bf16)
+        nn_fatal("layer '%s' reads its input as floats, but the model stored it in bf16 (a batch norm "
+                 "marked BN_FEEDS_CONV feeds it: only convolutions may read such a tensor)", layer);
+}
+
 Tensor* engine_view(Engine* e, Tensor* base, int n, int c, int h, int w) {
     NN_ASSERT((size_t)n * c * h * w == tensor_numel(base), "view changes the element count");
     Tensor* t = new_tensor(e);
@@ -251,6 +270,7 @@ Tensor* engine_view(Engine* e, Tensor* base, int n, int c, int h, int w) {
     t->data = base->data;
     t->grad = base->grad;
     t->base = base->base ? base->base : base;
+    t->bf16 = base->bf16;
     return t;
 }
 
@@ -330,7 +350,15 @@ void engine_zero_grad(Engine* e) {
 // Host access
 
 void engine_read(Engine* e, float* host, const Tensor* t) {
-    e->be->download(host, t->data, tensor_numel(t) * sizeof(float));
+    size_t n = tensor_numel(t);
+    if (!t->bf16) {
+        e->be->download(host, t->data, n * sizeof(float));
+        return;
+    }
+    uint16_t* h = NN_MALLOC(n * sizeof(uint16_t));
+    e->be->download(h, t->data, n * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) host[i] = bf16_float(h[i]);
+    free(h);
 }
 
 void engine_read_grad(Engine* e, float* host, const Tensor* t) {
@@ -339,6 +367,7 @@ void engine_read_grad(Engine* e, float* host, const Tensor* t) {
 }
 
 void engine_write(Engine* e, Tensor* t, const float* host) {
+    NN_ASSERT(!t->bf16, "engine_write into a tensor stored in bf16");
     e->be->upload(t->data, host, tensor_numel(t) * sizeof(float));
 }
 

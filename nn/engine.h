@@ -118,6 +118,10 @@ struct Engine {
     int num_described, described_slots;
     int planned;
     int training;             // 1: batch statistics, tape recorded, activation gradients allocated
+    int bf16_activations;     // this step may store activations in bf16 (engine_begin: the backend's
+                              // bf16_activations, unless fp32_activations)
+    int fp32_activations;     // 1: store every activation in FP32 even where the backend could take
+                              // bf16 (the A/B comparisons of tests and benchmarks; set before planning)
     size_t alloc_calls;       // backend allocations made by the engine (tests check steady state)
     struct Profiler* profiler; // when set (and active), every op boundary is timestamped (nn/profile.h)
 };
@@ -157,6 +161,12 @@ int* engine_labels(Engine* e, int n, const int* host);
 // For ops: a new activation (with a gradient buffer when training), scratch floats/ints that live
 // until the next engine_begin, and a tape entry (NULL when not training).
 Tensor* engine_activation(Engine* e, int n, int c, int h, int w);
+// The same, its data stored as bf16 when the step allows it (e->bf16_activations; else FP32): for an
+// op whose output every reader rounds to bf16 anyway. The tensor's bf16 flag says which it got.
+Tensor* engine_activation_rounded(Engine* e, int n, int c, int h, int w);
+// For ops that read their input as floats: a fatal error naming the layer if x is stored in bf16
+// (a model asked for bf16 storage of a tensor that such an op reads).
+void engine_require_fp32(const Tensor* x, const char* layer);
 Tensor* engine_view(Engine* e, Tensor* base, int n, int c, int h, int w);
 float* engine_scratch(Engine* e, size_t count);
 int* engine_scratch_int(Engine* e, size_t count);
@@ -174,7 +184,7 @@ void engine_backward_from(Engine* e, Tensor* out, const float* host_seed);
 void engine_zero_grad(Engine* e);
 
 // Host <-> backend helpers for whole parameters and tensors.
-void engine_read(Engine* e, float* host, const Tensor* t);  // data
+void engine_read(Engine* e, float* host, const Tensor* t);  // data (bf16 storage widened to floats)
 void engine_read_grad(Engine* e, float* host, const Tensor* t);
 void engine_write(Engine* e, Tensor* t, const float* host); // data
 float engine_read_scalar(Engine* e, const Tensor* t);

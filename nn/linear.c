@@ -35,6 +35,7 @@ static void linear_cost(const TapeEntry* t, OpCost* c) {
 static const OpDef LINEAR_OP = {.kind = "linear", .backward = linear_backward, .cost = linear_cost, .bf16_products = 1};
 
 Tensor* linear(Engine* e, const Linear* m, Tensor* x) {
+    engine_require_fp32(x, m->name);
     int in = x->c * x->h * x->w;
     if (in != m->in)
         nn_fatal("layer '%s' expects %d input features, got a (%d, %d, %d, %d) tensor", m->name, m->in,

@@ -12,6 +12,7 @@ static void cross_entropy_backward(Engine* e, const TapeEntry* t) {
 static const OpDef CROSS_ENTROPY_OP = {.kind = "cross_entropy", .backward = cross_entropy_backward};
 
 Tensor* cross_entropy(Engine* e, Tensor* logits, const int* labels, const char* name) {
+    engine_require_fp32(logits, name);
     int classes = logits->c * logits->h * logits->w;
     Tensor* loss = engine_activation(e, 1, 1, 1, 1);
     float* probs = engine_scratch(e, (size_t)logits->n * classes); // (n, classes) softmax

@@ -61,10 +61,18 @@ void depthwise_set_group(DepthwiseConv2d* m, int g);
 int depthwise_autotune(const Backend* be, DepthwiseConv2d* m, int n, int h, int w, FILE* log);
 
 // Ops. Each returns a new activation; shapes are checked and a mismatch is a fatal error naming the
-// layer. relu = 1 fuses a ReLU into the batch norm's output (one pass instead of two).
+// layer. Only the convolutions (conv2d, depthwise_conv2d) read an input stored in bf16; every other
+// op refuses one (engine_require_fp32).
 Tensor* conv2d(Engine* e, const Conv2d* m, Tensor* x);
 Tensor* depthwise_conv2d(Engine* e, const DepthwiseConv2d* m, Tensor* x);
-Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int relu);
+// batchnorm2d's flags: BN_RELU fuses a ReLU into its output (one pass instead of two); BN_FEEDS_CONV
+// promises that only convolutions read the output. Those round it to bf16 as they read it in bf16
+// mixed precision, so the output may as well be stored rounded: where the backend takes bf16
+// activations it is (engine_activation_rounded), which halves the bytes that the batch norm writes,
+// its backward's ReLU mask and the convolutions read, and changes no result (what the convolutions
+// multiply is bit for bit the same; the mask y > 0 differs only for a y below 2^-126, which rounds to 0).
+enum { BN_RELU = 1, BN_FEEDS_CONV = 2 };
+Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int flags);
 Tensor* relu(Engine* e, Tensor* x, const char* name);
 // Residual add y = a + b; a and b of one shape (a fatal error names the layer otherwise), may be one tensor.
 Tensor* add(Engine* e, Tensor* a, Tensor* b, const char* name);

@@ -30,6 +30,7 @@ static void avgpool_label(const TapeEntry* t, char* buf, size_t len) { pool_labe
 static const OpDef AVGPOOL_OP = {.kind = "avgpool", .backward = avgpool_backward, .label = avgpool_label};
 
 Tensor* avgpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name) {
+    engine_require_fp32(x, name);
     PoolShape p = pool_shape(name, x, k, stride, pad);
     Tensor* y = engine_activation(e, p.n, p.c, p.h_out, p.w_out);
     TapeEntry* t = engine_record(e, &AVGPOOL_OP, name, y);
@@ -51,6 +52,7 @@ static void maxpool_label(const TapeEntry* t, char* buf, size_t len) {
 static const OpDef MAXPOOL_OP = {.kind = "maxpool", .backward = maxpool_backward, .label = maxpool_label};
 
 Tensor* maxpool2d(Engine* e, Tensor* x, int k, int stride, int pad, const char* name) {
+    engine_require_fp32(x, name);
     PoolShape p = pool_shape(name, x, k, stride, pad);
     Tensor* y = engine_activation(e, p.n, p.c, p.h_out, p.w_out);
     int* argmax = engine_scratch_int(e, tensor_numel(y)); // (n, c, h_out, w_out) winner's index

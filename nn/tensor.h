@@ -1,6 +1,10 @@
 // The tensor: a 4-D float32 array in NCHW order (PyTorch's default layout) living in the memory of
 // the engine's backend (host memory for the CPU backend, device memory for CUDA), plus the buffer its
 // gradient accumulates into. A vector of features is stored as (n, c, 1, 1).
+//
+// One exception to float32: in bf16 mixed precision an activation whose every reader rounds it to
+// bf16 anyway (a batch norm's output feeding convolutions, nn/batchnorm.c) is stored as bf16, two
+// bytes a value, half the traffic; `bf16` says so. Its gradient stays float32.
 #ifndef NN_TENSOR_H
 #define NN_TENSOR_H
 
@@ -8,13 +12,14 @@
 
 typedef struct Tensor {
     int n, c, h, w;
-    float* data;  // (n, c, h, w) in backend memory
+    float* data;  // (n, c, h, w) in backend memory; if bf16, (n, c, h, w) uint16_t bf16 values there
     float* grad;  // (n, c, h, w) in backend memory, or NULL where no gradient flows
     // Backward bookkeeping: 0 until the first consumer has written `grad` during this backward pass;
     // after that, further consumers accumulate into it. This is what lets a backward kernel write its
     // result directly (no zero-fill of the whole activation-gradient arena each step).
     int grad_written;
     struct Tensor* base;  // a view (flatten) shares data, grad and grad_written with its base
+    int bf16;             // 1: data holds bf16 values (nn/bf16.h), not floats
 } Tensor;
 
 static inline size_t tensor_numel(const Tensor* t) {

@@ -185,11 +185,11 @@ static void bn_split_case(int n, int c, int hw, int relu) {
     float* dx = NN_CALLOC(total, sizeof(float));
     float* cp = NN_MALLOC(8 * (size_t)c * sizeof(float));
     memcpy(cp, p, 8 * (size_t)c * sizeof(float));
-    cpu->batchnorm_forward_train(y, cp + 4 * c, cp + 5 * c, cp + 2 * c, cp + 3 * c, x, cp, cp + c, n, c, hw, 0.1f, 1e-5f, relu);
+    cpu->batchnorm_forward_train(y, cp + 4 * c, cp + 5 * c, cp + 2 * c, cp + 3 * c, x, cp, cp + c, n, c, hw, 0.1f, 1e-5f, relu, 0);
     // GPU forward
     float *gx = to_dev(x, total), *gy = to_dev(y, total), *gp = to_dev(p, 8 * (size_t)c);
     gpu->batchnorm_forward_train(gy, gp + 4 * c, gp + 5 * c, gp + 2 * c, gp + 3 * c, gx, gp, gp + c, n, c, hw, 0.1f,
-                                 1e-5f, relu);
+                                 1e-5f, relu, 0);
     char what[96];
     snprintf(what, sizeof what, "bn split (%d, %d, %d)%s", n, c, hw, relu ? "+relu" : "");
     check_dev(what, "y", gy, y, total);
@@ -202,8 +202,8 @@ static void bn_split_case(int n, int c, int hw, int relu) {
     gpu->upload(gp + 4 * c, cp + 4 * c, 2 * (size_t)c * sizeof(float));
     float *gdy = to_dev(dy, total), *gdx = to_dev(dx, total);
     for (int a = 0; a < 2; a++) {
-        cpu->batchnorm_backward(dx, cp + 6 * c, cp + 7 * c, dy, x, y, cp + 4 * c, cp + 5 * c, cp, n, c, hw, relu, a);
-        gpu->batchnorm_backward(gdx, gp + 6 * c, gp + 7 * c, gdy, gx, gy, gp + 4 * c, gp + 5 * c, gp, n, c, hw, relu, a);
+        cpu->batchnorm_backward(dx, cp + 6 * c, cp + 7 * c, dy, x, y, cp + 4 * c, cp + 5 * c, cp, n, c, hw, relu, 0, a);
+        gpu->batchnorm_backward(gdx, gp + 6 * c, gp + 7 * c, gdy, gx, gy, gp + 4 * c, gp + 5 * c, gp, n, c, hw, relu, 0, a);
     }
     check_dev(what, "dx (written, then accumulated)", gdx, dx, total);
     check_dev(what, "dgamma", gp + 6 * c, cp + 6 * c, c);

@@ -173,12 +173,24 @@ static void check_pairs_isa(void) {
         for (int w = 0; w < WN; w++) panel[(size_t)r * W + w] = rows[w][r];
     uint32_t *want = NN_MALLOC(np * sizeof(uint32_t)), *got = NN_MALLOC(np * sizeof(uint32_t));
     gemm_bf16_pairs(want, panel, rn, W);
-    fast->pairs_from_rows(got, W, rows, WN, rn);
+    fast->pairs_from_rows(got, W, (const void* const*)rows, WN, rn, 0);
     size_t bad_rows = 0;
     for (size_t k = 0; k < np; k++) bad_rows += got[k] != want[k];
     CHECK(bad_rows == 0, "pairs: pairs_from_rows differs from staged gemm_bf16_pairs in %zu of %zu words", bad_rows, np);
     printf("pairs: the AVX512_BF16 packer straight from rows, the same patterns in 29 of 32 lanes: %s\n",
            bad_rows ? "DIFFER" : "identical");
+    // The same from the patterns stored as bf16 operands (an activation stored in bf16): the same words.
+    uint16_t* x16 = NN_MALLOC(n * sizeof(uint16_t));
+    for (size_t k = 0; k < n; k++) x16[k] = bf16_operand(x[k]);
+    const uint16_t* rows16[W];
+    for (int w = 0; w < WN; w++) rows16[w] = x16 + (size_t)w * rn;
+    memset(got, 0xFF, np * sizeof(uint32_t));
+    fast->pairs_from_rows(got, W, (const void* const*)rows16, WN, rn, 1);
+    bad_rows = 0;
+    for (size_t k = 0; k < np; k++) bad_rows += got[k] != want[k];
+    CHECK(bad_rows == 0, "pairs: pairs_from_rows from bf16 values differs from staged gemm_bf16_pairs in %zu of %zu words",
+          bad_rows, np);
+    printf("pairs: the same from the patterns stored as bf16: %s\n", bad_rows ? "DIFFER" : "identical");
     free(panel), free(want), free(got);
 
     // pairs_from_lanes: the same patterns as rows of 32 adjacent lanes (reduction index r at x + r * 32,
@@ -191,14 +203,25 @@ static void check_pairs_isa(void) {
     const int run[3] = {0, 13, W}; // two runs of lanes: [0, 13) and [13, 32)
     for (int k = 0; k < 2; k++) {
         for (int r = 0; r < rn; r++) lane_rows[r] = x + (size_t)r * W + run[k];
-        fast->pairs_from_lanes(got, W, run[k], run[k + 1] - run[k], lane_rows, rn);
+        fast->pairs_from_lanes(got, W, run[k], run[k + 1] - run[k], (const void* const*)lane_rows, rn, 0);
     }
     bad_rows = 0;
     for (size_t k = 0; k < np; k++) bad_rows += got[k] != want[k];
     CHECK(bad_rows == 0, "pairs: pairs_from_lanes differs from gemm_bf16_pairs in %zu of %zu words", bad_rows, np);
     printf("pairs: the AVX512_BF16 packer straight from adjacent lanes, the same patterns in runs of 13 and 19: %s\n",
            bad_rows ? "DIFFER" : "identical");
-    free(lane_rows), free(want), free(got);
+    const uint16_t** lane_rows16 = NN_MALLOC((size_t)rn * sizeof(*lane_rows16));
+    memset(got, 0xFF, np * sizeof(uint32_t));
+    for (int k = 0; k < 2; k++) {
+        for (int r = 0; r < rn; r++) lane_rows16[r] = x16 + (size_t)r * W + run[k];
+        fast->pairs_from_lanes(got, W, run[k], run[k + 1] - run[k], (const void* const*)lane_rows16, rn, 1);
+    }
+    bad_rows = 0;
+    for (size_t k = 0; k < np; k++) bad_rows += got[k] != want[k];
+    CHECK(bad_rows == 0, "pairs: pairs_from_lanes from bf16 values differs from gemm_bf16_pairs in %zu of %zu words",
+          bad_rows, np);
+    printf("pairs: the same from the patterns stored as bf16: %s\n", bad_rows ? "DIFFER" : "identical");
+    free(lane_rows), free(lane_rows16), free(x16), free(want), free(got);
     free(x);
 }
 

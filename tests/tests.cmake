@@ -48,6 +48,8 @@ drnet_test(test_gemm_bf16)
 drnet_test(test_bf16_ref)
 # The CPU k x k convolutions in bf16: planes rounded as they are copied, bit for bit FP32 on rounded operands.
 drnet_test(test_conv_flat_bf16)
+# Activations stored in bf16 where only convolutions read them: bit for bit what FP32 storage gives.
+drnet_test(test_bf16_activations)
 # A bf16 training step against PyTorch: our semantics emulated there, and torch.autocast.
 drnet_test(test_parity_bf16)
 # CPU benchmarks (bench/): GEMM against the measured peak, and the training step against PyTorch.

@@ -111,6 +111,14 @@ static void cpu_zero(void* p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_copy(void* dst, const void* src, size_t bytes) { memmove(dst, src, bytes); }
 static void cpu_synchronize(void) {}
 
+// In bf16 mode the convolutions read inputs stored in bf16 and batch norms write them (nn/ops.h,
+// BN_FEEDS_CONV). DRNET_BF16_ACTIVATIONS=0 keeps every activation in FP32: the same results, for
+// benchmarks that measure what the halved bytes are worth.
+static int cpu_bf16_activations(void) {
+    const char* env = getenv("DRNET_BF16_ACTIVATIONS");
+    return cpu_bf16 && !(env && strcmp(env, "0") == 0);
+}
+
 const Backend cpu_backend = {
     .name = "cpu",
     .init = cpu_init,
@@ -146,6 +154,7 @@ const Backend cpu_backend = {
     .sgd_step = cpu_sgd_step,
     // g = 1 is fastest on 12 of the 13 MobileNet layer shapes here; g = 32 costs ~40% of the step
     // (docs/cpu-performance.md).
+    .bf16_activations = cpu_bf16_activations,
     .default_dw_group = 1,
     .augment_batch = cpu_augment_batch,
     .sgd_step_device_lr = cpu_sgd_step_device_lr,

@@ -14,7 +14,8 @@
 // instead of 128 tiny ones. Every other convolution (3x3 stem, the depthwise layers run as grouped
 // convolutions by diagonalwise refactorization, any stride and padding) goes through flat phase
 // planes (cpu_conv_flat.c). In bf16 mode (cpu_bf16) the 1x1 GEMMs are cpu_gemm_bf16's, which round
-// both operands as they pack them.
+// both operands as they pack them; an input stored in bf16 (ConvShape.x_bf16) is an operand of bf16
+// values (GemmOperand.bf16), packed without rounding.
 #include <string.h>
 
 #include "cpu_conv.h"
@@ -23,16 +24,22 @@
 
 static int is_pointwise(const ConvShape* s) { return s->k == 1 && s->stride == 1 && s->pad == 0; }
 
+// The first value of channel c0 of an (n, C, P) tensor stored as floats or (bf16) bf16 values.
+static const float* channel_start(const float* t, int P, int c0, int bf16) {
+    return bf16 ? (const float*)(const void*)((const uint16_t*)(const void*)t + (size_t)c0 * P) : t + (size_t)c0 * P;
+}
 // The batch's channels [c0, c0 + c) of an (n, C, P) tensor as a (c, n*P) matrix.
-static GemmOperand channels_by_pixels(const float* t, int C, int P, int c0) {
-    return (GemmOperand){.p = t + (size_t)c0 * P, .free = {1, P, (ptrdiff_t)C * P}, .red = gemm_axis(P)};
+static GemmOperand channels_by_pixels(const float* t, int C, int P, int c0, int bf16) {
+    return (GemmOperand){.p = channel_start(t, P, c0, bf16), .free = {1, P, (ptrdiff_t)C * P}, .red = gemm_axis(P),
+                         .bf16 = bf16};
 }
 static GemmOut out_channels_by_pixels(float* t, int C, int P, int c0) {
     return (GemmOut){.p = t + (size_t)c0 * P, .row = gemm_axis(P), .col = {1, P, (ptrdiff_t)C * P}};
 }
 // The same channels with the pixels as the depth (reduction) index: the operands of a filter gradient.
-static GemmOperand pixels_by_channels(const float* t, int C, int P, int c0) {
-    return (GemmOperand){.p = t + (size_t)c0 * P, .free = gemm_axis(P), .red = {1, P, (ptrdiff_t)C * P}};
+static GemmOperand pixels_by_channels(const float* t, int C, int P, int c0, int bf16) {
+    return (GemmOperand){.p = channel_start(t, P, c0, bf16), .free = gemm_axis(P), .red = {1, P, (ptrdiff_t)C * P},
+                         .bf16 = bf16};
 }
 
 void cpu_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
@@ -43,7 +50,7 @@ void cpu_conv2d_forward(float* y, const float* x, const float* w, const ConvShap
     int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
     for (int g = 0; g < G; g++) {
         GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 0);
-        GemmOperand B = channels_by_pixels(x, s->c_in, P, g * ci);
+        GemmOperand B = channels_by_pixels(x, s->c_in, P, g * ci, s->x_bf16);
         GemmOut C = out_channels_by_pixels(y, s->c_out, P, g * co);
         cpu_gemm_product(co, s->n * P, ci, 1.0f, &A, &B, 0.0f, &C);
     }
@@ -57,7 +64,7 @@ void cpu_conv2d_backward_data(float* dx, const float* dy, const float* w, const 
     int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
     for (int g = 0; g < G; g++) {
         GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 1); // w[g]^T
-        GemmOperand B = channels_by_pixels(dy, s->c_out, P, g * co);
+        GemmOperand B = channels_by_pixels(dy, s->c_out, P, g * co, 0);
         GemmOut C = out_channels_by_pixels(dx, s->c_in, P, g * ci);
         cpu_gemm_product(ci, s->n * P, co, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }
@@ -70,8 +77,8 @@ void cpu_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
     }
     int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
     for (int g = 0; g < G; g++) {
-        GemmOperand A = pixels_by_channels(dy, s->c_out, P, g * co); // dy[:, g] (co, n*P), depth along pixels
-        GemmOperand B = pixels_by_channels(x, s->c_in, P, g * ci);   // x[:, g]^T (n*P, ci)
+        GemmOperand A = pixels_by_channels(dy, s->c_out, P, g * co, 0);       // dy[:, g] (co, n*P), depth along pixels
+        GemmOperand B = pixels_by_channels(x, s->c_in, P, g * ci, s->x_bf16); // x[:, g]^T (n*P, ci)
         GemmOut C = gemm_c_matrix(dw + (size_t)g * co * ci, ci);
         cpu_gemm_product(co, ci, s->n * P, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }

@@ -82,12 +82,19 @@ static const FlatMasks* plane_masks(FlatMasks* fm, int hs, int ws, int y0, int x
 // calls GCC would otherwise substitute, a 4-float row would cost more in the call than in the copy).
 #define ROW_LOOPS __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
 
+// The source's value number i, whether it holds floats or (FLAT_FROM_BF16) bf16 values.
+static const void* source_at(const void* src, size_t i, int round) {
+    return round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + i) : (const void*)((const float*)src + i);
+}
+
 // flat[(c*s*s + a*s + b) * seq + n*plane + u*ws + v] = src[n][c][u*s + a - pad_y][v*s + b - pad_x], 0
-// outside the data. src: the chunk's first image and channel; images img_stride floats apart.
+// outside the data. src: the chunk's first image and channel; images img_stride values apart.
 // masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks. round
 // (cpu_conv_flat.h): FLAT_EXACT, or each value rounded to a bf16 operand as it is copied (nn/bf16.h),
-// in every path, by the AVX-512 copies' method where they run.
-ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
+// in every path, by the AVX-512 copies' method where they run; or FLAT_FROM_BF16, src holding bf16
+// values (uint16_t) that are widened as they are copied. src, img_stride and the offsets below count
+// values of the source's type.
+ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_t img_stride, int channels,
                               const FlatMasks* masks, int round) {
     int bf16 = round != FLAT_EXACT;
     int s = F->s, ws = F->ws;
@@ -95,7 +102,7 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size
     if (masks) {
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * F->seq;
-            flat_expand_avx512(seq, F->plane, src + (size_t)c * hw, img_stride, F->nb, masks, round);
+            flat_expand_avx512(seq, F->plane, source_at(src, (size_t)c * hw, round), img_stride, F->nb, masks, round);
             for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
         }
         return;
@@ -105,8 +112,9 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size
             float* seq = flat + (size_t)c * 4 * F->seq;
             for (size_t e = 0; e < 4 * F->seq; e++) seq[e] = 0.0f;
             for (int n = 0; n < F->nb; n++)
-                flat_split2_avx512(seq + (size_t)n * F->plane, F->seq, ws, src + (size_t)n * img_stride + (size_t)c * hw,
-                                   F->h, F->w, F->pad_y, round);
+                flat_split2_avx512(seq + (size_t)n * F->plane, F->seq, ws,
+                                   source_at(src, (size_t)n * img_stride + (size_t)c * hw, round), F->h, F->w, F->pad_y,
+                                   round);
         }
         return;
     }
@@ -120,14 +128,18 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const float* src, size
                 if (v_hi < v_lo) v_hi = v_lo;
                 if (u_hi < u_lo) u_hi = u_lo;
                 for (int n = 0; n < F->nb; n++) {
-                    const float* sp = src + (size_t)n * img_stride + (size_t)c * hw;
+                    size_t sp = (size_t)n * img_stride + (size_t)c * hw; // the plane's first value
                     float* pl = seq + (size_t)n * F->plane;
                     for (int e = 0; e < u_lo * ws; e++) pl[e] = 0.0f;
                     for (int u = u_lo; u < u_hi; u++) {
                         float* row = pl + (size_t)u * ws;
-                        const float* sr = sp + (ptrdiff_t)(u * s + a - F->pad_y) * F->w + (b - F->pad_x);
+                        ptrdiff_t first = (ptrdiff_t)sp + (ptrdiff_t)(u * s + a - F->pad_y) * F->w + (b - F->pad_x);
+                        const float* sr = (const float*)src + first;
+                        const uint16_t* sh = (const uint16_t*)src + first;
                         for (int v = 0; v < v_lo; v++) row[v] = 0.0f;
-                        if (bf16 && s == 1)
+                        if (round == FLAT_FROM_BF16) // already operands: widened exactly
+                            for (int v = v_lo; v < v_hi; v++) row[v] = bf16_float(sh[(ptrdiff_t)v * s]);
+                        else if (bf16 && s == 1)
                             for (int v = v_lo; v < v_hi; v++) row[v] = bf16_operand_value(sr[v]);
                         else if (bf16)
                             for (int v = v_lo; v < v_hi; v++) row[v] = bf16_operand_value(sr[(ptrdiff_t)v * s]);
@@ -186,9 +198,11 @@ static int bf16_rounding(void) { return round_mode >= 0 ? round_mode : flat_roun
 // to_flat, in bf16 mode with every value rounded to bf16 as it is copied: the FP32 indirect and dot
 // kernels then multiply exactly what a bf16 product would (nn/bf16.h) and sum in FP32, with no pass
 // over the planes of its own.
-static void to_flat_operand(float* flat, const Flat* F, const float* src, size_t img_stride, int channels,
-                            const FlatMasks* masks) {
-    to_flat(flat, F, src, img_stride, channels, masks, cpu_bf16 ? bf16_rounding() : FLAT_EXACT);
+// src_bf16: src holds bf16 values (ConvShape.x_bf16), already operands; `at` is the first value's index.
+static void to_flat_operand(float* flat, const Flat* F, const void* src, int src_bf16, size_t at, size_t img_stride,
+                            int channels, const FlatMasks* masks) {
+    int round = src_bf16 ? FLAT_FROM_BF16 : cpu_bf16 ? bf16_rounding() : FLAT_EXACT;
+    to_flat(flat, F, source_at(src, at, round), img_stride, channels, masks, round);
 }
 
 // The weight as a GEMM operand reads it: itself, or in bf16 mode its rounded copy (calling thread's scratch).
@@ -283,7 +297,7 @@ void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvS
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat_operand(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
+                to_flat_operand(flat, &C, x, s->x_bf16, n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
                 GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci * kk, ci * kk, 0); // w[g] (co, ci*kk)
                 GemmOut out = gemm_c_matrix(grid, Q);
                 gemm_indirect(co, Q, ci * kk, &A, rows, &out);
@@ -359,7 +373,7 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat_operand(flat, &C, dy + n0 * img_y + g * co * out_plane, img_y, co, in_masks);
+                to_flat_operand(flat, &C, dy, 0, n0 * img_y + g * co * out_plane, img_y, co, in_masks);
                 float* dxg = dx + n0 * img_x + g * ci * in_plane;
                 for (int a = 0; a < st; a++)
                     for (int b = 0; b < st; b++) {
@@ -429,8 +443,8 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
             C.nb = E.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat_operand(flat, &C, x + n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
-                to_flat_operand(dyg, &E, dy + n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
+                to_flat_operand(flat, &C, x, s->x_bf16, n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
+                to_flat_operand(dyg, &E, dy, 0, n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
                 // dw[g][o][c*kk + tap] += sum over q of dy[o][q] * flat[c][phase(tap)][q + shift(tap)]
                 float* dwg = part + (size_t)g * co * ci * kk;
                 for (int i0 = 0; i0 < co; i0 += ROWS)

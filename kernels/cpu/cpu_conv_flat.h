@@ -21,8 +21,9 @@ typedef struct FlatMasks {
 // How the copies below treat the values (round): FLAT_EXACT copies them; the other two round each to
 // a bf16 operand as it is copied (nn/bf16.h's bf16_operand_value, bit for bit), by integer arithmetic
 // on any AVX-512 CPU or, faster, by AVX512_BF16's conversion. flat_round_mode_avx512: the faster one
-// this CPU runs.
-enum { FLAT_EXACT = 0, FLAT_ROUND_INT = 1, FLAT_ROUND_CVT = 2 };
+// this CPU runs. FLAT_FROM_BF16: the source holds bf16 values (uint16_t: an activation stored in bf16,
+// ConvShape.x_bf16), widened exactly as they are copied; its offsets and strides count those values.
+enum { FLAT_EXACT = 0, FLAT_ROUND_INT = 1, FLAT_ROUND_CVT = 2, FLAT_FROM_BF16 = 3 };
 int flat_round_mode_avx512(void);
 // The mode cpu_conv_flat.c's copies use in bf16 mode: -1 (the default) for flat_round_mode_avx512's,
 // else the one given (tests run both).
@@ -30,7 +31,7 @@ void cpu_conv_flat_set_rounding(int mode);
 
 // `planes` planes: dst (plane floats each, dst_stride apart) = the values of a source plane
 // (consecutive, src_stride apart) spread as the masks say, zeros elsewhere.
-void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
+void flat_expand_avx512(float* dst, size_t dst_stride, const void* src, size_t src_stride, int planes,
                         const FlatMasks* fm, int round);
 // The reverse: dst (consecutive values, dst_stride apart) (+)= the selected lanes of each grid plane.
 void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size_t grid_stride, int planes,
@@ -38,7 +39,7 @@ void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size
 // Stride 2: the plane src (h, w) into the four phase planes ph + (2a + b) * phase_stride (rows of ws
 // floats, already zero): element (y, x) goes to phase ((y + pad) % 2, (x + pad) % 2) at
 // ((y + pad) / 2, (x + pad) / 2).
-void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad, int round);
+void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const void* src, int h, int w, int pad, int round);
 // x (n) rounded in place to bf16 operands, 16 lanes at a time, as the two copies above round
 // (FLAT_ROUND_INT or FLAT_ROUND_CVT).
 void flat_round_bf16_avx512(float* x, size_t n, int round);

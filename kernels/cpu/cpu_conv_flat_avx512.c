@@ -52,8 +52,30 @@ static inline __m512 bf16_operand_cvt(__m512 x) {
     return _mm512_castsi512_ps(_mm512_mask_or_epi32(r, up, r, _mm512_set1_epi32(0x00800000)));
 }
 
+// n (0 to 16) bf16 values at p, widened exactly to floats; lanes from n on are zero. A full vector is
+// one 32-byte load; a partial one goes through a zeroed copy (AVX-512F has no masked 16-bit load).
+static inline __m512 widen_bf16(const uint16_t* p, int n) {
+    __m256i h;
+    if (n >= 16) h = _mm256_loadu_si256((const __m256i*)p);
+    else {
+        uint16_t t[16] = {0};
+        for (int i = 0; i < n; i++) t[i] = p[i];
+        h = _mm256_loadu_si256((const __m256i*)t);
+    }
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// n (0 to 16) values of the source at element i, as floats (FLAT_FROM_BF16: widened), lanes from n on zero.
+static inline __attribute__((always_inline)) __m512 load_values(const void* src, size_t i, int n, int round) {
+    if (round == FLAT_FROM_BF16) return widen_bf16((const uint16_t*)src + i, n);
+    return _mm512_maskz_loadu_ps(below(n < 0 ? 0 : n), (const float*)src + i);
+}
+static inline const void* advance(const void* src, size_t i, int round) {
+    return round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + i) : (const void*)((const float*)src + i);
+}
+
 // round is a constant wherever this is inlined (always_inline, below): each copy loop is compiled
-// once per mode, with no test inside it.
+// once per mode, with no test inside it. A value widened from bf16 is already an operand.
 static inline __attribute__((always_inline)) __m512 round_lanes(__m512 x, int round) {
     return round == FLAT_ROUND_CVT ? bf16_operand_cvt(x) : round == FLAT_ROUND_INT ? bf16_operand_int(x) : x;
 }
@@ -106,16 +128,16 @@ static inline __m512 window16(const float* buf, int off) {
     return _mm512_permutex2var_ps(_mm512_load_ps(v), lanes_from(off & 15), _mm512_load_ps(v + 16));
 }
 
-static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t dst_stride, const float* src,
+static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t dst_stride, const void* src,
                                                               size_t src_stride, int planes, const FlatMasks* fm,
                                                               int round) {
     int plane = fm->plane, nvec = (plane + 15) / 16;
     int values = fm->offset[nvec - 1] + __builtin_popcount(fm->mask[nvec - 1]);
-    if (round != FLAT_EXACT && values <= 16) { // the rounded values in one register
+    if (round != FLAT_EXACT && values <= 16) { // the rounded (or widened) values in one register
         for (int p = 0; p < planes; p++) {
-            const float* s = src + (size_t)p * src_stride;
+            const void* s = advance(src, (size_t)p * src_stride, round);
             float* d = dst + (size_t)p * dst_stride;
-            __m512 r = round_lanes(_mm512_maskz_loadu_ps(below(values), s), round);
+            __m512 r = round_lanes(load_values(s, 0, values, round), round);
             for (int i = 0; i < nvec; i++)
                 _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i),
                                       _mm512_maskz_expand_ps(fm->mask[i], _mm512_permutexvar_ps(lanes_from(fm->offset[i]), r)));
@@ -129,10 +151,10 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
         for (int i = (values + 15) / 16 * 16; i < (values + 15) / 16 * 16 + 32; i += 16)
             _mm512_store_ps(rounded + i, _mm512_setzero_ps());
         for (int p = 0; p < planes; p++) {
-            const float* s = src + (size_t)p * src_stride;
+            const void* s = advance(src, (size_t)p * src_stride, round);
             float* d = dst + (size_t)p * dst_stride;
             for (int i = 0; i < values; i += 16)
-                _mm512_store_ps(rounded + i, round_lanes(_mm512_maskz_loadu_ps(below(values - i), s + i), round));
+                _mm512_store_ps(rounded + i, round_lanes(load_values(s, (size_t)i, values - i, round), round));
             for (int i = 0; i < nvec; i++)
                 _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i),
                                       _mm512_maskz_expand_ps(fm->mask[i], window16(rounded, fm->offset[i])));
@@ -140,20 +162,21 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
         return;
     }
     for (int p = 0; p < planes; p++) { // exact, or planes beyond 32x32 rounded after the expand
-        const float* s = src + (size_t)p * src_stride;
+        const void* s = advance(src, (size_t)p * src_stride, round);
         float* d = dst + (size_t)p * dst_stride;
         for (int i = 0; i < nvec; i++) {
             __mmask16 m = fm->mask[i];
             // register form: the memory form of vexpandps is microcoded on Intel cores
-            __m512 v = _mm512_maskz_expand_ps(m, _mm512_maskz_loadu_ps(below(__builtin_popcount(m)), s + fm->offset[i]));
+            __m512 v = _mm512_maskz_expand_ps(m, load_values(s, (size_t)fm->offset[i], __builtin_popcount(m), round));
             _mm512_mask_storeu_ps(d + 16 * i, below(plane - 16 * i), round_lanes(v, round));
         }
     }
 }
 
-void flat_expand_avx512(float* dst, size_t dst_stride, const float* src, size_t src_stride, int planes,
+void flat_expand_avx512(float* dst, size_t dst_stride, const void* src, size_t src_stride, int planes,
                         const FlatMasks* fm, int round) {
-    if (round == FLAT_ROUND_CVT) expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_ROUND_CVT);
+    if (round == FLAT_FROM_BF16) expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_FROM_BF16);
+    else if (round == FLAT_ROUND_CVT) expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_ROUND_CVT);
     else if (round == FLAT_ROUND_INT) expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_ROUND_INT);
     else expand_loop(dst, dst_stride, src, src_stride, planes, fm, FLAT_EXACT);
 }
@@ -176,7 +199,7 @@ void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size
     }
 }
 
-static inline __attribute__((always_inline)) void split2_loop(float* ph, size_t phase_stride, int ws, const float* src,
+static inline __attribute__((always_inline)) void split2_loop(float* ph, size_t phase_stride, int ws, const void* src,
                                                               int h, int w, int pad, int round) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -186,11 +209,11 @@ static inline __attribute__((always_inline)) void split2_loop(float* ph, size_t 
         int a = (y + pad) & 1, u = (y + pad) >> 1;
         float* re = ph + (size_t)(2 * a + be) * phase_stride + (size_t)u * ws + ve;
         float* ro = ph + (size_t)(2 * a + bo) * phase_stride + (size_t)u * ws + vo;
-        const float* sr = src + (size_t)y * w;
+        size_t sr = (size_t)y * w; // the row's first element
         for (int x = 0; x < w; x += 32) {
             int n = w - x;
-            __m512 lo = _mm512_maskz_loadu_ps(below(n), sr + x);
-            __m512 hi = _mm512_maskz_loadu_ps(below(n > 16 ? n - 16 : 0), sr + x + 16);
+            __m512 lo = load_values(src, sr + x, n < 16 ? n : 16, round);
+            __m512 hi = load_values(src, sr + x + 16, n > 32 ? 16 : n > 16 ? n - 16 : 0, round);
             lo = round_lanes(lo, round), hi = round_lanes(hi, round);
             _mm512_mask_storeu_ps(re + x / 2, below((n + 1) / 2), _mm512_permutex2var_ps(lo, even, hi));
             _mm512_mask_storeu_ps(ro + x / 2, below(n / 2), _mm512_permutex2var_ps(lo, odd, hi));
@@ -198,8 +221,9 @@ static inline __attribute__((always_inline)) void split2_loop(float* ph, size_t 
     }
 }
 
-void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const float* src, int h, int w, int pad, int round) {
-    if (round == FLAT_ROUND_CVT) split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_ROUND_CVT);
+void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const void* src, int h, int w, int pad, int round) {
+    if (round == FLAT_FROM_BF16) split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_FROM_BF16);
+    else if (round == FLAT_ROUND_CVT) split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_ROUND_CVT);
     else if (round == FLAT_ROUND_INT) split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_ROUND_INT);
     else split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_EXACT);
 }

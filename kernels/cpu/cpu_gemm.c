@@ -145,7 +145,24 @@ static void pack_red_transpose(float* dst, const GemmOperand* op, int f0, int fn
     }
 }
 
+// An operand of bf16 values (GemmOperand.bf16), widened exactly, element by element: the bf16 driver's
+// fallback for layouts its own packers do not read (and for the portable kernel).
+static void pack_bf16_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale) {
+    const uint16_t* p = (const uint16_t*)(const void*)op->p;
+    for (int q = 0; q * W < fn; q++)
+        for (int r = 0; r < rn; r++)
+            for (int w = 0; w < W; w++) {
+                int f = f0 + q * W + w;
+                dst[((size_t)q * rn + r) * W + w] =
+                    f < f0 + fn ? bf16_float(p[gemm_offset(&op->free, f) + gemm_offset(&op->red, r0 + r)]) * scale : 0.0f;
+            }
+}
+
 void gemm_pack_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale) {
+    if (op->bf16) {
+        pack_bf16_view(dst, op, f0, fn, r0, rn, W, scale);
+        return;
+    }
     GemmTransposeFn transpose = gemm_isa()->transpose;
     if (op->free.stride == 1) pack_free_contiguous(dst, op, f0, fn, r0, rn, W, scale);
     else if (op->red.stride == 1 && transpose && W <= 64) pack_red_transpose(dst, op, f0, fn, r0, rn, W, scale, transpose);
@@ -366,6 +383,7 @@ void gemm_run(int M, int N, int K, float alpha, const GemmOperand* A, const Gemm
 void cpu_gemm(int M, int N, int K, float alpha, const GemmOperand* A, const GemmOperand* B, float beta,
               const GemmOut* C) {
     const GemmIsa* isa = gemm_isa();
+    NN_ASSERT(!A->bf16 && !B->bf16, "cpu_gemm: an operand stored in bf16 (only cpu_gemm_bf16 reads those)");
     gemm_run(M, N, K, alpha, A, B, beta, C, gemm_serial, isa->mr, isa->nr, isa->kc);
 }
 

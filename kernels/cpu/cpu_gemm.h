@@ -54,12 +54,15 @@ typedef void (*GemmPackFn)(float* dst, const GemmOperand* op, int f0, int fn, in
                            float scale);
 
 // An operand: element (free f, reduction r) at p + offset(&free, f) + offset(&red, r), unless `pack`
-// is set, in which case that function produces the panels (ctx is its argument).
+// is set, in which case that function produces the panels (ctx is its argument). bf16: p points at
+// bf16 values (uint16_t, an activation stored in bf16), offsets counting them; only cpu_gemm_bf16 and
+// gemm_pack_view take such an operand.
 struct GemmOperand {
     const float* p;
     GemmAxis free, red;
     GemmPackFn pack;
     const void* ctx;
+    int bf16;
 };
 
 // The result: C (i, j) at p + offset(&row, i) + offset(&col, j).
@@ -201,11 +204,12 @@ typedef struct GemmBf16Isa {
     // gemm_bf16_pairs, the same bits by this ISA's own conversion instructions where it has them
     void (*pairs)(uint32_t* dst, const float* src, int rn, int W);
     // Optional (NULL: the driver stages an FP32 panel, then pairs): pairs (ceil(n / 2), W) straight
-    // from wn lanes whose n reduction values are adjacent in memory at src[w]; lanes past wn zero
-    void (*pairs_from_rows)(uint32_t* dst, int W, const float* const* src, int wn, int n);
+    // from wn lanes whose n reduction values are adjacent in memory at src[w]; lanes past wn zero.
+    // The values are floats, or with src_bf16 bf16 values (uint16_t) that are operands already.
+    void (*pairs_from_rows)(uint32_t* dst, int W, const void* const* src, int wn, int n, int src_bf16);
     // Optional likewise: lanes [w, w + len) of the pairs (ceil(rn / 2), W) straight from lanes
     // adjacent in memory, rows[r] pointing at the first of them at reduction index r
-    void (*pairs_from_lanes)(uint32_t* dst, int W, int w, int len, const float* const* rows, int rn);
+    void (*pairs_from_lanes)(uint32_t* dst, int W, int w, int len, const void* const* rows, int rn, int src_bf16);
 } GemmBf16Isa;
 
 extern const GemmBf16Isa gemm_bf16_isa_avx512, gemm_bf16_isa_generic;

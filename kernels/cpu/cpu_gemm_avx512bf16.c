@@ -2,10 +2,10 @@
 // by vdpbf16ps. Per pair of reduction indices it loads one row of the packed B panel (32 words of two
 // bf16 each, 2 zmm) and broadcasts the 12 words of the packed A panel, for 24 vdpbf16ps: each does two
 // multiply-adds per lane, twice the work of an FMA, in the same registers and loads. Compiled for
-// AVX512F + AVX512_BF16 (GCC target pragma; AVX512BW too, which every CPU with AVX512_BF16 has) but
+// AVX512F + AVX512_BF16 (GCC target pragma; AVX512BW and VL too, which every CPU with AVX512_BF16 has) but
 // run only when gemm_bf16_isa() has checked the CPU.
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512bf16")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
 #include <immintrin.h>
 
 #include "cpu_gemm.h"
@@ -132,7 +132,26 @@ static void pairs(uint32_t* restrict dst, const float* restrict src, int rn, int
 // Pairs straight from an operand whose lanes are adjacent in memory (activations as B: pixels along
 // each channel row): lanes [w, w + len) of every pair row, from rows[r], the first of those lanes at
 // reduction index r. The staged path would copy the same values into an FP32 panel first.
-static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const float* const* rows, int rn) {
+// From bf16 values (an activation stored in bf16) the pair is the two 16-bit values side by side:
+// no rounding, two zero-extensions and a shift per 16 lanes, half the bytes read.
+static void pairs_from_lanes_bf16(uint32_t* dst, int W, int w, int len, const uint16_t* const* rows, int rn) {
+    for (int p = 0; p < (rn + 1) / 2; p++) {
+        const uint16_t *lo = rows[2 * p], *hi = 2 * p + 1 < rn ? rows[2 * p + 1] : NULL;
+        for (int t = 0; t < len; t += 16) {
+            __mmask16 m = lanes_below(len - t);
+            __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + t));
+            __m512i h = hi ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, hi + t)) : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(dst + (size_t)p * W + w + t, m, _mm512_or_si512(l, _mm512_slli_epi32(h, 16)));
+        }
+    }
+}
+
+static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const void* const* rows_any, int rn, int src_bf16) {
+    if (src_bf16) {
+        pairs_from_lanes_bf16(dst, W, w, len, (const uint16_t* const*)rows_any, rn);
+        return;
+    }
+    const float* const* rows = (const float* const*)rows_any;
     for (int p = 0; p < (rn + 1) / 2; p++) {
         const float *lo = rows[2 * p], *hi = 2 * p + 1 < rn ? rows[2 * p + 1] : NULL;
         for (int t = 0; t < len; t += 16) {
@@ -148,8 +167,11 @@ static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const float* 
 // already in pair order (index 2p, then 2p + 1), so 32 of them convert into the 16 pairs of one
 // register as they are loaded; a 16 x 16 transpose of 32-bit pairs then makes rows of the panel. One
 // pass where the FP32 packer's transpose followed by pairs is two, over twice the data. dst:
-// (ceil(n / 2), W); an odd n ends with a zero high half, lanes from wn to W are zero.
-static void pairs_from_rows(uint32_t* dst, int W, const float* const* src, int wn, int n) {
+// (ceil(n / 2), W); an odd n ends with a zero high half, lanes from wn to W are zero. From bf16 values
+// (src_bf16) the 32 values are one load, already pairs in order.
+static void pairs_from_rows(uint32_t* dst, int W, const void* const* src_any, int wn, int n, int src_bf16) {
+    const float* const* src = (const float* const*)src_any;
+    const uint16_t* const* src16 = (const uint16_t* const*)src_any;
     int np = (n + 1) / 2;
     for (int w0 = 0; w0 < W; w0 += 16) {
         __mmask16 store = lanes_below(W - w0);
@@ -159,6 +181,11 @@ static void pairs_from_rows(uint32_t* dst, int W, const float* const* src, int w
             for (int i = 0; i < 16; i++) {
                 if (w0 + i >= wn) {
                     v[i] = _mm512_setzero_ps();
+                    continue;
+                }
+                if (src_bf16) {
+                    __mmask32 m = (__mmask32)m0 | (__mmask32)m1 << 16;
+                    v[i] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, src16[w0 + i] + r));
                     continue;
                 }
                 __m512 lo = _mm512_maskz_loadu_ps(m0, src[w0 + i] + r), hi = _mm512_maskz_loadu_ps(m1, src[w0 + i] + r + 16);

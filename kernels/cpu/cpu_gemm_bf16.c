@@ -64,18 +64,23 @@ static int pairs_by_lanes(const GemmBf16Isa* isa, const GemmOperand* op, int rn)
     return isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH;
 }
 
+// The operand's element at offset o (counted in its own values: floats, or bf16 values if op->bf16).
+static const void* element(const GemmOperand* op, ptrdiff_t o) {
+    return op->bf16 ? (const void*)((const uint16_t*)(const void*)op->p + o) : (const void*)(op->p + o);
+}
+
 // Panel q of W lanes at dst + q * W * ceil(rn/2), lanes past fn zero.
 static void pack_pairs_rows(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
                             int rn, int W) {
-    const float* rows[64];
+    const void* rows[64];
     size_t rp = (size_t)(rn + 1) / 2;
     for (int q = 0; q * W < fn; q++) {
         int lanes = fn - q * W < W ? fn - q * W : W;
         for (int r = r0; r < r0 + rn;) { // one run of reduction indices adjacent in memory
             int re = gemm_run_end(&op->red, r, r0 + rn);
             ptrdiff_t ro = gemm_offset(&op->red, r);
-            for (int w = 0; w < lanes; w++) rows[w] = op->p + gemm_offset(&op->free, f0 + q * W + w) + ro;
-            isa->pairs_from_rows(dst + (size_t)q * W * rp + (size_t)(r - r0) / 2 * W, W, rows, lanes, re - r);
+            for (int w = 0; w < lanes; w++) rows[w] = element(op, gemm_offset(&op->free, f0 + q * W + w) + ro);
+            isa->pairs_from_rows(dst + (size_t)q * W * rp + (size_t)(r - r0) / 2 * W, W, rows, lanes, re - r, op->bf16);
             r = re;
         }
     }
@@ -96,7 +101,7 @@ static int lanes_row_group(const GemmOperand* op, int rn, int W) {
 
 static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
                              int rn, int W) {
-    const float* rows[LANES_MAX_DEPTH];
+    const void* rows[LANES_MAX_DEPTH];
     size_t rp = (size_t)(rn + 1) / 2;
     int group = lanes_row_group(op, rn, W);
     for (int g = 0; g < rn; g += group) { // rows [g, g + gn): pair rows from g / 2 (group is even)
@@ -106,9 +111,9 @@ static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOp
             int lanes = fn - q * W < W ? fn - q * W : W;
             for (int w = 0; w < lanes;) { // one run of lanes adjacent in memory
                 int f = f0 + q * W + w, len = gemm_run_end(&op->free, f, f0 + q * W + lanes) - f;
-                const float* src = op->p + gemm_offset(&op->free, f);
-                for (int r = 0; r < gn; r++) rows[r] = src + gemm_offset(&op->red, r0 + g + r);
-                isa->pairs_from_lanes(panel + (size_t)g / 2 * W, W, w, len, rows, gn);
+                ptrdiff_t src = gemm_offset(&op->free, f);
+                for (int r = 0; r < gn; r++) rows[r] = element(op, src + gemm_offset(&op->red, r0 + g + r));
+                isa->pairs_from_lanes(panel + (size_t)g / 2 * W, W, w, len, rows, gn, op->bf16);
                 w += len;
             }
             if (lanes < W && g == 0)
@@ -121,7 +126,8 @@ static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOp
 // its layout allows (above); otherwise each panel first goes through the operand's own FP32 packer
 // (views, in-register transposes, or op->pack: whatever cpu_gemm runs), into a staging panel small
 // enough to stay in L1 (kc x W floats), and from there into pairs. So every layout cpu_gemm accepts
-// works here without a bf16 copy of each packer.
+// works here without a bf16 copy of each packer (an operand of bf16 values goes through
+// gemm_pack_view's widening copy: its values are operands already, which the pairs keep).
 static void pack_pairs(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0, int rn,
                        int W) {
     if (pairs_by_rows(isa, op, r0, W)) {

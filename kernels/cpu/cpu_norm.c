@@ -16,6 +16,8 @@
 // shift that keeps the variance free of cancellation (var = E[(x-K)^2] - E[x-K]^2 with x - K small).
 // Within a row (one image, one channel) the sums run in 16 float lanes; rows are added in double.
 // Kernels are plain C on GCC vector types, cloned for AVX-512, AVX2 and the baseline.
+// An output stored in bf16 (y_bf16: only convolutions read it, nn/ops.h BN_FEEDS_CONV) is rounded as
+// it is stored and widened where the backward reads its ReLU mask: the same passes, half the bytes.
 // Maps smaller than 32 pixels are processed "flat": over the whole contiguous (c, h*w) block of each
 // image with per-element coefficients, since a 4-pixel row is too short to vectorize; the float
 // lanes then sum 8 images before going into double (a per-row sum of lanes would cost more than the
@@ -23,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../../nn/bf16.h"
 #include "cpu_kernels.h"
 
 // The v16 helpers below are always inlined, so no function ever passes a v16 by value: GCC's note
@@ -49,12 +52,46 @@ typedef float v4 __attribute__((vector_size(16)));
 typedef int v16i __attribute__((vector_size(64)));
 #define INLINE static inline __attribute__((always_inline)) // (always: a v16 never crosses a call)
 
+typedef uint16_t v16h __attribute__((vector_size(32)));
+typedef unsigned v16u __attribute__((vector_size(64)));
+
 INLINE v16 load16(const float* p) {
     v16 v;
     memcpy(&v, p, sizeof(v));
     return v;
 }
 INLINE void store16(float* p, v16 v) { memcpy(p, &v, sizeof(v)); }
+
+// The output y, stored as floats or (bf16 = 1) as bf16 values: element e of 16 (at y + e), or of one.
+// bf16_operand's rounding on 16 lanes in integer arithmetic (nn/bf16.h: nearest even, NaN quiet,
+// denormals to zero).
+INLINE void put16(void* y, size_t e, v16 v, int bf16) {
+    if (!bf16) {
+        store16((float*)y + e, v);
+        return;
+    }
+    v16u u = (v16u)v;
+    v16u r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    v16u nan = (v16u)((u & 0x7FFFFFFFu) > 0x7F800000u); // all ones where u is a NaN
+    r = (nan & ((u | 0x00400000u) & 0xFFFF0000u)) | (~nan & r);
+    v16u tiny = (v16u)((r & 0x7F800000u) == 0);
+    r = (tiny & (r & 0x80000000u)) | (~tiny & r);
+    v16h h = __builtin_convertvector(r >> 16, v16h);
+    memcpy((uint16_t*)y + e, &h, sizeof(h));
+}
+INLINE void put1(void* y, size_t e, float v, int bf16) {
+    if (bf16) ((uint16_t*)y)[e] = bf16_operand(v);
+    else ((float*)y)[e] = v;
+}
+INLINE v16 get16(const void* y, size_t e, int bf16) {
+    if (!bf16) return load16((const float*)y + e);
+    v16h h;
+    memcpy(&h, (const uint16_t*)y + e, sizeof(h));
+    return (v16)(__builtin_convertvector(h, v16i) << 16);
+}
+INLINE float get1(const void* y, size_t e, int bf16) {
+    return bf16 ? bf16_float(((const uint16_t*)y)[e]) : ((const float*)y)[e];
+}
 INLINE v16 splat(float f) { return (v16){0} + f; }
 INLINE v16 keep_if(v16 v, v16i m) { return (v16)((v16i)v & m); } // lanes where m is all ones
 // The 16 lanes' sum, as a tree of halves (16 -> 8 -> 4 -> 1): ~8 operations instead of 15 dependent adds.
@@ -85,24 +122,24 @@ static void stats_rows(double* s1, double* s2, const float* x, const float* cent
 
 // Backward: s1 += sum(dz), s2 += sum(dz * (x - mean)) per channel, dz = dy masked by y > 0 (relu).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void grad_rows(double* s1, double* s2, const float* x, const float* dy, const float* y, const float* mean,
-                      int lo, int hi, int c, int hw, int relu) {
+static void grad_rows(double* s1, double* s2, const float* x, const float* dy, const void* y, int yb,
+                      const float* mean, int lo, int hi, int c, int hw, int relu) {
     v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
-            const float *xr = x + off, *dyr = dy + off, *yr = y + off;
+            const float *xr = x + off, *dyr = dy + off;
             float mu = mean[ch];
             v16 a = {0}, b = {0}, mv = splat(mu);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
                 v16 dz = load16(dyr + j);
-                if (relu) dz = keep_if(dz, load16(yr + j) > zero);
+                if (relu) dz = keep_if(dz, get16(y, off + j, yb) > zero);
                 a += dz, b += dz * (load16(xr + j) - mv);
             }
             double ta = hsum(a), tb = hsum(b);
             for (; j < hw; j++) {
-                float dz = relu && yr[j] <= 0.0f ? 0.0f : dyr[j];
+                float dz = relu && get1(y, off + j, yb) <= 0.0f ? 0.0f : dyr[j];
                 ta += dz, tb += (double)dz * (xr[j] - mu);
             }
             s1[ch] += ta, s2[ch] += tb;
@@ -125,7 +162,7 @@ INLINE void add_to_doubles(double* acc, v16 v) {
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void sums_flat(double* acc1, double* acc2, const float* x, const float* dy, const float* y,
+static void sums_flat(double* acc1, double* acc2, const float* x, const float* dy, const void* y, int yb,
                       const float* center_el, int lo, int hi, size_t m, int relu) {
     v16 zero = {0};
     for (int i0 = lo; i0 < hi; i0 += FLUSH) {
@@ -138,7 +175,7 @@ static void sums_flat(double* acc1, double* acc2, const float* x, const float* d
                 v16 v = load16(x + o) - k, u = v;
                 if (dy) {
                     u = load16(dy + o);
-                    if (relu) u = keep_if(u, load16(y + o) > zero);
+                    if (relu) u = keep_if(u, get16(y, o, yb) > zero);
                 }
                 a += u, b += u * v;
             }
@@ -149,15 +186,15 @@ static void sums_flat(double* acc1, double* acc2, const float* x, const float* d
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
                 float v = x[o] - center_el[e];
-                float u = !dy ? v : relu && y[o] <= 0.0f ? 0.0f : dy[o];
+                float u = !dy ? v : relu && get1(y, o, yb) <= 0.0f ? 0.0f : dy[o];
                 acc1[e] += u, acc2[e] += (double)u * v;
             }
     }
 }
 
 // Per-channel sums over the whole batch: partials per thread, then added in thread order.
-static void channel_sums(double* s1, double* s2, const float* x, const float* dy, const float* y, const float* center,
-                         int n, int c, int hw, int relu) {
+static void channel_sums(double* s1, double* s2, const float* x, const float* dy, const void* y, int yb,
+                         const float* center, int n, int c, int hw, int relu) {
     int T = team_size(), flat = hw < FLAT_BELOW;
     size_t m = (size_t)c * hw;
     double* part[CPU_MAX_THREADS];
@@ -177,11 +214,11 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
         part[t] = p;
         if (flat) {
             double *acc1 = p + 2 * c, *acc2 = acc1 + m;
-            sums_flat(acc1, acc2, x, dy, y, center_el, lo, hi, m, relu);
+            sums_flat(acc1, acc2, x, dy, y, yb, center_el, lo, hi, m, relu);
             for (int ch = 0; ch < c; ch++)
                 for (int j = 0; j < hw; j++) p[ch] += acc1[(size_t)ch * hw + j], p[c + ch] += acc2[(size_t)ch * hw + j];
         }
-        else if (dy) grad_rows(p, p + c, x, dy, y, center, lo, hi, c, hw, relu);
+        else if (dy) grad_rows(p, p + c, x, dy, y, yb, center, lo, hi, c, hw, relu);
         else stats_rows(p, p + c, x, center, lo, hi, c, hw);
     }
     for (int ch = 0; ch < c; ch++) {
@@ -195,47 +232,46 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
 
 // Forward: y = x * a + k per channel, then the ReLU.
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void normalize_rows(float* y, const float* x, const float* a, const float* k, int lo, int hi, int c, int hw,
-                           int relu) {
+static void normalize_rows(void* y, int yb, const float* x, const float* a, const float* k, int lo, int hi, int c,
+                           int hw, int relu) {
     v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
             const float* xr = x + off;
-            float* yr = y + off;
             v16 av = splat(a[ch]), kv = splat(k[ch]);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
                 v16 v = load16(xr + j) * av + kv;
-                store16(yr + j, relu ? keep_if(v, v > zero) : v);
+                put16(y, off + j, relu ? keep_if(v, v > zero) : v, yb);
             }
             for (; j < hw; j++) {
                 float v = xr[j] * a[ch] + k[ch];
-                yr[j] = relu && v < 0.0f ? 0.0f : v;
+                put1(y, off + j, relu && v < 0.0f ? 0.0f : v, yb);
             }
         }
 }
 
 // Backward: dx (+)= a * dz + b * x + k per channel, dz = dy masked by y > 0 (relu).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void dx_rows(float* dx, const float* x, const float* dy, const float* y, const float* a, const float* b,
+static void dx_rows(float* dx, const float* x, const float* dy, const void* y, int yb, const float* a, const float* b,
                     const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
     v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
-            const float *xr = x + off, *dyr = dy + off, *yr = y + off;
+            const float *xr = x + off, *dyr = dy + off;
             float* o = dx + off;
             v16 av = splat(a[ch]), bv = splat(b[ch]), kv = splat(k[ch]);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
                 v16 dz = load16(dyr + j);
-                if (relu) dz = keep_if(dz, load16(yr + j) > zero);
+                if (relu) dz = keep_if(dz, get16(y, off + j, yb) > zero);
                 v16 v = av * dz + bv * load16(xr + j) + kv;
                 store16(o + j, accumulate ? load16(o + j) + v : v);
             }
             for (; j < hw; j++) {
-                float dz = relu && yr[j] <= 0.0f ? 0.0f : dyr[j];
+                float dz = relu && get1(y, off + j, yb) <= 0.0f ? 0.0f : dyr[j];
                 float v = a[ch] * dz + b[ch] * xr[j] + k[ch];
                 o[j] = accumulate ? o[j] + v : v;
             }
@@ -245,8 +281,8 @@ static void dx_rows(float* dx, const float* x, const float* dy, const float* y, 
 // Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward), 16 elements at
 // a time for FLUSH images, so the coefficients are loaded once per block.
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void apply_flat(float* out, const float* x, const float* dy, const float* y, const float* a, const float* b,
-                       const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
+static void apply_flat(void* out, const float* x, const float* dy, const void* y, int yb, const float* a,
+                       const float* b, const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
     v16 zero = {0};
     for (int i0 = lo; i0 < hi; i0 += FLUSH) {
         int i1 = hi < i0 + FLUSH ? hi : i0 + FLUSH;
@@ -255,17 +291,17 @@ static void apply_flat(float* out, const float* x, const float* dy, const float*
             v16 av = load16(a + e), kv = load16(k + e), bv = dy ? load16(b + e) : zero;
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
-                v16 v;
-                if (!dy) {
-                    v = load16(x + o) * av + kv;
+                if (!dy) { // the forward: out is y, stored as y is (yb)
+                    v16 v = load16(x + o) * av + kv;
                     if (relu) v = keep_if(v, v > zero);
+                    put16(out, o, v, yb);
                 } else {
                     v16 dz = load16(dy + o);
-                    if (relu) dz = keep_if(dz, load16(y + o) > zero);
-                    v = av * dz + bv * load16(x + o) + kv;
-                    if (accumulate) v += load16(out + o);
+                    if (relu) dz = keep_if(dz, get16(y, o, yb) > zero);
+                    v16 v = av * dz + bv * load16(x + o) + kv;
+                    if (accumulate) v += load16((float*)out + o);
+                    store16((float*)out + o, v);
                 }
-                store16(out + o, v);
             }
         }
         for (; e < m; e++)
@@ -273,18 +309,20 @@ static void apply_flat(float* out, const float* x, const float* dy, const float*
                 size_t o = (size_t)i * m + e;
                 if (!dy) {
                     float v = x[o] * a[e] + k[e];
-                    out[o] = relu && v < 0.0f ? 0.0f : v;
+                    put1(out, o, relu && v < 0.0f ? 0.0f : v, yb);
                 } else {
-                    float dz = relu && y[o] <= 0.0f ? 0.0f : dy[o];
+                    float dz = relu && get1(y, o, yb) <= 0.0f ? 0.0f : dy[o];
                     float v = a[e] * dz + b[e] * x[o] + k[e];
-                    out[o] = accumulate ? out[o] + v : v;
+                    float* d = (float*)out + o;
+                    *d = accumulate ? *d + v : v;
                 }
             }
     }
 }
 
-// Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward).
-static void apply(float* out, const float* x, const float* dy, const float* y, const float* a, const float* b,
+// Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward). y (and in
+// the forward out, which is y) stored as bf16 if yb.
+static void apply(void* out, const float* x, const float* dy, const void* y, int yb, const float* a, const float* b,
                   const float* k, int n, int c, int hw, int relu, int accumulate) {
     int T = team_size();
     size_t m = (size_t)c * hw;
@@ -299,7 +337,7 @@ static void apply(float* out, const float* x, const float* dy, const float* y, c
         {
             int lo, hi;
             thread_images(n, T, &lo, &hi);
-            apply_flat(out, x, dy, y, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
+            apply_flat(out, x, dy, y, yb, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
         }
         return;
     }
@@ -307,8 +345,8 @@ static void apply(float* out, const float* x, const float* dy, const float* y, c
     {
         int lo, hi;
         thread_images(n, T, &lo, &hi);
-        if (dy) dx_rows(out, x, dy, y, a, b, k, lo, hi, c, hw, relu, accumulate);
-        else normalize_rows(out, x, a, k, lo, hi, c, hw, relu);
+        if (dy) dx_rows(out, x, dy, y, yb, a, b, k, lo, hi, c, hw, relu, accumulate);
+        else normalize_rows(out, yb, x, a, k, lo, hi, c, hw, relu);
     }
 }
 
@@ -317,14 +355,14 @@ static void apply(float* out, const float* x, const float* dy, const float* y, c
 void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* running_mean,
                                  float* running_var, const float* x, const float* gamma,
                                  const float* beta, int n, int c, int hw, float momentum, float eps,
-                                 int relu) {
+                                 int relu, int y_bf16) {
     double count = (double)n * hw;
     // (c) centers K, (c) scale, (c) shift, then (2c) doubles: sums of x-K and (x-K)^2
     float* buf = cpu_scratch(SLOT_NORM_CALLER, 8 * (size_t)c);
     float *center = buf, *scale = buf + c, *shift = buf + 2 * c;
     double* s = (double*)(buf + 4 * c); // (2c), 8-byte aligned: 4c floats in
     for (int ch = 0; ch < c; ch++) center[ch] = x[(size_t)ch * hw];
-    channel_sums(s, s + c, x, NULL, NULL, center, n, c, hw, 0);
+    channel_sums(s, s + c, x, NULL, NULL, 0, center, n, c, hw, 0);
     for (int ch = 0; ch < c; ch++) {
         double d = s[ch] / count, mu = center[ch] + d;
         double var = s[c + ch] / count - d * d; // biased: what normalizes
@@ -337,19 +375,19 @@ void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* ru
         scale[ch] = gamma[ch] * is;
         shift[ch] = beta[ch] - (float)mu * scale[ch];
     }
-    apply(y, x, NULL, NULL, scale, NULL, shift, n, c, hw, relu, 0);
+    apply(y, x, NULL, NULL, y_bf16, scale, NULL, shift, n, c, hw, relu, 0);
 }
 
 void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
                                 const float* running_mean, const float* running_var, int n, int c,
-                                int hw, float eps, int relu) {
+                                int hw, float eps, int relu, int y_bf16) {
     float* buf = cpu_scratch(SLOT_NORM_CALLER, 2 * (size_t)c);
     float *scale = buf, *shift = buf + c;
     for (int ch = 0; ch < c; ch++) {
         scale[ch] = gamma[ch] / sqrtf(running_var[ch] + eps);
         shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
     }
-    apply(y, x, NULL, NULL, scale, NULL, shift, n, c, hw, relu, 0);
+    apply(y, x, NULL, NULL, y_bf16, scale, NULL, shift, n, c, hw, relu, 0);
 }
 
 // With xhat = (x - mean) * invstd and dz = dy masked by the fused ReLU (y > 0), M = n * hw:
@@ -359,12 +397,12 @@ void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
 //                                  C = -A * dbeta / M - B * mean.
 void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int accumulate) {
+                            int n, int c, int hw, int relu, int y_bf16, int accumulate) {
     double count = (double)n * hw;
     float* buf = cpu_scratch(SLOT_NORM_CALLER, 8 * (size_t)c);
     float *A = buf, *B = buf + c, *C = buf + 2 * c;
     double* s = (double*)(buf + 4 * c); // (2c): sum dz, sum dz * (x - mean)
-    channel_sums(s, s + c, x, dy, y, mean, n, c, hw, relu);
+    channel_sums(s, s + c, x, dy, y, y_bf16, mean, n, c, hw, relu);
     for (int ch = 0; ch < c; ch++) {
         double sum_dz = s[ch], sum_dz_xhat = s[c + ch] * invstd[ch];
         dbeta[ch] += (float)sum_dz;
@@ -372,5 +410,5 @@ void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
         double a = (double)gamma[ch] * invstd[ch], b = -a * invstd[ch] * sum_dz_xhat / count;
         A[ch] = (float)a, B[ch] = (float)b, C[ch] = (float)(-a * sum_dz / count - b * mean[ch]);
     }
-    if (dx) apply(dx, x, dy, y, A, B, C, n, c, hw, relu, accumulate);
+    if (dx) apply(dx, x, dy, y, y_bf16, A, B, C, n, c, hw, relu, accumulate);
 }

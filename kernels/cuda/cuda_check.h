@@ -19,6 +19,15 @@
 [[noreturn]] void cuda_fail(const char* file, int line, const char* lib, const char* call,
                             const char* message, const char* detail);
 
+// Activations stored in bf16 (ConvShape.x_bf16, a batch norm's y_bf16) are the CPU's: this backend has
+// no bf16_activations, so the engine never asks for them; a caller that does anyway stops here.
+#define CUDA_REFUSE_BF16_ACTIVATIONS(flag)                                                        \
+    do {                                                                                          \
+        if (flag)                                                                                 \
+            cuda_fail(__FILE__, __LINE__, "drnet", #flag, "activations stored in bf16",           \
+                      "the CUDA backend reads and writes FP32 activations only");                 \
+    } while (0)
+
 // After a kernel launch: reports launch errors (bad configuration, no kernel image for this GPU),
 // and with DRNET_CUDA_SYNC=1 waits for the kernel so that a fault is reported at the kernel that
 // caused it rather than at the next synchronizing call.

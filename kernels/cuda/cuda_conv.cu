@@ -378,6 +378,7 @@ static Operands operands(const ConvPlan* p, const float* a, size_t na, const flo
 }
 
 void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
+    CUDA_REFUSE_BF16_ACTIVATIONS(s->x_bf16);
     ConvPlan* p = ready_plan(s, FWD);
     Operands o = operands(p, x, x_elems(s), w, w_elems(s), y, y_elems(s));
     if (p->gemm[FWD]) return cuda_pointwise_forward(y, (const float*)o.a, (const float*)o.b, s);
@@ -402,6 +403,7 @@ void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const
 }
 
 void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
+    CUDA_REFUSE_BF16_ACTIVATIONS(s->x_bf16);
     ConvPlan* p = ready_plan(s, BWD_FILTER);
     Operands o = operands(p, x, x_elems(s), dy, y_elems(s), dw, w_elems(s));
     if (p->gemm[BWD_FILTER]) return cuda_pointwise_backward_filter(dw, (const float*)o.b, (const float*)o.a, s, accumulate);

@@ -107,7 +107,8 @@ static __global__ void bn_backward_kernel(float* dx, float* dgamma, float* dbeta
 void cuda_batchnorm_forward_train(float* y, float* mean, float* invstd, float* running_mean,
                                   float* running_var, const float* x, const float* gamma,
                                   const float* beta, int n, int c, int hw, float momentum, float eps,
-                                  int relu) {
+                                  int relu, int y_bf16) {
+    CUDA_REFUSE_BF16_ACTIVATIONS(y_bf16);
     if (c <= 0 || (size_t)n * hw == 0) return;
     if (g_cuda.bn_split && bn_split_fits(n, c, hw)) {
         bn_split_forward_train(y, mean, invstd, running_mean, running_var, x, gamma, beta, n, c, hw, momentum,
@@ -121,7 +122,8 @@ void cuda_batchnorm_forward_train(float* y, float* mean, float* invstd, float* r
 
 void cuda_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
                                  const float* running_mean, const float* running_var, int n, int c,
-                                 int hw, float eps, int relu) {
+                                 int hw, float eps, int relu, int y_bf16) {
+    CUDA_REFUSE_BF16_ACTIVATIONS(y_bf16);
     size_t total = (size_t)n * c * hw;
     if (!total) return;
     bn_forward_eval_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, g_cuda.stream>>>(
@@ -131,7 +133,8 @@ void cuda_batchnorm_forward_eval(float* y, const float* x, const float* gamma, c
 
 void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                              const float* y, const float* mean, const float* invstd,
-                             const float* gamma, int n, int c, int hw, int relu, int accumulate) {
+                             const float* gamma, int n, int c, int hw, int relu, int y_bf16, int accumulate) {
+    CUDA_REFUSE_BF16_ACTIVATIONS(y_bf16);
     if (c <= 0 || (size_t)n * hw == 0) return;
     if (g_cuda.bn_split && bn_split_fits(n, c, hw)) {
         bn_split_backward(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, n, c, hw, relu, accumulate);

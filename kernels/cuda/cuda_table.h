@@ -44,13 +44,13 @@ void cuda_dr_gather(float* dw, const float* dwbig, int c, int g, int kk);
 void cuda_batchnorm_forward_train(float* y, float* mean, float* invstd, float* running_mean,
                                   float* running_var, const float* x, const float* gamma,
                                   const float* beta, int n, int c, int hw, float momentum, float eps,
-                                  int relu);
+                                  int relu, int y_bf16);
 void cuda_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
                                  const float* running_mean, const float* running_var, int n, int c,
-                                 int hw, float eps, int relu);
+                                 int hw, float eps, int relu, int y_bf16);
 void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                              const float* y, const float* mean, const float* invstd,
-                             const float* gamma, int n, int c, int hw, int relu, int accumulate);
+                             const float* gamma, int n, int c, int hw, int relu, int y_bf16, int accumulate);
 
 // cuda_ops.cu
 void cuda_relu_forward(float* y, const float* x, size_t count);

@@ -54,6 +54,9 @@ static void ref_zero(void* p, size_t bytes) { memset(p, 0, bytes); }
 static void ref_copy(void* dst, const void* src, size_t bytes) { memmove(dst, src, bytes); }
 static void ref_synchronize(void) {}
 
+// In bf16 mode, as the CPU backend: convolutions read inputs stored in bf16, batch norms write them.
+static int ref_bf16_activations(void) { return ref_bf16; }
+
 // What is left NULL exists only for a GPU, and every caller checks for it: profiling events (the
 // profiler then reads the host clock), NVTX ranges, graph capture and its device-side learning
 // rate (--cuda-graph is refused), and the allocation counters.
@@ -92,6 +95,7 @@ const Backend ref_backend = {
     .sgd_step = ref_sgd_step,
     // The convolution's sum does every multiply-add of the block-diagonal weight, zeros included:
     // g times a depthwise layer's work, so g = 1 is the cheapest here.
+    .bf16_activations = ref_bf16_activations,
     .default_dw_group = 1,
     .augment_batch = ref_augment_batch,
 };

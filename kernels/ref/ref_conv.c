@@ -18,6 +18,11 @@ static int first_in(const ConvShape* s, int o) { return o / (s->c_out / s->group
 
 static int inside(const ConvShape* s, int iy, int ix) { return iy >= 0 && iy < s->h && ix >= 0 && ix < s->w; }
 
+// Input value number `at` of x, whether stored as floats or as bf16 values (s->x_bf16).
+static float input_at(const float* x, const ConvShape* s, size_t at) {
+    return s->x_bf16 ? bf16_float(((const uint16_t*)x)[at]) : x[at];
+}
+
 // y[n][o][oy][ox] = sum over i < cig, ky, kx of x[n][first_in(o) + i][iy][ix] * w[o][i][ky][kx]
 // x (n, c_in, h, w), w (c_out, cig, k, k), y (n, c_out, h_out, w_out).
 void ref_conv2d_forward(float* y, const float* x, const float* w, const ConvShape* s) {
@@ -33,7 +38,7 @@ void ref_conv2d_forward(float* y, const float* x, const float* w, const ConvShap
                             for (int kx = 0; kx < k; kx++) {
                                 int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
                                 if (!inside(s, iy, ix)) continue;
-                                sum += ref_factor(x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)]) *
+                                sum += ref_factor(input_at(x, s, ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w))) *
                                        ref_factor(w[ref_at(o, i, ky, kx, cig, k, k)]);
                             }
                     y[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)] = (float)ref_conv_result(sum);
@@ -83,7 +88,7 @@ void ref_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
                                 int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
                                 if (!inside(s, iy, ix)) continue;
                                 sum += ref_factor(dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)]) *
-                                       ref_factor(x[ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)]);
+                                       ref_factor(input_at(x, s, ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)));
                             }
                     float* out = &dw[ref_at(o, i, ky, kx, cig, k, k)];
                     *out = accumulate ? (float)(*out + ref_conv_result(sum)) : (float)ref_conv_result(sum);

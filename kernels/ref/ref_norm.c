@@ -9,6 +9,17 @@
 // The fused ReLU, as relu_forward defines it.
 static float relu_if(int relu, double v) { return relu && !(v > 0.0) ? 0.0f : (float)v; }
 
+// Stores output value `at`: the float, or with y_bf16 its bf16 operand (nn/bf16.h: what every
+// convolution reading it would round it to anyway).
+static void store_y(float* y, int y_bf16, size_t at, float v) {
+    if (y_bf16) ((uint16_t*)y)[at] = bf16_operand(v);
+    else y[at] = v;
+}
+// Output value `at`, as stored.
+static float y_at(const float* y, int y_bf16, size_t at) {
+    return y_bf16 ? bf16_float(((const uint16_t*)y)[at]) : y[at];
+}
+
 // Training:  mean = sum(x) / M,  var = sum((x - mean)^2) / M  (biased),  invstd = 1 / sqrt(var + eps)
 //            y = gamma * (x - mean) * invstd + beta   (then the ReLU)
 //            running_mean = (1 - momentum) * running_mean + momentum * mean
@@ -17,7 +28,7 @@ static float relu_if(int relu, double v) { return relu && !(v > 0.0) ? 0.0f : (f
 void ref_batchnorm_forward_train(float* y, float* mean, float* invstd, float* running_mean,
                                  float* running_var, const float* x, const float* gamma,
                                  const float* beta, int n, int c, int hw, float momentum, float eps,
-                                 int relu) {
+                                 int relu, int y_bf16) {
     double M = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -34,7 +45,7 @@ void ref_batchnorm_forward_train(float* y, float* mean, float* invstd, float* ru
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
                 size_t at = ((size_t)i * c + ch) * hw + j;
-                y[at] = relu_if(relu, gamma[ch] * (x[at] - mu) * is + beta[ch]);
+                store_y(y, y_bf16, at, relu_if(relu, gamma[ch] * (x[at] - mu) * is + beta[ch]));
             }
         mean[ch] = (float)mu, invstd[ch] = (float)is;
         running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mu;
@@ -45,24 +56,24 @@ void ref_batchnorm_forward_train(float* y, float* mean, float* invstd, float* ru
 // Evaluation: y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta   (then the ReLU)
 void ref_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
                                 const float* running_mean, const float* running_var, int n, int c,
-                                int hw, float eps, int relu) {
+                                int hw, float eps, int relu, int y_bf16) {
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double is = 1.0 / sqrt((double)running_var[ch] + eps);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
                 size_t at = ((size_t)i * c + ch) * hw + j;
-                y[at] = relu_if(relu, gamma[ch] * (x[at] - (double)running_mean[ch]) * is + beta[ch]);
+                store_y(y, y_bf16, at, relu_if(relu, gamma[ch] * (x[at] - (double)running_mean[ch]) * is + beta[ch]));
             }
     }
 }
 
-// With xhat = (x - mean) * invstd and dz = dy, or 0 where the fused ReLU's output y is not > 0:
+// With xhat = (x - mean) * invstd and dz = dy, or 0 where the fused ReLU's output y (as stored) is not > 0:
 //   dbeta  += sum(dz),   dgamma += sum(dz * xhat)
 //   dx (+)= gamma * invstd * (dz - sum(dz) / M - xhat * sum(dz * xhat) / M)     (dx may be NULL)
 void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int accumulate) {
+                            int n, int c, int hw, int relu, int y_bf16, int accumulate) {
     double M = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -70,7 +81,7 @@ void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
                 size_t at = ((size_t)i * c + ch) * hw + j;
-                double dz = relu && !(y[at] > 0.0f) ? 0.0 : dy[at];
+                double dz = relu && !(y_at(y, y_bf16, at) > 0.0f) ? 0.0 : dy[at];
                 sum_dz += dz;
                 sum_dz_xhat += dz * (x[at] - (double)mean[ch]) * invstd[ch];
             }
@@ -80,7 +91,7 @@ void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
                 size_t at = ((size_t)i * c + ch) * hw + j;
-                double dz = relu && !(y[at] > 0.0f) ? 0.0 : dy[at];
+                double dz = relu && !(y_at(y, y_bf16, at) > 0.0f) ? 0.0 : dy[at];
                 double xhat = (x[at] - (double)mean[ch]) * invstd[ch];
                 double v = (double)gamma[ch] * invstd[ch] * (dz - sum_dz / M - xhat * sum_dz_xhat / M);
                 dx[at] = accumulate ? (float)(dx[at] + v) : (float)v;

@@ -1,0 +1,214 @@
+// Activations stored in bf16 (bf16 mixed precision, BN_FEEDS_CONV in nn/ops.h): a batch norm whose
+// output only convolutions read writes it as bf16 values, and the convolutions read them. Since the
+// convolutions round that input to bf16 anyway, storing it rounded must change no result. Checked
+// bit for bit, on the tuned CPU backend (AVX-512 kernels and the portable ones) and on the reference:
+//   1. batch norm, forward (training and evaluation): y stored in bf16 = bf16_operand(y in FP32);
+//      backward with the ReLU mask read from the bf16 y = backward from the FP32 y (all outputs);
+//   2. convolution forward and filter gradient with x stored in bf16 = the same pass with x stored as
+//      the same values in FP32: the 1x1 GEMM path on 32x32, 4x4 and 2x2 maps, the k x k paths
+//      (the stem's 3x3, depthwise by DR with g = 1 and 4 at stride 1 and 2, on small and large maps);
+//   3. a whole training step of MobileNet and MobileNetV2: with bf16 storage and with every activation
+//      in FP32 (Engine.fp32_activations), the same loss, logits and every parameter gradient, and
+//      the storage really used (the arena is smaller).
+// A path that reads a bf16 tensor as floats, rounds it again differently or masks differently shows
+// as a bit difference.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cpu/cpu_gemm.h"
+#include "../models/model.h"
+#include "../nn/backend.h"
+#include "../nn/bf16.h"
+#include "../nn/ops.h"
+#include "../nn/util.h"
+#include "test_util.h"
+
+static const Backend* open_backend(const char* name) {
+    char err[256];
+    BackendOptions opt = {.threads = 2, .bf16 = 1};
+    const Backend* be = backend_open(name, &opt, err, sizeof(err));
+    if (!be) nn_fatal("%s", err);
+    return be;
+}
+
+// Uniform in [-1, 1) (a batch norm's input, a convolution's operands, a gradient).
+static float* random_floats(size_t n, uint64_t seed) {
+    float* x = NN_MALLOC(n * sizeof(float));
+    Rng rng = rng_derive(51, 52, seed);
+    fill_uniform(x, n, -1.0f, 1.0f, &rng);
+    return x;
+}
+
+static size_t differ(const float* a, const float* b, size_t n) {
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) d += float_bits(a[i]) != float_bits(b[i]);
+    return d;
+}
+
+static void report(const char* what, const char* be, size_t bad, size_t n) {
+    CHECK(bad == 0, "%s (%s): %zu of %zu values differ with bf16 storage", what, be, bad, n);
+    printf("  %-52s %-4s %8zu values: %s\n", what, be, n, bad ? "DIFFER" : "identical");
+}
+
+// --- 1. batch norm ---------------------------------------------------------------------------------
+static void check_batchnorm(const Backend* be, const char* label, int n, int c, int hw, int relu) {
+    size_t total = (size_t)n * c * hw;
+    float *x = random_floats(total, 1), *dy = random_floats(total, 2), *p = random_floats(4 * (size_t)c, 3);
+    float *gamma = p, *beta = p + c, *rm = p + 2 * (size_t)c, *rv = p + 3 * (size_t)c;
+    for (int i = 0; i < c; i++) rv[i] = 0.5f + rv[i] * rv[i];
+    float* y32 = NN_MALLOC(total * sizeof(float));
+    uint16_t* y16 = NN_MALLOC(total * sizeof(uint16_t));
+    float *stats = NN_CALLOC(12 * (size_t)c, sizeof(float)), *want = NN_MALLOC(total * sizeof(float));
+    float *mean = stats, *invstd = stats + c, *run = stats + 2 * c; // run: two copies of (mean, var)
+    char what[96];
+
+    memcpy(run, rm, (size_t)c * sizeof(float)), memcpy(run + c, rv, (size_t)c * sizeof(float));
+    memcpy(run + 2 * c, rm, (size_t)c * sizeof(float)), memcpy(run + 3 * c, rv, (size_t)c * sizeof(float));
+    be->batchnorm_forward_train(y32, mean, invstd, run, run + c, x, gamma, beta, n, c, hw, 0.1f, 1e-5f, relu, 0);
+    be->batchnorm_forward_train((float*)(void*)y16, mean, invstd, run + 2 * c, run + 3 * c, x, gamma, beta, n, c, hw,
+                                0.1f, 1e-5f, relu, 1);
+    size_t bad = 0;
+    for (size_t i = 0; i < total; i++) bad += y16[i] != bf16_operand(y32[i]);
+    snprintf(what, sizeof(what), "%s forward (training)", label);
+    report(what, be->name, bad, total);
+
+    be->batchnorm_forward_eval(y32, x, gamma, beta, rm, rv, n, c, hw, 1e-5f, relu, 0);
+    be->batchnorm_forward_eval((float*)(void*)y16, x, gamma, beta, rm, rv, n, c, hw, 1e-5f, relu, 1);
+    bad = 0;
+    for (size_t i = 0; i < total; i++) bad += y16[i] != bf16_operand(y32[i]);
+    snprintf(what, sizeof(what), "%s forward (evaluation)", label);
+    report(what, be->name, bad, total);
+
+    // Backward: the mask from the bf16 y against the mask from the same values as floats.
+    float* yw = NN_MALLOC(total * sizeof(float));
+    for (size_t i = 0; i < total; i++) yw[i] = bf16_float(y16[i]);
+    float *dx32 = NN_MALLOC(total * sizeof(float)), *dx16 = NN_MALLOC(total * sizeof(float));
+    float *g32 = NN_CALLOC(2 * (size_t)c, sizeof(float)), *g16 = NN_CALLOC(2 * (size_t)c, sizeof(float));
+    be->batchnorm_backward(dx32, g32, g32 + c, dy, x, yw, mean, invstd, gamma, n, c, hw, relu, 0, 0);
+    be->batchnorm_backward(dx16, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, n, c, hw, relu, 1, 0);
+    snprintf(what, sizeof(what), "%s backward (dx, dgamma, dbeta)", label);
+    report(what, be->name, differ(dx32, dx16, total) + differ(g32, g16, 2 * (size_t)c), total + 2 * (size_t)c);
+    free(x), free(dy), free(p), free(y32), free(y16), free(stats), free(want), free(yw), free(dx32), free(dx16);
+    free(g32), free(g16);
+}
+
+// --- 2. convolutions ---------------------------------------------------------------------------------
+static void check_conv(const Backend* be, const char* label, ConvShape s) {
+    size_t nx = (size_t)s.n * s.c_in * s.h * s.w, ny = (size_t)s.n * s.c_out * s.h_out * s.w_out;
+    size_t nw = (size_t)s.c_out * (s.c_in / s.groups) * s.k * s.k;
+    float *x = random_floats(nx, 11), *w = random_floats(nw, 12), *dy = random_floats(ny, 13);
+    uint16_t* x16 = NN_MALLOC(nx * sizeof(uint16_t));
+    for (size_t i = 0; i < nx; i++) x16[i] = bf16_operand(x[i]), x[i] = bf16_float(x16[i]);
+    float *y32 = NN_MALLOC(ny * sizeof(float)), *y16 = NN_MALLOC(ny * sizeof(float));
+    float *dw32 = NN_MALLOC(nw * sizeof(float)), *dw16 = NN_MALLOC(nw * sizeof(float));
+    ConvShape s16 = s;
+    s16.x_bf16 = 1;
+    be->conv2d_forward(y32, x, w, &s);
+    be->conv2d_forward(y16, (const float*)(const void*)x16, w, &s16);
+    be->conv2d_backward_filter(dw32, dy, x, &s, 0);
+    be->conv2d_backward_filter(dw16, dy, (const float*)(const void*)x16, &s16, 0);
+    char what[96];
+    snprintf(what, sizeof(what), "%s forward", label);
+    report(what, be->name, differ(y32, y16, ny), ny);
+    snprintf(what, sizeof(what), "%s filter gradient", label);
+    report(what, be->name, differ(dw32, dw16, nw), nw);
+    free(x), free(w), free(dy), free(x16), free(y32), free(y16), free(dw32), free(dw16);
+}
+
+static void check_kernels(const Backend* be, int ref) {
+    check_batchnorm(be, "bn+relu 16 ch, 8x8", 3, 16, 64, 1);
+    check_batchnorm(be, "bn+relu 24 ch, 2x2 (flat)", 5, 24, 4, 1);
+    check_batchnorm(be, "bn 8 ch, 7x7 (tails)", 2, 8, 49, 0);
+    int n = ref ? 2 : 4;
+    //                                                  n c_in h   w  c_out k  s  p  groups h_out w_out x_bf16
+    check_conv(be, "1x1 32->48, 32x32", (ConvShape){n, 32, 32, 32, 48, 1, 1, 0, 1, 32, 32, 0});
+    check_conv(be, "1x1 64->40, 4x4", (ConvShape){n, 64, 4, 4, 40, 1, 1, 0, 1, 4, 4, 0});
+    check_conv(be, "1x1 37->20, 2x2 (odd depth)", (ConvShape){n, 37, 2, 2, 20, 1, 1, 0, 1, 2, 2, 0});
+    check_conv(be, "conv 3x3 s1 p1 3->8, 8x8", (ConvShape){n, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8, 0});
+    check_conv(be, "DR g=1 3x3 s1 p1 16 ch, 32x32", (ConvShape){n, 16, 32, 32, 16, 3, 1, 1, 16, 32, 32, 0});
+    check_conv(be, "DR g=1 3x3 s1 p1 32 ch, 4x4", (ConvShape){n, 32, 4, 4, 32, 3, 1, 1, 32, 4, 4, 0});
+    check_conv(be, "DR g=4 3x3 s2 p1 16 ch, 16x16", (ConvShape){n, 16, 16, 16, 16, 3, 2, 1, 4, 8, 8, 0});
+    check_conv(be, "DR g=1 3x3 s2 p1 8 ch, 33x33", (ConvShape){n, 8, 33, 33, 8, 3, 2, 1, 8, 17, 17, 0});
+    check_conv(be, "DR g=2 3x3 s1 p1 4 ch, 40x40 (large)", (ConvShape){1, 4, 40, 40, 4, 3, 1, 1, 2, 40, 40, 0});
+    check_conv(be, "5x5 s3 p2 4->6, 11x10", (ConvShape){n, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4, 0});
+}
+
+// --- 3. whole training steps ------------------------------------------------------------------------
+typedef struct StepResult {
+    float* values; // loss, logits, then every parameter gradient
+    size_t count, arena;
+} StepResult;
+
+static StepResult train_step(const Backend* be, const char* model, float width, int n, int fp32_activations) {
+    Engine* e = engine_create(be);
+    e->fp32_activations = fp32_activations;
+    Model m;
+    model_build(&m, model_find(model), e, width, 1, 10);
+    engine_alloc_params(e);
+    engine_init_params(e, 7);
+    float* images = random_floats((size_t)n * 3 * 32 * 32, 21);
+    int labels[16];
+    for (int i = 0; i < n; i++) labels[i] = (i * 7) % 10;
+    StepResult r = {0};
+    for (int pass = 0; pass < 2; pass++) { // planning, then the step
+        if (pass) engine_plan_end(e);
+        else engine_plan_begin(e);
+        engine_begin(e, 1);
+        Tensor* x = engine_input(e, n, 3, 32, 32, images);
+        Tensor* logits = model_forward(e, &m, x);
+        Tensor* loss = cross_entropy(e, logits, engine_labels(e, n, labels), "loss");
+        if (pass) engine_zero_grad(e);
+        engine_backward(e, loss);
+        if (!pass) continue;
+        r.count = 1 + (size_t)n * 10;
+        for (int i = 0; i < e->num_params; i++) r.count += e->params[i].is_buffer ? 0 : e->params[i].numel;
+        r.values = NN_MALLOC(r.count * sizeof(float));
+        r.values[0] = engine_read_scalar(e, loss);
+        engine_read(e, r.values + 1, logits);
+        size_t at = 1 + (size_t)n * 10;
+        for (int i = 0; i < e->num_params; i++) {
+            if (e->params[i].is_buffer) continue;
+            engine_read_grad(e, r.values + at, &e->params[i].t);
+            at += e->params[i].numel;
+        }
+    }
+    r.arena = e->act_capacity;
+    model_free(&m);
+    engine_destroy(e);
+    free(images);
+    return r;
+}
+
+static void check_step(const Backend* be, const char* model, float width, int n) {
+    StepResult a = train_step(be, model, width, n, 0), b = train_step(be, model, width, n, 1);
+    char what[96];
+    snprintf(what, sizeof(what), "%s x%.2f step: loss, logits, gradients", model, width);
+    report(what, be->name, differ(a.values, b.values, a.count), a.count);
+    CHECK(a.arena < b.arena, "%s (%s): the arena with bf16 storage (%zu bytes) is not smaller than without (%zu): "
+          "nothing was stored in bf16", model, be->name, a.arena, b.arena);
+    printf("  %-52s %-4s activations %.1f MiB with bf16 storage, %.1f MiB without\n", "", "", a.arena / 1048576.0,
+           b.arena / 1048576.0);
+    free(a.values), free(b.values);
+}
+
+int main(void) {
+    printf("bf16 storage against FP32 storage of the same values, bit for bit:\n");
+    const char* isas[] = {"avx512", "generic"};
+    for (int i = 0; i < 2; i++) {
+        if (!gemm_set_isa(isas[i])) {
+            printf("  (%s kernels: not on this CPU)\n", isas[i]);
+            continue;
+        }
+        printf(" CPU backend, %s kernels (bf16 GEMM: %s)\n", isas[i], gemm_bf16_isa()->name);
+        const Backend* cpu = open_backend("cpu");
+        check_kernels(cpu, 0);
+        check_step(cpu, "mobilenet", 0.25f, 8);
+        check_step(cpu, "mobilenetv2", 0.25f, 4);
+    }
+    printf(" reference backend\n");
+    const Backend* ref = open_backend("ref");
+    check_kernels(ref, 1);
+    check_step(ref, "mobilenet", 0.125f, 2);
+    return test_finish("test_bf16_activations");
+}
