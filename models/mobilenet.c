@@ -44,13 +44,16 @@ void mobilenet_init(MobileNet* m, Engine* e, float width, int dw_group, int num_
 Tensor* mobilenet_forward(Engine* e, const MobileNet* m, Tensor* x) {
     if (x->c != 3 || x->h != 32 || x->w != 32)
         nn_fatal("MobileNet-CIFAR takes (n, 3, 32, 32) images, got (%d, %d, %d, %d)", x->n, x->c, x->h, x->w);
-    // Every batch norm's output but the last feeds a convolution only: stored in bf16 where it may be.
-    x = batchnorm2d(e, &m->bn1, conv2d(e, &m->conv1, x), BN_RELU | BN_FEEDS_CONV);
+    // Every batch norm reads a convolution's output that nothing else reads (BN_AFTER_CONV), and every
+    // batch norm's output but the last feeds a convolution only (BN_FEEDS_CONV): in bf16 mixed
+    // precision those tensors and gradients are stored in bf16 where the backend allows (nn/ops.h).
+    const int bn = BN_RELU | BN_AFTER_CONV;
+    x = batchnorm2d(e, &m->bn1, conv2d(e, &m->conv1, x), bn | BN_FEEDS_CONV);
     for (int i = 0; i < MOBILENET_BLOCKS; i++) {
         const MobileNetBlock* b = &m->blocks[i];
         int last = i == MOBILENET_BLOCKS - 1;
-        x = batchnorm2d(e, &b->bn1, depthwise_conv2d(e, &b->conv1, x), BN_RELU | BN_FEEDS_CONV);
-        x = batchnorm2d(e, &b->bn2, conv2d(e, &b->conv2, x), last ? BN_RELU : BN_RELU | BN_FEEDS_CONV);
+        x = batchnorm2d(e, &b->bn1, depthwise_conv2d(e, &b->conv1, x), bn | BN_FEEDS_CONV);
+        x = batchnorm2d(e, &b->bn2, conv2d(e, &b->conv2, x), last ? bn : bn | BN_FEEDS_CONV);
     }
     x = avgpool2d(e, x, 2, 2, 0, "avgpool"); // the final map is 2x2
     return linear(e, &m->linear, flatten(e, x));

@@ -71,22 +71,24 @@ void mobilenetv2_init(MobileNetV2* m, Engine* e, float width, int dw_group, int 
 }
 
 static Tensor* block_forward(Engine* e, const MobileNetV2Block* b, Tensor* x) {
-    // Inside the block only convolutions read the batch norms' outputs (BN_FEEDS_CONV); the block's
-    // output is read by a residual add, or by the next block's convolutions and shortcut.
-    Tensor* y = batchnorm2d(e, &b->bn1, conv2d(e, &b->conv1, x), BN_RELU | BN_FEEDS_CONV);
-    y = batchnorm2d(e, &b->bn2, depthwise_conv2d(e, &b->conv2, y), BN_RELU | BN_FEEDS_CONV);
-    y = batchnorm2d(e, &b->bn3, conv2d(e, &b->conv3, y), 0);
+    // Every batch norm reads a convolution's output that nothing else reads (BN_AFTER_CONV). Inside the
+    // block only convolutions read the batch norms' outputs (BN_FEEDS_CONV); the block's output is
+    // read by a residual add, or by the next block's convolutions and shortcut. (nn/ops.h says why.)
+    Tensor* y = batchnorm2d(e, &b->bn1, conv2d(e, &b->conv1, x), BN_RELU | BN_AFTER_CONV | BN_FEEDS_CONV);
+    y = batchnorm2d(e, &b->bn2, depthwise_conv2d(e, &b->conv2, y), BN_RELU | BN_AFTER_CONV | BN_FEEDS_CONV);
+    y = batchnorm2d(e, &b->bn3, conv2d(e, &b->conv3, y), BN_AFTER_CONV);
     if (!b->residual) return y;
-    Tensor* shortcut = b->projected ? batchnorm2d(e, &b->shortcut_bn, conv2d(e, &b->shortcut_conv, x), 0) : x;
+    Tensor* shortcut =
+        b->projected ? batchnorm2d(e, &b->shortcut_bn, conv2d(e, &b->shortcut_conv, x), BN_AFTER_CONV) : x;
     return add(e, y, shortcut, b->add_name);
 }
 
 Tensor* mobilenetv2_forward(Engine* e, const MobileNetV2* m, Tensor* x) {
     if (x->c != 3 || x->h != 32 || x->w != 32)
         nn_fatal("MobileNetV2-CIFAR takes (n, 3, 32, 32) images, got (%d, %d, %d, %d)", x->n, x->c, x->h, x->w);
-    x = batchnorm2d(e, &m->bn1, conv2d(e, &m->conv1, x), 1);
+    x = batchnorm2d(e, &m->bn1, conv2d(e, &m->conv1, x), BN_RELU | BN_AFTER_CONV);
     for (int i = 0; i < MOBILENETV2_BLOCKS; i++) x = block_forward(e, &m->blocks[i], x);
-    x = batchnorm2d(e, &m->bn2, conv2d(e, &m->conv2, x), 1);
+    x = batchnorm2d(e, &m->bn2, conv2d(e, &m->conv2, x), BN_RELU | BN_AFTER_CONV);
     x = avgpool2d(e, x, 4, 4, 0, "avgpool"); // the final map is 4x4
     return linear(e, &m->linear, flatten(e, x));
 }

@@ -27,6 +27,7 @@ typedef struct ConvShape {
     int x_bf16;         // x is stored as bf16 values (uint16_t, nn/bf16.h), not floats: only in bf16
                         // mode and only where bf16_activations says the backend reads it so
                         // (forward and filter gradient; the data gradient never reads x)
+    int dy_bf16;        // likewise the output's gradient dy (data and filter gradients)
 } ConvShape;
 
 typedef struct PoolShape {
@@ -100,11 +101,12 @@ typedef struct Backend {
                                    const float* running_mean, const float* running_var, int n, int c,
                                    int hw, float eps, int relu, int y_bf16);
     // dy is the gradient of y; with relu, y (the fused output, bf16 values if y_bf16) masks it:
-    // dy passes where y > 0. dx may be NULL.
+    // dy passes where y > 0. dx may be NULL. dx_bf16: dx is stored as bf16 values, each rounded as
+    // y's are (with accumulate, the sum of the stored value and the new one is rounded).
     void (*batchnorm_backward)(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                                const float* y, const float* mean, const float* invstd,
                                const float* gamma, int n, int c, int hw, int relu, int y_bf16,
-                               int accumulate);
+                               int dx_bf16, int accumulate);
 
     void (*relu_forward)(float* y, const float* x, size_t count);
     void (*relu_backward)(float* dx, const float* dy, const float* y, size_t count, int accumulate);
@@ -157,8 +159,9 @@ typedef struct Backend {
     void (*range_push)(const char* name);
     void (*range_pop)(void);
 
-    // Whether, as initialised now, the backend takes activations stored in bf16 (ConvShape.x_bf16, the
-    // batch norms' y_bf16): 1 only in bf16 mode on a backend that implements them. NULL: never.
+    // Whether, as initialised now, the backend takes activations and gradients stored in bf16
+    // (ConvShape.x_bf16 and dy_bf16, the batch norms' y_bf16 and dx_bf16): 1 only in bf16 mode on a
+    // backend that implements them. NULL: never.
     int (*bf16_activations)(void);
 
     // The depthwise group size g this backend runs fastest on MobileNet, measured (bench-depthwise,

@@ -31,7 +31,7 @@ static void batchnorm_backward(Engine* e, const TapeEntry* t) {
     int acc = x->grad ? tensor_grad_accumulate(x) : 0;
     e->be->batchnorm_backward(x->grad, gamma->grad, beta->grad, y->grad, x->data, y->data,
                               t->a.bn.mean, t->a.bn.invstd, gamma->data, x->n, x->c, x->h * x->w,
-                              t->a.bn.relu, y->bf16, acc);
+                              t->a.bn.relu, y->bf16, x->grad_bf16, acc);
 }
 
 static void bn_label(const TapeEntry* t, char* buf, size_t len) { snprintf(buf, len, t->a.bn.relu ? "bn+relu" : "bn"); }
@@ -44,6 +44,9 @@ Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int flags) {
                  x->c, x->h, x->w);
     engine_require_fp32(x, m->name);
     int relu = (flags & BN_RELU) != 0;
+    // x's gradient, written only by this op's backward and read only by the convolution that made x,
+    // in bf16: the first half of its float buffer holds the bf16 values.
+    if (flags & BN_AFTER_CONV && e->bf16_activations && x->grad && !x->base) x->grad_bf16 = 1;
     Tensor* y = flags & BN_FEEDS_CONV ? engine_activation_rounded(e, x->n, x->c, x->h, x->w)
                                       : engine_activation(e, x->n, x->c, x->h, x->w);
     int hw = x->h * x->w;

@@ -39,8 +39,10 @@ ConvShape conv2d_shape(const char* name, const Tensor* x, int c_in, int c_out, i
 static void conv2d_backward(Engine* e, const TapeEntry* t) {
     const Backend* be = e->be;
     Tensor *x = t->in[0], *w = t->in[1], *y = t->out;
-    be->conv2d_backward_filter(w->grad, y->grad, x->data, &t->a.conv, 1);
-    if (x->grad) be->conv2d_backward_data(x->grad, y->grad, w->data, &t->a.conv, tensor_grad_accumulate(x));
+    ConvShape s = t->a.conv;
+    s.dy_bf16 = y->grad_bf16; // (set after the forward, by the batch norm that read y)
+    be->conv2d_backward_filter(w->grad, y->grad, x->data, &s, 1);
+    if (x->grad) be->conv2d_backward_data(x->grad, y->grad, w->data, &s, tensor_grad_accumulate(x));
 }
 
 // Multiply-adds of the convolution at shape s: every output sums (c_in / groups) * k * k products.

@@ -64,7 +64,9 @@ void depthwise_init(DepthwiseConv2d* m, Engine* e, const char* name, int c, int 
 static void depthwise_backward(Engine* e, const TapeEntry* t) {
     const Backend* be = e->be;
     Tensor *x = t->in[0], *w = t->in[1], *y = t->out;
-    const ConvShape* s = &t->a.dw.conv;
+    ConvShape shape = t->a.dw.conv;
+    shape.dy_bf16 = y->grad_bf16; // (set after the forward, by the batch norm that read y)
+    const ConvShape* s = &shape;
     int kk = s->k * s->k;
     // Dense filter gradient of the grouped convolution, then keep its diagonal.
     be->conv2d_backward_filter(t->a.dw.dwbig, y->grad, x->data, s, 0);

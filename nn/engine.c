@@ -271,6 +271,7 @@ Tensor* engine_view(Engine* e, Tensor* base, int n, int c, int h, int w) {
     t->grad = base->grad;
     t->base = base->base ? base->base : base;
     t->bf16 = base->bf16;
+    t->grad_bf16 = base->grad_bf16;
     return t;
 }
 
@@ -363,7 +364,15 @@ void engine_read(Engine* e, float* host, const Tensor* t) {
 
 void engine_read_grad(Engine* e, float* host, const Tensor* t) {
     NN_ASSERT(t->grad, "tensor has no gradient");
-    e->be->download(host, t->grad, tensor_numel(t) * sizeof(float));
+    size_t n = tensor_numel(t);
+    if (!t->grad_bf16) {
+        e->be->download(host, t->grad, n * sizeof(float));
+        return;
+    }
+    uint16_t* h = NN_MALLOC(n * sizeof(uint16_t));
+    e->be->download(h, t->grad, n * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) host[i] = bf16_float(h[i]);
+    free(h);
 }
 
 void engine_write(Engine* e, Tensor* t, const float* host) {

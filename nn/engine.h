@@ -185,7 +185,7 @@ void engine_zero_grad(Engine* e);
 
 // Host <-> backend helpers for whole parameters and tensors.
 void engine_read(Engine* e, float* host, const Tensor* t);  // data (bf16 storage widened to floats)
-void engine_read_grad(Engine* e, float* host, const Tensor* t);
+void engine_read_grad(Engine* e, float* host, const Tensor* t); // (bf16 storage widened)
 void engine_write(Engine* e, Tensor* t, const float* host); // data
 float engine_read_scalar(Engine* e, const Tensor* t);
 

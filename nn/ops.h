@@ -71,7 +71,11 @@ Tensor* depthwise_conv2d(Engine* e, const DepthwiseConv2d* m, Tensor* x);
 // activations it is (engine_activation_rounded), which halves the bytes that the batch norm writes,
 // its backward's ReLU mask and the convolutions read, and changes no result (what the convolutions
 // multiply is bit for bit the same; the mask y > 0 differs only for a y below 2^-126, which rounds to 0).
-enum { BN_RELU = 1, BN_FEEDS_CONV = 2 };
+// BN_AFTER_CONV promises that x is a convolution's output that nothing but this batch norm reads.
+// x's gradient is then read by that convolution's backward alone, which rounds it to bf16: the batch
+// norm's backward may store it rounded (Tensor.grad_bf16), with the same gain and no change either
+// (a second backward pass over the same forward, as tests run, then adds into the rounded values).
+enum { BN_RELU = 1, BN_FEEDS_CONV = 2, BN_AFTER_CONV = 4 };
 Tensor* batchnorm2d(Engine* e, const BatchNorm2d* m, Tensor* x, int flags);
 Tensor* relu(Engine* e, Tensor* x, const char* name);
 // Residual add y = a + b; a and b of one shape (a fatal error names the layer otherwise), may be one tensor.

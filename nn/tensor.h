@@ -4,7 +4,8 @@
 //
 // One exception to float32: in bf16 mixed precision an activation whose every reader rounds it to
 // bf16 anyway (a batch norm's output feeding convolutions, nn/batchnorm.c) is stored as bf16, two
-// bytes a value, half the traffic; `bf16` says so. Its gradient stays float32.
+// bytes a value, half the traffic; `bf16` says so. Likewise a gradient that only a convolution's
+// backward reads (a convolution's output that only a batch norm consumes): `grad_bf16`.
 #ifndef NN_TENSOR_H
 #define NN_TENSOR_H
 
@@ -20,6 +21,7 @@ typedef struct Tensor {
     int grad_written;
     struct Tensor* base;  // a view (flatten) shares data, grad and grad_written with its base
     int bf16;             // 1: data holds bf16 values (nn/bf16.h), not floats
+    int grad_bf16;        // 1: grad holds bf16 values (in the first half of its float buffer)
 } Tensor;
 
 static inline size_t tensor_numel(const Tensor* t) {

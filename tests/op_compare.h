@@ -27,6 +27,9 @@ extern const Bounds* compare_bf16_net;
 
 // The two backends every function below compares: ref must be the reference backend. Call first.
 void compare_backends(const Backend* ref, const Backend* tested);
+// Whether both backends store activations in bf16 (Backend.bf16_activations): engines compared with
+// each other set fp32_activations unless they do, so that their arenas are laid out alike.
+int compare_bf16_activations(void);
 extern int compare_quiet_ok;                        // 1: print only the rows that fail
 extern void (*compare_on_failure)(const char* where); // called after a failing row, once per case
 

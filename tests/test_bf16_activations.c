@@ -1,11 +1,13 @@
-// Activations stored in bf16 (bf16 mixed precision, BN_FEEDS_CONV in nn/ops.h): a batch norm whose
-// output only convolutions read writes it as bf16 values, and the convolutions read them. Since the
-// convolutions round that input to bf16 anyway, storing it rounded must change no result. Checked
+// Activations stored in bf16 (bf16 mixed precision, BN_FEEDS_CONV and BN_AFTER_CONV in nn/ops.h): a
+// batch norm whose output only convolutions read writes it as bf16 values, one whose input's gradient
+// only a convolution's backward reads writes that gradient so, and the convolutions read them. Since
+// the convolutions round those tensors to bf16 anyway, storing them rounded must change no result. Checked
 // bit for bit, on the tuned CPU backend (AVX-512 kernels and the portable ones) and on the reference:
 //   1. batch norm, forward (training and evaluation): y stored in bf16 = bf16_operand(y in FP32);
 //      backward with the ReLU mask read from the bf16 y = backward from the FP32 y (all outputs);
-//   2. convolution forward and filter gradient with x stored in bf16 = the same pass with x stored as
-//      the same values in FP32: the 1x1 GEMM path on 32x32, 4x4 and 2x2 maps, the k x k paths
+//      backward with dx stored in bf16 = bf16_operand(dx in FP32);
+//   2. convolution forward, data and filter gradients with x and dy stored in bf16 = the same passes
+//      with them stored as the same values in FP32: the 1x1 GEMM path on 32x32, 4x4 and 2x2 maps, the k x k paths
 //      (the stem's 3x3, depthwise by DR with g = 1 and 4 at stride 1 and 2, on small and large maps);
 //   3. a whole training step of MobileNet and MobileNetV2: with bf16 storage and with every activation
 //      in FP32 (Engine.fp32_activations), the same loss, logits and every parameter gradient, and
@@ -85,10 +87,20 @@ static void check_batchnorm(const Backend* be, const char* label, int n, int c, 
     for (size_t i = 0; i < total; i++) yw[i] = bf16_float(y16[i]);
     float *dx32 = NN_MALLOC(total * sizeof(float)), *dx16 = NN_MALLOC(total * sizeof(float));
     float *g32 = NN_CALLOC(2 * (size_t)c, sizeof(float)), *g16 = NN_CALLOC(2 * (size_t)c, sizeof(float));
-    be->batchnorm_backward(dx32, g32, g32 + c, dy, x, yw, mean, invstd, gamma, n, c, hw, relu, 0, 0);
-    be->batchnorm_backward(dx16, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, n, c, hw, relu, 1, 0);
+    be->batchnorm_backward(dx32, g32, g32 + c, dy, x, yw, mean, invstd, gamma, n, c, hw, relu, 0, 0, 0);
+    be->batchnorm_backward(dx16, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, n, c, hw, relu, 1, 0, 0);
     snprintf(what, sizeof(what), "%s backward (dx, dgamma, dbeta)", label);
     report(what, be->name, differ(dx32, dx16, total) + differ(g32, g16, 2 * (size_t)c), total + 2 * (size_t)c);
+    // dx stored in bf16: bf16_operand of the FP32 dx.
+    uint16_t* dxh = NN_MALLOC(total * sizeof(uint16_t));
+    memset(g16, 0, 2 * (size_t)c * sizeof(float));
+    be->batchnorm_backward((float*)(void*)dxh, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, n, c, hw,
+                           relu, 1, 1, 0);
+    bad = differ(g32, g16, 2 * (size_t)c);
+    for (size_t i = 0; i < total; i++) bad += dxh[i] != bf16_operand(dx32[i]);
+    snprintf(what, sizeof(what), "%s backward, dx stored in bf16", label);
+    report(what, be->name, bad, total + 2 * (size_t)c);
+    free(dxh);
     free(x), free(dy), free(p), free(y32), free(y16), free(stats), free(want), free(yw), free(dx32), free(dx16);
     free(g32), free(g16);
 }
@@ -102,18 +114,26 @@ static void check_conv(const Backend* be, const char* label, ConvShape s) {
     for (size_t i = 0; i < nx; i++) x16[i] = bf16_operand(x[i]), x[i] = bf16_float(x16[i]);
     float *y32 = NN_MALLOC(ny * sizeof(float)), *y16 = NN_MALLOC(ny * sizeof(float));
     float *dw32 = NN_MALLOC(nw * sizeof(float)), *dw16 = NN_MALLOC(nw * sizeof(float));
+    float *dx32 = NN_MALLOC(nx * sizeof(float)), *dx16 = NN_MALLOC(nx * sizeof(float));
+    uint16_t* dy16 = NN_MALLOC(ny * sizeof(uint16_t)); // dy stored in bf16; dy the same values as floats
+    for (size_t i = 0; i < ny; i++) dy16[i] = bf16_operand(dy[i]), dy[i] = bf16_float(dy16[i]);
     ConvShape s16 = s;
-    s16.x_bf16 = 1;
+    s16.x_bf16 = 1, s16.dy_bf16 = 1;
+    const float *xh = (const float*)(const void*)x16, *dyh = (const float*)(const void*)dy16;
     be->conv2d_forward(y32, x, w, &s);
-    be->conv2d_forward(y16, (const float*)(const void*)x16, w, &s16);
+    be->conv2d_forward(y16, xh, w, &s16);
     be->conv2d_backward_filter(dw32, dy, x, &s, 0);
-    be->conv2d_backward_filter(dw16, dy, (const float*)(const void*)x16, &s16, 0);
+    be->conv2d_backward_filter(dw16, dyh, xh, &s16, 0);
+    be->conv2d_backward_data(dx32, dy, w, &s, 0);
+    be->conv2d_backward_data(dx16, dyh, w, &s16, 0);
     char what[96];
     snprintf(what, sizeof(what), "%s forward", label);
     report(what, be->name, differ(y32, y16, ny), ny);
     snprintf(what, sizeof(what), "%s filter gradient", label);
     report(what, be->name, differ(dw32, dw16, nw), nw);
-    free(x), free(w), free(dy), free(x16), free(y32), free(y16), free(dw32), free(dw16);
+    snprintf(what, sizeof(what), "%s data gradient", label);
+    report(what, be->name, differ(dx32, dx16, nx), nx);
+    free(x), free(w), free(dy), free(x16), free(dy16), free(y32), free(y16), free(dw32), free(dw16), free(dx32), free(dx16);
 }
 
 static void check_kernels(const Backend* be, int ref) {
@@ -121,17 +141,17 @@ static void check_kernels(const Backend* be, int ref) {
     check_batchnorm(be, "bn+relu 24 ch, 2x2 (flat)", 5, 24, 4, 1);
     check_batchnorm(be, "bn 8 ch, 7x7 (tails)", 2, 8, 49, 0);
     int n = ref ? 2 : 4;
-    //                                                  n c_in h   w  c_out k  s  p  groups h_out w_out x_bf16
-    check_conv(be, "1x1 32->48, 32x32", (ConvShape){n, 32, 32, 32, 48, 1, 1, 0, 1, 32, 32, 0});
-    check_conv(be, "1x1 64->40, 4x4", (ConvShape){n, 64, 4, 4, 40, 1, 1, 0, 1, 4, 4, 0});
-    check_conv(be, "1x1 37->20, 2x2 (odd depth)", (ConvShape){n, 37, 2, 2, 20, 1, 1, 0, 1, 2, 2, 0});
-    check_conv(be, "conv 3x3 s1 p1 3->8, 8x8", (ConvShape){n, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8, 0});
-    check_conv(be, "DR g=1 3x3 s1 p1 16 ch, 32x32", (ConvShape){n, 16, 32, 32, 16, 3, 1, 1, 16, 32, 32, 0});
-    check_conv(be, "DR g=1 3x3 s1 p1 32 ch, 4x4", (ConvShape){n, 32, 4, 4, 32, 3, 1, 1, 32, 4, 4, 0});
-    check_conv(be, "DR g=4 3x3 s2 p1 16 ch, 16x16", (ConvShape){n, 16, 16, 16, 16, 3, 2, 1, 4, 8, 8, 0});
-    check_conv(be, "DR g=1 3x3 s2 p1 8 ch, 33x33", (ConvShape){n, 8, 33, 33, 8, 3, 2, 1, 8, 17, 17, 0});
-    check_conv(be, "DR g=2 3x3 s1 p1 4 ch, 40x40 (large)", (ConvShape){1, 4, 40, 40, 4, 3, 1, 1, 2, 40, 40, 0});
-    check_conv(be, "5x5 s3 p2 4->6, 11x10", (ConvShape){n, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4, 0});
+    //                                                  n c_in h   w  c_out k  s  p  groups h_out w_out x_bf16 dy_bf16
+    check_conv(be, "1x1 32->48, 32x32", (ConvShape){n, 32, 32, 32, 48, 1, 1, 0, 1, 32, 32, 0, 0});
+    check_conv(be, "1x1 64->40, 4x4", (ConvShape){n, 64, 4, 4, 40, 1, 1, 0, 1, 4, 4, 0, 0});
+    check_conv(be, "1x1 37->20, 2x2 (odd depth)", (ConvShape){n, 37, 2, 2, 20, 1, 1, 0, 1, 2, 2, 0, 0});
+    check_conv(be, "conv 3x3 s1 p1 3->8, 8x8", (ConvShape){n, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8, 0, 0});
+    check_conv(be, "DR g=1 3x3 s1 p1 16 ch, 32x32", (ConvShape){n, 16, 32, 32, 16, 3, 1, 1, 16, 32, 32, 0, 0});
+    check_conv(be, "DR g=1 3x3 s1 p1 32 ch, 4x4", (ConvShape){n, 32, 4, 4, 32, 3, 1, 1, 32, 4, 4, 0, 0});
+    check_conv(be, "DR g=4 3x3 s2 p1 16 ch, 16x16", (ConvShape){n, 16, 16, 16, 16, 3, 2, 1, 4, 8, 8, 0, 0});
+    check_conv(be, "DR g=1 3x3 s2 p1 8 ch, 33x33", (ConvShape){n, 8, 33, 33, 8, 3, 2, 1, 8, 17, 17, 0, 0});
+    check_conv(be, "DR g=2 3x3 s1 p1 4 ch, 40x40 (large)", (ConvShape){1, 4, 40, 40, 4, 3, 1, 1, 2, 40, 40, 0, 0});
+    check_conv(be, "5x5 s3 p2 4->6, 11x10", (ConvShape){n, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4, 0, 0});
 }
 
 // --- 3. whole training steps ------------------------------------------------------------------------

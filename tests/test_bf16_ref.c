@@ -130,8 +130,8 @@ int main(void) {
     ref = open_ref(0);
     printf("The reference backend's bf16 mode: operands rounded, nothing else; moves within bf16's bound\n");
     // 3x3, stride 2, padding 1, groups of 2 channels (a depthwise layer by DR with g = 2), odd size.
-    check_conv("conv 3x3 s2 g=2", (ConvShape){3, 8, 9, 9, 8, 3, 2, 1, 4, 5, 5, 0}, 1);
-    check_conv("conv 1x1 16->24", (ConvShape){2, 16, 5, 5, 24, 1, 1, 0, 1, 5, 5, 0}, 11);
+    check_conv("conv 3x3 s2 g=2", (ConvShape){3, 8, 9, 9, 8, 3, 2, 1, 4, 5, 5, 0, 0}, 1);
+    check_conv("conv 1x1 16->24", (ConvShape){2, 16, 5, 5, 24, 1, 1, 0, 1, 5, 5, 0, 0}, 11);
     LinearShape l = {5, 40, 10};
     check_pass("linear forward", linear_fwd_pass, &l, (size_t)l.n * l.in, (size_t)l.out * l.in, (size_t)l.n * l.out, 21);
     check_pass("linear backward-data", linear_data_pass, &l, (size_t)l.n * l.out, (size_t)l.out * l.in,

@@ -122,17 +122,17 @@ int main(void) {
         cpu_conv_flat_set_rounding(runs[i].rounding);
         const char* l = runs[i].label;
         //                                     n  c_in h   w  c_out k  s  p  groups h_out w_out
-        check_conv("stem 3x3 s1 p1, 3->8, 8x8", (ConvShape){2, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8, 0}, l, 1);
-        check_conv("DR g=2 3x3 s1 p1, 16 ch, 4x4", (ConvShape){3, 16, 4, 4, 16, 3, 1, 1, 8, 4, 4, 0}, l, 11);
-        check_conv("DR g=4 3x3 s2 p1, 8 ch, 9x9", (ConvShape){2, 8, 9, 9, 8, 3, 2, 1, 2, 5, 5, 0}, l, 21);
-        check_conv("DR g=1 3x3 s2 p1, 4 ch, 34x34", (ConvShape){2, 4, 34, 34, 4, 3, 2, 1, 4, 17, 17, 0}, l, 31);
-        check_conv("5x5 s3 p2, 4->6, 11x10", (ConvShape){2, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4, 0}, l, 41);
+        check_conv("stem 3x3 s1 p1, 3->8, 8x8", (ConvShape){2, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8, 0, 0}, l, 1);
+        check_conv("DR g=2 3x3 s1 p1, 16 ch, 4x4", (ConvShape){3, 16, 4, 4, 16, 3, 1, 1, 8, 4, 4, 0, 0}, l, 11);
+        check_conv("DR g=4 3x3 s2 p1, 8 ch, 9x9", (ConvShape){2, 8, 9, 9, 8, 3, 2, 1, 2, 5, 5, 0, 0}, l, 21);
+        check_conv("DR g=1 3x3 s2 p1, 4 ch, 34x34", (ConvShape){2, 4, 34, 34, 4, 3, 2, 1, 4, 17, 17, 0, 0}, l, 31);
+        check_conv("5x5 s3 p2, 4->6, 11x10", (ConvShape){2, 4, 11, 10, 6, 5, 3, 2, 1, 4, 4, 0, 0}, l, 41);
         // planes rounded before they are padded: in one register (2x2: one padded vector), through the
         // buffer at its largest (1024 values), and with a partial last vector
-        check_conv("DR g=1 3x3 s1 p1, 8 ch, 2x2", (ConvShape){3, 8, 2, 2, 8, 3, 1, 1, 8, 2, 2, 0}, l, 81);
-        check_conv("DR g=1 3x3 s1 p1, 3 ch, 32x32", (ConvShape){2, 3, 32, 32, 3, 3, 1, 1, 3, 32, 32, 0}, l, 61);
-        check_conv("DR g=2 3x3 s1 p1, 4 ch, 31x31", (ConvShape){2, 4, 31, 31, 4, 3, 1, 1, 2, 31, 31, 0}, l, 71);
-        check_conv("DR g=2 3x3 s1 p1, 2 ch, 130x130", (ConvShape){1, 2, 130, 130, 2, 3, 1, 1, 1, 130, 130, 0}, l, 51);
+        check_conv("DR g=1 3x3 s1 p1, 8 ch, 2x2", (ConvShape){3, 8, 2, 2, 8, 3, 1, 1, 8, 2, 2, 0, 0}, l, 81);
+        check_conv("DR g=1 3x3 s1 p1, 3 ch, 32x32", (ConvShape){2, 3, 32, 32, 3, 3, 1, 1, 3, 32, 32, 0, 0}, l, 61);
+        check_conv("DR g=2 3x3 s1 p1, 4 ch, 31x31", (ConvShape){2, 4, 31, 31, 4, 3, 1, 1, 2, 31, 31, 0, 0}, l, 71);
+        check_conv("DR g=2 3x3 s1 p1, 2 ch, 130x130", (ConvShape){1, 2, 130, 130, 2, 3, 1, 1, 1, 130, 130, 0, 0}, l, 51);
     }
     cpu_conv_flat_set_rounding(-1);
     return test_finish("test_conv_flat_bf16");

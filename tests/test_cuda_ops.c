@@ -242,6 +242,7 @@ static void mobilenet_step(const char* label, const Bounds* bd, int retry_on_kin
         Tensor *logits[2], *loss[2];
         for (int b = 0; b < 2; b++) {
             e[b] = engine_create(be[b]);
+            e[b]->fp32_activations = !compare_bf16_activations(); // (CUDA has none: arenas alike)
             mobilenet_init(&net[b], e[b], 0.25f, 32, 10);
             engine_alloc_params(e[b]);
             engine_init_params(e[b], seed);

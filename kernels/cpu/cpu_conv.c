@@ -14,8 +14,8 @@
 // instead of 128 tiny ones. Every other convolution (3x3 stem, the depthwise layers run as grouped
 // convolutions by diagonalwise refactorization, any stride and padding) goes through flat phase
 // planes (cpu_conv_flat.c). In bf16 mode (cpu_bf16) the 1x1 GEMMs are cpu_gemm_bf16's, which round
-// both operands as they pack them; an input stored in bf16 (ConvShape.x_bf16) is an operand of bf16
-// values (GemmOperand.bf16), packed without rounding.
+// both operands as they pack them; an input or output gradient stored in bf16 (ConvShape.x_bf16,
+// dy_bf16) is an operand of bf16 values (GemmOperand.bf16), packed without rounding.
 #include <string.h>
 
 #include "cpu_conv.h"
@@ -64,7 +64,7 @@ void cpu_conv2d_backward_data(float* dx, const float* dy, const float* w, const 
     int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
     for (int g = 0; g < G; g++) {
         GemmOperand A = gemm_a_matrix(w + (size_t)g * co * ci, ci, 1); // w[g]^T
-        GemmOperand B = channels_by_pixels(dy, s->c_out, P, g * co, 0);
+        GemmOperand B = channels_by_pixels(dy, s->c_out, P, g * co, s->dy_bf16);
         GemmOut C = out_channels_by_pixels(dx, s->c_in, P, g * ci);
         cpu_gemm_product(ci, s->n * P, co, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);
     }
@@ -77,7 +77,7 @@ void cpu_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
     }
     int G = s->groups, ci = s->c_in / G, co = s->c_out / G, P = s->h * s->w;
     for (int g = 0; g < G; g++) {
-        GemmOperand A = pixels_by_channels(dy, s->c_out, P, g * co, 0);       // dy[:, g] (co, n*P), depth along pixels
+        GemmOperand A = pixels_by_channels(dy, s->c_out, P, g * co, s->dy_bf16); // dy[:, g] (co, n*P), depth along pixels
         GemmOperand B = pixels_by_channels(x, s->c_in, P, g * ci, s->x_bf16); // x[:, g]^T (n*P, ci)
         GemmOut C = gemm_c_matrix(dw + (size_t)g * co * ci, ci);
         cpu_gemm_product(co, ci, s->n * P, 1.0f, &A, &B, accumulate ? 1.0f : 0.0f, &C);

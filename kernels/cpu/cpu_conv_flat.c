@@ -373,7 +373,7 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
             C.nb = imin(F.nb, hi - n0);
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
-                to_flat_operand(flat, &C, dy, 0, n0 * img_y + g * co * out_plane, img_y, co, in_masks);
+                to_flat_operand(flat, &C, dy, s->dy_bf16, n0 * img_y + g * co * out_plane, img_y, co, in_masks);
                 float* dxg = dx + n0 * img_x + g * ci * in_plane;
                 for (int a = 0; a < st; a++)
                     for (int b = 0; b < st; b++) {
@@ -444,7 +444,7 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
             int Q = C.nb * C.plane;
             for (int g = 0; g < G; g++) {
                 to_flat_operand(flat, &C, x, s->x_bf16, n0 * img_x + g * ci * in_plane, img_x, ci, in_masks);
-                to_flat_operand(dyg, &E, dy, 0, n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
+                to_flat_operand(dyg, &E, dy, s->dy_bf16, n0 * img_y + g * co * out_plane, img_y, co, dy_masks);
                 // dw[g][o][c*kk + tap] += sum over q of dy[o][q] * flat[c][phase(tap)][q + shift(tap)]
                 float* dwg = part + (size_t)g * co * ci * kk;
                 for (int i0 = 0; i0 < co; i0 += ROWS)

@@ -66,7 +66,8 @@ void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
                                 int hw, float eps, int relu, int y_bf16);
 void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int y_bf16, int accumulate);
+                            int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
+                            int accumulate);
 
 void cpu_relu_forward(float* y, const float* x, size_t count);
 void cpu_relu_backward(float* dx, const float* dy, const float* y, size_t count, int accumulate);

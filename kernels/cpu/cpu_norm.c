@@ -18,6 +18,7 @@
 // Kernels are plain C on GCC vector types, cloned for AVX-512, AVX2 and the baseline.
 // An output stored in bf16 (y_bf16: only convolutions read it, nn/ops.h BN_FEEDS_CONV) is rounded as
 // it is stored and widened where the backward reads its ReLU mask: the same passes, half the bytes.
+// So is dx with dx_bf16 (BN_AFTER_CONV).
 // Maps smaller than 32 pixels are processed "flat": over the whole contiguous (c, h*w) block of each
 // image with per-element coefficients, since a 4-pixel row is too short to vectorize; the float
 // lanes then sum 8 images before going into double (a per-row sum of lanes would cost more than the
@@ -254,26 +255,25 @@ static void normalize_rows(void* y, int yb, const float* x, const float* a, cons
 
 // Backward: dx (+)= a * dz + b * x + k per channel, dz = dy masked by y > 0 (relu).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void dx_rows(float* dx, const float* x, const float* dy, const void* y, int yb, const float* a, const float* b,
-                    const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
+static void dx_rows(void* dx, int ob, const float* x, const float* dy, const void* y, int yb, const float* a,
+                    const float* b, const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
     v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *dyr = dy + off;
-            float* o = dx + off;
             v16 av = splat(a[ch]), bv = splat(b[ch]), kv = splat(k[ch]);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
                 v16 dz = load16(dyr + j);
                 if (relu) dz = keep_if(dz, get16(y, off + j, yb) > zero);
                 v16 v = av * dz + bv * load16(xr + j) + kv;
-                store16(o + j, accumulate ? load16(o + j) + v : v);
+                put16(dx, off + j, accumulate ? get16(dx, off + j, ob) + v : v, ob);
             }
             for (; j < hw; j++) {
                 float dz = relu && get1(y, off + j, yb) <= 0.0f ? 0.0f : dyr[j];
                 float v = a[ch] * dz + b[ch] * xr[j] + k[ch];
-                o[j] = accumulate ? o[j] + v : v;
+                put1(dx, off + j, accumulate ? get1(dx, off + j, ob) + v : v, ob);
             }
         }
 }
@@ -281,7 +281,7 @@ static void dx_rows(float* dx, const float* x, const float* dy, const void* y, i
 // Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward), 16 elements at
 // a time for FLUSH images, so the coefficients are loaded once per block.
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void apply_flat(void* out, const float* x, const float* dy, const void* y, int yb, const float* a,
+static void apply_flat(void* out, int ob, const float* x, const float* dy, const void* y, int yb, const float* a,
                        const float* b, const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
     v16 zero = {0};
     for (int i0 = lo; i0 < hi; i0 += FLUSH) {
@@ -291,16 +291,16 @@ static void apply_flat(void* out, const float* x, const float* dy, const void* y
             v16 av = load16(a + e), kv = load16(k + e), bv = dy ? load16(b + e) : zero;
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
-                if (!dy) { // the forward: out is y, stored as y is (yb)
+                if (!dy) { // the forward: out is y
                     v16 v = load16(x + o) * av + kv;
                     if (relu) v = keep_if(v, v > zero);
-                    put16(out, o, v, yb);
+                    put16(out, o, v, ob);
                 } else {
                     v16 dz = load16(dy + o);
                     if (relu) dz = keep_if(dz, get16(y, o, yb) > zero);
                     v16 v = av * dz + bv * load16(x + o) + kv;
-                    if (accumulate) v += load16((float*)out + o);
-                    store16((float*)out + o, v);
+                    if (accumulate) v += get16(out, o, ob);
+                    put16(out, o, v, ob);
                 }
             }
         }
@@ -309,21 +309,20 @@ static void apply_flat(void* out, const float* x, const float* dy, const void* y
                 size_t o = (size_t)i * m + e;
                 if (!dy) {
                     float v = x[o] * a[e] + k[e];
-                    put1(out, o, relu && v < 0.0f ? 0.0f : v, yb);
+                    put1(out, o, relu && v < 0.0f ? 0.0f : v, ob);
                 } else {
                     float dz = relu && get1(y, o, yb) <= 0.0f ? 0.0f : dy[o];
                     float v = a[e] * dz + b[e] * x[o] + k[e];
-                    float* d = (float*)out + o;
-                    *d = accumulate ? *d + v : v;
+                    put1(out, o, accumulate ? get1(out, o, ob) + v : v, ob);
                 }
             }
     }
 }
 
-// Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward). y (and in
-// the forward out, which is y) stored as bf16 if yb.
-static void apply(void* out, const float* x, const float* dy, const void* y, int yb, const float* a, const float* b,
-                  const float* k, int n, int c, int hw, int relu, int accumulate) {
+// Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward). out (y in the
+// forward, dx in the backward) stored as bf16 if ob (accumulate: the sum rounded), y if yb.
+static void apply(void* out, int ob, const float* x, const float* dy, const void* y, int yb, const float* a,
+                  const float* b, const float* k, int n, int c, int hw, int relu, int accumulate) {
     int T = team_size();
     size_t m = (size_t)c * hw;
     if (hw < FLAT_BELOW) { // expand the coefficients per element
@@ -337,7 +336,7 @@ static void apply(void* out, const float* x, const float* dy, const void* y, int
         {
             int lo, hi;
             thread_images(n, T, &lo, &hi);
-            apply_flat(out, x, dy, y, yb, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
+            apply_flat(out, ob, x, dy, y, yb, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
         }
         return;
     }
@@ -345,8 +344,8 @@ static void apply(void* out, const float* x, const float* dy, const void* y, int
     {
         int lo, hi;
         thread_images(n, T, &lo, &hi);
-        if (dy) dx_rows(out, x, dy, y, yb, a, b, k, lo, hi, c, hw, relu, accumulate);
-        else normalize_rows(out, yb, x, a, k, lo, hi, c, hw, relu);
+        if (dy) dx_rows(out, ob, x, dy, y, yb, a, b, k, lo, hi, c, hw, relu, accumulate);
+        else normalize_rows(out, ob, x, a, k, lo, hi, c, hw, relu);
     }
 }
 
@@ -375,7 +374,7 @@ void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* ru
         scale[ch] = gamma[ch] * is;
         shift[ch] = beta[ch] - (float)mu * scale[ch];
     }
-    apply(y, x, NULL, NULL, y_bf16, scale, NULL, shift, n, c, hw, relu, 0);
+    apply(y, y_bf16, x, NULL, NULL, 0, scale, NULL, shift, n, c, hw, relu, 0);
 }
 
 void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
@@ -387,7 +386,7 @@ void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
         scale[ch] = gamma[ch] / sqrtf(running_var[ch] + eps);
         shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
     }
-    apply(y, x, NULL, NULL, y_bf16, scale, NULL, shift, n, c, hw, relu, 0);
+    apply(y, y_bf16, x, NULL, NULL, 0, scale, NULL, shift, n, c, hw, relu, 0);
 }
 
 // With xhat = (x - mean) * invstd and dz = dy masked by the fused ReLU (y > 0), M = n * hw:
@@ -397,7 +396,7 @@ void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
 //                                  C = -A * dbeta / M - B * mean.
 void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int y_bf16, int accumulate) {
+                            int n, int c, int hw, int relu, int y_bf16, int dx_bf16, int accumulate) {
     double count = (double)n * hw;
     float* buf = cpu_scratch(SLOT_NORM_CALLER, 8 * (size_t)c);
     float *A = buf, *B = buf + c, *C = buf + 2 * c;
@@ -410,5 +409,5 @@ void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
         double a = (double)gamma[ch] * invstd[ch], b = -a * invstd[ch] * sum_dz_xhat / count;
         A[ch] = (float)a, B[ch] = (float)b, C[ch] = (float)(-a * sum_dz / count - b * mean[ch]);
     }
-    if (dx) apply(dx, x, dy, y, y_bf16, A, B, C, n, c, hw, relu, accumulate);
+    if (dx) apply(dx, dx_bf16, x, dy, y, y_bf16, A, B, C, n, c, hw, relu, accumulate);
 }

@@ -392,6 +392,7 @@ void cuda_conv2d_forward(float* y, const float* x, const float* w, const ConvSha
 // beta = 0 overwrites dx without reading it (it may hold NaN); beta = 1 adds. In bf16 mode cuDNN
 // writes the bf16 copy (beta = 0) and the widening adds it to dx in FP32.
 void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const ConvShape* s, int accumulate) {
+    CUDA_REFUSE_BF16_ACTIVATIONS(s->dy_bf16);
     ConvPlan* p = ready_plan(s, BWD_DATA);
     Operands o = operands(p, dy, y_elems(s), w, w_elems(s), dx, x_elems(s));
     if (p->gemm[BWD_DATA]) return cuda_pointwise_backward_data(dx, (const float*)o.a, (const float*)o.b, s, accumulate);
@@ -404,6 +405,7 @@ void cuda_conv2d_backward_data(float* dx, const float* dy, const float* w, const
 
 void cuda_conv2d_backward_filter(float* dw, const float* dy, const float* x, const ConvShape* s, int accumulate) {
     CUDA_REFUSE_BF16_ACTIVATIONS(s->x_bf16);
+    CUDA_REFUSE_BF16_ACTIVATIONS(s->dy_bf16);
     ConvPlan* p = ready_plan(s, BWD_FILTER);
     Operands o = operands(p, x, x_elems(s), dy, y_elems(s), dw, w_elems(s));
     if (p->gemm[BWD_FILTER]) return cuda_pointwise_backward_filter(dw, (const float*)o.b, (const float*)o.a, s, accumulate);

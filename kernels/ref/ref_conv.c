@@ -18,9 +18,12 @@ static int first_in(const ConvShape* s, int o) { return o / (s->c_out / s->group
 
 static int inside(const ConvShape* s, int iy, int ix) { return iy >= 0 && iy < s->h && ix >= 0 && ix < s->w; }
 
-// Input value number `at` of x, whether stored as floats or as bf16 values (s->x_bf16).
+// Value number `at` of x or dy, whether stored as floats or as bf16 values (s->x_bf16, s->dy_bf16).
 static float input_at(const float* x, const ConvShape* s, size_t at) {
     return s->x_bf16 ? bf16_float(((const uint16_t*)x)[at]) : x[at];
+}
+static float grad_at(const float* dy, const ConvShape* s, size_t at) {
+    return s->dy_bf16 ? bf16_float(((const uint16_t*)dy)[at]) : dy[at];
 }
 
 // y[n][o][oy][ox] = sum over i < cig, ky, kx of x[n][first_in(o) + i][iy][ix] * w[o][i][ky][kx]
@@ -64,7 +67,7 @@ void ref_conv2d_backward_data(float* dx, const float* dy, const float* w, const 
                                 if (ty < 0 || tx < 0 || ty % s->stride || tx % s->stride) continue;
                                 int oy = ty / s->stride, ox = tx / s->stride;
                                 if (oy >= s->h_out || ox >= s->w_out) continue;
-                                sum += ref_factor(dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)]) *
+                                sum += ref_factor(grad_at(dy, s, ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out))) *
                                        ref_factor(w[ref_at(o, c % cig, ky, kx, cig, k, k)]);
                             }
                     float* out = &dx[ref_at(n, c, iy, ix, s->c_in, s->h, s->w)];
@@ -87,7 +90,7 @@ void ref_conv2d_backward_filter(float* dw, const float* dy, const float* x, cons
                             for (int ox = 0; ox < s->w_out; ox++) {
                                 int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
                                 if (!inside(s, iy, ix)) continue;
-                                sum += ref_factor(dy[ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out)]) *
+                                sum += ref_factor(grad_at(dy, s, ref_at(n, o, oy, ox, s->c_out, s->h_out, s->w_out))) *
                                        ref_factor(input_at(x, s, ref_at(n, first_in(s, o) + i, iy, ix, s->c_in, s->h, s->w)));
                             }
                     float* out = &dw[ref_at(o, i, ky, kx, cig, k, k)];

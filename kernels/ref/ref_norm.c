@@ -68,12 +68,13 @@ void ref_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
     }
 }
 
-// With xhat = (x - mean) * invstd and dz = dy, or 0 where the fused ReLU's output y (as stored) is not > 0:
+// With xhat = (x - mean) * invstd and dz = dy, or 0 where the fused ReLU's output y (as stored) is not > 0
+// (dx stored as bf16 if dx_bf16, rounded as y is):
 //   dbeta  += sum(dz),   dgamma += sum(dz * xhat)
 //   dx (+)= gamma * invstd * (dz - sum(dz) / M - xhat * sum(dz * xhat) / M)     (dx may be NULL)
 void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int y_bf16, int accumulate) {
+                            int n, int c, int hw, int relu, int y_bf16, int dx_bf16, int accumulate) {
     double M = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -94,7 +95,7 @@ void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
                 double dz = relu && !(y_at(y, y_bf16, at) > 0.0f) ? 0.0 : dy[at];
                 double xhat = (x[at] - (double)mean[ch]) * invstd[ch];
                 double v = (double)gamma[ch] * invstd[ch] * (dz - sum_dz / M - xhat * sum_dz_xhat / M);
-                dx[at] = accumulate ? (float)(dx[at] + v) : (float)v;
+                store_y(dx, dx_bf16, at, accumulate ? (float)(y_at(dx, dx_bf16, at) + v) : (float)v);
             }
     }
 }
