@@ -85,16 +85,20 @@ static double elapsed(Profiler* p, void** events, const double* host, int a, int
 
 // Multiply-adds and bytes of one op, from its shapes: the default bytes (x, parameters, y forward;
 // dy, x, parameters, dx, dw backward), then the op's own cost function (its OpDef), which adds its
-// arithmetic and corrects the bytes where they differ. No op kind is named here.
+// arithmetic and corrects the bytes where they differ. No op kind is named here. A tensor or gradient
+// stored in bf16 (Tensor.bf16, grad_bf16) counts 2 bytes a value.
+static double bytes(const Tensor* t, int bf16) { return (bf16 ? 2.0 : 4.0) * (double)tensor_numel(t); }
+
 void op_cost(const TapeEntry* t, OpCost* c) {
     memset(c, 0, sizeof(*c));
-    const Tensor* y = t->out;
-    double out = 4.0 * (double)tensor_numel(y), in = t->in[0] ? 4.0 * (double)tensor_numel(t->in[0]) : 0;
+    const Tensor *y = t->out, *x = t->in[0];
+    double out = bytes(y, y->bf16), in = x ? bytes(x, x->bf16) : 0;
+    double dy = bytes(y, y->grad_bf16), dx = x && x->grad ? bytes(x, x->grad_bf16) : 0;
     double params = 0;
     for (int k = 1; k < 3; k++)
         if (t->in[k]) params += 4.0 * (double)tensor_numel(t->in[k]);
     c->bytes_fwd = in + params + out;
-    c->bytes_bwd = out + in + params + (t->in[0] && t->in[0]->grad ? in : 0) + params; // dy, x, w; dx, dw
+    c->bytes_bwd = dy + in + params + dx + params; // dy, x, w; dx, dw
     if (t->op->cost) t->op->cost(t, c);
 }
 

@@ -11,7 +11,7 @@
 //      (the stem's 3x3, depthwise by DR with g = 1 and 4 at stride 1 and 2, on small and large maps);
 //   3. a whole training step of MobileNet and MobileNetV2: with bf16 storage and with every activation
 //      in FP32 (Engine.fp32_activations), the same loss, logits and every parameter gradient, and
-//      the storage really used (the arena is smaller).
+//      the storage really used (the arena is smaller, and so are the bytes the profiler counts).
 // A path that reads a bf16 tensor as floats, rounds it again differently or masks differently shows
 // as a bit difference.
 #include <stdio.h>
@@ -23,6 +23,7 @@
 #include "../nn/backend.h"
 #include "../nn/bf16.h"
 #include "../nn/ops.h"
+#include "../nn/profile.h"
 #include "../nn/util.h"
 #include "test_util.h"
 
@@ -158,6 +159,7 @@ static void check_kernels(const Backend* be, int ref) {
 typedef struct StepResult {
     float* values; // loss, logits, then every parameter gradient
     size_t count, arena;
+    double bytes; // the profiler's least bytes moved by the step (profile_step_cost)
 } StepResult;
 
 static StepResult train_step(const Backend* be, const char* model, float width, int n, int fp32_activations) {
@@ -194,6 +196,7 @@ static StepResult train_step(const Backend* be, const char* model, float width, 
         }
     }
     r.arena = e->act_capacity;
+    r.bytes = profile_step_cost(e).bytes;
     model_free(&m);
     engine_destroy(e);
     free(images);
@@ -207,8 +210,10 @@ static void check_step(const Backend* be, const char* model, float width, int n)
     report(what, be->name, differ(a.values, b.values, a.count), a.count);
     CHECK(a.arena < b.arena, "%s (%s): the arena with bf16 storage (%zu bytes) is not smaller than without (%zu): "
           "nothing was stored in bf16", model, be->name, a.arena, b.arena);
-    printf("  %-52s %-4s activations %.1f MiB with bf16 storage, %.1f MiB without\n", "", "", a.arena / 1048576.0,
-           b.arena / 1048576.0);
+    CHECK(a.bytes < b.bytes, "%s (%s): the profiler counts %.0f bytes with bf16 storage, not fewer than %.0f without",
+          model, be->name, a.bytes, b.bytes);
+    printf("  %-52s %-4s activations %.1f MiB with bf16 storage, %.1f MiB without; bytes moved %.1f MB, %.1f MB\n", "",
+           "", a.arena / 1048576.0, b.arena / 1048576.0, a.bytes / 1e6, b.bytes / 1e6);
     free(a.values), free(b.values);
 }
 
