@@ -350,29 +350,25 @@ void engine_zero_grad(Engine* e) {
 // ---------------------------------------------------------------------------------------------
 // Host access
 
-void engine_read(Engine* e, float* host, const Tensor* t) {
-    size_t n = tensor_numel(t);
-    if (!t->bf16) {
-        e->be->download(host, t->data, n * sizeof(float));
+// n values from backend memory src, stored as floats or (bf16) as bf16 values, into host floats.
+static void download_floats(Engine* e, float* host, const void* src, size_t n, int bf16) {
+    if (!bf16) {
+        e->be->download(host, src, n * sizeof(float));
         return;
     }
     uint16_t* h = NN_MALLOC(n * sizeof(uint16_t));
-    e->be->download(h, t->data, n * sizeof(uint16_t));
+    e->be->download(h, src, n * sizeof(uint16_t));
     for (size_t i = 0; i < n; i++) host[i] = bf16_float(h[i]);
     free(h);
 }
 
+void engine_read(Engine* e, float* host, const Tensor* t) {
+    download_floats(e, host, t->data, tensor_numel(t), t->bf16);
+}
+
 void engine_read_grad(Engine* e, float* host, const Tensor* t) {
     NN_ASSERT(t->grad, "tensor has no gradient");
-    size_t n = tensor_numel(t);
-    if (!t->grad_bf16) {
-        e->be->download(host, t->grad, n * sizeof(float));
-        return;
-    }
-    uint16_t* h = NN_MALLOC(n * sizeof(uint16_t));
-    e->be->download(h, t->grad, n * sizeof(uint16_t));
-    for (size_t i = 0; i < n; i++) host[i] = bf16_float(h[i]);
-    free(h);
+    download_floats(e, host, t->grad, tensor_numel(t), t->grad_bf16);
 }
 
 void engine_write(Engine* e, Tensor* t, const float* host) {

@@ -36,12 +36,7 @@ static const Backend* open_backend(const char* name) {
 }
 
 // Uniform in [-1, 1) (a batch norm's input, a convolution's operands, a gradient).
-static float* random_floats(size_t n, uint64_t seed) {
-    float* x = NN_MALLOC(n * sizeof(float));
-    Rng rng = rng_derive(51, 52, seed);
-    fill_uniform(x, n, -1.0f, 1.0f, &rng);
-    return x;
-}
+static float* random_floats(size_t n, uint64_t seed) { return uniform_floats(n, 51, 52, seed); }
 
 static size_t differ(const float* a, const float* b, size_t n) {
     size_t d = 0;

@@ -28,12 +28,7 @@ static const Backend* open_ref(int bf16) {
     return be;
 }
 
-static float* random_floats(size_t n, uint64_t seed) {
-    float* x = NN_MALLOC(n * sizeof(float));
-    Rng rng = rng_derive(31, 32, seed);
-    fill_uniform(x, n, -1.0f, 1.0f, &rng);
-    return x;
-}
+static float* random_floats(size_t n, uint64_t seed) { return uniform_floats(n, 31, 32, seed); }
 
 static float* rounded(const float* x, size_t n) {
     float* r = NN_MALLOC(n * sizeof(float));

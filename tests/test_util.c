@@ -47,6 +47,13 @@ void fill_uniform(float* x, size_t n, float lo, float hi, Rng* rng) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(rng);
 }
 
+float* uniform_floats(size_t n, uint64_t a, uint64_t b, uint64_t seed) {
+    float* x = NN_MALLOC(n * sizeof(float));
+    Rng rng = rng_derive(a, b, seed);
+    fill_uniform(x, n, -1.0f, 1.0f, &rng);
+    return x;
+}
+
 double l2_norm(const float* a, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)a[i] * a[i];

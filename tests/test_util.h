@@ -79,6 +79,8 @@ int test_check(int cond, const char* file, int line, const char* fmt, ...)
 int test_finish(const char* name);
 
 void fill_uniform(float* x, size_t n, float lo, float hi, Rng* rng);
+// n new floats uniform in [-1, 1), from the stream rng_derive(a, b, seed) (free them).
+float* uniform_floats(size_t n, uint64_t a, uint64_t b, uint64_t seed);
 // ||a - b|| / ||b|| (0 when both are zero; 1e30 if any is NaN).
 double rel_error(const float* a, const float* b, size_t n);
 double max_abs_diff(const float* a, const float* b, size_t n);
