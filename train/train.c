@@ -165,9 +165,14 @@ static void setup(Trainer* t, RunDir* run, int argc, char** argv) {
            o->nesterov ? " (nesterov)" : "", (double)o->weight_decay, schedule_name(o->schedule),
            o->warmup_epochs > 0 ? " after warm-up" : "", (unsigned long long)o->seed,
            o->augment ? ", crop+flip augmentation" : ", no augmentation");
-    if (o->precision == PRECISION_BF16)
+    if (o->precision == PRECISION_BF16) {
+        int stored = t->be->bf16_activations && t->be->bf16_activations(); // (nn/ops.h, BN_FEEDS_CONV)
         printf("precision: bf16 mixed precision (conv and linear operands rounded to bf16, FP32 sums; FP32 weights, "
-               "momentum, batch norm, loss, SGD and checkpoints)\n");
+               "momentum, batch norm, loss, SGD and checkpoints)%s\n",
+               stored ? "; what only convolutions read (batch norms' outputs, the gradients they hand back) stored "
+                        "in bf16, as those round it anyway"
+                      : "");
+    }
     if (t->micro != o->batch)
         printf("micro-batches: each batch of %d runs as %d x %d images (%d per process), one SGD step; "
                "batch norm normalizes each micro-batch\n", o->batch, o->batch / t->micro, t->micro, t->accum);
