@@ -10,6 +10,7 @@
 #ifndef NN_BF16_H
 #define NN_BF16_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -19,6 +20,15 @@
 #define BF16_FN static inline __host__ __device__
 #else
 #define BF16_FN static inline
+#ifndef __CUDACC__
+// Value i of a tensor that holds floats, or (bf16 nonzero) bf16 values as uint16_t: a tensor the
+// engine stores in bf16 (Tensor.bf16) keeps its float pointer, so every reader that takes both
+// finds its values through this.
+static inline const void* bf16_or_float_at(const void* p, ptrdiff_t i, int bf16) {
+    return bf16 ? (const void*)((const uint16_t*)p + i) : (const void*)((const float*)p + i);
+}
+#endif
+
 #endif
 
 // x rounded to the nearest bf16, ties to even: what PyTorch's float -> bfloat16 conversion does.

@@ -18,6 +18,7 @@
 // dy_bf16) is an operand of bf16 values (GemmOperand.bf16), packed without rounding.
 #include <string.h>
 
+#include "../../nn/bf16.h"
 #include "cpu_conv.h"
 #include "cpu_gemm.h"
 #include "cpu_kernels.h"
@@ -26,7 +27,7 @@ static int is_pointwise(const ConvShape* s) { return s->k == 1 && s->stride == 1
 
 // The first value of channel c0 of an (n, C, P) tensor stored as floats or (bf16) bf16 values.
 static const float* channel_start(const float* t, int P, int c0, int bf16) {
-    return bf16 ? (const float*)(const void*)((const uint16_t*)(const void*)t + (size_t)c0 * P) : t + (size_t)c0 * P;
+    return (const float*)bf16_or_float_at(t, (ptrdiff_t)c0 * P, bf16);
 }
 // The batch's channels [c0, c0 + c) of an (n, C, P) tensor as a (c, n*P) matrix.
 static GemmOperand channels_by_pixels(const float* t, int C, int P, int c0, int bf16) {

@@ -82,11 +82,6 @@ static const FlatMasks* plane_masks(FlatMasks* fm, int hs, int ws, int y0, int x
 // calls GCC would otherwise substitute, a 4-float row would cost more in the call than in the copy).
 #define ROW_LOOPS __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
 
-// The source's value number i, whether it holds floats or (FLAT_FROM_BF16) bf16 values.
-static const void* source_at(const void* src, size_t i, int round) {
-    return round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + i) : (const void*)((const float*)src + i);
-}
-
 // flat[(c*s*s + a*s + b) * seq + n*plane + u*ws + v] = src[n][c][u*s + a - pad_y][v*s + b - pad_x], 0
 // outside the data. src: the chunk's first image and channel; images img_stride values apart.
 // masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks. round
@@ -96,13 +91,14 @@ static const void* source_at(const void* src, size_t i, int round) {
 // values of the source's type.
 ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_t img_stride, int channels,
                               const FlatMasks* masks, int round) {
-    int bf16 = round != FLAT_EXACT;
+    int bf16 = round != FLAT_EXACT, from_bf16 = round == FLAT_FROM_BF16;
     int s = F->s, ws = F->ws;
     size_t hw = (size_t)F->h * F->w;
     if (masks) {
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * F->seq;
-            flat_expand_avx512(seq, F->plane, source_at(src, (size_t)c * hw, round), img_stride, F->nb, masks, round);
+            flat_expand_avx512(seq, F->plane, bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride, F->nb,
+                               masks, round);
             for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
         }
         return;
@@ -113,8 +109,8 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
             for (size_t e = 0; e < 4 * F->seq; e++) seq[e] = 0.0f;
             for (int n = 0; n < F->nb; n++)
                 flat_split2_avx512(seq + (size_t)n * F->plane, F->seq, ws,
-                                   source_at(src, (size_t)n * img_stride + (size_t)c * hw, round), F->h, F->w, F->pad_y,
-                                   round);
+                                   bf16_or_float_at(src, (ptrdiff_t)(n * img_stride + c * hw), from_bf16), F->h, F->w,
+                                   F->pad_y, round);
         }
         return;
     }
@@ -202,7 +198,7 @@ static int bf16_rounding(void) { return round_mode >= 0 ? round_mode : flat_roun
 static void to_flat_operand(float* flat, const Flat* F, const void* src, int src_bf16, size_t at, size_t img_stride,
                             int channels, const FlatMasks* masks) {
     int round = src_bf16 ? FLAT_FROM_BF16 : cpu_bf16 ? bf16_rounding() : FLAT_EXACT;
-    to_flat(flat, F, source_at(src, at, round), img_stride, channels, masks, round);
+    to_flat(flat, F, bf16_or_float_at(src, at, round == FLAT_FROM_BF16), img_stride, channels, masks, round);
 }
 
 // The weight as a GEMM operand reads it: itself, or in bf16 mode its rounded copy (calling thread's scratch).

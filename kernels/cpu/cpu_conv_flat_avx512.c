@@ -10,6 +10,8 @@
 //  - stride 2: splitting rows into even and odd columns (the phase planes), and writing a phase back
 //    to every other column, are two-register permutes instead of strided scalar accesses.
 // Compiled for AVX-512 (target pragma); runs only when gemm_isa() chose AVX-512.
+#include "../../nn/bf16.h"
+
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 #include <immintrin.h>
@@ -69,9 +71,6 @@ static inline __m512 widen_bf16(const uint16_t* p, int n) {
 static inline __attribute__((always_inline)) __m512 load_values(const void* src, size_t i, int n, int round) {
     if (round == FLAT_FROM_BF16) return widen_bf16((const uint16_t*)src + i, n);
     return _mm512_maskz_loadu_ps(below(n < 0 ? 0 : n), (const float*)src + i);
-}
-static inline const void* advance(const void* src, size_t i, int round) {
-    return round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + i) : (const void*)((const float*)src + i);
 }
 
 // round is a constant wherever this is inlined (always_inline, below): each copy loop is compiled
@@ -138,7 +137,7 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
     int values = fm->offset[nvec - 1] + __builtin_popcount(fm->mask[nvec - 1]);
     if (round != FLAT_EXACT && values <= 16) { // the rounded (or widened) values in one register
         for (int p = 0; p < planes; p++) {
-            const void* s = advance(src, (size_t)p * src_stride, round);
+            const void* s = bf16_or_float_at(src, (ptrdiff_t)(p * src_stride), round == FLAT_FROM_BF16);
             float* d = dst + (size_t)p * dst_stride;
             __m512 r = round_lanes(load_values(s, 0, values, round), round);
             for (int i = 0; i < nvec; i++)
@@ -154,7 +153,7 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
         for (int i = (values + 15) / 16 * 16; i < (values + 15) / 16 * 16 + 32; i += 16)
             _mm512_store_ps(rounded + i, _mm512_setzero_ps());
         for (int p = 0; p < planes; p++) {
-            const void* s = advance(src, (size_t)p * src_stride, round);
+            const void* s = bf16_or_float_at(src, (ptrdiff_t)(p * src_stride), round == FLAT_FROM_BF16);
             float* d = dst + (size_t)p * dst_stride;
             for (int i = 0; i < values; i += 16)
                 _mm512_store_ps(rounded + i, round_lanes(load_values(s, (size_t)i, values - i, round), round));
@@ -165,7 +164,7 @@ static inline __attribute__((always_inline)) void expand_loop(float* dst, size_t
         return;
     }
     for (int p = 0; p < planes; p++) { // exact, widened, or planes beyond 32x32 rounded after the expand
-        const void* s = advance(src, (size_t)p * src_stride, round);
+        const void* s = bf16_or_float_at(src, (ptrdiff_t)(p * src_stride), round == FLAT_FROM_BF16);
         float* d = dst + (size_t)p * dst_stride;
         for (int i = 0; i < nvec; i++) {
             __mmask16 m = fm->mask[i];

@@ -64,11 +64,6 @@ static int pairs_by_lanes(const GemmBf16Isa* isa, const GemmOperand* op, int rn)
     return isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH;
 }
 
-// The operand's element at offset o (counted in its own values: floats, or bf16 values if op->bf16).
-static const void* element(const GemmOperand* op, ptrdiff_t o) {
-    return op->bf16 ? (const void*)((const uint16_t*)(const void*)op->p + o) : (const void*)(op->p + o);
-}
-
 // Panel q of W lanes at dst + q * W * ceil(rn/2), lanes past fn zero.
 static void pack_pairs_rows(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
                             int rn, int W) {
@@ -79,7 +74,8 @@ static void pack_pairs_rows(const GemmBf16Isa* isa, uint32_t* dst, const GemmOpe
         for (int r = r0; r < r0 + rn;) { // one run of reduction indices adjacent in memory
             int re = gemm_run_end(&op->red, r, r0 + rn);
             ptrdiff_t ro = gemm_offset(&op->red, r);
-            for (int w = 0; w < lanes; w++) rows[w] = element(op, gemm_offset(&op->free, f0 + q * W + w) + ro);
+            for (int w = 0; w < lanes; w++)
+                rows[w] = bf16_or_float_at(op->p, gemm_offset(&op->free, f0 + q * W + w) + ro, op->bf16);
             isa->pairs_from_rows(dst + (size_t)q * W * rp + (size_t)(r - r0) / 2 * W, W, rows, lanes, re - r, op->bf16);
             r = re;
         }
@@ -112,7 +108,8 @@ static void pack_pairs_lanes(const GemmBf16Isa* isa, uint32_t* dst, const GemmOp
             for (int w = 0; w < lanes;) { // one run of lanes adjacent in memory
                 int f = f0 + q * W + w, len = gemm_run_end(&op->free, f, f0 + q * W + lanes) - f;
                 ptrdiff_t src = gemm_offset(&op->free, f);
-                for (int r = 0; r < gn; r++) rows[r] = element(op, src + gemm_offset(&op->red, r0 + g + r));
+                for (int r = 0; r < gn; r++)
+                    rows[r] = bf16_or_float_at(op->p, src + gemm_offset(&op->red, r0 + g + r), op->bf16);
                 isa->pairs_from_lanes(panel + (size_t)g / 2 * W, W, w, len, rows, gn, op->bf16);
                 w += len;
             }
