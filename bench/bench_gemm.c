@@ -166,6 +166,7 @@ static double time_shape(const Shape* s, GemmFn gemm, int reps, double* best) {
 static void print_bf16_kernel(void) {
     const GemmBf16Isa* b = gemm_bf16_isa();
     const char* why = !strcmp(b->name, "avx512bf16")   ? "vdpbf16ps"
+                      : !strcmp(b->name, "amx")        ? "tdpbf16ps on AMX tiles, DRNET_CPU_AMX=1"
                       : !gemm_cpu_has_avx512bf16()     ? "portable C: this CPU has no AVX512_BF16"
                                                        : "portable C: the FP32 ISA chosen is not avx512";
     printf("bf16 micro-kernel: %s (%d x %d tile, %s), blocking mc %d kc %d nc %d\n", b->name, b->mr, b->nr, why, b->mc,

@@ -493,49 +493,65 @@ static void check_bound_tight(void) {
     case_count += 2;
 }
 
+// Every product check on the bf16 kernel in use, at 1 and 2 threads.
+static void check_all(Rng* rng) {
+    const int sizes[][3] = {{1, 1, 1},      {1, 17, 5},    {5, 7, 3},     {13, 33, 17},  {12, 32, 256},
+                            {25, 47, 300},  {37, 65, 29},  {130, 70, 9},  {64, 600, 40}, {300, 40, 64},
+                            {20, 30, 2100}, {97, 129, 520}, {11, 45, 513}};
+    const float ab[][2] = {{1.0f, 0.0f}, {-0.7f, 1.0f}, {1.3f, 0.5f}};
+    for (int threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        int before = test_failures;
+        for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    const float* p = ab[(z + ta * 2 + tb) % 3];
+                    check_plain(sizes[z][0], sizes[z][1], sizes[z][2], ta, tb, p[0], p[1], 1.0f, rng);
+                }
+        check_plain(29, 40, 77, 0, 1, 1.0f, 1.0f, 0x1p-63f, rng); // sums among the denormals
+        check_plain(29, 40, 77, 1, 0, 1.0f, 0.0f, 0x1p-70f, rng); // products below FLT_MIN
+        check_batched(5, 24, 40, 4, rng);
+        check_batched(3, 33, 20, 16, rng);
+        check_batched(64, 32, 24, 16, rng);
+        check_batched(3, 12, 20, 9, rng);    // odd P: pairs straddle images, staged
+        check_batched(2, 40, 16, 36, rng);   // 72 pixels: whole 32-index blocks and a tail
+        check_batched(3, 19, 20, 144, rng);  // long runs: rows read 8 at a time, panels across images, odd depth
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) check_nonfinite(ta, tb, rng);
+        check_bound_tight();
+        printf("  %-12s %d thread%s: %s\n", gemm_bf16_isa()->name, threads, threads > 1 ? "s" : " ",
+               test_failures == before ? "ok" : "FAILED");
+    }
+}
+
 int main(void) {
     check_round_cases();
     check_round_sampled();
     check_operand_and_pairs();
     check_pairs_isa();
     printf("  rounding: %s\n", test_failures ? "FAILED" : "ok");
-    printf("  bf16 kernel here: %s (CPU %s AVX512_BF16)\n", gemm_bf16_isa()->name,
-           gemm_cpu_has_avx512bf16() ? "has" : "lacks");
+    printf("  bf16 kernel here: %s (CPU %s AVX512_BF16, %s AMX)\n", gemm_bf16_isa()->name,
+           gemm_cpu_has_avx512bf16() ? "has" : "lacks", gemm_cpu_has_amx() ? "has" : "lacks");
 
     const char* isas[] = {"avx512", "generic"}; // the FP32 ISA that selects each bf16 kernel
-    const int sizes[][3] = {{1, 1, 1},      {1, 17, 5},    {5, 7, 3},     {13, 33, 17},  {12, 32, 256},
-                            {25, 47, 300},  {37, 65, 29},  {130, 70, 9},  {64, 600, 40}, {300, 40, 64},
-                            {20, 30, 2100}, {97, 129, 520}, {11, 45, 513}};
-    const float ab[][2] = {{1.0f, 0.0f}, {-0.7f, 1.0f}, {1.3f, 0.5f}};
     Rng rng = rng_derive(7, 1, 3);
     for (size_t s = 0; s < sizeof(isas) / sizeof(isas[0]); s++) {
         if (!gemm_set_isa(isas[s])) {
             printf("  %s: not supported by this CPU, skipped\n", isas[s]);
             continue;
         }
-        for (int threads = 1; threads <= 2; threads++) {
-            set_threads(threads);
-            int before = test_failures;
-            for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++)
-                for (int ta = 0; ta < 2; ta++)
-                    for (int tb = 0; tb < 2; tb++) {
-                        const float* p = ab[(z + ta * 2 + tb) % 3];
-                        check_plain(sizes[z][0], sizes[z][1], sizes[z][2], ta, tb, p[0], p[1], 1.0f, &rng);
-                    }
-            check_plain(29, 40, 77, 0, 1, 1.0f, 1.0f, 0x1p-63f, &rng); // sums among the denormals
-            check_plain(29, 40, 77, 1, 0, 1.0f, 0.0f, 0x1p-70f, &rng); // products below FLT_MIN
-            check_batched(5, 24, 40, 4, &rng);
-            check_batched(3, 33, 20, 16, &rng);
-            check_batched(64, 32, 24, 16, &rng);
-            check_batched(3, 12, 20, 9, &rng); // odd P: pairs straddle images, staged
-            check_batched(2, 40, 16, 36, &rng); // 72 pixels: whole 32-index blocks and a tail
-            check_batched(3, 19, 20, 144, &rng); // long runs: rows read 8 at a time, panels across images, odd depth
-            for (int ta = 0; ta < 2; ta++)
-                for (int tb = 0; tb < 2; tb++) check_nonfinite(ta, tb, &rng);
-            check_bound_tight();
-            printf("  %-10s %d thread%s: %s\n", gemm_bf16_isa()->name, threads, threads > 1 ? "s" : " ",
-                   test_failures == before ? "ok" : "FAILED");
+        check_all(&rng);
+    }
+    // The AMX kernel, chosen by name: its emulation on every machine (the packing, the A panels by
+    // rows, the tiles and their tails), the hardware where the CPU and Linux allow it.
+    const char* forced[] = {"amx-emulated", "amx"};
+    for (size_t s = 0; s < sizeof(forced) / sizeof(forced[0]); s++) {
+        if (!gemm_bf16_set_isa(forced[s])) {
+            printf("  %s: this CPU has no AMX (or Linux did not grant its tile state), skipped\n", forced[s]);
+            continue;
         }
+        check_all(&rng);
+        gemm_bf16_set_isa("auto");
     }
     printf("  %d products checked\n", case_count);
     return test_finish("test_gemm_bf16");

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cpu/cpu_gemm.h"
 #include "../models/mobilenet.h"
 #include "../nn/checkpoint.h"
 #include "../nn/ops.h"
@@ -95,62 +96,75 @@ int main(int argc, char** argv) {
     int* labels = NN_MALLOC((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) labels[i] = (int)((const int64_t*)lr->data)[i];
 
-    Engine* e = engine_create(be);
-    MobileNet net;
-    mobilenet_init(&net, e, width, 1, k);
-    engine_alloc_params(e);
-    char name[160];
-    for (int i = 0; i < e->num_params; i++) {
-        snprintf(name, sizeof(name), "init.%s", e->params[i].name);
-        engine_write(e, &e->params[i].t, record(&par, name, e->params[i].numel));
-    }
-    Tensor* logits;
-    for (int pass = 0; pass < 2; pass++) { // planning, then the step
-        if (pass) engine_plan_end(e);
-        else engine_plan_begin(e);
-        engine_begin(e, 1);
-        Tensor* x = engine_input(e, n, 3, 32, 32, images);
-        int* lab = engine_labels(e, n, labels);
-        logits = mobilenet_forward(e, &net, x);
-        Tensor* loss = cross_entropy(e, logits, lab, "loss");
-        if (pass) engine_zero_grad(e);
-        engine_backward(e, loss);
-        if (!pass) continue;
-        float* ours = NN_MALLOC((size_t)n * k * sizeof(float));
-        engine_read(e, ours, logits);
-        float l = engine_read_scalar(e, loss);
-        // Every gradient as one vector, in parameter order; the classifier's alone.
-        size_t total = 0, at = 0;
-        for (int i = 0; i < e->num_params; i++) total += e->params[i].is_buffer ? 0 : e->params[i].numel;
-        float *g = NN_MALLOC(total * sizeof(float)), *ge = NN_MALLOC(total * sizeof(float)), *ga = NN_MALLOC(total * sizeof(float));
-        size_t lin_at = 0, lin_n = 0;
+    // The step on the bf16 kernel this CPU runs by default, then on the AMX kernel: its emulation
+    // on every machine (the whole network's GEMM shapes and views through the tile code), the
+    // hardware where there is one. The same bounds hold: only the order of FP32 additions differs.
+    const char* kernels[] = {"auto", "amx-emulated", "amx"};
+    for (size_t kn = 0; kn < sizeof(kernels) / sizeof(kernels[0]); kn++) {
+        if (!gemm_bf16_set_isa(kernels[kn])) {
+            printf("bf16 kernel %s: this CPU has no AMX (or Linux did not grant its tile state), skipped\n",
+                   kernels[kn]);
+            continue;
+        }
+        printf("bf16 kernel: %s\n", gemm_bf16_isa()->name);
+        Engine* e = engine_create(be);
+        MobileNet net;
+        mobilenet_init(&net, e, width, 1, k);
+        engine_alloc_params(e);
+        char name[160];
         for (int i = 0; i < e->num_params; i++) {
-            Param* p = &e->params[i];
-            if (p->is_buffer) continue;
-            engine_read_grad(e, g + at, &p->t);
-            snprintf(name, sizeof(name), "emulation.grad.%s", p->name);
-            memcpy(ge + at, record(&ref, name, p->numel), p->numel * sizeof(float));
-            snprintf(name, sizeof(name), "autocast.grad.%s", p->name);
-            memcpy(ga + at, record(&ref, name, p->numel), p->numel * sizeof(float));
-            if (!strcmp(p->name, "linear.weight")) lin_at = at, lin_n = p->numel;
-            at += p->numel;
+            snprintf(name, sizeof(name), "init.%s", e->params[i].name);
+            engine_write(e, &e->params[i].t, record(&par, name, e->params[i].numel));
         }
-        if (!lin_n) nn_fatal("the model has no linear.weight");
-        const char* vs[2] = {"emulation", "autocast"};
-        const Bounds* b[2] = {&VS_EMULATION, &VS_AUTOCAST};
-        const float* gref[2] = {ge, ga};
-        for (int v = 0; v < 2; v++) {
-            snprintf(name, sizeof(name), "%s.logits", vs[v]);
-            check(vs[v], "logits", rel(ours, record(&ref, name, (size_t)n * k), (size_t)n * k), b[v]->logits);
-            snprintf(name, sizeof(name), "%s.loss", vs[v]);
-            float rl = *record(&ref, name, 1);
-            check(vs[v], "loss", fabs((double)l - rl) / fabs((double)rl), b[v]->loss);
-            check(vs[v], "gradient of linear.weight", rel(g + lin_at, gref[v] + lin_at, lin_n), b[v]->grad_linear);
-            check(vs[v], "all gradients as one vector", rel(g, gref[v], total), b[v]->grad_all);
+        Tensor* logits;
+        for (int pass = 0; pass < 2; pass++) { // planning, then the step
+            if (pass) engine_plan_end(e);
+            else engine_plan_begin(e);
+            engine_begin(e, 1);
+            Tensor* x = engine_input(e, n, 3, 32, 32, images);
+            int* lab = engine_labels(e, n, labels);
+            logits = mobilenet_forward(e, &net, x);
+            Tensor* loss = cross_entropy(e, logits, lab, "loss");
+            if (pass) engine_zero_grad(e);
+            engine_backward(e, loss);
+            if (!pass) continue;
+            float* ours = NN_MALLOC((size_t)n * k * sizeof(float));
+            engine_read(e, ours, logits);
+            float l = engine_read_scalar(e, loss);
+            // Every gradient as one vector, in parameter order; the classifier's alone.
+            size_t total = 0, at = 0;
+            for (int i = 0; i < e->num_params; i++) total += e->params[i].is_buffer ? 0 : e->params[i].numel;
+            float *g = NN_MALLOC(total * sizeof(float)), *ge = NN_MALLOC(total * sizeof(float)), *ga = NN_MALLOC(total * sizeof(float));
+            size_t lin_at = 0, lin_n = 0;
+            for (int i = 0; i < e->num_params; i++) {
+                Param* p = &e->params[i];
+                if (p->is_buffer) continue;
+                engine_read_grad(e, g + at, &p->t);
+                snprintf(name, sizeof(name), "emulation.grad.%s", p->name);
+                memcpy(ge + at, record(&ref, name, p->numel), p->numel * sizeof(float));
+                snprintf(name, sizeof(name), "autocast.grad.%s", p->name);
+                memcpy(ga + at, record(&ref, name, p->numel), p->numel * sizeof(float));
+                if (!strcmp(p->name, "linear.weight")) lin_at = at, lin_n = p->numel;
+                at += p->numel;
+            }
+            if (!lin_n) nn_fatal("the model has no linear.weight");
+            const char* vs[2] = {"emulation", "autocast"};
+            const Bounds* b[2] = {&VS_EMULATION, &VS_AUTOCAST};
+            const float* gref[2] = {ge, ga};
+            for (int v = 0; v < 2; v++) {
+                snprintf(name, sizeof(name), "%s.logits", vs[v]);
+                check(vs[v], "logits", rel(ours, record(&ref, name, (size_t)n * k), (size_t)n * k), b[v]->logits);
+                snprintf(name, sizeof(name), "%s.loss", vs[v]);
+                float rl = *record(&ref, name, 1);
+                check(vs[v], "loss", fabs((double)l - rl) / fabs((double)rl), b[v]->loss);
+                check(vs[v], "gradient of linear.weight", rel(g + lin_at, gref[v] + lin_at, lin_n), b[v]->grad_linear);
+                check(vs[v], "all gradients as one vector", rel(g, gref[v], total), b[v]->grad_all);
+            }
+            free(ours), free(g), free(ge), free(ga);
         }
-        free(ours), free(g), free(ge), free(ga);
+        engine_destroy(e);
     }
-    engine_destroy(e);
+    gemm_bf16_set_isa("auto");
     free(labels);
     ckpt_free(&par), ckpt_free(&ref);
     return test_finish("test_parity_bf16");

@@ -210,16 +210,36 @@ typedef struct GemmBf16Isa {
     // Optional likewise: lanes [w, w + len) of the pairs (ceil(rn / 2), W) straight from lanes
     // adjacent in memory, rows[r] pointing at the first of them at reduction index r
     void (*pairs_from_lanes)(uint32_t* dst, int W, int w, int len, const void* const* rows, int rn, int src_bf16);
+    // Optional (NULL: A panels stay as packed): the kernel reads A by rows, so each packed (kp, MR)
+    // A panel is rearranged in place into (MR, kp), row i's pairs consecutive (the AMX kernel).
+    void (*a_by_rows)(uint32_t* panel, int kp);
 } GemmBf16Isa;
 
 extern const GemmBf16Isa gemm_bf16_isa_avx512, gemm_bf16_isa_generic;
+// tdpbf16ps on AMX tiles (cpu_gemm_amx.c), and the same kernel with the tile instructions emulated
+// in C, for the tests on every machine.
+extern const GemmBf16Isa gemm_bf16_isa_amx, gemm_bf16_isa_amx_emulated;
 int gemm_cpu_has_avx512bf16(void); // run-time CPU check: AVX512F and AVX512_BF16
+// Run-time check: AMX-BF16 and AVX512_BF16 on the CPU, and Linux's grant of the AMX tile state to
+// this process (requested on the first call).
+int gemm_cpu_has_amx(void);
+// The AVX512_BF16 packers (cpu_gemm_avx512bf16.c), which the AMX kernel shares: same panels.
+void gemm_bf16_pairs_avx512(uint32_t* dst, const float* src, int rn, int W);
+void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* src, int wn, int n, int src_bf16);
+void gemm_bf16_pairs_from_lanes_avx512(uint32_t* dst, int W, int w, int len, const void* const* rows, int rn,
+                                       int src_bf16);
 
 // The bf16 kernel in use: vdpbf16ps when the FP32 ISA in use is avx512 (gemm_isa) and the CPU has
 // AVX512_BF16, else the portable one; DRNET_CPU_ISA=generic or gemm_set_isa("generic") runs the
 // portable one anywhere. Both add each pair the same way over the same depth blocks (same kc), so
 // on one thread and a C they can store into directly they give the same bits (test_gemm_bf16 checks
 // it); elsewhere the tile can change the thread split or the staging of C, hence the summation order.
+// AMX (tdpbf16ps) runs instead of vdpbf16ps only when asked, DRNET_CPU_AMX=1, on a CPU that has it:
+// it has passed its tests on the emulation (cpu_gemm_amx_emulated.c), not yet on AMX hardware.
 const GemmBf16Isa* gemm_bf16_isa(void);
+// For the tests and benchmarks: run the bf16 kernel named ("avx512bf16", "generic", "amx",
+// "amx-emulated") whatever the FP32 choice, or "auto" to go back to gemm_bf16_isa()'s rule. Returns
+// 0, changing nothing, if this CPU cannot run it or the name is unknown.
+int gemm_bf16_set_isa(const char* name);
 
 #endif

@@ -117,7 +117,7 @@ static inline __m512i pair_lanes(__m512 l, __m512 h) {
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), operands(l, h));
 }
 
-static void pairs(uint32_t* restrict dst, const float* restrict src, int rn, int W) {
+void gemm_bf16_pairs_avx512(uint32_t* restrict dst, const float* restrict src, int rn, int W) {
     for (int p = 0; p < (rn + 1) / 2; p++) {
         const float *lo = src + (size_t)2 * p * W, *hi = lo + W;
         int has_hi = 2 * p + 1 < rn; // an odd depth ends with a zero high half
@@ -146,7 +146,8 @@ static void pairs_from_lanes_bf16(uint32_t* dst, int W, int w, int len, const ui
     }
 }
 
-static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const void* const* rows_any, int rn, int src_bf16) {
+void gemm_bf16_pairs_from_lanes_avx512(uint32_t* dst, int W, int w, int len, const void* const* rows_any, int rn,
+                                       int src_bf16) {
     if (src_bf16) {
         pairs_from_lanes_bf16(dst, W, w, len, (const uint16_t* const*)rows_any, rn);
         return;
@@ -169,7 +170,7 @@ static void pairs_from_lanes(uint32_t* dst, int W, int w, int len, const void* c
 // pass where the FP32 packer's transpose followed by pairs is two, over twice the data. dst:
 // (ceil(n / 2), W); an odd n ends with a zero high half, lanes from wn to W are zero. From bf16 values
 // (src_bf16) the 32 values are one load, already pairs in order.
-static void pairs_from_rows(uint32_t* dst, int W, const void* const* src_any, int wn, int n, int src_bf16) {
+void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* src_any, int wn, int n, int src_bf16) {
     const float* const* src = (const float* const*)src_any;
     const uint16_t* const* src16 = (const uint16_t* const*)src_any;
     int np = (n + 1) / 2;
@@ -208,7 +209,7 @@ const GemmBf16Isa gemm_bf16_isa_avx512 = {
     .kc = 256,  // the portable kernel's too: the same depth blocks give the same sums
     .nc = 3072, // B block 256 x 3072 bf16 = 1.5 MiB
     .kernel = kernel,
-    .pairs = pairs,
-    .pairs_from_rows = pairs_from_rows,
-    .pairs_from_lanes = pairs_from_lanes,
+    .pairs = gemm_bf16_pairs_avx512,
+    .pairs_from_rows = gemm_bf16_pairs_from_rows_avx512,
+    .pairs_from_lanes = gemm_bf16_pairs_from_lanes_avx512,
 };

@@ -3,7 +3,12 @@
 // (gemm_run). What differs is the packed format: panels of bf16 pairs (cpu_gemm.h), which the
 // micro-kernel multiplies two reduction indices at a time, and alpha, which the kernel applies to
 // the FP32 sums rather than the packer to A (bf16(alpha * a) is not alpha * bf16(a)).
+#include <stdlib.h>
 #include <string.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "../../nn/bf16.h"
 #include "../../nn/util.h"
@@ -17,10 +22,62 @@ int gemm_cpu_has_avx512bf16(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 }
 
+// AMX needs the CPU's feature bits and, on Linux, the kernel's permission for this process to use
+// the tile state (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA; without it the first tile
+// instruction kills the process). Asked once; a second concurrent ask is harmless.
+static int ask_for_amx(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") || !gemm_cpu_has_avx512bf16())
+        return 0;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
+
+int gemm_cpu_has_amx(void) {
+    static int state = -1; // -1: not asked yet
+    int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    if (s < 0) {
+        s = ask_for_amx();
+        __atomic_store_n(&state, s, __ATOMIC_RELEASE);
+    }
+    return s;
+}
+
+static const GemmBf16Isa* forced; // gemm_bf16_set_isa's choice, NULL for the rule below
+
 // Tied to the FP32 choice so that one switch (DRNET_CPU_ISA, --isa, gemm_set_isa) picks both: a
-// run that asks for the portable FP32 kernel gets the portable bf16 one too.
+// run that asks for the portable FP32 kernel gets the portable bf16 one too. AMX only when asked
+// (cpu_gemm.h says why).
 const GemmBf16Isa* gemm_bf16_isa(void) {
-    return gemm_isa() == &gemm_isa_avx512 && gemm_cpu_has_avx512bf16() ? &gemm_bf16_isa_avx512 : &gemm_bf16_isa_generic;
+    if (forced) return forced;
+    if (gemm_isa() != &gemm_isa_avx512 || !gemm_cpu_has_avx512bf16()) return &gemm_bf16_isa_generic;
+    static int amx_asked = -1; // DRNET_CPU_AMX=1, read once
+    int asked = __atomic_load_n(&amx_asked, __ATOMIC_ACQUIRE);
+    if (asked < 0) {
+        const char* e = getenv("DRNET_CPU_AMX");
+        asked = e && strcmp(e, "1") == 0;
+        __atomic_store_n(&amx_asked, asked, __ATOMIC_RELEASE);
+    }
+    return asked && gemm_cpu_has_amx() ? &gemm_bf16_isa_amx : &gemm_bf16_isa_avx512;
+}
+
+int gemm_bf16_set_isa(const char* name) {
+    const GemmBf16Isa* isa = NULL;
+    if (strcmp(name, "auto") == 0) {
+        forced = NULL;
+        return 1;
+    }
+    if (strcmp(name, "generic") == 0) isa = &gemm_bf16_isa_generic;
+    else if (strcmp(name, "amx-emulated") == 0) isa = &gemm_bf16_isa_amx_emulated;
+    else if (strcmp(name, "avx512bf16") == 0 && gemm_cpu_has_avx512bf16()) isa = &gemm_bf16_isa_avx512;
+    else if (strcmp(name, "amx") == 0 && gemm_cpu_has_amx()) isa = &gemm_bf16_isa_amx;
+    if (!isa) return 0;
+    forced = isa;
+    return 1;
 }
 
 // --- packing ----------------------------------------------------------------------------------------
@@ -175,6 +232,8 @@ static void serial_bf16(int i0, int i1, int j0, int j1, int k0, int k1, float al
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
                 pack_pairs(isa, abuf, A, ic, mc, pc, kc, MR);
+                if (isa->a_by_rows)
+                    for (int q = 0; q * MR < mc; q++) isa->a_by_rows(abuf + (size_t)q * MR * kp, kp);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
                     for (int ir = 0; ir < mc; ir += MR) {
