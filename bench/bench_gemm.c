@@ -1,6 +1,6 @@
 // bench-gemm: the CPU GEMM against the machine's measured peak.
 //
-//   bench-gemm [--threads T] [--isa avx512|avx2|generic] [--reps R] [--bf16]
+//   bench-gemm [--threads T] [--isa avx512|avx2|generic] [--reps R] [--bf16 [--bf16-also KERNEL]]
 //
 // First it measures the FMA peak of each thread count with a register-only loop (12 independent
 // FMA chains, no memory traffic): that is the ceiling any GEMM can reach. Then it times the GEMM on
@@ -9,6 +9,9 @@
 // batches as one GEMM through NCHW views), reporting the median and the best GFLOP/s of R timed runs
 // and the best as a fraction of the peak (the best run is the uncontended figure on a shared
 // machine). A short FMA probe before and after each shape flags rows measured while something else ran.
+// --bf16 times the pointwise shapes in FP32 and bf16 side by side; on a CPU with AMX it adds the AMX
+// kernel's columns next to the default bf16 kernel's (--bf16-also names another kernel: amx,
+// amx-emulated, avx512bf16, generic).
 #include <immintrin.h> // its intrinsics carry their own target attributes; callers below match them
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,14 +205,20 @@ static void bench_fp32_section(const Shape* shapes, int nshapes, int t, int reps
 
 // The pointwise shapes through cpu_gemm and cpu_gemm_bf16 at t threads, side by side, each against
 // its own peak (FMA chains, vdpbf16ps chains), with the FP32 table's busy flags.
-static void bench_bf16_section(const Shape* shapes, int nshapes, int t, int reps, int lanes) {
+// also: a second bf16 kernel (gemm_bf16_set_isa's name) timed in columns of its own, or NULL.
+static void bench_bf16_section(const Shape* shapes, int nshapes, int t, int reps, int lanes, const char* also) {
     double peak = peak_gflops(t, lanes), peak16 = peak_bf16_gflops(t);
-    double rate[64], best[64], rate16[64], best16[64], low[64];
+    double rate[64], best[64], rate16[64], best16[64], low[64], rate2[64], best2[64];
     for (int i = 0; i < nshapes; i++) {
         if (!shapes[i].conv) continue;
         double before = probe_gflops(t, lanes);
         rate[i] = time_shape(&shapes[i], cpu_gemm, reps, &best[i]);
         rate16[i] = time_shape(&shapes[i], cpu_gemm_bf16, reps, &best16[i]);
+        if (also) {
+            gemm_bf16_set_isa(also);
+            rate2[i] = time_shape(&shapes[i], cpu_gemm_bf16, reps, &best2[i]);
+            gemm_bf16_set_isa("auto");
+        }
         double after = probe_gflops(t, lanes);
         low[i] = before < after ? before : after;
         if (before > peak) peak = before;
@@ -221,8 +230,10 @@ static void bench_bf16_section(const Shape* shapes, int nshapes, int t, int reps
            lanes == 16 ? "AVX-512" : "AVX2");
     if (peak16 > 0) printf("bf16 %.1f GFLOP/s (vdpbf16ps chains)\n", peak16);
     else printf("bf16: no vdpbf16ps on this CPU\n");
-    printf("  %-26s %6s %7s %7s  %9s %9s %6s  %9s %9s %6s  %9s\n", "shape", "M", "N", "K", "FP32 med", "FP32 best",
+    printf("  %-26s %6s %7s %7s  %9s %9s %6s  %9s %9s %6s  %9s", "shape", "M", "N", "K", "FP32 med", "FP32 best",
            "%peak", "bf16 med", "bf16 best", "%peak", "bf16/FP32");
+    if (also) printf("  %13s %13s %9s", also, "best", "/FP32");
+    printf("\n");
     int busy = 0;
     for (int i = 0; i < nshapes; i++) {
         const Shape* s = &shapes[i];
@@ -232,6 +243,7 @@ static void bench_bf16_section(const Shape* shapes, int nshapes, int t, int reps
         if (peak16 > 0) printf("%5.1f%%", 100.0 * best16[i] / peak16);
         else printf("%6s", "-");
         printf("  %8.2fx", best16[i] / best[i]);
+        if (also) printf("  %13.1f %13.1f %8.2fx", rate2[i], best2[i], best2[i] / best[i]);
         if (low[i] < 0.9 * peak) printf("   (busy: the FMA probe around it ran at %.0f%% of peak)", 100.0 * low[i] / peak), busy++;
         printf("\n");
     }
@@ -240,25 +252,36 @@ static void bench_bf16_section(const Shape* shapes, int nshapes, int t, int reps
 
 int main(int argc, char** argv) {
     int threads = 0, reps = 7, bf16 = 0;
-    const char* isa = NULL;
+    const char *isa = NULL, *also = NULL;
     args_program = "bench-gemm";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = (int)args_long(argv[i], argv[i + 1], 1, 1024), i++;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) isa = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = (int)args_long(argv[i], argv[i + 1], 1, 1000), i++;
         else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
+        else if (!strcmp(argv[i], "--bf16-also") && i + 1 < argc) also = argv[++i];
         else {
             int help = !strcmp(argv[i], "--help");
-            fprintf(help ? stdout : stderr, "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R] [--bf16]\n", argv[0]);
+            fprintf(help ? stdout : stderr,
+                    "usage: %s [--threads T] [--isa avx512|avx2|generic] [--reps R] [--bf16 [--bf16-also KERNEL]]\n"
+                    "  --bf16-also amx|amx-emulated|avx512bf16|generic: a second bf16 kernel in columns of its own\n"
+                    "  (default: amx where the CPU has it)\n",
+                    argv[0]);
             return help ? 0 : 2;
         }
     }
     if (isa && !gemm_set_isa(isa)) nn_fatal("--isa %s: not supported by this CPU", isa);
+    if (also && !bf16) args_bad("--bf16-also", also, "needs --bf16");
+    if (also && !gemm_bf16_set_isa(also))
+        args_bad("--bf16-also", also, "expected amx, amx-emulated, avx512bf16 or generic, one this CPU runs");
+    gemm_bf16_set_isa("auto");
+    if (bf16 && !also && gemm_cpu_has_amx()) also = "amx";
     int max_threads = threads > 0 ? threads : cpu_max_threads();
     int lanes = !strcmp(gemm_isa()->name, "avx512") ? 16 : 8;
     printf("GEMM micro-kernel: %s (%d x %d tile), blocking mc %d kc %d nc %d\n", gemm_isa()->name,
            gemm_isa()->mr, gemm_isa()->nr, gemm_isa()->mc, gemm_isa()->kc, gemm_isa()->nc);
     if (bf16) print_bf16_kernel();
+    if (also) printf("and beside it: %s\n", also);
 
     const int n = 128; // the training batch
     const Shape shapes[] = {
@@ -285,7 +308,7 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
         omp_set_num_threads(t);
 #endif
-        if (bf16) bench_bf16_section(shapes, nshapes, t, reps, lanes);
+        if (bf16) bench_bf16_section(shapes, nshapes, t, reps, lanes, also);
         else bench_fp32_section(shapes, nshapes, t, reps, lanes);
         if (t == max_threads) break;
         if (t * 2 > max_threads) t = max_threads / 2;

@@ -29,4 +29,6 @@ expect 2 "error: --model resnet: expected mobilenet, mobilenetv2 (see bench-dept
 train=$3
 expect 0 "usage:" --help
 expect 2 "error: --threads 2x: expected an integer in 1..1024 (see bench-gemm --help)" --threads 2x --reps 1
+expect 2 "error: --bf16-also amx3: expected amx, amx-emulated, avx512bf16 or generic, one this CPU runs (see bench-gemm --help)" --bf16 --bf16-also amx3 --reps 1 --threads 1
+expect 2 "error: --bf16-also generic: needs --bf16 (see bench-gemm --help)" --bf16-also generic --reps 1 --threads 1
 finish test_bench_cli
