@@ -85,7 +85,16 @@ static void emu_dpbf16ps(int c, int a, int b) {
 #define TILE_DP(c, a, b) emu_dpbf16ps(c, a, b)
 static void configure_tiles(void) {}
 #else
-#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+// GCC's tile-load intrinsic (and ldtilecfg's, for all but 8 of its 64 bytes) does not tell the
+// compiler that it reads memory: without this barrier, stores to a buffer that only a tile load
+// reads (the tail copies, the configuration) could be dropped or moved past the load. The barrier
+// costs nothing at run time.
+#define READS(p) __asm__ volatile("" ::"r"(p) : "memory")
+#define TILE_LOAD(t, p, stride)       \
+    do {                              \
+        READS(p);                     \
+        _tile_loadd(t, p, stride);    \
+    } while (0)
 #define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
 #define TILE_ZERO(t) _tile_zero(t)
 #define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
@@ -102,6 +111,7 @@ static void configure_tiles(void) {
     memset(&cfg, 0, sizeof(cfg));
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    READS(&cfg);
     _tile_loadconfig(&cfg);
     configured = 1;
 }
