@@ -13,8 +13,8 @@
 // and never shrunk: a depth that is not a multiple of 16 pairs ends with zero-padded copies of the
 // last pairs, and a tile of C past the matrix's m rows or n columns computes zeros (the driver pads
 // both panels with zero lanes) that the store leaves out. Linux grants a process the AMX tile state
-// only on request (arch_prctl ARCH_REQ_XCOMP_PERM), which gemm_bf16_isa() makes before choosing
-// this kernel.
+// only on request (arch_prctl ARCH_REQ_XCOMP_PERM), which gemm_cpu_has_amx() makes: nothing chooses
+// this kernel without asking it first.
 //
 // Compiled twice: for AMX hardware (this file), and with the four tile instructions emulated in C
 // (cpu_gemm_amx_emulated.c defines AMX_EMULATE), so that the packing, the tiling and the tails are
