@@ -20,15 +20,6 @@
 #define BF16_FN static inline __host__ __device__
 #else
 #define BF16_FN static inline
-#ifndef __CUDACC__
-// Value i of a tensor that holds floats, or (bf16 nonzero) bf16 values as uint16_t: a tensor the
-// engine stores in bf16 (Tensor.bf16) keeps its float pointer, so every reader that takes both
-// finds its values through this.
-static inline const void* bf16_or_float_at(const void* p, ptrdiff_t i, int bf16) {
-    return bf16 ? (const void*)((const uint16_t*)p + i) : (const void*)((const float*)p + i);
-}
-#endif
-
 #endif
 
 // x rounded to the nearest bf16, ties to even: what PyTorch's float -> bfloat16 conversion does.
@@ -74,5 +65,14 @@ BF16_FN float bf16_operand_value(float x) {
     memcpy(&x, &r, sizeof(x));
     return x;
 }
+
+// Value i of a tensor that holds floats, or (bf16 nonzero) bf16 values as uint16_t: a tensor the
+// engine stores in bf16 (Tensor.bf16) keeps its float pointer, so every reader that takes both
+// finds its values through this. (Host code only: the CUDA backend has no bf16-stored tensors.)
+#ifndef __CUDACC__
+static inline const void* bf16_or_float_at(const void* p, ptrdiff_t i, int bf16) {
+    return bf16 ? (const void*)((const uint16_t*)p + i) : (const void*)((const float*)p + i);
+}
+#endif
 
 #endif
