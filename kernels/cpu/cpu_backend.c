@@ -97,8 +97,7 @@ static void cpu_describe(char* buf, size_t len) {
                            ? ", bf16 mixed precision (1x1 and linear GEMMs by tdpbf16ps on AMX tiles, DRNET_CPU_AMX=1)"
                            : ", bf16 mixed precision (portable C bf16 GEMM: this CPU or DRNET_CPU_ISA has no "
                              "AVX512_BF16, so it is slower than FP32)";
-    const char* amx_env = getenv("DRNET_CPU_AMX");
-    const char* no_amx = cpu_bf16 && amx_env && !strcmp(amx_env, "1") && isa != &gemm_bf16_isa_amx
+    const char* no_amx = cpu_bf16 && gemm_amx_requested() && isa != &gemm_bf16_isa_amx
                              ? " (DRNET_CPU_AMX=1 asked for AMX: this CPU, or Linux, does not offer it)"
                              : "";
     snprintf(buf, len, "CPU: %s, %d thread%s%s%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s", bf16,

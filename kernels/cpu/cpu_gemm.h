@@ -223,6 +223,8 @@ int gemm_cpu_has_avx512bf16(void); // run-time CPU check: AVX512F and AVX512_BF1
 // Run-time check: AMX-BF16 and AVX512_BF16 on the CPU, and Linux's grant of the AMX tile state to
 // this process (requested on the first call).
 int gemm_cpu_has_amx(void);
+// DRNET_CPU_AMX=1 in the environment (read once): AMX asked for, whether or not the CPU has it.
+int gemm_amx_requested(void);
 // The AVX512_BF16 packers (cpu_gemm_avx512bf16.c), which the AMX kernel shares: same panels.
 void gemm_bf16_pairs_avx512(uint32_t* dst, const float* src, int rn, int W);
 void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* src, int wn, int n, int src_bf16);

@@ -52,17 +52,21 @@ static const GemmBf16Isa* forced; // gemm_bf16_set_isa's choice, NULL for the ru
 // Tied to the FP32 choice so that one switch (DRNET_CPU_ISA, --isa, gemm_set_isa) picks both: a
 // run that asks for the portable FP32 kernel gets the portable bf16 one too. AMX only when asked
 // (cpu_gemm.h says why).
+int gemm_amx_requested(void) {
+    static int asked = -1; // -1: the environment not read yet
+    int a = __atomic_load_n(&asked, __ATOMIC_ACQUIRE);
+    if (a < 0) {
+        const char* e = getenv("DRNET_CPU_AMX");
+        a = e && strcmp(e, "1") == 0;
+        __atomic_store_n(&asked, a, __ATOMIC_RELEASE);
+    }
+    return a;
+}
+
 const GemmBf16Isa* gemm_bf16_isa(void) {
     if (forced) return forced;
     if (gemm_isa() != &gemm_isa_avx512 || !gemm_cpu_has_avx512bf16()) return &gemm_bf16_isa_generic;
-    static int amx_asked = -1; // DRNET_CPU_AMX=1, read once
-    int asked = __atomic_load_n(&amx_asked, __ATOMIC_ACQUIRE);
-    if (asked < 0) {
-        const char* e = getenv("DRNET_CPU_AMX");
-        asked = e && strcmp(e, "1") == 0;
-        __atomic_store_n(&amx_asked, asked, __ATOMIC_RELEASE);
-    }
-    return asked && gemm_cpu_has_amx() ? &gemm_bf16_isa_amx : &gemm_bf16_isa_avx512;
+    return gemm_amx_requested() && gemm_cpu_has_amx() ? &gemm_bf16_isa_amx : &gemm_bf16_isa_avx512;
 }
 
 int gemm_bf16_set_isa(const char* name) {
