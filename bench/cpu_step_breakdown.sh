@@ -25,10 +25,10 @@ section() {
 
 # Our profile table summed by kind (MobileNet's layer names: conv1 is the stem).
 ours() {
-    section "$build/train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --batch 128 --precision "$1" \
-        --profile --profile-steps 10
-    "$build/train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --batch 128 --precision "$1" \
-        --profile --profile-steps 10 2>&1 | awk '
+    local cmd=("$build/train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --batch 128 --precision "$1"
+        --profile --profile-steps 10)
+    section "${cmd[@]}"
+    "${cmd[@]}" 2>&1 | awk '
         $2 == "conv2d" && $1 == "conv1" { k = "stem" }
         $2 == "conv2d" && $1 != "conv1" { k = "1x1" }
         $2 == "depthwise" { k = "depthwise" }
@@ -51,7 +51,7 @@ ours() {
         }'
 }
 
-theirs() {
+theirs() { # (the log names the script as the repository does, not where this clone lives)
     section /usr/bin/python3 tests/reference/profile_train_torch.py --threads 2 --autocast "$1"
     /usr/bin/python3 "$src/tests/reference/profile_train_torch.py" --threads 2 --autocast "$1" 2>&1
 }
