@@ -22,8 +22,19 @@
 // whose B rows are plain contiguous vectors: the micro-kernel reads them in place through a table of
 // row pointers (gemm_indirect), nothing is packed, no bounds are checked. The price: the grid also
 // covers the padding columns and rows (q with ox >= w_out or oy >= h_out), which are computed and
-// dropped when the grid is copied out: 13% more columns on 32x32 maps, 2.25x on 4x4. The copies in
-// and out are the real cost at small g (AVX-512: mask-driven expand / compress, cpu_conv_flat_avx512.c).
+// dropped when the grid is copied out. The copies in and out are the real cost at small g (AVX-512:
+// mask-driven expand / compress, cpu_conv_flat_avx512.c).
+//
+// Shared padding. A "same" convolution at stride 1 (k = 2 pad + 1: every depthwise layer that keeps
+// its map) needs only pad zero columns per row and pad zero rows per image, not twice that: a tap
+// that reads left of column 0 lands in the previous row's zero columns, one above row 0 in the
+// previous image's zero rows (or in `lead` zeros before the first image). So those layouts put the
+// data at the top left of an (h + pad) x (w + pad) plane, after `lead` = pad * ws + pad zeros, and
+// the grid shrinks accordingly: 4x4 maps from 36 to 25 columns per image, 2x2 from 16 to 9, 32x32
+// from 1156 to 1089 (the planes of the other layouts keep pad zeros on both sides). The forward and
+// the data gradient add the same products in the same order as with unshared planes, bit for bit;
+// the filter gradient's sums over the grid are grouped differently (other chunks, other lanes), so
+// they differ in rounding only.
 //
 // Backward-data is the same machinery on dy (polyphase: output phase (a, b) of dx gathers the taps
 // with ky = a + pad (mod s), each again a shift, with the weight transposed per tap); stride 1 is one
@@ -57,8 +68,9 @@ typedef struct Flat {
     int pad_y, pad_x;  // zero rows / columns before the data, in unsplit coordinates
     int h, w;          // the data planes
     int hs, ws, plane; // one phase plane: hs x ws = plane floats
+    int lead;          // zeros before the first plane (the shared-padding layouts; else 0)
     int nb;            // images held
-    size_t seq;        // floats per (channel, phase): nb * plane, then zeros for the largest shift
+    size_t seq;        // floats per (channel, phase): lead, nb * plane, then zeros for the largest shift
 } Flat;
 
 // The lane masks of a flat plane for the AVX-512 copies (cpu_conv_flat.h): the data occupies rows
@@ -82,8 +94,8 @@ static const FlatMasks* plane_masks(FlatMasks* fm, int hs, int ws, int y0, int x
 // calls GCC would otherwise substitute, a 4-float row would cost more in the call than in the copy).
 #define ROW_LOOPS __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
 
-// flat[(c*s*s + a*s + b) * seq + n*plane + u*ws + v] = src[n][c][u*s + a - pad_y][v*s + b - pad_x], 0
-// outside the data. src: the chunk's first image and channel; images img_stride values apart.
+// flat[(c*s*s + a*s + b) * seq + lead + n*plane + u*ws + v] = src[n][c][u*s + a - pad_y][v*s + b - pad_x],
+// 0 outside the data. src: the chunk's first image and channel; images img_stride values apart.
 // masks (stride-1 layouts only, else NULL): the AVX-512 expanding copy of plane_masks. round
 // (cpu_conv_flat.h): FLAT_EXACT, or each value rounded to a bf16 operand as it is copied (nn/bf16.h),
 // in every path, by the AVX-512 copies' method where they run; or FLAT_FROM_BF16, src holding bf16
@@ -94,12 +106,14 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
     int bf16 = round != FLAT_EXACT, from_bf16 = round == FLAT_FROM_BF16;
     int s = F->s, ws = F->ws;
     size_t hw = (size_t)F->h * F->w;
+    size_t end = (size_t)F->lead + (size_t)F->nb * F->plane; // after the last plane: zeros
     if (masks) {
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * F->seq;
-            flat_expand_avx512(seq, F->plane, bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride, F->nb,
-                               masks, round);
-            for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
+            for (int e = 0; e < F->lead; e++) seq[e] = 0.0f;
+            flat_expand_avx512(seq + F->lead, F->plane, bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride,
+                               F->nb, masks, round);
+            for (size_t e = end; e < F->seq; e++) seq[e] = 0.0f;
         }
         return;
     }
@@ -108,7 +122,7 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
             float* seq = flat + (size_t)c * 4 * F->seq;
             for (size_t e = 0; e < 4 * F->seq; e++) seq[e] = 0.0f;
             for (int n = 0; n < F->nb; n++)
-                flat_split2_avx512(seq + (size_t)n * F->plane, F->seq, ws,
+                flat_split2_avx512(seq + F->lead + (size_t)n * F->plane, F->seq, ws,
                                    bf16_or_float_at(src, (ptrdiff_t)(n * img_stride + c * hw), from_bf16), F->h, F->w,
                                    F->pad_y, round);
         }
@@ -118,6 +132,7 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
         for (int a = 0; a < s; a++)
             for (int b = 0; b < s; b++) {
                 float* seq = flat + ((size_t)c * s * s + a * s + b) * F->seq;
+                for (int e = 0; e < F->lead; e++) seq[e] = 0.0f;
                 // Rows u whose source row u*s + a - pad_y is inside [0, h); columns likewise.
                 int u_lo = cdiv(F->pad_y - a, s), u_hi = imin(F->hs, cdiv(F->h + F->pad_y - a, s));
                 int v_lo = cdiv(F->pad_x - b, s), v_hi = imin(ws, cdiv(F->w + F->pad_x - b, s));
@@ -125,7 +140,7 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
                 if (u_hi < u_lo) u_hi = u_lo;
                 for (int n = 0; n < F->nb; n++) {
                     size_t sp = (size_t)n * img_stride + (size_t)c * hw; // the plane's first value
-                    float* pl = seq + (size_t)n * F->plane;
+                    float* pl = seq + F->lead + (size_t)n * F->plane;
                     for (int e = 0; e < u_lo * ws; e++) pl[e] = 0.0f;
                     for (int u = u_lo; u < u_hi; u++) {
                         float* row = pl + (size_t)u * ws;
@@ -147,7 +162,7 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
                     }
                     for (int e = u_hi * ws; e < F->plane; e++) pl[e] = 0.0f;
                 }
-                for (size_t e = (size_t)F->nb * F->plane; e < F->seq; e++) seq[e] = 0.0f;
+                for (size_t e = end; e < F->seq; e++) seq[e] = 0.0f;
             }
 }
 
@@ -215,6 +230,19 @@ static const float** row_table(int slot, int count) {
     return (const float**)(void*)cpu_scratch(slot, ((size_t)count * sizeof(float*) + sizeof(float) - 1) / sizeof(float));
 }
 
+// Whether a stride-1 convolution with kernel k and padding pad keeps the map ("same"): then its
+// planes can share their padding (the comment at the top).
+static int shares_padding(int stride, int k, int pad) { return stride == 1 && k == 2 * pad + 1; }
+
+// The shared-padding plane of an h x w map: the data at the top left of (h + pad) x (w + pad), after
+// pad * ws + pad zeros, so a shift of (dy, dx) rows and columns (|dy|, |dx| <= pad) reads
+// lead + dy * ws + dx past the sequence's start: never before it.
+static void share_padding(Flat* F, int pad) {
+    F->pad_y = F->pad_x = 0;
+    F->hs = F->h + pad, F->ws = F->w + pad, F->plane = F->hs * F->ws;
+    F->lead = pad * F->ws + pad;
+}
+
 // Geometry of the input side (forward and filter gradient): phase planes of the padded input, and
 // each tap's phase and shift. The planes must reach row h_out - 1 + (k - 1) / s.
 static Flat input_flat(const ConvShape* s, int* phase, ptrdiff_t* shift, ptrdiff_t* max_shift) {
@@ -222,12 +250,17 @@ static Flat input_flat(const ConvShape* s, int* phase, ptrdiff_t* shift, ptrdiff
     F.hs = imax(cdiv(s->h + 2 * s->pad, s->stride), s->h_out + (s->k - 1) / s->stride);
     F.ws = imax(cdiv(s->w + 2 * s->pad, s->stride), s->w_out + (s->k - 1) / s->stride);
     F.plane = F.hs * F.ws;
+    int shared = shares_padding(s->stride, s->k, s->pad);
+    if (shared) share_padding(&F, s->pad);
     *max_shift = 0;
     for (int ky = 0; ky < s->k; ky++)
         for (int kx = 0; kx < s->k; kx++) {
             int t = ky * s->k + kx;
             phase[t] = (ky % s->stride) * s->stride + kx % s->stride;
-            shift[t] = (ptrdiff_t)(ky / s->stride) * F.ws + kx / s->stride;
+            // input (oy + ky - pad, ox + kx - pad) of output (oy, ox): unshared planes hold it pad
+            // rows and columns further on, shared ones lead floats
+            shift[t] = shared ? F.lead + (ptrdiff_t)(ky - s->pad) * F.ws + (kx - s->pad)
+                              : (ptrdiff_t)(ky / s->stride) * F.ws + kx / s->stride;
             if (shift[t] > *max_shift) *max_shift = shift[t];
         }
     return F;
@@ -276,7 +309,7 @@ void cpu_conv_flat_forward(float* y, const float* x, const float* w, const ConvS
     size_t img_x = (size_t)s->c_in * s->h * s->w, img_y = (size_t)s->c_out * s->h_out * s->w_out;
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
-    const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
+    const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, F.pad_y, F.pad_x, s->h, s->w) : NULL;
     const FlatMasks* out_masks = plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
     w = weight_operand(w, (size_t)s->c_out * ci * kk);
 #pragma omp parallel num_threads(T)
@@ -319,15 +352,21 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
                 d_min = imin(d_min, dd), d_max = imax(d_max, dd);
             }
     }
-    // dy in flat layout (one phase), padded so that every shift is >= 0 and every read in range.
+    // dy in flat layout (one phase), padded so that every shift is >= 0 and every read in range: dy
+    // row u + d of dx row u is at (d + pad_lo) * ws past the plane's row u (pad_lo = -d_min), or, in
+    // the shared-padding layout (d from -pad to pad), lead + d * ws past it.
     int pad_lo = -d_min;
     Flat F = {.s = 1, .pad_y = pad_lo, .pad_x = pad_lo, .h = s->h_out, .w = s->w_out};
     F.hs = imax(pad_lo + s->h_out, cdiv(s->h, st) + d_max + pad_lo);
     F.ws = imax(pad_lo + s->w_out, cdiv(s->w, st) + d_max + pad_lo);
     F.plane = F.hs * F.ws;
+    int shared = shares_padding(st, k, p);
+    if (shared) share_padding(&F, p);
+    ptrdiff_t at0 = shared ? F.lead : (ptrdiff_t)pad_lo * (F.ws + 1); // where shift (0, 0) reads
+    ptrdiff_t max_shift = shared ? 2 * (ptrdiff_t)F.lead : (ptrdiff_t)(d_max + pad_lo) * (F.ws + 1);
     int T = team_size();
     F.nb = chunk_images(s, F.plane, (size_t)(co + ci) * F.plane, T);
-    F.seq = (size_t)F.nb * F.plane + (size_t)(d_max + pad_lo) * (F.ws + 1) + GEMM_INDIRECT_SLACK;
+    F.seq = (size_t)F.nb * F.plane + max_shift + GEMM_INDIRECT_SLACK;
     size_t img_x = (size_t)s->c_in * s->h * s->w, img_y = (size_t)s->c_out * s->h_out * s->w_out;
     size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->h_out * s->w_out;
 
@@ -352,7 +391,7 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
     if (cpu_bf16) cpu_round_bf16(Aall, wsize);
 
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
-    const FlatMasks* in_masks = plane_masks(&in_m, F.hs, F.ws, pad_lo, pad_lo, s->h_out, s->w_out);
+    const FlatMasks* in_masks = plane_masks(&in_m, F.hs, F.ws, F.pad_y, F.pad_x, s->h_out, s->w_out);
     int merge2 = st == 2 && gemm_isa() == &gemm_isa_avx512 && ntap[0] > 0 && ntap[1] > 0;
     const FlatMasks* out_masks = st == 1 ? plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h, s->w) : NULL;
 #pragma omp parallel num_threads(T)
@@ -385,8 +424,8 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
                         }
                         for (int o = 0; o < co; o++)
                             for (int t = 0; t < L; t++)
-                                rows[o * L + t] = flat + (size_t)o * C.seq +
-                                                  (ptrdiff_t)(d[a][t / ntap[b]] + pad_lo) * C.ws + d[b][t % ntap[b]] + pad_lo;
+                                rows[o * L + t] = flat + (size_t)o * C.seq + at0 + (ptrdiff_t)d[a][t / ntap[b]] * C.ws +
+                                                  d[b][t % ntap[b]];
                         GemmOperand A = gemm_a_matrix(Aall + a_off[a * st + b] + (size_t)g * ci * co * L, co * L, 0);
                         float* pg = grid + (merge2 ? (size_t)(a * st + b) * ci * Q : 0);
                         GemmOut out = gemm_c_matrix(pg, Q);
@@ -420,7 +459,7 @@ void cpu_conv_flat_backward_filter(float* dw, const float* dy, const float* x, c
     size_t wsize = (size_t)s->c_out * ci * kk;
     float* partial[CPU_MAX_THREADS] = {0};
     static __thread FlatMasks in_m, dy_m;
-    const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, s->pad, s->pad, s->h, s->w) : NULL;
+    const FlatMasks* in_masks = S2 == 1 ? plane_masks(&in_m, F.hs, F.ws, F.pad_y, F.pad_x, s->h, s->w) : NULL;
     const FlatMasks* dy_masks = plane_masks(&dy_m, F.hs, F.ws, 0, 0, s->h_out, s->w_out);
     const GemmIsa* isa = gemm_isa();
 #pragma omp parallel num_threads(T)
