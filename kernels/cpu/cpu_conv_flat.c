@@ -117,6 +117,20 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
         }
         return;
     }
+    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512 && F->h * F->w <= 16 && F->plane <= 16) {
+        for (int c = 0; c < channels; c++) { // each image's plane in one register, its phases stored whole
+            float* seq = flat + (size_t)c * 4 * F->seq;
+            flat_split2_small_avx512(seq + F->lead, F->seq, F->plane, F->hs, ws,
+                                     bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride, F->nb, F->h,
+                                     F->w, F->pad_y, round);
+            for (int p4 = 0; p4 < 4; p4++) {
+                float* ps = seq + (size_t)p4 * F->seq;
+                for (int e = 0; e < F->lead; e++) ps[e] = 0.0f;
+                for (size_t e = end; e < F->seq; e++) ps[e] = 0.0f;
+            }
+        }
+        return;
+    }
     if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512) { // zero, then split plane by plane
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * 4 * F->seq;

@@ -230,6 +230,44 @@ void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const void* src,
     else split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_EXACT);
 }
 
+// The same split for planes of at most 16 values (4x4 maps), `planes` of them: all of a plane in
+// one register, each of its four phase planes (at most 16 floats, zeros included) one permute of it,
+// stored whole. A 4x4 map's rows hold 4 values, so split2_loop's per-row work (two loads, two
+// permutes, two stores and the addressing, for 4 values) is what such a layer cost; and the phase
+// planes written whole need no zeroing first.
+static inline __attribute__((always_inline)) void split2_small_loop(float* ph, size_t phase_stride, int plane, int hs,
+                                                                    int ws, const void* src, size_t src_stride,
+                                                                    int planes, int h, int w, int pad, int round) {
+    __m512i idx[4];
+    __mmask16 keep[4]; // lanes that hold a value (the others are padding: zero)
+    for (int p4 = 0; p4 < 4; p4++) {
+        int a = p4 >> 1, b = p4 & 1, lane[16] = {0};
+        keep[p4] = 0;
+        for (int e = 0; e < hs * ws; e++) {
+            int r = 2 * (e / ws) + a - pad, c = 2 * (e % ws) + b - pad;
+            if (r >= 0 && r < h && c >= 0 && c < w) lane[e] = r * w + c, keep[p4] |= (__mmask16)(1u << e);
+        }
+        idx[p4] = _mm512_loadu_si512(lane);
+    }
+    __mmask16 store = below(hs * ws);
+    for (int p = 0; p < planes; p++) {
+        const void* sp = round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + (size_t)p * src_stride)
+                                                 : (const void*)((const float*)src + (size_t)p * src_stride);
+        __m512 v = round_lanes(load_values(sp, 0, h * w, round), round);
+        for (int p4 = 0; p4 < 4; p4++)
+            _mm512_mask_storeu_ps(ph + (size_t)p4 * phase_stride + (size_t)p * plane, store,
+                                  _mm512_maskz_permutexvar_ps(keep[p4], idx[p4], v));
+    }
+}
+
+void flat_split2_small_avx512(float* ph, size_t phase_stride, int plane, int hs, int ws, const void* src,
+                              size_t src_stride, int planes, int h, int w, int pad, int round) {
+    if (round == FLAT_FROM_BF16) split2_small_loop(ph, phase_stride, plane, hs, ws, src, src_stride, planes, h, w, pad, FLAT_FROM_BF16);
+    else if (round == FLAT_ROUND_CVT) split2_small_loop(ph, phase_stride, plane, hs, ws, src, src_stride, planes, h, w, pad, FLAT_ROUND_CVT);
+    else if (round == FLAT_ROUND_INT) split2_small_loop(ph, phase_stride, plane, hs, ws, src, src_stride, planes, h, w, pad, FLAT_ROUND_INT);
+    else split2_small_loop(ph, phase_stride, plane, hs, ws, src, src_stride, planes, h, w, pad, FLAT_EXACT);
+}
+
 void flat_merge2_avx512(float* dst, int h, int w, const float* const grid[4], int ws, int accumulate) {
     // out lanes 0..15 take g0[0], g1[0], g0[1], g1[1], ...; lanes 16..31 the next 8 of each
     const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
