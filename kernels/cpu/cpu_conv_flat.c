@@ -407,6 +407,8 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
     const FlatMasks* in_masks = plane_masks(&in_m, F.hs, F.ws, F.pad_y, F.pad_x, s->h_out, s->w_out);
     int merge2 = st == 2 && gemm_isa() == &gemm_isa_avx512 && ntap[0] > 0 && ntap[1] > 0;
+    // (4x4 maps: a whole plane in one register)
+    int small_merge = merge2 && s->h * s->w <= 16 && ((s->h - 1) / 2) * F.ws + (s->w - 1) / 2 < 16;
     const FlatMasks* out_masks = st == 1 ? plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h, s->w) : NULL;
 #pragma omp parallel num_threads(T)
     {
@@ -447,7 +449,14 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
                         if (!merge2)
                             from_grid(dxg, img_x, s->h, s->w, ci, pg, Q, &C, hu, wu, st, a, b, accumulate, out_masks);
                     }
-                if (merge2)
+                if (merge2 && small_merge)
+                    for (int c = 0; c < ci; c++) { // all images of the channel at once
+                        const float* ph[4];
+                        for (int p4 = 0; p4 < 4; p4++) ph[p4] = grid + ((size_t)p4 * ci + c) * Q;
+                        flat_merge2_small_avx512(dxg + c * in_plane, img_x, s->h, s->w, ph, C.plane, C.ws, C.nb,
+                                                 accumulate);
+                    }
+                else if (merge2)
                     for (int c = 0; c < ci; c++)
                         for (int n = 0; n < C.nb; n++) {
                             const float* ph[4];
