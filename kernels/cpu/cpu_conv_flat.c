@@ -117,8 +117,8 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
         }
         return;
     }
-    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512 && F->h * F->w <= 16 && F->plane <= 16) {
-        for (int c = 0; c < channels; c++) { // each image's plane in one register, its phases stored whole
+    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512 && F->h * F->w <= 64 && F->plane <= 64) {
+        for (int c = 0; c < channels; c++) { // each image's plane in registers, its phases stored whole
             float* seq = flat + (size_t)c * 4 * F->seq;
             flat_split2_small_avx512(seq + F->lead, F->seq, F->plane, F->hs, ws,
                                      bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride, F->nb, F->h,

@@ -40,9 +40,9 @@ void flat_compress_avx512(float* dst, size_t dst_stride, const float* grid, size
 // floats, already zero): element (y, x) goes to phase ((y + pad) % 2, (x + pad) % 2) at
 // ((y + pad) / 2, (x + pad) / 2).
 void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const void* src, int h, int w, int pad, int round);
-// flat_split2_avx512 for `planes` planes of at most 16 values (h * w <= 16), src_stride values
-// apart, into phase planes of hs x ws <= 16 floats, `plane` apart: the phase planes written whole,
-// zeros included (they need not be zeroed first).
+// flat_split2_avx512 for `planes` planes of at most 64 values (h * w <= 64), src_stride values
+// apart, into phase planes of hs x ws = plane <= 64 floats, `plane` apart: the phase planes written
+// whole, zeros included (they need not be zeroed first).
 void flat_split2_small_avx512(float* ph, size_t phase_stride, int plane, int hs, int ws, const void* src,
                               size_t src_stride, int planes, int h, int w, int pad, int round);
 // x (n) rounded in place to bf16 operands, 16 lanes at a time, as the two copies above round

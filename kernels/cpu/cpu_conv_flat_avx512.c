@@ -230,33 +230,47 @@ void flat_split2_avx512(float* ph, size_t phase_stride, int ws, const void* src,
     else split2_loop(ph, phase_stride, ws, src, h, w, pad, FLAT_EXACT);
 }
 
-// The same split for planes of at most 16 values (4x4 maps), `planes` of them: all of a plane in
-// one register, each of its four phase planes (at most 16 floats, zeros included) one permute of it,
-// stored whole. A 4x4 map's rows hold 4 values, so split2_loop's per-row work (two loads, two
-// permutes, two stores and the addressing, for 4 values) is what such a layer cost; and the phase
-// planes written whole need no zeroing first.
+// The same split for planes of at most 64 values (8x8 maps and smaller), `planes` of them: the whole
+// plane in (up to) four registers, each 16-float vector of each phase plane (zeros included) cut out
+// of them by permutes (one two-register permute per pair of source registers it draws on, blended),
+// and stored whole. The rows of such maps hold 2 to 8 values, so split2_loop's per-row work (two
+// loads, two permutes, two stores and the addressing, for a few values) was what these layers cost;
+// and phase planes written whole need no zeroing first.
+enum { SMALL_VECTORS = 4 }; // source registers, and vectors per phase plane
 static inline __attribute__((always_inline)) void split2_small_loop(float* ph, size_t phase_stride, int plane, int hs,
                                                                     int ws, const void* src, size_t src_stride,
                                                                     int planes, int h, int w, int pad, int round) {
-    __m512i idx[4];
-    __mmask16 keep[4]; // lanes that hold a value (the others are padding: zero)
-    for (int p4 = 0; p4 < 4; p4++) {
-        int a = p4 >> 1, b = p4 & 1, lane[16] = {0};
-        keep[p4] = 0;
-        for (int e = 0; e < hs * ws; e++) {
-            int r = 2 * (e / ws) + a - pad, c = 2 * (e % ws) + b - pad;
-            if (r >= 0 && r < h && c >= 0 && c < w) lane[e] = r * w + c, keep[p4] |= (__mmask16)(1u << e);
+    enum { V = SMALL_VECTORS };
+    int values = h * w, nsrc = (values + 15) / 16, nvec = (plane + 15) / 16;
+    __m512i idx[4][V];
+    __mmask16 keep[4][V], upper[4][V]; // lanes that hold a value; lanes whose value is in registers 2-3
+    for (int p4 = 0; p4 < 4; p4++)
+        for (int i = 0; i < nvec; i++) {
+            int a = p4 >> 1, b = p4 & 1, lane[16] = {0};
+            keep[p4][i] = upper[p4][i] = 0;
+            for (int l = 0; l < 16 && 16 * i + l < hs * ws; l++) {
+                int e = 16 * i + l, r = 2 * (e / ws) + a - pad, c = 2 * (e % ws) + b - pad;
+                if (r < 0 || r >= h || c < 0 || c >= w) continue;
+                lane[l] = (r * w + c) & 31;
+                keep[p4][i] |= (__mmask16)(1u << l);
+                if (r * w + c >= 32) upper[p4][i] |= (__mmask16)(1u << l);
+            }
+            idx[p4][i] = _mm512_loadu_si512(lane);
         }
-        idx[p4] = _mm512_loadu_si512(lane);
-    }
-    __mmask16 store = below(hs * ws);
     for (int p = 0; p < planes; p++) {
         const void* sp = round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + (size_t)p * src_stride)
                                                  : (const void*)((const float*)src + (size_t)p * src_stride);
-        __m512 v = round_lanes(load_values(sp, 0, h * w, round), round);
+        __m512 r[V];
+        for (int j = 0; j < V; j++)
+            r[j] = j < nsrc ? round_lanes(load_values(sp, (size_t)16 * j, values - 16 * j < 16 ? values - 16 * j : 16, round), round)
+                            : _mm512_setzero_ps();
         for (int p4 = 0; p4 < 4; p4++)
-            _mm512_mask_storeu_ps(ph + (size_t)p4 * phase_stride + (size_t)p * plane, store,
-                                  _mm512_maskz_permutexvar_ps(keep[p4], idx[p4], v));
+            for (int i = 0; i < nvec; i++) {
+                __m512 v = _mm512_permutex2var_ps(r[0], idx[p4][i], r[1]);
+                if (nsrc > 2) v = _mm512_mask_blend_ps(upper[p4][i], v, _mm512_permutex2var_ps(r[2], idx[p4][i], r[3]));
+                _mm512_mask_storeu_ps(ph + (size_t)p4 * phase_stride + (size_t)p * plane + 16 * i,
+                                      below(plane - 16 * i), _mm512_maskz_mov_ps(keep[p4][i], v));
+            }
     }
 }
 
