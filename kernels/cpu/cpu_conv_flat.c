@@ -407,8 +407,8 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
     static __thread FlatMasks in_m, out_m; // (per calling thread: ~6 KiB each)
     const FlatMasks* in_masks = plane_masks(&in_m, F.hs, F.ws, F.pad_y, F.pad_x, s->h_out, s->w_out);
     int merge2 = st == 2 && gemm_isa() == &gemm_isa_avx512 && ntap[0] > 0 && ntap[1] > 0;
-    // (4x4 maps: a whole plane in one register)
-    int small_merge = merge2 && s->h * s->w <= 16 && ((s->h - 1) / 2) * F.ws + (s->w - 1) / 2 < 16;
+    // (8x8 maps and smaller: a whole plane in registers)
+    int small_merge = merge2 && s->h * s->w <= 64 && ((s->h - 1) / 2) * F.ws + (s->w - 1) / 2 < 32;
     const FlatMasks* out_masks = st == 1 ? plane_masks(&out_m, F.hs, F.ws, 0, 0, s->h, s->w) : NULL;
 #pragma omp parallel num_threads(T)
     {

@@ -52,8 +52,8 @@ void flat_round_bf16_avx512(float* x, size_t n, int round);
 // at (y / 2, x / 2), for the (h, w) plane dst.
 void flat_merge2_avx512(float* dst, int h, int w, const float* const grid[4], int ws, int accumulate);
 
-// flat_merge2_avx512 for `planes` planes of at most 16 values (h * w <= 16, (h/2) * ws + w/2 < 16),
-// dst_stride apart, their grids grid_stride after the four given.
+// flat_merge2_avx512 for `planes` planes of at most 64 values (h * w <= 64, ((h-1)/2) * ws + (w-1)/2
+// < 32), dst_stride apart, their grids grid_stride after the four given.
 void flat_merge2_small_avx512(float* dst, size_t dst_stride, int h, int w, const float* const grid[4],
                               size_t grid_stride, int ws, int planes, int accumulate);
 

@@ -307,32 +307,45 @@ void flat_merge2_avx512(float* dst, int h, int w, const float* const grid[4], in
     }
 }
 
-// flat_merge2_avx512 for `planes` planes of at most 16 values (4x4 maps): the plane's even rows are
-// one two-register permute of phase grids 0 and 1, its odd rows one of grids 2 and 3, blended and
-// stored at once, instead of two loads, two permutes and two stores per 4-value row.
+// flat_merge2_avx512 for `planes` planes of at most 64 values (8x8 maps and smaller), whose pixels
+// come from the first 32 elements of each phase grid: each grid in two registers, and each 16-float
+// vector of the plane four two-register permutes (one per grid, at the same element index) blended by
+// which grid each lane takes, stored whole, instead of two loads, two permutes and two stores per row
+// of 2 to 8 values.
 void flat_merge2_small_avx512(float* dst, size_t dst_stride, int h, int w, const float* const grid[4],
                               size_t grid_stride, int ws, int planes, int accumulate) {
-    int lane_even[16] = {0}, lane_odd[16] = {0}, need = 0;
-    __mmask16 odd_rows = 0;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            int l = y * w + x, e = (y >> 1) * ws + (x >> 1); // grid 2 (y % 2) + x % 2, element e
-            if (y & 1) lane_odd[l] = e + 16 * (x & 1), odd_rows |= (__mmask16)(1u << l);
-            else lane_even[l] = e + 16 * (x & 1);
+    enum { V = SMALL_VECTORS };
+    int values = h * w, nvec = (values + 15) / 16, need = 0;
+    __m512i idx[V];
+    __mmask16 from[V][4]; // lanes taken from grid g
+    for (int i = 0; i < nvec; i++) {
+        int lane[16] = {0};
+        for (int g = 0; g < 4; g++) from[i][g] = 0;
+        for (int l = 0; l < 16 && 16 * i + l < values; l++) {
+            int y = (16 * i + l) / w, x = (16 * i + l) % w, e = (y >> 1) * ws + (x >> 1);
+            lane[l] = e;
+            from[i][2 * (y & 1) + (x & 1)] |= (__mmask16)(1u << l);
             if (e + 1 > need) need = e + 1;
         }
-    __m512i even = _mm512_loadu_si512(lane_even), odd = _mm512_loadu_si512(lane_odd);
-    __mmask16 in = below(need), out = below(h * w);
+        idx[i] = _mm512_loadu_si512(lane);
+    }
+    __mmask16 lo = below(need), hi = below(need - 16);
     for (int p = 0; p < planes; p++) {
         size_t at = (size_t)p * grid_stride;
-        __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(in, grid[0] + at), even,
-                                          _mm512_maskz_loadu_ps(in, grid[1] + at));
-        __m512 u = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(in, grid[2] + at), odd,
-                                          _mm512_maskz_loadu_ps(in, grid[3] + at));
-        v = _mm512_mask_blend_ps(odd_rows, v, u);
+        __m512 g0[4], g1[4]; // elements 0-15 and 16-31 of each grid
+        for (int g = 0; g < 4; g++) {
+            g0[g] = _mm512_maskz_loadu_ps(lo, grid[g] + at);
+            g1[g] = need > 16 ? _mm512_maskz_loadu_ps(hi, grid[g] + at + 16) : _mm512_setzero_ps();
+        }
         float* d = dst + (size_t)p * dst_stride;
-        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(out, d));
-        _mm512_mask_storeu_ps(d, out, v);
+        for (int i = 0; i < nvec; i++) {
+            __m512 v = _mm512_permutex2var_ps(g0[0], idx[i], g1[0]);
+            for (int g = 1; g < 4; g++)
+                v = _mm512_mask_blend_ps(from[i][g], v, _mm512_permutex2var_ps(g0[g], idx[i], g1[g]));
+            __mmask16 out = below(values - 16 * i);
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(out, d + 16 * i));
+            _mm512_mask_storeu_ps(d + 16 * i, out, v);
+        }
     }
 }
 
