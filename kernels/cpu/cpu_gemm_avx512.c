@@ -157,10 +157,52 @@ static void wtile2(int k, const float* a, const float* const* b, ptrdiff_t j, fl
     wtile(2, 4, k, a, b, j, c, ldc, n, acc);
 }
 
+// wtile1 where the B rows come in threes, each the previous one shifted by one float (the three taps
+// of a kernel row in the flat planes of cpu_conv_flat.c): each 16-float vector of a triple's first
+// row is loaded once and the two shifted vectors are cut from it and the next by valignd, so a
+// triple costs one load per output vector instead of three (most of which crossed a cache line).
+// The same products added in the same order as wtile1's, and no float read that wtile1 would not read.
+static int rows_in_threes(int k, const float* const* b) {
+    if (k % 3) return 0;
+    for (int p = 0; p < k; p += 3)
+        if (b[p + 1] != b[p] + 1 || b[p + 2] != b[p] + 2) return 0;
+    return 1;
+}
+
+static void wtile1_threes(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, int n, int accumulate) {
+    enum { V = 8 };
+    __m512 acc[V];
+    for (int q = 0; q < V; q++) acc[q] = _mm512_setzero_ps();
+    for (int p = 0; p < k; p += 3) {
+        const float* bp = b[p] + j;
+        __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[MR]), a2 = _mm512_set1_ps(a[2 * MR]);
+        __m512i cur = _mm512_loadu_si512(bp);
+        for (int q = 0; q < V; q++) {
+            // the next vector; after the last only its first two floats are needed (what b[p + 2] reads)
+            __m512i next = q + 1 < V ? _mm512_loadu_si512(bp + 16 * (q + 1)) : _mm512_maskz_loadu_epi32(0x3, bp + 16 * V);
+            acc[q] = _mm512_fmadd_ps(a0, _mm512_castsi512_ps(cur), acc[q]);
+            acc[q] = _mm512_fmadd_ps(a1, _mm512_castsi512_ps(_mm512_alignr_epi32(next, cur, 1)), acc[q]);
+            acc[q] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_alignr_epi32(next, cur, 2)), acc[q]);
+            cur = next;
+        }
+        a += 3 * MR;
+    }
+    for (int q = 0; q < V; q++) {
+        int left = n - 16 * q;
+        if (left <= 0) break;
+        __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        float* cq = c + 16 * q;
+        __m512 r = acc[q];
+        if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
+        _mm512_mask_storeu_ps(cq, mk, r);
+    }
+}
+
 static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                      int m, int n, int accumulate) {
     if (n > 32) { // a wide tile (gemm_indirect asks for them only when m <= 2)
-        (m == 1 ? wtile1 : wtile2)(k, a, b, j, c, ldc, n, accumulate);
+        if (m == 1 && rows_in_threes(k, b)) wtile1_threes(k, a, b, j, c, n, accumulate);
+        else (m == 1 ? wtile1 : wtile2)(k, a, b, j, c, ldc, n, accumulate);
         return;
     }
     __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
