@@ -329,7 +329,7 @@ void flat_merge2_small_avx512(float* dst, size_t dst_stride, int h, int w, const
         }
         idx[i] = _mm512_loadu_si512(lane);
     }
-    __mmask16 lo = below(need), hi = below(need - 16);
+    __mmask16 lo = below(need), hi = need > 16 ? below(need - 16) : 0;
     for (int p = 0; p < planes; p++) {
         size_t at = (size_t)p * grid_stride;
         __m512 g0[4], g1[4]; // elements 0-15 and 16-31 of each grid
