@@ -117,23 +117,21 @@ ROW_LOOPS static void to_flat(float* flat, const Flat* F, const void* src, size_
         }
         return;
     }
-    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512 && F->h * F->w <= 64 && F->plane <= 64) {
-        for (int c = 0; c < channels; c++) { // each image's plane in registers, its phases stored whole
-            float* seq = flat + (size_t)c * 4 * F->seq;
-            flat_split2_small_avx512(seq + F->lead, F->seq, F->plane, F->hs, ws,
-                                     bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride, F->nb, F->h,
-                                     F->w, F->pad_y, round);
-            for (int p4 = 0; p4 < 4; p4++) {
-                float* ps = seq + (size_t)p4 * F->seq;
-                for (int e = 0; e < F->lead; e++) ps[e] = 0.0f;
-                for (size_t e = end; e < F->seq; e++) ps[e] = 0.0f;
-            }
-        }
-        return;
-    }
-    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512) { // zero, then split plane by plane
+    if (s == 2 && F->pad_y == F->pad_x && gemm_isa() == &gemm_isa_avx512) {
         for (int c = 0; c < channels; c++) {
             float* seq = flat + (size_t)c * 4 * F->seq;
+            if (F->h * F->w <= 64 && F->plane <= 64) { // each image's plane in registers, its phases stored whole
+                flat_split2_small_avx512(seq + F->lead, F->seq, F->plane, F->hs, ws,
+                                         bf16_or_float_at(src, (ptrdiff_t)(c * hw), from_bf16), img_stride, F->nb,
+                                         F->h, F->w, F->pad_y, round);
+                for (int p4 = 0; p4 < 4; p4++) {
+                    float* ps = seq + (size_t)p4 * F->seq;
+                    for (int e = 0; e < F->lead; e++) ps[e] = 0.0f;
+                    for (size_t e = end; e < F->seq; e++) ps[e] = 0.0f;
+                }
+                continue;
+            }
+            // zero, then split plane by plane
             for (size_t e = 0; e < 4 * F->seq; e++) seq[e] = 0.0f;
             for (int n = 0; n < F->nb; n++)
                 flat_split2_avx512(seq + F->lead + (size_t)n * F->plane, F->seq, ws,
@@ -449,7 +447,7 @@ void cpu_conv_flat_backward_data(float* dx, const float* dy, const float* w, con
                         if (!merge2)
                             from_grid(dxg, img_x, s->h, s->w, ci, pg, Q, &C, hu, wu, st, a, b, accumulate, out_masks);
                     }
-                if (merge2 && small_merge)
+                if (small_merge)
                     for (int c = 0; c < ci; c++) { // all images of the channel at once
                         const float* ph[4];
                         for (int p4 = 0; p4 < 4; p4++) ph[p4] = grid + ((size_t)p4 * ci + c) * Q;

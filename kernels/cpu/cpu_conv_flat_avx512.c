@@ -258,8 +258,7 @@ static inline __attribute__((always_inline)) void split2_small_loop(float* ph, s
             idx[p4][i] = _mm512_loadu_si512(lane);
         }
     for (int p = 0; p < planes; p++) {
-        const void* sp = round == FLAT_FROM_BF16 ? (const void*)((const uint16_t*)src + (size_t)p * src_stride)
-                                                 : (const void*)((const float*)src + (size_t)p * src_stride);
+        const void* sp = bf16_or_float_at(src, (ptrdiff_t)(p * src_stride), round == FLAT_FROM_BF16);
         __m512 r[V];
         for (int j = 0; j < V; j++)
             r[j] = j < nsrc ? round_lanes(load_values(sp, (size_t)16 * j, values - 16 * j < 16 ? values - 16 * j : 16, round), round)

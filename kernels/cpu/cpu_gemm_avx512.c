@@ -120,6 +120,20 @@ static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ld
     (n > 16 ? TILES32 : TILES16)[m](k, a, b, c, ldc, hi, m0, m1, accumulate);
 }
 
+// One row of a wide tile out: c[0, n) (+)= the v accumulators' lanes, the last vector masked.
+static inline __attribute__((always_inline)) void store_wide_row(float* c, const __m512* acc, int v, int n,
+                                                                 int accumulate) {
+    for (int q = 0; q < v; q++) {
+        int left = n - 16 * q;
+        if (left <= 0) break;
+        __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        float* cq = c + 16 * q;
+        __m512 r = acc[q];
+        if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
+        _mm512_mask_storeu_ps(cq, mk, r);
+    }
+}
+
 // Wide tiles for one or two rows: m x (16 * v) with m * v = 8 accumulators, columns contiguous.
 static inline __attribute__((always_inline)) void wtile(const int m, const int v, int k, const float* a,
                                                         const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
@@ -138,16 +152,7 @@ static inline __attribute__((always_inline)) void wtile(const int m, const int v
         }
         a += MR;
     }
-    for (int i = 0; i < m; i++)
-        for (int q = 0; q < v; q++) {
-            int left = n - 16 * q;
-            if (left <= 0) break;
-            __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-            float* cq = c + i * ldc + 16 * q;
-            __m512 r = acc[i][q];
-            if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
-            _mm512_mask_storeu_ps(cq, mk, r);
-        }
+    for (int i = 0; i < m; i++) store_wide_row(c + i * ldc, acc[i], v, n, accumulate);
 }
 
 static void wtile1(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, int n, int acc) {
@@ -187,15 +192,7 @@ static void wtile1_threes(int k, const float* a, const float* const* b, ptrdiff_
         }
         a += 3 * MR;
     }
-    for (int q = 0; q < V; q++) {
-        int left = n - 16 * q;
-        if (left <= 0) break;
-        __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-        float* cq = c + 16 * q;
-        __m512 r = acc[q];
-        if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
-        _mm512_mask_storeu_ps(cq, mk, r);
-    }
+    store_wide_row(c, acc, V, n, accumulate);
 }
 
 static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
