@@ -103,10 +103,14 @@ typedef struct Backend {
     // dy is the gradient of y; with relu, y (the fused output, bf16 values if y_bf16) masks it:
     // dy passes where y > 0. dx may be NULL. dx_bf16: dx is stored as bf16 values, each rounded as
     // y's are (with accumulate, the sum of the stored value and the new one is rounded).
+    // gamma, beta, mean and invstd are the training forward's (y = relu(gamma * (x - mean) * invstd
+    // + beta)): a backend may recompute the mask from them and x, bit for bit y's, instead of
+    // reading y (the CPU does: one stream of memory fewer). beta NULL: y was changed after the
+    // forward (Tensor.edited), so the mask must be read from y.
     void (*batchnorm_backward)(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                                const float* y, const float* mean, const float* invstd,
-                               const float* gamma, int n, int c, int hw, int relu, int y_bf16,
-                               int dx_bf16, int accumulate);
+                               const float* gamma, const float* beta, int n, int c, int hw, int relu,
+                               int y_bf16, int dx_bf16, int accumulate);
 
     void (*relu_forward)(float* y, const float* x, size_t count);
     void (*relu_backward)(float* dx, const float* dy, const float* y, size_t count, int accumulate);

@@ -29,8 +29,10 @@ void batchnorm2d_init(BatchNorm2d* m, Engine* e, const char* name, int c) {
 static void batchnorm_backward(Engine* e, const TapeEntry* t) {
     Tensor *x = t->in[0], *gamma = t->in[1], *beta = t->in[2], *y = t->out;
     int acc = x->grad ? tensor_grad_accumulate(x) : 0;
-    e->be->batchnorm_backward(x->grad, gamma->grad, beta->grad, y->grad, x->data, y->data,
-                              t->a.bn.mean, t->a.bn.invstd, gamma->data, x->n, x->c, x->h * x->w,
+    // beta lets the backend recompute the ReLU mask from x, unless y was edited since (a test adopting
+    // another framework's decisions on ties overwrites y: then the mask must come from y).
+    e->be->batchnorm_backward(x->grad, gamma->grad, beta->grad, y->grad, x->data, y->data, t->a.bn.mean,
+                              t->a.bn.invstd, gamma->data, y->edited ? NULL : beta->data, x->n, x->c, x->h * x->w,
                               t->a.bn.relu, y->bf16, x->grad_bf16, acc);
 }
 

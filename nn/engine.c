@@ -374,6 +374,7 @@ void engine_read_grad(Engine* e, float* host, const Tensor* t) {
 void engine_write(Engine* e, Tensor* t, const float* host) {
     NN_ASSERT(!t->bf16, "engine_write into a tensor stored in bf16");
     e->be->upload(t->data, host, tensor_numel(t) * sizeof(float));
+    t->edited = 1;
 }
 
 float engine_read_scalar(Engine* e, const Tensor* t) {

@@ -22,6 +22,8 @@ typedef struct Tensor {
     struct Tensor* base;  // a view (flatten) shares data, grad and grad_written with its base
     int bf16;             // 1: data holds bf16 values (nn/bf16.h), not floats
     int grad_bf16;        // 1: grad holds bf16 values (in the first half of its float buffer)
+    int edited;           // 1: data overwritten from the host (engine_write) after the op that produced it,
+                          // so a backward must read it as it is (a batch norm's ReLU mask: nn/backend.h)
 } Tensor;
 
 static inline size_t tensor_numel(const Tensor* t) {

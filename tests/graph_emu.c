@@ -19,7 +19,7 @@ enum {
 
 typedef struct Call {
     int kind;
-    void* p[9];
+    void* p[10];
     int i[7];
     float f[3];
     size_t n;
@@ -128,14 +128,14 @@ static void e_bn_fe(float* y, const float* x, const float* gamma, const float* b
     c->i[0] = n, c->i[1] = ch, c->i[2] = hw, c->f[0] = eps, c->i[3] = relu, c->i[4] = y_bf16;
 }
 static void e_bn_b(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* y,
-                   const float* mean, const float* invstd, const float* gamma, int n, int ch, int hw, int relu, int y_bf16,
-                   int dx_bf16, int acc) {
+                   const float* mean, const float* invstd, const float* gamma, const float* beta, int n, int ch, int hw,
+                   int relu, int y_bf16, int dx_bf16, int acc) {
     if (!recording)
-        return base->batchnorm_backward(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, n, ch, hw, relu, y_bf16, dx_bf16,
-                                        acc);
+        return base->batchnorm_backward(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, beta, n, ch, hw, relu, y_bf16,
+                                        dx_bf16, acc);
     Call* c = rec(K_BN_B);
     c->p[0] = dx, c->p[1] = dgamma, c->p[2] = dbeta, c->p[3] = P(dy), c->p[4] = P(x), c->p[5] = P(y), c->p[6] = P(mean);
-    c->p[7] = P(invstd), c->p[8] = P(gamma), c->i[0] = n, c->i[1] = ch, c->i[2] = hw, c->i[3] = relu, c->i[4] = y_bf16, c->i[5] = acc;
+    c->p[7] = P(invstd), c->p[8] = P(gamma), c->p[9] = P(beta), c->i[0] = n, c->i[1] = ch, c->i[2] = hw, c->i[3] = relu, c->i[4] = y_bf16, c->i[5] = acc;
     c->i[6] = dx_bf16;
 }
 static void e_relu_f(float* y, const float* x, size_t n) {
@@ -243,7 +243,7 @@ static void run(const Call* c) {
     case K_GATHER: b->dr_gather(p[0], p[1], i[0], i[1], i[2]); break;
     case K_BN_FT: b->batchnorm_forward_train(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], i[0], i[1], i[2], c->f[0], c->f[1], i[3], i[4]); break;
     case K_BN_FE: b->batchnorm_forward_eval(p[0], p[1], p[2], p[3], p[4], p[5], i[0], i[1], i[2], c->f[0], i[3], i[4]); break;
-    case K_BN_B: b->batchnorm_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], i[0], i[1], i[2], i[3], i[4], i[6], i[5]); break;
+    case K_BN_B: b->batchnorm_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], i[0], i[1], i[2], i[3], i[4], i[6], i[5]); break;
     case K_RELU_F: b->relu_forward(p[0], p[1], c->n); break;
     case K_RELU_B: b->relu_backward(p[0], p[1], p[2], c->n, i[0]); break;
     case K_ADD_F: b->add_forward(p[0], p[1], p[2], c->n); break;

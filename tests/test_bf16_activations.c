@@ -14,6 +14,7 @@
 //      the storage really used (the arena is smaller, and so are the bytes the profiler counts).
 // A path that reads a bf16 tensor as floats, rounds it again differently or masks differently shows
 // as a bit difference.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,15 +84,16 @@ static void check_batchnorm(const Backend* be, const char* label, int n, int c, 
     for (size_t i = 0; i < total; i++) yw[i] = bf16_float(y16[i]);
     float *dx32 = NN_MALLOC(total * sizeof(float)), *dx16 = NN_MALLOC(total * sizeof(float));
     float *g32 = NN_CALLOC(2 * (size_t)c, sizeof(float)), *g16 = NN_CALLOC(2 * (size_t)c, sizeof(float));
-    be->batchnorm_backward(dx32, g32, g32 + c, dy, x, yw, mean, invstd, gamma, n, c, hw, relu, 0, 0, 0);
-    be->batchnorm_backward(dx16, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, n, c, hw, relu, 1, 0, 0);
+    be->batchnorm_backward(dx32, g32, g32 + c, dy, x, yw, mean, invstd, gamma, beta, n, c, hw, relu, 0, 0, 0);
+    be->batchnorm_backward(dx16, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, beta, n, c, hw, relu, 1,
+                           0, 0);
     snprintf(what, sizeof(what), "%s backward (dx, dgamma, dbeta)", label);
     report(what, be->name, differ(dx32, dx16, total) + differ(g32, g16, 2 * (size_t)c), total + 2 * (size_t)c);
     // dx stored in bf16: bf16_operand of the FP32 dx.
     uint16_t* dxh = NN_MALLOC(total * sizeof(uint16_t));
     memset(g16, 0, 2 * (size_t)c * sizeof(float));
-    be->batchnorm_backward((float*)(void*)dxh, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, n, c, hw,
-                           relu, 1, 1, 0);
+    be->batchnorm_backward((float*)(void*)dxh, g16, g16 + c, dy, x, (float*)(void*)y16, mean, invstd, gamma, beta, n, c,
+                           hw, relu, 1, 1, 0);
     bad = differ(g32, g16, 2 * (size_t)c);
     for (size_t i = 0; i < total; i++) bad += dxh[i] != bf16_operand(dx32[i]);
     snprintf(what, sizeof(what), "%s backward, dx stored in bf16", label);
@@ -99,6 +101,72 @@ static void check_batchnorm(const Backend* be, const char* label, int n, int c, 
     free(dxh);
     free(x), free(dy), free(p), free(y32), free(y16), free(stats), free(want), free(yw), free(dx32), free(dx16);
     free(g32), free(g16);
+}
+
+// --- 1b. the ReLU mask at its edges -----------------------------------------------------------------
+// A backend may recompute the backward's ReLU mask from x and the forward's coefficients instead of
+// reading y (the CPU does); it must be y > 0 exactly, for y stored in FP32 and in bf16. Counted: with
+// dy = 1, dbeta is the number of elements the mask lets through, which must equal the number of
+// stored y > 0, channel by channel. The inputs aim at the edges: each channel holds m - d, m, m, m + d
+// repeated, so its mean is m exactly and every third value sits at x = mean, where beta = 0 makes
+// y = x * a + k (a = gamma * invstd, k = -mean * a) a rounding residual whose sign depends on whether
+// it was computed with an FMA (so forward and backward must compute it alike); with `tiny`, gamma
+// spans 2^-127..2^-126, so y = +-d * a lands on both sides of the least value a bf16 y keeps
+// (2^-126 - 2^-134; FP32 keeps them all).
+static void check_relu_mask(const Backend* be, const char* label, int n, int c, int hw, int tiny) {
+    size_t total = (size_t)n * c * hw, per = (size_t)n * hw;
+    NN_ASSERT(per % 4 == 0, "the pattern needs a multiple of 4 values per channel");
+    float *x = NN_MALLOC(total * sizeof(float)), *dy = NN_MALLOC(total * sizeof(float));
+    float *p = NN_CALLOC(8 * (size_t)c, sizeof(float)), *y = NN_MALLOC(total * sizeof(float));
+    float *gamma = p, *beta = p + c, *mean = p + 2 * c, *invstd = p + 3 * c, *run = p + 4 * c, *dgb = p + 6 * c;
+    const float step[4] = {-1, 0, 0, 1};
+    for (int ch = 0; ch < c; ch++) {
+        float m = 0.75f + 0.3125f * ch, d = 0.5f + 0.125f * (ch % 3);
+        gamma[ch] = tiny ? ldexpf(1.0f + (float)ch / c, -127) : 0.3f + 0.37f * ch;
+        for (size_t e = 0; e < per; e++) {
+            size_t at = (e / hw * c + ch) * hw + e % hw;
+            x[at] = m + d * step[e % 4];
+            dy[at] = 1.0f;
+        }
+    }
+    // And a NaN (the last channel's first value: its statistics and every y become NaN, y > 0 nowhere).
+    if (!tiny) x[(size_t)(c - 1) * hw] = NAN;
+    for (int yb = 0; yb < 2; yb++) {
+        for (int ch = 0; ch < c; ch++) run[ch] = 0.0f, run[c + ch] = 1.0f, dgb[ch] = dgb[c + ch] = 0.0f;
+        be->batchnorm_forward_train(y, mean, invstd, run, run + c, x, gamma, beta, n, c, hw, 0.1f, 1e-5f, 1, yb);
+        be->batchnorm_backward(NULL, dgb, dgb + c, dy, x, y, mean, invstd, gamma, beta, n, c, hw, 1, yb, 0, 0);
+        size_t bad = 0, kept = 0;
+        for (int ch = 0; ch < c; ch++) {
+            size_t count = 0;
+            for (size_t e = 0; e < per; e++) {
+                size_t at = (e / hw * c + ch) * hw + e % hw;
+                count += (yb ? bf16_float(((const uint16_t*)(const void*)y)[at]) : y[at]) > 0.0f;
+            }
+            bad += (double)dgb[c + ch] != (double)count;
+            kept += count;
+        }
+        char what[96];
+        snprintf(what, sizeof(what), "%s, y in %s: mask = y > 0 (%zu kept)", label, yb ? "bf16" : "FP32", kept);
+        CHECK(bad == 0, "%s (%s): %zu of %d channels count a mask other than y > 0", what, be->name, bad, c);
+        printf("  %-52s %-4s %8d channels: %s\n", what, be->name, c, bad ? "DIFFER" : "identical");
+    }
+    // y edited after the forward (what test_parity does to adopt PyTorch's decisions on ties): without
+    // beta the mask is read from y as it is now. Every element flipped: 0 <-> 1e-30 (FP32 y).
+    be->batchnorm_forward_train(y, mean, invstd, run, run + c, x, gamma, beta, n, c, hw, 0.1f, 1e-5f, 1, 0);
+    for (size_t i = 0; i < total; i++) y[i] = y[i] > 0.0f ? 0.0f : 1e-30f;
+    for (int ch = 0; ch < c; ch++) dgb[c + ch] = 0.0f;
+    be->batchnorm_backward(NULL, dgb, dgb + c, dy, x, y, mean, invstd, gamma, NULL, n, c, hw, 1, 0, 0, 0);
+    size_t bad = 0;
+    for (int ch = 0; ch < c; ch++) {
+        size_t count = 0;
+        for (size_t e = 0; e < per; e++) count += y[(e / hw * c + ch) * hw + e % hw] > 0.0f;
+        bad += (double)dgb[c + ch] != (double)count;
+    }
+    char what[96];
+    snprintf(what, sizeof(what), "%s, y edited: mask read from y", label);
+    CHECK(bad == 0, "%s (%s): %zu of %d channels count a mask other than the edited y > 0", what, be->name, bad, c);
+    printf("  %-52s %-4s %8d channels: %s\n", what, be->name, c, bad ? "DIFFER" : "identical");
+    free(x), free(dy), free(p), free(y);
 }
 
 // --- 2. convolutions ---------------------------------------------------------------------------------
@@ -136,6 +204,11 @@ static void check_kernels(const Backend* be, int ref) {
     check_batchnorm(be, "bn+relu 16 ch, 8x8", 3, 16, 64, 1);
     check_batchnorm(be, "bn+relu 24 ch, 2x2 (flat)", 5, 24, 4, 1);
     check_batchnorm(be, "bn 8 ch, 7x7 (tails)", 2, 8, 49, 0);
+    check_relu_mask(be, "bn+relu edges 8x8", 4, 6, 64, 0);
+    check_relu_mask(be, "bn+relu edges 7x7 (tails)", 4, 6, 49, 0);
+    check_relu_mask(be, "bn+relu edges 2x2 (flat, tail)", 4, 5, 4, 0);
+    check_relu_mask(be, "bn+relu edges 8x8, tiny gamma", 4, 6, 64, 1);
+    check_relu_mask(be, "bn+relu edges 2x2 (flat), tiny gamma", 4, 5, 4, 1);
     int n = ref ? 2 : 4;
     //                                                  n c_in h   w  c_out k  s  p  groups h_out w_out x_bf16 dy_bf16
     check_conv(be, "1x1 32->48, 32x32", (ConvShape){n, 32, 32, 32, 48, 1, 1, 0, 1, 32, 32, 0, 0});

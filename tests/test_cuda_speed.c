@@ -202,8 +202,10 @@ static void bn_split_case(int n, int c, int hw, int relu) {
     gpu->upload(gp + 4 * c, cp + 4 * c, 2 * (size_t)c * sizeof(float));
     float *gdy = to_dev(dy, total), *gdx = to_dev(dx, total);
     for (int a = 0; a < 2; a++) {
-        cpu->batchnorm_backward(dx, cp + 6 * c, cp + 7 * c, dy, x, y, cp + 4 * c, cp + 5 * c, cp, n, c, hw, relu, 0, 0, a);
-        gpu->batchnorm_backward(gdx, gp + 6 * c, gp + 7 * c, gdy, gx, gy, gp + 4 * c, gp + 5 * c, gp, n, c, hw, relu, 0, 0, a);
+        cpu->batchnorm_backward(dx, cp + 6 * c, cp + 7 * c, dy, x, y, cp + 4 * c, cp + 5 * c, cp, cp + c, n, c, hw, relu, 0,
+                                0, a);
+        gpu->batchnorm_backward(gdx, gp + 6 * c, gp + 7 * c, gdy, gx, gy, gp + 4 * c, gp + 5 * c, gp, gp + c, n, c, hw, relu,
+                                0, 0, a);
     }
     check_dev(what, "dx (written, then accumulated)", gdx, dx, total);
     check_dev(what, "dgamma", gp + 6 * c, cp + 6 * c, c);

@@ -7,6 +7,10 @@
 //   backward:           1. per-channel sums of dz and dz * (x - mean), dz = dy masked by y > 0
 //                       2. dx = A * dz + B * x + C     (per-channel A, B, C from those sums)
 //
+// The backward never reads y: the ReLU's mask (y > 0) is recomputed from x, which both passes read
+// anyway, by the forward's own arithmetic (relu_mask below), bit for bit the same mask with one
+// stream of memory fewer (y is as big as x in FP32), on the big maps the bandwidth-bound part.
+//
 // Both passes split the batch over the threads (images [t*n/T, (t+1)*n/T)): every thread streams a
 // contiguous block of memory and every channel is shared by all threads, so the layers with few
 // channels and big maps parallelize as well as those with many channels and 2x2 maps. Per-thread
@@ -95,6 +99,53 @@ INLINE float get1(const void* y, size_t e, int bf16) {
 }
 INLINE v16 splat(float f) { return (v16){0} + f; }
 INLINE v16 keep_if(v16 v, v16i m) { return (v16)((v16i)v & m); } // lanes where m is all ones
+
+// The forward's affine step, v = x * a + k (a = gamma * invstd, k = beta - mean * a per channel), in
+// one place: the backward recomputes v to know where the ReLU let the gradient through, and the same
+// expression in the same clone (GCC contracts it to an FMA where the clone has one, in both) gives
+// the same bits.
+INLINE v16 affine16(v16 x, v16 a, v16 k) { return x * a + k; }
+INLINE float affine1(float x, float a, float k) { return x * a + k; }
+
+// Where the forward's stored y = relu(v) is > 0, from v: where v, as bits, lies in [floor, +inf], so a
+// NaN is masked as its y is. floor is the least positive float (1) for an FP32 y, and for a bf16 y the
+// least float that rounds to a nonzero bf16 operand, 0x007F8000 = 2^-126 - 2^-134 (bf16_operand
+// flushes what rounds below 2^-126 to zero: checked over every positive float when this was written).
+// An integer compare, so that no MXCSR setting (denormals as zero) changes the answer, and one per
+// lane: bits - floor, unsigned, is at most inf - floor exactly for bits in [floor, inf] (a negative
+// v's bits wrap above it, a NaN's lie above it). Two compares and an AND of their results made GCC
+// take the vector apart lane by lane (three times slower than the whole backward pass without it).
+enum { RELU_FLOOR_FP32 = 1, RELU_FLOOR_BF16 = 0x007F8000, FLOAT_INF_BITS = 0x7F800000 };
+INLINE v16i relu_kept16(v16 v, int floor) {
+    return (v16u)v - (unsigned)floor <= (unsigned)(FLOAT_INF_BITS - floor);
+}
+INLINE int relu_kept1(float v, int floor) {
+    uint32_t b;
+    memcpy(&b, &v, sizeof(b));
+    return b - (uint32_t)floor <= (uint32_t)(FLOAT_INF_BITS - floor);
+}
+
+// The backward's ReLU mask: recomputed from x with the forward's a and k (per channel, or per element
+// in flat mode) and the floor for the y it stored; or, where the engine says y was edited after the
+// forward (the backend function's beta NULL), read from y (bf16 values if yb) as stored now.
+typedef struct ReluMask {
+    const float *a, *k;
+    int floor;
+    const void* y;
+    int yb;
+} ReluMask;
+
+// The mask for the 16 elements from `at` whose x is xv (a, k: the coefficients of their lanes).
+INLINE v16i mask16(const ReluMask* mk, v16 xv, v16 a, v16 k, size_t at) {
+    if (mk->y) return get16(mk->y, at, mk->yb) > (v16){0};
+    return relu_kept16(affine16(xv, a, k), mk->floor);
+}
+INLINE int mask1(const ReluMask* mk, float x, float a, float k, size_t at) {
+    if (mk->y) return get1(mk->y, at, mk->yb) > 0.0f;
+    return relu_kept1(affine1(x, a, k), mk->floor);
+}
+// A channel's (or element's) coefficient for the mask: none when the mask is read from y.
+INLINE float mask_coef(const float* v, size_t i) { return v ? v[i] : 0.0f; }
 // The 16 lanes' sum, as a tree of halves (16 -> 8 -> 4 -> 1): ~8 operations instead of 15 dependent adds.
 INLINE double hsum(v16 v) {
     v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -121,26 +172,27 @@ static void stats_rows(double* s1, double* s2, const float* x, const float* cent
         }
 }
 
-// Backward: s1 += sum(dz), s2 += sum(dz * (x - mean)) per channel, dz = dy masked by y > 0 (relu).
+// Backward: s1 += sum(dz), s2 += sum(dz * (x - mean)) per channel, dz = dy masked by the ReLU (relu:
+// mk).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void grad_rows(double* s1, double* s2, const float* x, const float* dy, const void* y, int yb,
+static void grad_rows(double* s1, double* s2, const float* x, const float* dy, const ReluMask* mk,
                       const float* mean, int lo, int hi, int c, int hw, int relu) {
-    v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *dyr = dy + off;
             float mu = mean[ch];
-            v16 a = {0}, b = {0}, mv = splat(mu);
+            float fa = relu ? mask_coef(mk->a, ch) : 0.0f, fk = relu ? mask_coef(mk->k, ch) : 0.0f;
+            v16 a = {0}, b = {0}, mv = splat(mu), fav = splat(fa), fkv = splat(fk);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
-                v16 dz = load16(dyr + j);
-                if (relu) dz = keep_if(dz, get16(y, off + j, yb) > zero);
-                a += dz, b += dz * (load16(xr + j) - mv);
+                v16 dz = load16(dyr + j), xv = load16(xr + j);
+                if (relu) dz = keep_if(dz, mask16(mk, xv, fav, fkv, off + j));
+                a += dz, b += dz * (xv - mv);
             }
             double ta = hsum(a), tb = hsum(b);
             for (; j < hw; j++) {
-                float dz = relu && get1(y, off + j, yb) <= 0.0f ? 0.0f : dyr[j];
+                float dz = relu && !mask1(mk, xr[j], fa, fk, off + j) ? 0.0f : dyr[j];
                 ta += dz, tb += (double)dz * (xr[j] - mu);
             }
             s1[ch] += ta, s2[ch] += tb;
@@ -163,20 +215,20 @@ INLINE void add_to_doubles(double* acc, v16 v) {
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void sums_flat(double* acc1, double* acc2, const float* x, const float* dy, const void* y, int yb,
+static void sums_flat(double* acc1, double* acc2, const float* x, const float* dy, const ReluMask* mk,
                       const float* center_el, int lo, int hi, size_t m, int relu) {
-    v16 zero = {0};
     for (int i0 = lo; i0 < hi; i0 += FLUSH) {
         int i1 = hi < i0 + FLUSH ? hi : i0 + FLUSH;
         size_t e = 0;
         for (; e + LANES <= m; e += LANES) {
             v16 a = {0}, b = {0}, k = load16(center_el + e);
+            v16 fav = relu && mk->a ? load16(mk->a + e) : k, fkv = relu && mk->k ? load16(mk->k + e) : k;
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
-                v16 v = load16(x + o) - k, u = v;
+                v16 xv = load16(x + o), v = xv - k, u = v;
                 if (dy) {
                     u = load16(dy + o);
-                    if (relu) u = keep_if(u, get16(y, o, yb) > zero);
+                    if (relu) u = keep_if(u, mask16(mk, xv, fav, fkv, o));
                 }
                 a += u, b += u * v;
             }
@@ -187,23 +239,36 @@ static void sums_flat(double* acc1, double* acc2, const float* x, const float* d
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
                 float v = x[o] - center_el[e];
-                float u = !dy ? v : relu && get1(y, o, yb) <= 0.0f ? 0.0f : dy[o];
+                int pass = !relu || mask1(mk, x[o], mask_coef(mk->a, e), mask_coef(mk->k, e), o);
+                float u = !dy ? v : pass ? dy[o] : 0.0f;
                 acc1[e] += u, acc2[e] += (double)u * v;
             }
     }
 }
 
-// Per-channel sums over the whole batch: partials per thread, then added in thread order.
-static void channel_sums(double* s1, double* s2, const float* x, const float* dy, const void* y, int yb,
+// dst (c*hw) = each channel's value repeated over its hw elements: flat mode's per-element form.
+static void per_element(float* dst, const float* v, int c, int hw) {
+    for (int ch = 0; ch < c; ch++)
+        for (int j = 0; j < hw; j++) dst[(size_t)ch * hw + j] = v[ch];
+}
+
+// Per-channel sums over the whole batch: partials per thread, then added in thread order. dy NULL:
+// the forward's; else the backward's, masked by mk when relu.
+static void channel_sums(double* s1, double* s2, const float* x, const float* dy, const ReluMask* mk,
                          const float* center, int n, int c, int hw, int relu) {
     int T = team_size(), flat = hw < FLAT_BELOW;
     size_t m = (size_t)c * hw;
     double* part[CPU_MAX_THREADS];
     float* center_el = NULL;
-    if (flat) { // the per-element centers, shared by the threads
-        center_el = cpu_scratch(SLOT_NORM_SHARED, m);
-        for (int ch = 0; ch < c; ch++)
-            for (int j = 0; j < hw; j++) center_el[(size_t)ch * hw + j] = center[ch];
+    ReluMask flat_mk = mk ? *mk : (ReluMask){0}; // flat mode: the mask's coefficients per element
+    if (flat) { // the per-element centers (and mask coefficients), shared by the threads
+        center_el = cpu_scratch(SLOT_NORM_SHARED, 3 * m);
+        per_element(center_el, center, c, hw);
+        if (relu && mk->a) {
+            per_element(center_el + m, mk->a, c, hw);
+            per_element(center_el + 2 * m, mk->k, c, hw);
+            flat_mk.a = center_el + m, flat_mk.k = center_el + 2 * m;
+        }
     }
 #pragma omp parallel num_threads(T)
     {
@@ -215,11 +280,11 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
         part[t] = p;
         if (flat) {
             double *acc1 = p + 2 * c, *acc2 = acc1 + m;
-            sums_flat(acc1, acc2, x, dy, y, yb, center_el, lo, hi, m, relu);
+            sums_flat(acc1, acc2, x, dy, &flat_mk, center_el, lo, hi, m, relu);
             for (int ch = 0; ch < c; ch++)
                 for (int j = 0; j < hw; j++) p[ch] += acc1[(size_t)ch * hw + j], p[c + ch] += acc2[(size_t)ch * hw + j];
         }
-        else if (dy) grad_rows(p, p + c, x, dy, y, yb, center, lo, hi, c, hw, relu);
+        else if (dy) grad_rows(p, p + c, x, dy, mk, center, lo, hi, c, hw, relu);
         else stats_rows(p, p + c, x, center, lo, hi, c, hw);
     }
     for (int ch = 0; ch < c; ch++) {
@@ -243,45 +308,47 @@ static void normalize_rows(void* y, int yb, const float* x, const float* a, cons
             v16 av = splat(a[ch]), kv = splat(k[ch]);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
-                v16 v = load16(xr + j) * av + kv;
+                v16 v = affine16(load16(xr + j), av, kv);
                 put16(y, off + j, relu ? keep_if(v, v > zero) : v, yb);
             }
             for (; j < hw; j++) {
-                float v = xr[j] * a[ch] + k[ch];
+                float v = affine1(xr[j], a[ch], k[ch]);
                 put1(y, off + j, relu && v < 0.0f ? 0.0f : v, yb);
             }
         }
 }
 
-// Backward: dx (+)= a * dz + b * x + k per channel, dz = dy masked by y > 0 (relu).
+// Backward: dx (+)= a * dz + b * x + k per channel, dz = dy masked by the ReLU (as grad_rows).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void dx_rows(void* dx, int ob, const float* x, const float* dy, const void* y, int yb, const float* a,
+static void dx_rows(void* dx, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
                     const float* b, const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
-    v16 zero = {0};
     for (int i = lo; i < hi; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *dyr = dy + off;
             v16 av = splat(a[ch]), bv = splat(b[ch]), kv = splat(k[ch]);
+            float fa = relu ? mask_coef(mk->a, ch) : 0.0f, fk = relu ? mask_coef(mk->k, ch) : 0.0f;
+            v16 fav = splat(fa), fkv = splat(fk);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
-                v16 dz = load16(dyr + j);
-                if (relu) dz = keep_if(dz, get16(y, off + j, yb) > zero);
-                v16 v = av * dz + bv * load16(xr + j) + kv;
+                v16 dz = load16(dyr + j), xv = load16(xr + j);
+                if (relu) dz = keep_if(dz, mask16(mk, xv, fav, fkv, off + j));
+                v16 v = av * dz + bv * xv + kv;
                 put16(dx, off + j, accumulate ? get16(dx, off + j, ob) + v : v, ob);
             }
             for (; j < hw; j++) {
-                float dz = relu && get1(y, off + j, yb) <= 0.0f ? 0.0f : dyr[j];
+                float dz = relu && !mask1(mk, xr[j], fa, fk, off + j) ? 0.0f : dyr[j];
                 float v = a[ch] * dz + b[ch] * xr[j] + k[ch];
                 put1(dx, off + j, accumulate ? get1(dx, off + j, ob) + v : v, ob);
             }
         }
 }
 
-// Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward), 16 elements at
-// a time for FLUSH images, so the coefficients are loaded once per block.
+// Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward; else fa, fk the
+// forward's a, k for the ReLU mask), 16 elements at a time for FLUSH images, so the coefficients are
+// loaded once per block.
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void apply_flat(void* out, int ob, const float* x, const float* dy, const void* y, int yb, const float* a,
+static void apply_flat(void* out, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
                        const float* b, const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
     v16 zero = {0};
     for (int i0 = lo; i0 < hi; i0 += FLUSH) {
@@ -289,16 +356,18 @@ static void apply_flat(void* out, int ob, const float* x, const float* dy, const
         size_t e = 0;
         for (; e + LANES <= m; e += LANES) {
             v16 av = load16(a + e), kv = load16(k + e), bv = dy ? load16(b + e) : zero;
+            int coef = dy && relu && mk->a; // the mask's coefficients (none when it is read from y)
+            v16 fav = coef ? load16(mk->a + e) : zero, fkv = coef ? load16(mk->k + e) : zero;
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
                 if (!dy) { // the forward: out is y
-                    v16 v = load16(x + o) * av + kv;
+                    v16 v = affine16(load16(x + o), av, kv);
                     if (relu) v = keep_if(v, v > zero);
                     put16(out, o, v, ob);
                 } else {
-                    v16 dz = load16(dy + o);
-                    if (relu) dz = keep_if(dz, get16(y, o, yb) > zero);
-                    v16 v = av * dz + bv * load16(x + o) + kv;
+                    v16 dz = load16(dy + o), xv = load16(x + o);
+                    if (relu) dz = keep_if(dz, mask16(mk, xv, fav, fkv, o));
+                    v16 v = av * dz + bv * xv + kv;
                     if (accumulate) v += get16(out, o, ob);
                     put16(out, o, v, ob);
                 }
@@ -308,10 +377,10 @@ static void apply_flat(void* out, int ob, const float* x, const float* dy, const
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
                 if (!dy) {
-                    float v = x[o] * a[e] + k[e];
+                    float v = affine1(x[o], a[e], k[e]);
                     put1(out, o, relu && v < 0.0f ? 0.0f : v, ob);
                 } else {
-                    float dz = relu && get1(y, o, yb) <= 0.0f ? 0.0f : dy[o];
+                    float dz = relu && !mask1(mk, x[o], mask_coef(mk->a, e), mask_coef(mk->k, e), o) ? 0.0f : dy[o];
                     float v = a[e] * dz + b[e] * x[o] + k[e];
                     put1(out, o, accumulate ? get1(out, o, ob) + v : v, ob);
                 }
@@ -319,24 +388,29 @@ static void apply_flat(void* out, int ob, const float* x, const float* dy, const
     }
 }
 
-// Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward). out (y in the
-// forward, dx in the backward) stored as bf16 if ob (accumulate: the sum rounded), y if yb.
-static void apply(void* out, int ob, const float* x, const float* dy, const void* y, int yb, const float* a,
+// Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward; dy NULL: the
+// forward, else the backward, masked by mk when relu). out (y in the forward, dx in the backward)
+// stored as bf16 if ob (accumulate: the sum rounded).
+static void apply(void* out, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
                   const float* b, const float* k, int n, int c, int hw, int relu, int accumulate) {
-    int T = team_size();
+    int T = team_size(), masked = dy && relu;
     size_t m = (size_t)c * hw;
-    if (hw < FLAT_BELOW) { // expand the coefficients per element
-        float* ex = cpu_scratch(SLOT_NORM_SHARED, 3 * m);
-        for (int ch = 0; ch < c; ch++)
-            for (int j = 0; j < hw; j++) {
-                size_t e = (size_t)ch * hw + j;
-                ex[e] = a[ch], ex[m + e] = b ? b[ch] : 0.0f, ex[2 * m + e] = k[ch];
-            }
+    if (hw < FLAT_BELOW) { // expand the coefficients per element: a, b, k (and the mask's a, k)
+        float* ex = cpu_scratch(SLOT_NORM_SHARED, 5 * m);
+        per_element(ex, a, c, hw);
+        if (b) per_element(ex + m, b, c, hw);
+        per_element(ex + 2 * m, k, c, hw);
+        ReluMask flat_mk = masked ? *mk : (ReluMask){0};
+        if (masked && mk->a) {
+            per_element(ex + 3 * m, mk->a, c, hw);
+            per_element(ex + 4 * m, mk->k, c, hw);
+            flat_mk.a = ex + 3 * m, flat_mk.k = ex + 4 * m;
+        }
 #pragma omp parallel num_threads(T)
         {
             int lo, hi;
             thread_images(n, T, &lo, &hi);
-            apply_flat(out, ob, x, dy, y, yb, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
+            apply_flat(out, ob, x, dy, &flat_mk, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
         }
         return;
     }
@@ -344,12 +418,23 @@ static void apply(void* out, int ob, const float* x, const float* dy, const void
     {
         int lo, hi;
         thread_images(n, T, &lo, &hi);
-        if (dy) dx_rows(out, ob, x, dy, y, yb, a, b, k, lo, hi, c, hw, relu, accumulate);
+        if (dy) dx_rows(out, ob, x, dy, mk, a, b, k, lo, hi, c, hw, relu, accumulate);
         else normalize_rows(out, ob, x, a, k, lo, hi, c, hw, relu);
     }
 }
 
 // --- the backend functions -------------------------------------------------------------------------
+
+// The training forward's y = relu(x * a + k): a = gamma * invstd, k = beta - mean * a, from the mean
+// and invstd it saves. The backward calls this again for its ReLU mask: not inlined, so that the two
+// calls run the same instructions and get the same bits.
+__attribute__((noinline)) static void forward_coefficients(float* a, float* k, const float* gamma, const float* beta,
+                                                           const float* mean, const float* invstd, int c) {
+    for (int ch = 0; ch < c; ch++) {
+        a[ch] = gamma[ch] * invstd[ch];
+        k[ch] = beta[ch] - mean[ch] * a[ch];
+    }
+}
 
 void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* running_mean,
                                  float* running_var, const float* x, const float* gamma,
@@ -361,7 +446,7 @@ void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* ru
     float *center = buf, *scale = buf + c, *shift = buf + 2 * c;
     double* s = (double*)(buf + 4 * c); // (2c), 8-byte aligned: 4c floats in
     for (int ch = 0; ch < c; ch++) center[ch] = x[(size_t)ch * hw];
-    channel_sums(s, s + c, x, NULL, NULL, 0, center, n, c, hw, 0);
+    channel_sums(s, s + c, x, NULL, NULL, center, n, c, hw, 0);
     for (int ch = 0; ch < c; ch++) {
         double d = s[ch] / count, mu = center[ch] + d;
         double var = s[c + ch] / count - d * d; // biased: what normalizes
@@ -371,10 +456,9 @@ void cpu_batchnorm_forward_train(float* y, float* mean, float* invstd, float* ru
         invstd[ch] = is;
         running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mu;
         running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(var * count / (count - 1.0));
-        scale[ch] = gamma[ch] * is;
-        shift[ch] = beta[ch] - (float)mu * scale[ch];
     }
-    apply(y, y_bf16, x, NULL, NULL, 0, scale, NULL, shift, n, c, hw, relu, 0);
+    forward_coefficients(scale, shift, gamma, beta, mean, invstd, c);
+    apply(y, y_bf16, x, NULL, NULL, scale, NULL, shift, n, c, hw, relu, 0);
 }
 
 void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
@@ -386,7 +470,7 @@ void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
         scale[ch] = gamma[ch] / sqrtf(running_var[ch] + eps);
         shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
     }
-    apply(y, y_bf16, x, NULL, NULL, 0, scale, NULL, shift, n, c, hw, relu, 0);
+    apply(y, y_bf16, x, NULL, NULL, scale, NULL, shift, n, c, hw, relu, 0);
 }
 
 // With xhat = (x - mean) * invstd and dz = dy masked by the fused ReLU (y > 0), M = n * hw:
@@ -394,14 +478,24 @@ void cpu_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
 //   dx = gamma * invstd * (dz - dbeta / M - xhat * dgamma / M)
 //      = A * dz + B * x + C  with  A = gamma * invstd, B = -A * invstd * dgamma / M,
 //                                  C = -A * dbeta / M - B * mean.
+//
+// The ReLU's mask (where the forward's y > 0) comes from x, gamma, beta, mean and invstd, y unread;
+// without beta (y edited since the forward: nn/backend.h) from y.
 void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int y_bf16, int dx_bf16, int accumulate) {
+                            const float* beta, int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
+                            int accumulate) {
     double count = (double)n * hw;
-    float* buf = cpu_scratch(SLOT_NORM_CALLER, 8 * (size_t)c);
+    // (c) A, (c) B, (c) C, (c) unused, then (2c) doubles, then (c) the forward's a, (c) its k
+    float* buf = cpu_scratch(SLOT_NORM_CALLER, 10 * (size_t)c);
     float *A = buf, *B = buf + c, *C = buf + 2 * c;
     double* s = (double*)(buf + 4 * c); // (2c): sum dz, sum dz * (x - mean)
-    channel_sums(s, s + c, x, dy, y, y_bf16, mean, n, c, hw, relu);
+    ReluMask mk = {.y = y, .yb = y_bf16};
+    if (relu && beta) {
+        forward_coefficients(buf + 8 * c, buf + 9 * c, gamma, beta, mean, invstd, c);
+        mk = (ReluMask){buf + 8 * c, buf + 9 * c, y_bf16 ? RELU_FLOOR_BF16 : RELU_FLOOR_FP32, NULL, 0};
+    }
+    channel_sums(s, s + c, x, dy, &mk, mean, n, c, hw, relu);
     for (int ch = 0; ch < c; ch++) {
         double sum_dz = s[ch], sum_dz_xhat = s[c + ch] * invstd[ch];
         dbeta[ch] += (float)sum_dz;
@@ -409,5 +503,5 @@ void cpu_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
         double a = (double)gamma[ch] * invstd[ch], b = -a * invstd[ch] * sum_dz_xhat / count;
         A[ch] = (float)a, B[ch] = (float)b, C[ch] = (float)(-a * sum_dz / count - b * mean[ch]);
     }
-    if (dx) apply(dx, dx_bf16, x, dy, y, y_bf16, A, B, C, n, c, hw, relu, accumulate);
+    if (dx) apply(dx, dx_bf16, x, dy, &mk, A, B, C, n, c, hw, relu, accumulate);
 }

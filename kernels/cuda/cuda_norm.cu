@@ -133,8 +133,9 @@ void cuda_batchnorm_forward_eval(float* y, const float* x, const float* gamma, c
 
 void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                              const float* y, const float* mean, const float* invstd,
-                             const float* gamma, int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
-                             int accumulate) {
+                             const float* gamma, const float* beta, int n, int c, int hw, int relu, int y_bf16,
+                             int dx_bf16, int accumulate) {
+    (void)beta; // the mask is read from y
     CUDA_REFUSE_BF16_ACTIVATIONS(y_bf16);
     CUDA_REFUSE_BF16_ACTIVATIONS(dx_bf16);
     if (c <= 0 || (size_t)n * hw == 0) return;

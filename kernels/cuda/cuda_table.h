@@ -50,8 +50,8 @@ void cuda_batchnorm_forward_eval(float* y, const float* x, const float* gamma, c
                                  int hw, float eps, int relu, int y_bf16);
 void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                              const float* y, const float* mean, const float* invstd,
-                             const float* gamma, int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
-                            int accumulate);
+                             const float* gamma, const float* beta, int n, int c, int hw, int relu, int y_bf16,
+                             int dx_bf16, int accumulate);
 
 // cuda_ops.cu
 void cuda_relu_forward(float* y, const float* x, size_t count);

@@ -50,7 +50,7 @@ void ref_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
                                 int hw, float eps, int relu, int y_bf16);
 void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
+                            const float* beta, int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
                             int accumulate);
 
 // ref_ops.c

@@ -74,7 +74,9 @@ void ref_batchnorm_forward_eval(float* y, const float* x, const float* gamma, co
 //   dx (+)= gamma * invstd * (dz - sum(dz) / M - xhat * sum(dz * xhat) / M)     (dx may be NULL)
 void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                             const float* y, const float* mean, const float* invstd, const float* gamma,
-                            int n, int c, int hw, int relu, int y_bf16, int dx_bf16, int accumulate) {
+                            const float* beta, int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
+                            int accumulate) {
+    (void)beta; // the mask is read from y, as defined (the CPU backend recomputes it)
     double M = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
