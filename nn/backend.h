@@ -105,8 +105,8 @@ typedef struct Backend {
     // y's are (with accumulate, the sum of the stored value and the new one is rounded).
     // gamma, beta, mean and invstd are the training forward's (y = relu(gamma * (x - mean) * invstd
     // + beta)): a backend may recompute the mask from them and x, bit for bit y's, instead of
-    // reading y (the CPU does: one stream of memory fewer). beta NULL: y was changed after the
-    // forward (Tensor.edited), so the mask must be read from y.
+    // reading y (the CPU and CUDA backends do: one stream of memory fewer). beta NULL: y was
+    // changed after the forward (Tensor.edited), so the mask must be read from y.
     void (*batchnorm_backward)(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                                const float* y, const float* mean, const float* invstd,
                                const float* gamma, const float* beta, int n, int c, int hw, int relu,

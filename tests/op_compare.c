@@ -170,6 +170,9 @@ void align_forward(Engine* const* e) {
     e[0]->be->download(host, e[0]->act_base, e[0]->act_used);
     e[1]->be->upload(e[1]->act_base, host, e[0]->act_used);
     free(host);
+    // Overwritten from outside, as engine_write would mark them: a batch norm's backward then reads its
+    // ReLU mask from y (the reference's), rather than recomputing it from x by its own arithmetic.
+    for (int i = 0; i < e[1]->num_tensors; i++) e[1]->tensors[i].edited = 1;
 }
 
 // ---------------------------------------------------------------------------------------------

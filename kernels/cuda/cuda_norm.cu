@@ -67,22 +67,23 @@ static __global__ void bn_forward_eval_kernel(float* y, const float* x, const fl
     }
 }
 
-// With xhat = (x - mean) * invstd and dz = dy masked by the fused ReLU (y > 0):
+// With xhat = (x - mean) * invstd and dz = dy masked by the fused ReLU (y > 0; bn_relu_stopped):
 //   dbeta += sum(dz), dgamma += sum(dz * xhat),
 //   dx = gamma * invstd * (dz - sum(dz) / M - xhat * sum(dz * xhat) / M), M = n * hw.
 static __global__ void bn_backward_kernel(float* dx, float* dgamma, float* dbeta, const float* dy,
                                           const float* x, const float* y, const float* mean,
-                                          const float* invstd, const float* gamma, int n, int c, int hw,
-                                          int relu, int accumulate) {
+                                          const float* invstd, const float* gamma, const float* beta, int n,
+                                          int c, int hw, int relu, int accumulate) {
     __shared__ double shared[32];
     const int ch = blockIdx.x;
     const size_t m = (size_t)n * hw;
     const double count = (double)m;
     const float mu = mean[ch], is = invstd[ch];
+    const BnReluMask mask = bn_relu_mask(y, gamma, beta, mu, is, ch);
     double s_dz = 0.0, s_dz_xhat = 0.0;
     for (size_t i = threadIdx.x; i < m; i += blockDim.x) {
         size_t o = channel_offset(i, c, hw, ch);
-        float dz = relu && y[o] <= 0.0f ? 0.0f : dy[o];
+        float dz = relu && bn_relu_stopped(mask, x[o], o) ? 0.0f : dy[o];
         s_dz += dz;
         s_dz_xhat += (double)dz * __fmul_rn(__fsub_rn(x[o], mu), is);
     }
@@ -97,7 +98,7 @@ static __global__ void bn_backward_kernel(float* dx, float* dgamma, float* dbeta
     const float mean_dz = (float)(sum_dz / count), mean_dz_xhat = (float)(sum_dz_xhat / count);
     for (size_t i = threadIdx.x; i < m; i += blockDim.x) {
         size_t o = channel_offset(i, c, hw, ch);
-        float dz = relu && y[o] <= 0.0f ? 0.0f : dy[o];
+        float dz = relu && bn_relu_stopped(mask, x[o], o) ? 0.0f : dy[o];
         float xhat = __fmul_rn(__fsub_rn(x[o], mu), is);
         float v = __fmul_rn(k, __fsub_rn(__fsub_rn(dz, mean_dz), __fmul_rn(xhat, mean_dz_xhat)));
         dx[o] = accumulate ? __fadd_rn(dx[o], v) : v;
@@ -135,15 +136,14 @@ void cuda_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float
                              const float* y, const float* mean, const float* invstd,
                              const float* gamma, const float* beta, int n, int c, int hw, int relu, int y_bf16,
                              int dx_bf16, int accumulate) {
-    (void)beta; // the mask is read from y
     CUDA_REFUSE_BF16_ACTIVATIONS(y_bf16);
     CUDA_REFUSE_BF16_ACTIVATIONS(dx_bf16);
     if (c <= 0 || (size_t)n * hw == 0) return;
     if (g_cuda.bn_split && bn_split_fits(n, c, hw)) {
-        bn_split_backward(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, n, c, hw, relu, accumulate);
+        bn_split_backward(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, beta, n, c, hw, relu, accumulate);
         return;
     }
-    bn_backward_kernel<<<c, BN_BLOCK, 0, g_cuda.stream>>>(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, n,
-                                                          c, hw, relu, accumulate);
+    bn_backward_kernel<<<c, BN_BLOCK, 0, g_cuda.stream>>>(dx, dgamma, dbeta, dy, x, y, mean, invstd, gamma, beta,
+                                                          n, c, hw, relu, accumulate);
     KERNEL_CHECK("bn_backward_kernel");
 }

@@ -134,17 +134,18 @@ static __global__ void bn_apply_kernel(float* y, const float* x, const float4* c
     }
 }
 
-// part[ch][chunk] = (sum dz, sum dz * xhat), dz = dy masked by the fused ReLU (y > 0).
+// part[ch][chunk] = (sum dz, sum dz * xhat), dz = dy masked by the fused ReLU (y > 0; bn_relu_stopped).
 static __global__ void bn_grad_partial_kernel(double2* part, const float* dy, const float* x, const float* y,
-                                              const float* mean, const float* invstd, int c, int hw, unsigned m,
-                                              int chunks, int relu) {
+                                              const float* mean, const float* invstd, const float* gamma,
+                                              const float* beta, int c, int hw, unsigned m, int chunks, int relu) {
     __shared__ double shared[32];
     const int ch = blockIdx.y;
     const float mu = mean[ch], is = invstd[ch];
+    const BnReluMask mask = bn_relu_mask(y, gamma, beta, mu, is, ch);
     double s_dz = 0.0, s_dz_xhat = 0.0;
     for (ChunkWalk w(m, chunks, hw); w.more(); w.next()) {
         const size_t o = w.offset(c, ch);
-        float dz = relu && y[o] <= 0.0f ? 0.0f : dy[o];
+        float dz = relu && bn_relu_stopped(mask, x[o], o) ? 0.0f : dy[o];
         s_dz += dz;
         s_dz_xhat += (double)dz * __fmul_rn(__fsub_rn(x[o], mu), is);
     }
@@ -171,12 +172,14 @@ static __global__ void bn_grad_finalize_kernel(float* dgamma, float* dbeta, floa
 
 // dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)), written or added.
 static __global__ void bn_grad_apply_kernel(float* dx, const float* dy, const float* x, const float* y,
-                                            const float* mean, const float* invstd, const float4* coef, int c,
-                                            int hw, unsigned total, int relu, int accumulate) {
+                                            const float* mean, const float* invstd, const float* gamma,
+                                            const float* beta, const float4* coef, int c, int hw, unsigned total,
+                                            int relu, int accumulate) {
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         const unsigned ch = (i / (unsigned)hw) % (unsigned)c;
         const float4 k = coef[ch];
-        float dz = relu && y[i] <= 0.0f ? 0.0f : dy[i];
+        const BnReluMask mask = bn_relu_mask(y, gamma, beta, mean[ch], invstd[ch], (int)ch);
+        float dz = relu && bn_relu_stopped(mask, x[i], i) ? 0.0f : dy[i];
         float xhat = __fmul_rn(__fsub_rn(x[i], mean[ch]), invstd[ch]);
         float v = __fmul_rn(k.x, __fsub_rn(__fsub_rn(dz, k.y), __fmul_rn(xhat, k.z)));
         dx[i] = accumulate ? __fadd_rn(dx[i], v) : v;
@@ -199,19 +202,19 @@ void bn_split_forward_train(float* y, float* mean, float* invstd, float* running
 }
 
 void bn_split_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* y,
-                       const float* mean, const float* invstd, const float* gamma, int n, int c, int hw,
-                       int relu, int accumulate) {
+                       const float* mean, const float* invstd, const float* gamma, const float* beta, int n, int c,
+                       int hw, int relu, int accumulate) {
     const int chunks = chunks_for(n, c, hw);
     const unsigned m = (unsigned)n * (unsigned)hw, total = m * (unsigned)c;
     ensure_scratch((size_t)c * chunks, (size_t)c);
-    bn_grad_partial_kernel<<<dim3(chunks, c), SPLIT_BLOCK, 0, g_cuda.stream>>>(partials, dy, x, y, mean, invstd, c,
-                                                                                hw, m, chunks, relu);
+    bn_grad_partial_kernel<<<dim3(chunks, c), SPLIT_BLOCK, 0, g_cuda.stream>>>(partials, dy, x, y, mean, invstd,
+                                                                                gamma, beta, c, hw, m, chunks, relu);
     KERNEL_CHECK("bn_grad_partial_kernel");
     bn_grad_finalize_kernel<<<(c + COEF_BLOCK - 1) / COEF_BLOCK, COEF_BLOCK, 0, g_cuda.stream>>>(
         dgamma, dbeta, coefs, partials, gamma, invstd, c, m, chunks);
     KERNEL_CHECK("bn_grad_finalize_kernel");
     if (!dx) return;
     bn_grad_apply_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, g_cuda.stream>>>(
-        dx, dy, x, y, mean, invstd, coefs, c, hw, total, relu, accumulate);
+        dx, dy, x, y, mean, invstd, gamma, beta, coefs, c, hw, total, relu, accumulate);
     KERNEL_CHECK("bn_grad_apply_kernel");
 }

@@ -76,7 +76,7 @@ void ref_batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float*
                             const float* y, const float* mean, const float* invstd, const float* gamma,
                             const float* beta, int n, int c, int hw, int relu, int y_bf16, int dx_bf16,
                             int accumulate) {
-    (void)beta; // the mask is read from y, as defined (the CPU backend recomputes it)
+    (void)beta; // the mask is read from y, as defined (the CPU and CUDA backends recompute it)
     double M = (double)n * hw;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {

@@ -101,6 +101,11 @@ mutant bn_eval_eps     $D/cuda_norm.cu 'float scale = gamma[ch] / sqrtf(running_
 mutant split_chunk     $D/cuda_norm_split.cu 'end = begin + per < m ? begin + per : m;' 'end = begin + per < m ? begin + per - 1 : m;' "$S"
 mutant split_shift     $D/cuda_norm_split.cu 'const double mu = (double)x[(size_t)ch * hw] + shifted_mean;' 'const double mu = (double)x[(size_t)ch * hw + 1] + shifted_mean;' "$S"
 mutant split_walk      $D/cuda_norm_split.cu 'if (j >= hw) j -= hw, img++;' 'if (j > hw) j -= hw, img++;' "$S"
+# The backward's ReLU mask, recomputed from x (cuda_norm_split.h, both paths), or read from a y edited
+# after the forward (test_cuda_ops' MobileNet step with TF32 copies the reference's forward state in).
+mutant bn_mask_shift   $D/cuda_norm_split.h 'm.shift = __fsub_rn(beta[ch], __fmul_rn(mean, m.scale));' 'm.shift = __fadd_rn(beta[ch], __fmul_rn(mean, m.scale));' "$Q"
+mutant bn_mask_shift_s $D/cuda_norm_split.h 'm.shift = __fsub_rn(beta[ch], __fmul_rn(mean, m.scale));' 'm.shift = __fadd_rn(beta[ch], __fmul_rn(mean, m.scale));' "$S"
+mutant bn_mask_edited  $D/cuda_norm_split.h 'return m.y[o] <= 0.0f;' 'return m.y[o] < 0.0f;' "$BUILD/test_cuda_ops"
 mutant split_grad_acc  $D/cuda_norm_split.cu 'dx[i] = accumulate ? __fadd_rn(dx[i], v) : v;' 'dx[i] = v;' "$S"
 mutant linear_dw_beta  $D/cuda_linear.cu '&ONE, dw, in));' '&ZERO, dw, in));' "$Q"
 mutant linear_db       $D/cuda_linear.cu 'db[j] += sum;' 'db[j] = sum;' "$Q"
