@@ -7,9 +7,10 @@
 //   backward:           1. per-channel sums of dz and dz * (x - mean), dz = dy masked by y > 0
 //                       2. dx = A * dz + B * x + C     (per-channel A, B, C from those sums)
 //
-// The backward never reads y: the ReLU's mask (y > 0) is recomputed from x, which both passes read
-// anyway, by the forward's own arithmetic (relu_mask below), bit for bit the same mask with one
-// stream of memory fewer (y is as big as x in FP32), on the big maps the bandwidth-bound part.
+// The backward does not read y: the ReLU's mask (y > 0) is recomputed from x, which both passes
+// read anyway, by the forward's own arithmetic (mask16 below), bit for bit the same mask with one
+// stream of memory fewer (y is as big as x in FP32; the big maps' passes are bandwidth-bound). Only
+// a y edited after the forward (no beta given: nn/backend.h) is read.
 //
 // Both passes split the batch over the threads (images [t*n/T, (t+1)*n/T)): every thread streams a
 // contiguous block of memory and every channel is shared by all threads, so the layers with few
@@ -172,8 +173,8 @@ static void stats_rows(double* s1, double* s2, const float* x, const float* cent
         }
 }
 
-// Backward: s1 += sum(dz), s2 += sum(dz * (x - mean)) per channel, dz = dy masked by the ReLU (relu:
-// mk).
+// Backward: s1 += sum(dz), s2 += sum(dz * (x - mean)) per channel, dz = dy masked by the ReLU (if
+// relu: mk).
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void grad_rows(double* s1, double* s2, const float* x, const float* dy, const ReluMask* mk,
                       const float* mean, int lo, int hi, int c, int hw, int relu) {
@@ -344,9 +345,9 @@ static void dx_rows(void* dx, int ob, const float* x, const float* dy, const Rel
         }
 }
 
-// Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward; else fa, fk the
-// forward's a, k for the ReLU mask), 16 elements at a time for FLUSH images, so the coefficients are
-// loaded once per block.
+// Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward; else the
+// backward, its ReLU mask mk's coefficients per element too), 16 elements at a time for FLUSH images,
+// so the coefficients are loaded once per block.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void apply_flat(void* out, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
                        const float* b, const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
