@@ -183,7 +183,7 @@ static void grad_rows(double* s1, double* s2, const float* x, const float* dy, c
             size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *dyr = dy + off;
             float mu = mean[ch];
-            float fa = relu ? mask_coef(mk->a, ch) : 0.0f, fk = relu ? mask_coef(mk->k, ch) : 0.0f;
+            float fa = mask_coef(mk->a, ch), fk = mask_coef(mk->k, ch);
             v16 a = {0}, b = {0}, mv = splat(mu), fav = splat(fa), fkv = splat(fk);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
@@ -223,7 +223,7 @@ static void sums_flat(double* acc1, double* acc2, const float* x, const float* d
         size_t e = 0;
         for (; e + LANES <= m; e += LANES) {
             v16 a = {0}, b = {0}, k = load16(center_el + e);
-            v16 fav = relu && mk->a ? load16(mk->a + e) : k, fkv = relu && mk->k ? load16(mk->k + e) : k;
+            v16 fav = mk->a ? load16(mk->a + e) : k, fkv = mk->a ? load16(mk->k + e) : k;
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
                 v16 xv = load16(x + o), v = xv - k, u = v;
@@ -253,6 +253,19 @@ static void per_element(float* dst, const float* v, int c, int hw) {
         for (int j = 0; j < hw; j++) dst[(size_t)ch * hw + j] = v[ch];
 }
 
+// Flat mode's form of the mask: its per-channel coefficients repeated per element into dst (2 * c*hw
+// floats), if it has any (none for a forward, an unmasked backward or a mask read from y).
+static ReluMask per_element_mask(const ReluMask* mk, float* dst, int c, int hw) {
+    ReluMask flat = mk ? *mk : (ReluMask){0};
+    if (flat.a) {
+        size_t m = (size_t)c * hw;
+        per_element(dst, mk->a, c, hw);
+        per_element(dst + m, mk->k, c, hw);
+        flat.a = dst, flat.k = dst + m;
+    }
+    return flat;
+}
+
 // Per-channel sums over the whole batch: partials per thread, then added in thread order. dy NULL:
 // the forward's; else the backward's, masked by mk when relu.
 static void channel_sums(double* s1, double* s2, const float* x, const float* dy, const ReluMask* mk,
@@ -261,15 +274,11 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
     size_t m = (size_t)c * hw;
     double* part[CPU_MAX_THREADS];
     float* center_el = NULL;
-    ReluMask flat_mk = mk ? *mk : (ReluMask){0}; // flat mode: the mask's coefficients per element
+    ReluMask flat_mk = {0};
     if (flat) { // the per-element centers (and mask coefficients), shared by the threads
         center_el = cpu_scratch(SLOT_NORM_SHARED, 3 * m);
         per_element(center_el, center, c, hw);
-        if (relu && mk->a) {
-            per_element(center_el + m, mk->a, c, hw);
-            per_element(center_el + 2 * m, mk->k, c, hw);
-            flat_mk.a = center_el + m, flat_mk.k = center_el + 2 * m;
-        }
+        flat_mk = per_element_mask(relu ? mk : NULL, center_el + m, c, hw);
     }
 #pragma omp parallel num_threads(T)
     {
@@ -328,7 +337,7 @@ static void dx_rows(void* dx, int ob, const float* x, const float* dy, const Rel
             size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *dyr = dy + off;
             v16 av = splat(a[ch]), bv = splat(b[ch]), kv = splat(k[ch]);
-            float fa = relu ? mask_coef(mk->a, ch) : 0.0f, fk = relu ? mask_coef(mk->k, ch) : 0.0f;
+            float fa = mask_coef(mk->a, ch), fk = mask_coef(mk->k, ch);
             v16 fav = splat(fa), fkv = splat(fk);
             int j = 0;
             for (; j + LANES <= hw; j += LANES) {
@@ -357,8 +366,7 @@ static void apply_flat(void* out, int ob, const float* x, const float* dy, const
         size_t e = 0;
         for (; e + LANES <= m; e += LANES) {
             v16 av = load16(a + e), kv = load16(k + e), bv = dy ? load16(b + e) : zero;
-            int coef = dy && relu && mk->a; // the mask's coefficients (none when it is read from y)
-            v16 fav = coef ? load16(mk->a + e) : zero, fkv = coef ? load16(mk->k + e) : zero;
+            v16 fav = mk->a ? load16(mk->a + e) : zero, fkv = mk->a ? load16(mk->k + e) : zero;
             for (int i = i0; i < i1; i++) {
                 size_t o = (size_t)i * m + e;
                 if (!dy) { // the forward: out is y
@@ -401,12 +409,7 @@ static void apply(void* out, int ob, const float* x, const float* dy, const Relu
         per_element(ex, a, c, hw);
         if (b) per_element(ex + m, b, c, hw);
         per_element(ex + 2 * m, k, c, hw);
-        ReluMask flat_mk = masked ? *mk : (ReluMask){0};
-        if (masked && mk->a) {
-            per_element(ex + 3 * m, mk->a, c, hw);
-            per_element(ex + 4 * m, mk->k, c, hw);
-            flat_mk.a = ex + 3 * m, flat_mk.k = ex + 4 * m;
-        }
+        ReluMask flat_mk = per_element_mask(masked ? mk : NULL, ex + 3 * m, c, hw);
 #pragma omp parallel num_threads(T)
         {
             int lo, hi;

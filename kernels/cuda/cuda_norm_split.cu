@@ -154,9 +154,11 @@ static __global__ void bn_grad_partial_kernel(double2* part, const float* dy, co
     if (threadIdx.x == 0) part[(size_t)ch * chunks + blockIdx.x] = make_double2(s_dz, s_dz_xhat);
 }
 
-// dbeta += sum dz, dgamma += sum dz * xhat; coef = (gamma * invstd, mean dz, mean dz * xhat).
+// dbeta += sum dz, dgamma += sum dz * xhat; coef = (gamma * invstd, mean dz, mean dz * xhat, the forward's
+// shift for the ReLU mask: bn_relu_mask's, whose scale is coef.x).
 static __global__ void bn_grad_finalize_kernel(float* dgamma, float* dbeta, float4* coef, const double2* part,
-                                               const float* gamma, const float* invstd, int c, unsigned m, int chunks) {
+                                               const float* gamma, const float* beta, const float* mean,
+                                               const float* invstd, int c, unsigned m, int chunks) {
     const int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
     double s_dz = 0.0, s_dz_xhat = 0.0;
@@ -167,18 +169,20 @@ static __global__ void bn_grad_finalize_kernel(float* dgamma, float* dbeta, floa
     dbeta[ch] += (float)s_dz;
     dgamma[ch] += (float)s_dz_xhat;
     const double count = (double)m;
-    coef[ch] = make_float4(__fmul_rn(gamma[ch], invstd[ch]), (float)(s_dz / count), (float)(s_dz_xhat / count), 0.0f);
+    const BnReluMask mask = bn_relu_mask(nullptr, gamma, beta, mean[ch], invstd[ch], ch);
+    coef[ch] = make_float4(__fmul_rn(gamma[ch], invstd[ch]), (float)(s_dz / count), (float)(s_dz_xhat / count),
+                           mask.shift);
 }
 
 // dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)), written or added.
+// mask_from_x: the ReLU mask from x with coef's scale and shift (beta was given), else from y.
 static __global__ void bn_grad_apply_kernel(float* dx, const float* dy, const float* x, const float* y,
-                                            const float* mean, const float* invstd, const float* gamma,
-                                            const float* beta, const float4* coef, int c, int hw, unsigned total,
-                                            int relu, int accumulate) {
+                                            const float* mean, const float* invstd, const float4* coef, int c,
+                                            int hw, unsigned total, int relu, int mask_from_x, int accumulate) {
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         const unsigned ch = (i / (unsigned)hw) % (unsigned)c;
         const float4 k = coef[ch];
-        const BnReluMask mask = bn_relu_mask(y, gamma, beta, mean[ch], invstd[ch], (int)ch);
+        const BnReluMask mask = {y, mask_from_x != 0, k.x, k.w};
         float dz = relu && bn_relu_stopped(mask, x[i], i) ? 0.0f : dy[i];
         float xhat = __fmul_rn(__fsub_rn(x[i], mean[ch]), invstd[ch]);
         float v = __fmul_rn(k.x, __fsub_rn(__fsub_rn(dz, k.y), __fmul_rn(xhat, k.z)));
@@ -211,10 +215,10 @@ void bn_split_backward(float* dx, float* dgamma, float* dbeta, const float* dy, 
                                                                                 gamma, beta, c, hw, m, chunks, relu);
     KERNEL_CHECK("bn_grad_partial_kernel");
     bn_grad_finalize_kernel<<<(c + COEF_BLOCK - 1) / COEF_BLOCK, COEF_BLOCK, 0, g_cuda.stream>>>(
-        dgamma, dbeta, coefs, partials, gamma, invstd, c, m, chunks);
+        dgamma, dbeta, coefs, partials, gamma, beta, mean, invstd, c, m, chunks);
     KERNEL_CHECK("bn_grad_finalize_kernel");
     if (!dx) return;
     bn_grad_apply_kernel<<<cuda_grid(total, CUDA_BLOCK), CUDA_BLOCK, 0, g_cuda.stream>>>(
-        dx, dy, x, y, mean, invstd, gamma, beta, coefs, c, hw, total, relu, accumulate);
+        dx, dy, x, y, mean, invstd, coefs, c, hw, total, relu, beta != nullptr, accumulate);
     KERNEL_CHECK("bn_grad_apply_kernel");
 }

@@ -105,6 +105,7 @@ mutant split_walk      $D/cuda_norm_split.cu 'if (j >= hw) j -= hw, img++;' 'if 
 # after the forward (test_cuda_ops' MobileNet step with TF32 copies the reference's forward state in).
 mutant bn_mask_shift   $D/cuda_norm_split.h 'm.shift = __fsub_rn(beta[ch], __fmul_rn(mean, m.scale));' 'm.shift = __fadd_rn(beta[ch], __fmul_rn(mean, m.scale));' "$Q"
 mutant bn_mask_shift_s $D/cuda_norm_split.h 'm.shift = __fsub_rn(beta[ch], __fmul_rn(mean, m.scale));' 'm.shift = __fadd_rn(beta[ch], __fmul_rn(mean, m.scale));' "$S"
+mutant bn_mask_apply   $D/cuda_norm_split.cu 'const BnReluMask mask = {y, mask_from_x != 0, k.x, k.w};' 'const BnReluMask mask = {y, mask_from_x != 0, k.x, k.z};' "$S"
 mutant bn_mask_edited  $D/cuda_norm_split.h 'return m.y[o] <= 0.0f;' 'return m.y[o] < 0.0f;' "$BUILD/test_cuda_ops"
 mutant split_grad_acc  $D/cuda_norm_split.cu 'dx[i] = accumulate ? __fadd_rn(dx[i], v) : v;' 'dx[i] = v;' "$S"
 mutant linear_dw_beta  $D/cuda_linear.cu '&ONE, dw, in));' '&ZERO, dw, in));' "$Q"
