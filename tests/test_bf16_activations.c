@@ -3,7 +3,8 @@
 // only a convolution's backward reads writes that gradient so, and the convolutions read them. Since
 // the convolutions round those tensors to bf16 anyway, storing them rounded must change no result. Checked
 // bit for bit, on the tuned CPU backend (AVX-512 kernels and the portable ones) and on the reference:
-//   1. batch norm, forward (training and evaluation): y stored in bf16 = bf16_operand(y in FP32);
+//   1. batch norm, forward (training and evaluation): y stored in bf16 = bf16_operand(y in FP32), also
+//      for every kind of float (random bits: NaNs, infinities, denormals, the edges of the flush);
 //      backward with the ReLU mask read from the bf16 y = backward from the FP32 y (all outputs);
 //      backward with dx stored in bf16 = bf16_operand(dx in FP32);
 //   2. convolution forward, data and filter gradients with x and dy stored in bf16 = the same passes
@@ -13,13 +14,16 @@
 //      in FP32 (Engine.fp32_activations), the same loss, logits and every parameter gradient, and
 //      the storage really used (the arena is smaller, and so are the bytes the profiler counts).
 // A path that reads a bf16 tensor as floats, rounds it again differently or masks differently shows
-// as a bit difference.
+// as a bit difference. On the CPU the batch-norm checks run twice where the CPU has AVX512_BF16: with
+// bf16 outputs stored by its conversion (what runs there) and by the integer rounding (what runs
+// elsewhere).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../kernels/cpu/cpu_gemm.h"
+#include "../kernels/cpu/cpu_kernels.h"
 #include "../models/model.h"
 #include "../nn/backend.h"
 #include "../nn/bf16.h"
@@ -101,6 +105,39 @@ static void check_batchnorm(const Backend* be, const char* label, int n, int c, 
     free(dxh);
     free(x), free(dy), free(p), free(y32), free(y16), free(stats), free(want), free(yw), free(dx32), free(dx16);
     free(g32), free(g16);
+}
+
+// --- 1a. the bf16 store on every kind of float ---------------------------------------------------------
+// Evaluation mode with gamma = 1, beta = 0, mean = 0, var = 1, eps = 0 makes y = x * 1 + 0, so y spans
+// whatever x holds: random bit patterns (a quarter of them NaN, infinity or denormal once the
+// exponents are skewed toward the ends below) and the values where rounding and flushing meet:
+// +-0x007F8000..0x007FFFFF (denormals that round up to 2^-126), the largest denormal below them, the
+// least normal, a tie each way, the largest finite float (rounds to infinity), NaNs with their payload
+// only in the low half. Each stored bf16 y must be bf16_operand of the FP32 y.
+static void check_bf16_store_edges(const Backend* be, const char* label, int n, int c, int hw) {
+    size_t total = (size_t)n * c * hw;
+    float *x = NN_MALLOC(total * sizeof(float)), *y32 = NN_MALLOC(total * sizeof(float));
+    uint16_t* y16 = NN_MALLOC(total * sizeof(uint16_t));
+    float *gamma = NN_MALLOC(4 * (size_t)c * sizeof(float)), *beta = gamma + c, *rm = gamma + 2 * c, *rv = gamma + 3 * c;
+    for (int i = 0; i < c; i++) gamma[i] = 1.0f, beta[i] = 0.0f, rm[i] = 0.0f, rv[i] = 1.0f;
+    static const uint32_t edges[] = {0x007F8000u, 0x007FFFFFu, 0x807F8000u, 0x807FFFFFu, 0x007F7FFFu, 0x807F7FFFu,
+                                     0x00800000u, 0x00000001u, 0x3F808000u, 0x3F818000u, 0xBF808000u, 0x7F7FFFFFu,
+                                     0xFF7FFFFFu, 0x7F800001u, 0xFF800001u, 0x7F800000u, 0xFF800000u, 0x80000000u};
+    Rng rng = rng_derive(53, 54, 1);
+    for (size_t i = 0; i < total; i++) {
+        uint32_t u = (uint32_t)rng_next(&rng);
+        if (i % 4 == 1) u = (u & 0x807FFFFFu) | ((u >> 30) & 1u ? 0x7F800000u : 0u); // exponent all ones or zero
+        if (i % 8 == 3) u = edges[(i / 8) % (sizeof(edges) / sizeof(edges[0]))];
+        memcpy(&x[i], &u, sizeof(u));
+    }
+    be->batchnorm_forward_eval(y32, x, gamma, beta, rm, rv, n, c, hw, 0.0f, 0, 0);
+    be->batchnorm_forward_eval((float*)(void*)y16, x, gamma, beta, rm, rv, n, c, hw, 0.0f, 0, 1);
+    size_t bad = 0;
+    for (size_t i = 0; i < total; i++) bad += y16[i] != bf16_operand(y32[i]);
+    char what[96];
+    snprintf(what, sizeof(what), "%s, y = x of random bits and edges", label);
+    report(what, be->name, bad, total);
+    free(x), free(y32), free(y16), free(gamma);
 }
 
 // --- 1b. the ReLU mask at its edges -----------------------------------------------------------------
@@ -200,7 +237,10 @@ static void check_conv(const Backend* be, const char* label, ConvShape s) {
     free(x), free(w), free(dy), free(x16), free(dy16), free(y32), free(y16), free(dw32), free(dw16), free(dx32), free(dx16);
 }
 
-static void check_kernels(const Backend* be, int ref) {
+static void check_batchnorms(const Backend* be) {
+    check_bf16_store_edges(be, "bn 16 ch, 8x8", 3, 16, 64);
+    check_bf16_store_edges(be, "bn 24 ch, 2x2 (flat)", 5, 24, 4);
+    check_bf16_store_edges(be, "bn 8 ch, 7x7 (tails)", 2, 8, 49);
     check_batchnorm(be, "bn+relu 16 ch, 8x8", 3, 16, 64, 1);
     check_batchnorm(be, "bn+relu 24 ch, 2x2 (flat)", 5, 24, 4, 1);
     check_batchnorm(be, "bn 8 ch, 7x7 (tails)", 2, 8, 49, 0);
@@ -209,6 +249,27 @@ static void check_kernels(const Backend* be, int ref) {
     check_relu_mask(be, "bn+relu edges 2x2 (flat, tail)", 4, 5, 4, 0);
     check_relu_mask(be, "bn+relu edges 8x8, tiny gamma", 4, 6, 64, 1);
     check_relu_mask(be, "bn+relu edges 2x2 (flat), tiny gamma", 4, 5, 4, 1);
+}
+
+// The CPU's batch norm stores bf16 by AVX512_BF16's conversion where the CPU has it, else by integer
+// arithmetic (cpu_kernels.h): both, where both can run.
+static void check_cpu_batchnorms(const Backend* be) {
+    __builtin_cpu_init();
+    for (int cvt = 0; cvt < 2; cvt++) {
+        if (cvt && !__builtin_cpu_supports("avx512bf16")) {
+            printf("  (batch norm's bf16 store by vcvtneps2bf16: not on this CPU)\n");
+            continue;
+        }
+        printf("  batch norm, bf16 stored by %s\n", cvt ? "vcvtneps2bf16" : "integer rounding");
+        cpu_norm_set_rounding(cvt);
+        check_batchnorms(be);
+    }
+    cpu_norm_set_rounding(-1);
+}
+
+static void check_kernels(const Backend* be, int ref) {
+    if (ref) check_batchnorms(be);
+    else check_cpu_batchnorms(be);
     int n = ref ? 2 : 4;
     //                                                  n c_in h   w  c_out k  s  p  groups h_out w_out x_bf16 dy_bf16
     check_conv(be, "1x1 32->48, 32x32", (ConvShape){n, 32, 32, 32, 48, 1, 1, 0, 1, 32, 32, 0, 0});

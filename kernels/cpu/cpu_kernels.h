@@ -23,6 +23,10 @@ void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
 // place (cpu_round_bf16) and keeps its FP32 kernels, which multiply bf16 values exactly.
 extern int cpu_bf16;
 void cpu_round_bf16(float* x, size_t n); // x[i] = bf16_operand_value(x[i]) (nn/bf16.h)
+// How batch norm stores a bf16 output (cpu_norm.c): -1 (the default) by AVX512_BF16's conversion where
+// the CPU has it, else by integer arithmetic; 0 or 1 forces the integer rounding or the conversion
+// (tests run both; 1 only on a CPU with AVX512_BF16). The same bits either way.
+void cpu_norm_set_rounding(int cvt);
 
 // Threads. Every parallel loop of the backend uses a static partition, so results are bit-identical
 // run to run for a given thread count.

@@ -306,95 +306,52 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
 
 // --- pass 2 kernels ----------------------------------------------------------------------------------
 
-// Forward: y = x * a + k per channel, then the ReLU.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void normalize_rows(void* y, int yb, const float* x, const float* a, const float* k, int lo, int hi, int c,
-                           int hw, int relu) {
-    v16 zero = {0};
-    for (int i = lo; i < hi; i++)
-        for (int ch = 0; ch < c; ch++) {
-            size_t off = ((size_t)i * c + ch) * hw;
-            const float* xr = x + off;
-            v16 av = splat(a[ch]), kv = splat(k[ch]);
-            int j = 0;
-            for (; j + LANES <= hw; j += LANES) {
-                v16 v = affine16(load16(xr + j), av, kv);
-                put16(y, off + j, relu ? keep_if(v, v > zero) : v, yb);
-            }
-            for (; j < hw; j++) {
-                float v = affine1(xr[j], a[ch], k[ch]);
-                put1(y, off + j, relu && v < 0.0f ? 0.0f : v, yb);
-            }
-        }
-}
+// The pass-2 kernels (cpu_norm_apply.h), first as clones with the integer rounding...
+#define NORM_KERNEL __attribute__((target_clones("avx512f", "avx2", "default"))) static
+#define NORM_NAME(f) f
+#define NORM_PUT16 put16
+#include "cpu_norm_apply.h"
+#undef NORM_KERNEL
+#undef NORM_NAME
+#undef NORM_PUT16
 
-// Backward: dx (+)= a * dz + b * x + k per channel, dz = dy masked by the ReLU (as grad_rows).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void dx_rows(void* dx, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
-                    const float* b, const float* k, int lo, int hi, int c, int hw, int relu, int accumulate) {
-    for (int i = lo; i < hi; i++)
-        for (int ch = 0; ch < c; ch++) {
-            size_t off = ((size_t)i * c + ch) * hw;
-            const float *xr = x + off, *dyr = dy + off;
-            v16 av = splat(a[ch]), bv = splat(b[ch]), kv = splat(k[ch]);
-            float fa = mask_coef(mk->a, ch), fk = mask_coef(mk->k, ch);
-            v16 fav = splat(fa), fkv = splat(fk);
-            int j = 0;
-            for (; j + LANES <= hw; j += LANES) {
-                v16 dz = load16(dyr + j), xv = load16(xr + j);
-                if (relu) dz = keep_if(dz, mask16(mk, xv, fav, fkv, off + j));
-                v16 v = av * dz + bv * xv + kv;
-                put16(dx, off + j, accumulate ? get16(dx, off + j, ob) + v : v, ob);
-            }
-            for (; j < hw; j++) {
-                float dz = relu && !mask1(mk, xr[j], fa, fk, off + j) ? 0.0f : dyr[j];
-                float v = a[ch] * dz + b[ch] * xr[j] + k[ch];
-                put1(dx, off + j, accumulate ? get1(dx, off + j, ob) + v : v, ob);
-            }
-        }
-}
-
-// Both over flat (c*hw) images with per-element coefficients (dy NULL: the forward; else the
-// backward, its ReLU mask mk's coefficients per element too), 16 elements at a time for FLUSH images,
-// so the coefficients are loaded once per block.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void apply_flat(void* out, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
-                       const float* b, const float* k, int lo, int hi, size_t m, int relu, int accumulate) {
-    v16 zero = {0};
-    for (int i0 = lo; i0 < hi; i0 += FLUSH) {
-        int i1 = hi < i0 + FLUSH ? hi : i0 + FLUSH;
-        size_t e = 0;
-        for (; e + LANES <= m; e += LANES) {
-            v16 av = load16(a + e), kv = load16(k + e), bv = dy ? load16(b + e) : zero;
-            v16 fav = mk->a ? load16(mk->a + e) : zero, fkv = mk->a ? load16(mk->k + e) : zero;
-            for (int i = i0; i < i1; i++) {
-                size_t o = (size_t)i * m + e;
-                if (!dy) { // the forward: out is y
-                    v16 v = affine16(load16(x + o), av, kv);
-                    if (relu) v = keep_if(v, v > zero);
-                    put16(out, o, v, ob);
-                } else {
-                    v16 dz = load16(dy + o), xv = load16(x + o);
-                    if (relu) dz = keep_if(dz, mask16(mk, xv, fav, fkv, o));
-                    v16 v = av * dz + bv * xv + kv;
-                    if (accumulate) v += get16(out, o, ob);
-                    put16(out, o, v, ob);
-                }
-            }
-        }
-        for (; e < m; e++)
-            for (int i = i0; i < i1; i++) {
-                size_t o = (size_t)i * m + e;
-                if (!dy) {
-                    float v = affine1(x[o], a[e], k[e]);
-                    put1(out, o, relu && v < 0.0f ? 0.0f : v, ob);
-                } else {
-                    float dz = relu && !mask1(mk, x[o], mask_coef(mk->a, e), mask_coef(mk->k, e), o) ? 0.0f : dy[o];
-                    float v = a[e] * dz + b[e] * x[o] + k[e];
-                    put1(out, o, accumulate ? get1(out, o, ob) + v : v, ob);
-                }
-            }
+// ...then for CPUs with AVX512_BF16, storing bf16 by vcvtneps2bf16. It reads a denormal input as a
+// zero of its sign, where bf16_operand rounds first and flushes after: the two differ only on the
+// denormals that round up to the smallest normal, |x| in [0x007F8000, 0x007FFFFF] (exponent zero, the
+// seven fraction bits bf16 keeps and the next one all ones), which get 2^-126's exponent bit back
+// (the method of the GEMM's and the flat copies' conversions). Only called where the CPU has it.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
+#include <immintrin.h>
+INLINE void put16_cvt(void* y, size_t e, v16 v, int bf16) {
+    if (!bf16) {
+        store16((float*)y + e, v);
+        return;
     }
+    __m512i u = (__m512i)v;
+    __m256i h = (__m256i)_mm512_cvtneps_pbh((__m512)v);
+    __mmask16 up = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFF8000)),
+                                           _mm512_set1_epi32(0x007F8000));
+    h = _mm256_mask_mov_epi16(h, up, _mm256_or_si256(h, _mm256_set1_epi16(0x0080)));
+    memcpy((uint16_t*)y + e, &h, sizeof(h));
+}
+#define NORM_KERNEL static
+#define NORM_NAME(f) f##_cvt
+#define NORM_PUT16 put16_cvt
+#include "cpu_norm_apply.h"
+#undef NORM_KERNEL
+#undef NORM_NAME
+#undef NORM_PUT16
+#pragma GCC pop_options
+
+// How pass 2 stores a bf16 output: by vcvtneps2bf16 where the CPU has AVX512_BF16, unless a test
+// chose (cpu_kernels.h; read on each call, nothing is written from the threads).
+static int norm_rounding = -1;
+void cpu_norm_set_rounding(int cvt) { norm_rounding = cvt; }
+static int store_by_cvt(void) {
+    if (norm_rounding >= 0) return norm_rounding;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
 }
 
 // Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward; dy NULL: the
@@ -402,7 +359,7 @@ static void apply_flat(void* out, int ob, const float* x, const float* dy, const
 // stored as bf16 if ob (accumulate: the sum rounded).
 static void apply(void* out, int ob, const float* x, const float* dy, const ReluMask* mk, const float* a,
                   const float* b, const float* k, int n, int c, int hw, int relu, int accumulate) {
-    int T = team_size(), masked = dy && relu;
+    int T = team_size(), masked = dy && relu, cvt = ob && store_by_cvt(); // (an FP32 output: the clones)
     size_t m = (size_t)c * hw;
     if (hw < FLAT_BELOW) { // expand the coefficients per element: a, b, k (and the mask's a, k)
         float* ex = cpu_scratch(SLOT_NORM_SHARED, 5 * m);
@@ -414,7 +371,8 @@ static void apply(void* out, int ob, const float* x, const float* dy, const Relu
         {
             int lo, hi;
             thread_images(n, T, &lo, &hi);
-            apply_flat(out, ob, x, dy, &flat_mk, ex, ex + m, ex + 2 * m, lo, hi, m, relu, accumulate);
+            (cvt ? apply_flat_cvt : apply_flat)(out, ob, x, dy, &flat_mk, ex, ex + m, ex + 2 * m, lo, hi, m, relu,
+                                                accumulate);
         }
         return;
     }
@@ -422,8 +380,8 @@ static void apply(void* out, int ob, const float* x, const float* dy, const Relu
     {
         int lo, hi;
         thread_images(n, T, &lo, &hi);
-        if (dy) dx_rows(out, ob, x, dy, mk, a, b, k, lo, hi, c, hw, relu, accumulate);
-        else normalize_rows(out, ob, x, a, k, lo, hi, c, hw, relu);
+        if (dy) (cvt ? dx_rows_cvt : dx_rows)(out, ob, x, dy, mk, a, b, k, lo, hi, c, hw, relu, accumulate);
+        else (cvt ? normalize_rows_cvt : normalize_rows)(out, ob, x, a, k, lo, hi, c, hw, relu);
     }
 }
 
