@@ -20,7 +20,9 @@
 // The statistics take one pass: sums of (x - K) and (x - K)^2 with K = the channel's first value, a
 // shift that keeps the variance free of cancellation (var = E[(x-K)^2] - E[x-K]^2 with x - K small).
 // Within a row (one image, one channel) the sums run in 16 float lanes; rows are added in double.
-// Kernels are plain C on GCC vector types, cloned for AVX-512, AVX2 and the baseline.
+// Kernels are plain C on GCC vector types, cloned for AVX-512, AVX2 and the baseline; the second
+// pass's (cpu_norm_apply.h) once more for CPUs with AVX512_BF16, which store a bf16 output by their
+// own conversion instead of the integer rounding that made that pass compute-bound.
 // An output stored in bf16 (y_bf16: only convolutions read it, nn/ops.h BN_FEEDS_CONV) is rounded as
 // it is stored and widened where the backward reads its ReLU mask: the same passes, half the bytes.
 // So is dx with dx_bf16 (BN_AFTER_CONV).
