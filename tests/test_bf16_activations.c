@@ -8,8 +8,10 @@
 //      backward with the ReLU mask read from the bf16 y = backward from the FP32 y (all outputs);
 //      backward with dx stored in bf16 = bf16_operand(dx in FP32);
 //   2. convolution forward, data and filter gradients with x and dy stored in bf16 = the same passes
-//      with them stored as the same values in FP32: the 1x1 GEMM path on 32x32, 4x4 and 2x2 maps, the k x k paths
-//      (the stem's 3x3, depthwise by DR with g = 1 and 4 at stride 1 and 2, on small and large maps);
+//      with them stored as the same values in FP32: the 1x1 GEMM path on 32x32, 4x4, 2x4, 2x2 and 1x2
+//      maps (the small ones' filter gradients pack bf16 pixels run by image run, FP32 ones row by row),
+//      the k x k paths (the stem's 3x3, depthwise by DR with g = 1 and 4 at stride 1 and 2, on small
+//      and large maps);
 //   3. a whole training step of MobileNet and MobileNetV2: with bf16 storage and with every activation
 //      in FP32 (Engine.fp32_activations), the same loss, logits and every parameter gradient, and
 //      the storage really used (the arena is smaller, and so are the bytes the profiler counts).
@@ -275,6 +277,8 @@ static void check_kernels(const Backend* be, int ref) {
     check_conv(be, "1x1 32->48, 32x32", (ConvShape){n, 32, 32, 32, 48, 1, 1, 0, 1, 32, 32, 0, 0});
     check_conv(be, "1x1 64->40, 4x4", (ConvShape){n, 64, 4, 4, 40, 1, 1, 0, 1, 4, 4, 0, 0});
     check_conv(be, "1x1 37->20, 2x2 (odd depth)", (ConvShape){n, 37, 2, 2, 20, 1, 1, 0, 1, 2, 2, 0, 0});
+    check_conv(be, "1x1 24->16, 2x4 (8-pixel runs)", (ConvShape){n, 24, 2, 4, 16, 1, 1, 0, 1, 2, 4, 0, 0});
+    check_conv(be, "1x1 16->8, 1x2 (2-pixel runs)", (ConvShape){n, 16, 1, 2, 8, 1, 1, 0, 1, 1, 2, 0, 0});
     check_conv(be, "conv 3x3 s1 p1 3->8, 8x8", (ConvShape){n, 3, 8, 8, 8, 3, 1, 1, 1, 8, 8, 0, 0});
     check_conv(be, "DR g=1 3x3 s1 p1 16 ch, 32x32", (ConvShape){n, 16, 32, 32, 16, 3, 1, 1, 16, 32, 32, 0, 0});
     check_conv(be, "DR g=1 3x3 s1 p1 32 ch, 4x4", (ConvShape){n, 32, 4, 4, 32, 3, 1, 1, 32, 4, 4, 0, 0});

@@ -210,6 +210,11 @@ typedef struct GemmBf16Isa {
     // Optional likewise: lanes [w, w + len) of the pairs (ceil(rn / 2), W) straight from lanes
     // adjacent in memory, rows[r] pointing at the first of them at reduction index r
     void (*pairs_from_lanes)(uint32_t* dst, int W, int w, int len, const void* const* rows, int rn, int src_bf16);
+    // Optional likewise, for bf16 values whose reduction is made of short runs: a filter gradient's
+    // pixels on small maps, L per image (L even, 32 % L == 0), each image's run `jump` values after the
+    // previous one. src[w]: lane w's first run; n: runs * L. The same pairs as pairs_from_rows called
+    // run by run, with 32 / L runs per vector instead of one.
+    void (*pairs_from_runs)(uint32_t* dst, int W, const uint16_t* const* src, int wn, int L, ptrdiff_t jump, int n);
     // Optional (NULL: A panels stay as packed): the kernel reads A by rows, so each packed (kp, MR)
     // A panel is rearranged in place into (MR, kp), row i's pairs consecutive (the AMX kernel).
     void (*a_by_rows)(uint32_t* panel, int kp);
@@ -230,6 +235,8 @@ void gemm_bf16_pairs_avx512(uint32_t* dst, const float* src, int rn, int W);
 void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* src, int wn, int n, int src_bf16);
 void gemm_bf16_pairs_from_lanes_avx512(uint32_t* dst, int W, int w, int len, const void* const* rows, int rn,
                                        int src_bf16);
+void gemm_bf16_pairs_from_runs_avx512(uint32_t* dst, int W, const uint16_t* const* src, int wn, int L, ptrdiff_t jump,
+                                      int n);
 
 // The bf16 kernel in use: vdpbf16ps when the FP32 ISA in use is avx512 (gemm_isa) and the CPU has
 // AVX512_BF16, else the portable one; DRNET_CPU_ISA=generic or gemm_set_isa("generic") runs the

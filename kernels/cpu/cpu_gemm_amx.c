@@ -199,6 +199,7 @@ const GemmBf16Isa ISA_STRUCT = {
     .pairs = gemm_bf16_pairs_avx512,
     .pairs_from_rows = gemm_bf16_pairs_from_rows_avx512,
     .pairs_from_lanes = gemm_bf16_pairs_from_lanes_avx512,
+    .pairs_from_runs = gemm_bf16_pairs_from_runs_avx512,
 #endif
     .a_by_rows = a_by_rows,
 };

@@ -125,13 +125,28 @@ static int pairs_by_lanes(const GemmBf16Isa* isa, const GemmOperand* op, int rn)
     return isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH;
 }
 
+// Whether the depth block [r0, r0 + rn) is whole short runs of bf16 values (pairs_from_runs).
+static int pairs_by_runs(const GemmBf16Isa* isa, const GemmOperand* op, int r0, int rn) {
+    int L = op->red.block;
+    return isa->pairs_from_runs && op->bf16 && op->red.stride == 1 && L >= 2 && L < 32 && 32 % L == 0 &&
+           r0 % L == 0 && rn % L == 0;
+}
+
 // Panel q of W lanes at dst + q * W * ceil(rn/2), lanes past fn zero.
 static void pack_pairs_rows(const GemmBf16Isa* isa, uint32_t* dst, const GemmOperand* op, int f0, int fn, int r0,
                             int rn, int W) {
     const void* rows[64];
     size_t rp = (size_t)(rn + 1) / 2;
+    int runs = pairs_by_runs(isa, op, r0, rn);
     for (int q = 0; q * W < fn; q++) {
         int lanes = fn - q * W < W ? fn - q * W : W;
+        if (runs) { // every lane's runs in one call
+            for (int w = 0; w < lanes; w++)
+                rows[w] = bf16_or_float_at(op->p, gemm_offset(&op->free, f0 + q * W + w) + gemm_offset(&op->red, r0), 1);
+            isa->pairs_from_runs(dst + (size_t)q * W * rp, W, (const uint16_t* const*)rows, lanes, op->red.block,
+                                 op->red.block_stride, rn);
+            continue;
+        }
         for (int r = r0; r < r0 + rn;) { // one run of reduction indices adjacent in memory
             int re = gemm_run_end(&op->red, r, r0 + rn);
             ptrdiff_t ro = gemm_offset(&op->red, r);
