@@ -216,7 +216,7 @@ static inline __m512 gather_runs(const uint16_t* p, int L, ptrdiff_t jump, __m51
 // pairs_from_rows for short runs of bf16 values (cpu_gemm.h): on 4x4 and 2x2 maps a run is 16 or 4
 // values, so run by run each 16 x 16 transpose would make 8 or 2 pair rows of its 16. Here each lane
 // loads the 16 pairs of 32 / L consecutive runs at once (gather_runs), and one transpose makes 16
-// pair rows. (2-core Zen 4, the filter gradients of the 1x1 layers on 2x2 maps: 15-20 % faster.)
+// pair rows: the same panel (docs/results/cpu-bf16-wgrad-runs-ab.log times it in the network).
 void gemm_bf16_pairs_from_runs_avx512(uint32_t* dst, int W, const uint16_t* const* src, int wn, int L, ptrdiff_t jump,
                                       int n) {
     int np = n / 2, half = L / 2;

@@ -125,11 +125,12 @@ static int pairs_by_lanes(const GemmBf16Isa* isa, const GemmOperand* op, int rn)
     return isa->pairs_from_lanes && !op->pack && op->free.stride == 1 && rn <= LANES_MAX_DEPTH;
 }
 
-// Whether the depth block [r0, r0 + rn) is whole short runs of bf16 values (pairs_from_runs).
+// Whether the depth block [r0, r0 + rn) is whole short runs of bf16 values (pairs_from_runs), each
+// starting on a pair (an even run length and distance between runs).
 static int pairs_by_runs(const GemmBf16Isa* isa, const GemmOperand* op, int r0, int rn) {
     int L = op->red.block;
     return isa->pairs_from_runs && op->bf16 && op->red.stride == 1 && L >= 2 && L < 32 && 32 % L == 0 &&
-           r0 % L == 0 && rn % L == 0;
+           op->red.block_stride % 2 == 0 && r0 % L == 0 && rn % L == 0;
 }
 
 // Panel q of W lanes at dst + q * W * ceil(rn/2), lanes past fn zero.
