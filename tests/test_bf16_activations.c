@@ -256,9 +256,8 @@ static void check_batchnorms(const Backend* be) {
 // The CPU's batch norm stores bf16 by AVX512_BF16's conversion where the CPU has it, else by integer
 // arithmetic (cpu_kernels.h): both, where both can run.
 static void check_cpu_batchnorms(const Backend* be) {
-    __builtin_cpu_init();
     for (int cvt = 0; cvt < 2; cvt++) {
-        if (cvt && !__builtin_cpu_supports("avx512bf16")) {
+        if (cvt && !gemm_cpu_has_avx512bf16()) {
             printf("  (batch norm's bf16 store by vcvtneps2bf16: not on this CPU)\n");
             continue;
         }

@@ -16,6 +16,7 @@
 #pragma GCC target("avx512f")
 #include <immintrin.h>
 
+#include "cpu_bf16_cvt.h"
 #include "cpu_conv_flat.h"
 
 static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
@@ -38,20 +39,15 @@ static inline __m512 bf16_operand_int(__m512 x) {
     return _mm512_castsi512_ps(r);
 }
 
-// The same value from AVX512_BF16's conversion, in five instructions. vcvtneps2bf16 rounds a normal
-// float to nearest even with the carry, keeps a NaN quiet as bf16_round does, and reads a denormal
-// input as a zero of its sign. bf16_operand_value rounds first and flushes after, so the two differ
-// only on the denormals that round up to the smallest normal, 2^-126: |x| in [0x007F8000, 0x007FFFFF]
-// (exponent bits zero, the eight fraction bits that bf16 keeps all ones), which get their exponent
-// bit back here. Written as inline assembly so that this file still compiles for (and runs on)
-// AVX-512 CPUs without AVX512_BF16: it is only called where the CPU has it (flat_round_mode).
+// The same value from AVX512_BF16's conversion, in five instructions: vcvtneps2bf16 and the one
+// correction it needs (cpu_bf16_cvt.h). Written as inline assembly so that this file still compiles
+// for (and runs on) AVX-512 CPUs without AVX512_BF16: it is only called where the CPU has it
+// (flat_round_mode).
 static inline __m512 bf16_operand_cvt(__m512 x) {
     __m256i h;
     __asm__("vcvtneps2bf16 %1, %0" : "=v"(h) : "v"(x));
-    __m512i u = _mm512_castps_si512(x), r = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
-    __mmask16 up = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFF8000)),
-                                           _mm512_set1_epi32(0x007F8000));
-    return _mm512_castsi512_ps(_mm512_mask_or_epi32(r, up, r, _mm512_set1_epi32(0x00800000)));
+    __m512i r = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+    return _mm512_castsi512_ps(_mm512_mask_or_epi32(r, bf16_cvt_rounds_up(x), r, _mm512_set1_epi32(0x00800000)));
 }
 
 // n (0 to 16) bf16 values at p, widened exactly to floats; lanes from n on are zero. A full vector is

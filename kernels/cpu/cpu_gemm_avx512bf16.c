@@ -8,6 +8,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
 #include <immintrin.h>
 
+#include "cpu_bf16_cvt.h"
 #include "cpu_gemm.h"
 #include "cpu_gemm_avx512_transpose.h"
 
@@ -89,14 +90,8 @@ static void kernel(int kp, const uint32_t* a, const uint32_t* b, float* c, ptrdi
 // gemm_bf16_pairs (cpu_gemm_bf16.c) by the CPU's own conversion, with the same bits: vcvtne2ps2bf16
 // rounds 16 lanes of two rows at once (nearest, ties to even, NaN kept quiet: bf16_round), one word
 // permute interleaves them into pairs: a third of the integer rounding's instructions, on shapes
-// of small depth where packing is much of the GEMM's work. The one difference to make up:
-// the conversion reads a denormal input as zero, while bf16_operand rounds first and flushes after,
-// so the denormals that round up to the smallest normal, |x| in [0x007F8000, 0x007FFFFF] (exponent
-// zero, the seven fraction bits bf16 keeps and the next one all ones), get 2^-126's bit back.
-static inline __mmask16 rounds_to_min_normal(__m512 x) {
-    return _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7FFF8000)),
-                                   _mm512_set1_epi32(0x007F8000));
-}
+// of small depth where packing is much of the GEMM's work. The one difference to make up is
+// cpu_bf16_cvt.h's.
 
 static inline __mmask16 lanes_below(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
@@ -105,7 +100,7 @@ static inline __mmask16 lanes_below(int n) {
 // 32 bf16 operands: words 0-15 are lo's lanes, 16-31 hi's, each rounded as bf16_operand rounds.
 static inline __m512i operands(__m512 lo, __m512 hi) {
     __m512i r = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-    __mmask32 up = (__mmask32)rounds_to_min_normal(lo) | (__mmask32)rounds_to_min_normal(hi) << 16;
+    __mmask32 up = (__mmask32)bf16_cvt_rounds_up(lo) | (__mmask32)bf16_cvt_rounds_up(hi) << 16;
     return _mm512_mask_mov_epi16(r, up, _mm512_or_si512(r, _mm512_set1_epi16(0x0080)));
 }
 

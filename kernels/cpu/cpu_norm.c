@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "../../nn/bf16.h"
+#include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
 // The v16 helpers below are always inlined, so no function ever passes a v16 by value: GCC's note
@@ -317,24 +318,18 @@ static void channel_sums(double* s1, double* s2, const float* x, const float* dy
 #undef NORM_NAME
 #undef NORM_PUT16
 
-// ...then for CPUs with AVX512_BF16, storing bf16 by vcvtneps2bf16. It reads a denormal input as a
-// zero of its sign, where bf16_operand rounds first and flushes after: the two differ only on the
-// denormals that round up to the smallest normal, |x| in [0x007F8000, 0x007FFFFF] (exponent zero, the
-// seven fraction bits bf16 keeps and the next one all ones), which get 2^-126's exponent bit back
-// (the method of the GEMM's and the flat copies' conversions). Only called where the CPU has it.
+// ...then for CPUs with AVX512_BF16, storing bf16 by vcvtneps2bf16 and the one correction it needs
+// (cpu_bf16_cvt.h). Only called where the CPU has it.
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
-#include <immintrin.h>
+#include "cpu_bf16_cvt.h"
 INLINE void put16_cvt(void* y, size_t e, v16 v, int bf16) {
     if (!bf16) {
         store16((float*)y + e, v);
         return;
     }
-    __m512i u = (__m512i)v;
     __m256i h = (__m256i)_mm512_cvtneps_pbh((__m512)v);
-    __mmask16 up = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFF8000)),
-                                           _mm512_set1_epi32(0x007F8000));
-    h = _mm256_mask_mov_epi16(h, up, _mm256_or_si256(h, _mm256_set1_epi16(0x0080)));
+    h = _mm256_mask_mov_epi16(h, bf16_cvt_rounds_up((__m512)v), _mm256_or_si256(h, _mm256_set1_epi16(0x0080)));
     memcpy((uint16_t*)y + e, &h, sizeof(h));
 }
 #define NORM_KERNEL static
@@ -350,11 +345,7 @@ INLINE void put16_cvt(void* y, size_t e, v16 v, int bf16) {
 // chose (cpu_kernels.h; read on each call, nothing is written from the threads).
 static int norm_rounding = -1;
 void cpu_norm_set_rounding(int cvt) { norm_rounding = cvt; }
-static int store_by_cvt(void) {
-    if (norm_rounding >= 0) return norm_rounding;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16");
-}
+static int store_by_cvt(void) { return norm_rounding >= 0 ? norm_rounding : gemm_cpu_has_avx512bf16(); }
 
 // Runs pass 2 over the batch with per-channel coefficients (b may be NULL in the forward; dy NULL: the
 // forward, else the backward, masked by mk when relu). out (y in the forward, dx in the backward)
