@@ -40,7 +40,9 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
                                                        const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                                                        __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 c0[MR], c1[MR];
+    #pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    #pragma GCC unroll 12
     for (int i = 0; i < m; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int p = 0; p < k; p++) {
@@ -62,6 +64,7 @@ static inline __attribute__((always_inline)) void itile(const int m, const int h
                                                         const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
                                                         ptrdiff_t hi, __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 c0[MR], c1[MR];
+    #pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int p = 0; p < k; p++) {
@@ -123,14 +126,16 @@ static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ld
 // One row of a wide tile out: c[0, n) (+)= the v accumulators' lanes, the last vector masked.
 static inline __attribute__((always_inline)) void store_wide_row(float* c, const __m512* acc, int v, int n,
                                                                  int accumulate) {
+#pragma GCC unroll 8
     for (int q = 0; q < v; q++) {
         int left = n - 16 * q;
-        if (left <= 0) break;
-        __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-        float* cq = c + 16 * q;
-        __m512 r = acc[q];
-        if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
-        _mm512_mask_storeu_ps(cq, mk, r);
+        if (left > 0) { // (no early exit: the loop unrolls and acc stays in registers)
+            __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            float* cq = c + 16 * q;
+            __m512 r = acc[q];
+            if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
+            _mm512_mask_storeu_ps(cq, mk, r);
+        }
     }
 }
 
@@ -139,7 +144,9 @@ static inline __attribute__((always_inline)) void wtile(const int m, const int v
                                                         const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
                                                         int n, int accumulate) {
     __m512 acc[2][8];
+#pragma GCC unroll 2
     for (int i = 0; i < m; i++)
+#pragma GCC unroll 8
         for (int q = 0; q < v; q++) acc[i][q] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int p = 0; p < k; p++) {
@@ -177,6 +184,7 @@ static int rows_in_threes(int k, const float* const* b) {
 static void wtile1_threes(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, int n, int accumulate) {
     enum { V = 8 };
     __m512 acc[V];
+#pragma GCC unroll 8
     for (int q = 0; q < V; q++) acc[q] = _mm512_setzero_ps();
     for (int p = 0; p < k; p += 3) {
         const float* bp = b[p] + j;
