@@ -278,12 +278,15 @@ static void transpose(float* dst, int W, const float* const* src, int wn, int rn
         int wb = wn - w0 < 16 ? wn - w0 : 16;
         for (int r0 = 0; r0 < rn; r0 += 16) {
             __mmask16 rm = below(rn - r0), wm = below(wb);
-            __m512 v[16];
+            __m512 v[16]; // (loops fully unrolled, so v stays in registers)
+#pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
                 v[i] = i < wb ? _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(rm, src[w0 + i] + r0)) : _mm512_setzero_ps();
             gemm_transpose16(v);
             int rb = rn - r0 < 16 ? rn - r0 : 16;
-            for (int i = 0; i < rb; i++) _mm512_mask_storeu_ps(dst + (size_t)(r0 + i) * W + w0, wm, v[i]);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                if (i < rb) _mm512_mask_storeu_ps(dst + (size_t)(r0 + i) * W + w0, wm, v[i]);
         }
     }
 }

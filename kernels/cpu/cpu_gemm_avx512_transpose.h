@@ -7,7 +7,7 @@
 #include <immintrin.h>
 
 // r[i] holds row i (16 floats); afterwards r[j] holds column j.
-static inline void gemm_transpose16(__m512 r[16]) {
+static inline __attribute__((always_inline)) void gemm_transpose16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);

@@ -175,7 +175,8 @@ void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* s
         __mmask16 store = lanes_below(W - w0);
         for (int r = 0; r < n; r += 32) {
             __mmask16 m0 = lanes_below(n - r), m1 = lanes_below(n - r - 16);
-            __m512 v[16];
+            __m512 v[16]; // (loops fully unrolled, so v stays in registers)
+#pragma GCC unroll 16
             for (int i = 0; i < 16; i++) {
                 if (w0 + i >= wn) {
                     v[i] = _mm512_setzero_ps();
@@ -191,7 +192,9 @@ void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* s
             }
             gemm_transpose16(v);
             int rows = np - r / 2 < 16 ? np - r / 2 : 16;
-            for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dst + (size_t)(r / 2 + i) * W + w0, store, v[i]);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                if (i < rows) _mm512_mask_storeu_ps(dst + (size_t)(r / 2 + i) * W + w0, store, v[i]);
         }
     }
 }
@@ -200,7 +203,7 @@ void gemm_bf16_pairs_from_rows_avx512(uint32_t* dst, int W, const void* const* s
 // k / (L/2)); pairs from `pairs` on are zero. Runs of 16 values are two 256-bit loads; shorter ones
 // one masked gather (idx: each pair's offset in pairs), which on Zen 4 loses to the two loads for
 // 16-value runs and wins over run-by-run packing for 4-value ones.
-static inline __m512 gather_runs(const uint16_t* p, int L, ptrdiff_t jump, __m512i idx, int pairs) {
+static inline __attribute__((always_inline)) __m512 gather_runs(const uint16_t* p, int L, ptrdiff_t jump, __m512i idx, int pairs) {
     __mmask16 m = lanes_below(pairs);
     if (L == 16) {
         __m512i v = _mm512_castsi256_si512(_mm256_maskz_loadu_epi32((__mmask8)m, p));
@@ -225,11 +228,14 @@ void gemm_bf16_pairs_from_runs_avx512(uint32_t* dst, int W, const uint16_t* cons
         for (int r = 0; r < n; r += 32) { // runs r / L to r / L + 32 / L
             int rows = np - r / 2 < 16 ? np - r / 2 : 16;
             ptrdiff_t first = (ptrdiff_t)(r / L) * jump;
-            __m512 v[16];
+            __m512 v[16]; // (loops fully unrolled, so v stays in registers)
+#pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
                 v[i] = w0 + i < wn ? gather_runs(src[w0 + i] + first, L, jump, idx, rows) : _mm512_setzero_ps();
             gemm_transpose16(v);
-            for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dst + (size_t)(r / 2 + i) * W + w0, store, v[i]);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                if (i < rows) _mm512_mask_storeu_ps(dst + (size_t)(r / 2 + i) * W + w0, store, v[i]);
         }
     }
 }
