@@ -158,7 +158,22 @@ static void pack_bf16_view(float* dst, const GemmOperand* op, int f0, int fn, in
             }
 }
 
+// One or two lanes (fn <= 2 <= W: one panel), as the one-row GEMMs of depthwise layers at g = 1 pack
+// their weight thousands of times per layer: zero the panel in one call, then copy the few values,
+// where the transpose's setup and the row-by-row zero fill of the other lanes cost more.
+static void pack_few_lanes(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale) {
+    memset(dst, 0, (size_t)rn * W * sizeof(float));
+    for (int w = 0; w < fn; w++) {
+        const float* p = op->p + gemm_offset(&op->free, f0 + w);
+        for (int r = 0; r < rn; r++) dst[(size_t)r * W + w] = p[gemm_offset(&op->red, r0 + r)] * scale;
+    }
+}
+
 void gemm_pack_view(float* dst, const GemmOperand* op, int f0, int fn, int r0, int rn, int W, float scale) {
+    if (fn <= 2 && fn <= W && !op->bf16) {
+        pack_few_lanes(dst, op, f0, fn, r0, rn, W, scale);
+        return;
+    }
     if (op->bf16) {
         pack_bf16_view(dst, op, f0, fn, r0, rn, W, scale);
         return;
