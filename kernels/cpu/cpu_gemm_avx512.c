@@ -170,32 +170,42 @@ static void wtile2(int k, const float* a, const float* const* b, ptrdiff_t j, fl
 }
 
 // wtile1 where the B rows come in threes, each the previous one shifted by one float (the three taps
-// of a kernel row in the flat planes of cpu_conv_flat.c): each 16-float vector of a triple's first
+// of a kernel row in the flat planes of cpu_conv_flat.c): each 16-float vector of a triple's lowest
 // row is loaded once and the two shifted vectors are cut from it and the next by valignd, so a
 // triple costs one load per output vector instead of three (most of which crossed a cache line).
-// The same products added in the same order as wtile1's, and no float read that wtile1 would not read.
-static int rows_in_threes(int k, const float* const* b) {
+// The forward's rows go up by one float (taps kx = 0, 1, 2), the data gradient's down (its taps
+// read dy at +1, 0, -1). The same products added in the same order as wtile1's, and no float read
+// that wtile1 would not read.
+static int rows_in_threes(int k, const float* const* b) { // +1 or -1: the step; 0: not threes
     if (k % 3) return 0;
-    for (int p = 0; p < k; p += 3)
-        if (b[p + 1] != b[p] + 1 || b[p + 2] != b[p] + 2) return 0;
-    return 1;
+    int up = 1, down = 1;
+    for (int p = 0; p < k; p += 3) {
+        up &= b[p + 1] == b[p] + 1 && b[p + 2] == b[p] + 2;
+        down &= b[p + 1] == b[p] - 1 && b[p + 2] == b[p] - 2;
+    }
+    return up ? 1 : down ? -1 : 0;
 }
 
-static void wtile1_threes(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, int n, int accumulate) {
+static inline __attribute__((always_inline)) void threes(const int step, int k, const float* a, const float* const* b,
+                                                         ptrdiff_t j, float* c, int n, int accumulate) {
     enum { V = 8 };
     __m512 acc[V];
 #pragma GCC unroll 8
     for (int q = 0; q < V; q++) acc[q] = _mm512_setzero_ps();
     for (int p = 0; p < k; p += 3) {
-        const float* bp = b[p] + j;
+        const float* bp = b[step > 0 ? p : p + 2] + j; // the triple's lowest row
         __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[MR]), a2 = _mm512_set1_ps(a[2 * MR]);
         __m512i cur = _mm512_loadu_si512(bp);
+#pragma GCC unroll 8
         for (int q = 0; q < V; q++) {
-            // the next vector; after the last only its first two floats are needed (what b[p + 2] reads)
+            // the next vector; after the last only its first two floats are needed (what the
+            // highest row reads)
             __m512i next = q + 1 < V ? _mm512_loadu_si512(bp + 16 * (q + 1)) : _mm512_maskz_loadu_epi32(0x3, bp + 16 * V);
-            acc[q] = _mm512_fmadd_ps(a0, _mm512_castsi512_ps(cur), acc[q]);
-            acc[q] = _mm512_fmadd_ps(a1, _mm512_castsi512_ps(_mm512_alignr_epi32(next, cur, 1)), acc[q]);
-            acc[q] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_alignr_epi32(next, cur, 2)), acc[q]);
+            __m512 lowest = _mm512_castsi512_ps(cur), middle = _mm512_castsi512_ps(_mm512_alignr_epi32(next, cur, 1)),
+                   highest = _mm512_castsi512_ps(_mm512_alignr_epi32(next, cur, 2));
+            acc[q] = _mm512_fmadd_ps(a0, step > 0 ? lowest : highest, acc[q]); // row p
+            acc[q] = _mm512_fmadd_ps(a1, middle, acc[q]);                       // row p + 1
+            acc[q] = _mm512_fmadd_ps(a2, step > 0 ? highest : lowest, acc[q]); // row p + 2
             cur = next;
         }
         a += 3 * MR;
@@ -203,10 +213,18 @@ static void wtile1_threes(int k, const float* a, const float* const* b, ptrdiff_
     store_wide_row(c, acc, V, n, accumulate);
 }
 
+static void wtile1_threes_up(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, int n, int acc) {
+    threes(1, k, a, b, j, c, n, acc);
+}
+static void wtile1_threes_down(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, int n, int acc) {
+    threes(-1, k, a, b, j, c, n, acc);
+}
+
 static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                      int m, int n, int accumulate) {
     if (n > 32) { // a wide tile (gemm_indirect asks for them only when m <= 2)
-        if (m == 1 && rows_in_threes(k, b)) wtile1_threes(k, a, b, j, c, n, accumulate);
+        int step = m == 1 ? rows_in_threes(k, b) : 0;
+        if (step) (step > 0 ? wtile1_threes_up : wtile1_threes_down)(k, a, b, j, c, n, accumulate);
         else (m == 1 ? wtile1 : wtile2)(k, a, b, j, c, ldc, n, accumulate);
         return;
     }
