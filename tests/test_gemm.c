@@ -142,6 +142,68 @@ static void check_batched(int n, int ci, int co, int P, Rng* rng) {
     free(x), free(w), free(y), free(dw);
 }
 
+// The AVX-512 shortcuts for B rows that come in threes, each one float after (or before) the
+// previous (the taps of a kernel row in cpu_conv_flat.c's planes): the indirect one-row tile and the
+// one-row dot product must give the same bits as the general paths, which run when the same rows
+// are separate copies. NaN right after the floats the rows may read catches an unmasked over-read.
+static void check_shifted_rows(Rng* rng) {
+    const GemmIsa* isa = gemm_isa();
+    enum { TAPS = 9, SPAN = 1200 + GEMM_INDIRECT_SLACK + 2 };
+    const int lens[] = {1, 5, 14, 16, 17, 30, 32, 33, 100, 129, 1089};
+    float* plane = NN_MALLOC(3 * (size_t)SPAN * sizeof(float));                 // (3 kernel rows, SPAN)
+    float* copies = NN_MALLOC((size_t)TAPS * SPAN * sizeof(float));             // (TAPS, SPAN)
+    float a[TAPS * 16], dy[1200], c1[2 * 1200], c2[2 * 1200];
+    fill_uniform(a, TAPS * 16, -1.0f, 1.0f, rng);
+    fill_uniform(dy, 1200, -1.0f, 1.0f, rng);
+    for (size_t z = 0; z < sizeof(lens) / sizeof(lens[0]); z++)
+        for (int down = 0; down < 2; down++) {
+            int len = lens[z], bad = 0;
+            const float *shifted[TAPS], *copied[TAPS];
+            for (int r = 0; r < 3; r++) {
+                float* row = plane + (size_t)r * SPAN;
+                for (int e = 0; e < SPAN; e++) row[e] = NAN;
+                fill_uniform(row, (size_t)len + 2, -1.0f, 1.0f, rng);
+                for (int t = 0; t < 3; t++) {
+                    int tap = 3 * r + t, off = down ? 2 - t : t;
+                    shifted[tap] = row + off;
+                    float* copy = copies + (size_t)tap * SPAN;
+                    for (int e = 0; e < SPAN; e++) copy[e] = NAN;
+                    memcpy(copy, row + off, (size_t)len * sizeof(float));
+                    copied[tap] = copy;
+                }
+            }
+            // the dot product (its shortcut: rows stepping up only); the indirect tile reads NR floats
+            // of every row past n, so its rows are len + slack long: filled, not NaN
+            if (!down) {
+                for (int j = 0; j < TAPS; j++) c1[j] = c2[j] = 0.5f;
+                const float* arow[1] = {dy};
+                isa->dot(1, TAPS, len, arow, shifted, c1, TAPS);
+                isa->dot(1, TAPS, len, arow, copied, c2, TAPS);
+                for (int j = 0; j < TAPS; j++)
+                    if (memcmp(&c1[j], &c2[j], sizeof(float)) && bad++ < 3)
+                        CHECK(0, "%s dot over shifted rows, len %d: column %d is %.9g, separate rows give %.9g",
+                              isa->name, len, j, c1[j], c2[j]);
+            }
+            for (int r = 0; r < 3; r++) { // readable past n for the indirect tile: values, not NaN
+                fill_uniform(plane + (size_t)r * SPAN + len + 2, GEMM_INDIRECT_SLACK, -1.0f, 1.0f, rng);
+                for (int t = 0; t < 3; t++) {
+                    int tap = 3 * r + t;
+                    memcpy(copies + (size_t)tap * SPAN, shifted[tap], ((size_t)len + GEMM_INDIRECT_SLACK) * sizeof(float));
+                }
+            }
+            GemmOperand A = gemm_a_matrix(a, TAPS, 0);
+            GemmOut C1 = gemm_c_matrix(c1, len), C2 = gemm_c_matrix(c2, len);
+            gemm_indirect(1, len, TAPS, &A, shifted, &C1);
+            gemm_indirect(1, len, TAPS, &A, copied, &C2);
+            for (int q = 0; q < len; q++)
+                if (memcmp(&c1[q], &c2[q], sizeof(float)) && bad++ < 3)
+                    CHECK(0, "%s indirect one-row tile over rows stepping %s, n %d: column %d is %.9g, separate rows give %.9g",
+                          isa->name, down ? "down" : "up", len, q, c1[q], c2[q]);
+            case_count += 2;
+        }
+    free(plane), free(copies);
+}
+
 int main(void) {
     const char* isas[] = {"avx512", "avx2", "generic"};
     // (M, N, K): single elements, every partial-tile edge, and shapes big enough for each thread split.
@@ -167,6 +229,7 @@ int main(void) {
             check_batched(5, 24, 40, 4, &rng);
             check_batched(3, 33, 20, 49, &rng);
             check_batched(64, 32, 24, 16, &rng);
+            check_shifted_rows(&rng);
             printf("  %-8s %d thread%s: %s\n", isas[s], threads, threads > 1 ? "s" : " ",
                    test_failures == before ? "ok" : "FAILED");
         }

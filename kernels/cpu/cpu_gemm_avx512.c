@@ -278,7 +278,54 @@ typedef void (*DotFn)(int, const float* const*, const float* const*, float*, ptr
 static const DotFn DOTS[DM + 1][DN + 1] = {{0}, ROW(1), ROW(2), ROW(3), ROW(4)};
 #undef ROW
 
+// One row against T triples of rows that step up by one float (a depthwise filter gradient at
+// stride 1: dy against the three taps of each kernel row in the flat input planes): as in
+// wtile1_threes, each triple's vectors are loaded once from its lowest row and the two shifted
+// vectors cut out by valignd, one load where dot_block makes three unaligned ones. Each accumulator
+// adds the same products in the same order as dot_block's, and is reduced the same way; the masks
+// keep every read inside what dot_block reads (a triple's rows span len + 2 floats) and zero the
+// lanes past len as its masked loads do.
+static inline __mmask16 lanes_up_to(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+static inline __attribute__((always_inline)) void dot_threes(const int T, int len, const float* a,
+                                                             const float* const* b, float* c) {
+    __m512 acc[9], cur[3];
+#pragma GCC unroll 9
+    for (int j = 0; j < 3 * T; j++) acc[j] = _mm512_setzero_ps();
+#pragma GCC unroll 3
+    for (int g = 0; g < T; g++) cur[g] = _mm512_maskz_loadu_ps(lanes_up_to(len + 2), b[3 * g]);
+    for (int t = 0; t < len; t += 16) {
+        __mmask16 k = lanes_up_to(len - t), more = lanes_up_to(len + 2 - (t + 16));
+        __m512 av = _mm512_maskz_loadu_ps(k, a + t);
+#pragma GCC unroll 3
+        for (int g = 0; g < T; g++) {
+            __m512 next = _mm512_maskz_loadu_ps(more, b[3 * g] + t + 16);
+            __m512i ci = _mm512_castps_si512(cur[g]), ni = _mm512_castps_si512(next);
+            __m512 r1 = _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 1));
+            __m512 r2 = _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 2));
+            if (k != 0xFFFF) { // the last partial vector: lanes past len are zero, as dot_block loads them
+                r1 = _mm512_maskz_mov_ps(k, r1), r2 = _mm512_maskz_mov_ps(k, r2);
+                cur[g] = _mm512_maskz_mov_ps(k, cur[g]);
+            }
+            acc[3 * g] = _mm512_fmadd_ps(av, cur[g], acc[3 * g]);
+            acc[3 * g + 1] = _mm512_fmadd_ps(av, r1, acc[3 * g + 1]);
+            acc[3 * g + 2] = _mm512_fmadd_ps(av, r2, acc[3 * g + 2]);
+            cur[g] = next;
+        }
+    }
+#pragma GCC unroll 9
+    for (int j = 0; j < 3 * T; j++) c[j] += _mm512_reduce_add_ps(acc[j]);
+}
+
+static void dot_threes1(int len, const float* a, const float* const* b, float* c) { dot_threes(1, len, a, b, c); }
+static void dot_threes2(int len, const float* a, const float* const* b, float* c) { dot_threes(2, len, a, b, c); }
+static void dot_threes3(int len, const float* a, const float* const* b, float* c) { dot_threes(3, len, a, b, c); }
+
 static void dot(int m, int n, int len, const float* const* a, const float* const* b, float* c, ptrdiff_t ldc) {
+    if (m == 1 && n <= 9 && rows_in_threes(n, b) > 0) {
+        (n == 3 ? dot_threes1 : n == 6 ? dot_threes2 : dot_threes3)(len, a[0], b, c);
+        return;
+    }
     for (int i = 0; i < m; i += DM)
         for (int j = 0; j < n; j += DN) {
             int mi = m - i < DM ? m - i : DM, nj = n - j < DN ? n - j : DN;
