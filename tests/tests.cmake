@@ -244,6 +244,14 @@ if(DRNET_CUDA_EMU)
   endforeach()
 endif()
 
+# The CPU micro-kernels' code: accumulators and transposed blocks in registers, not zeroed through
+# a stack array (objdump of the library; no numeric test sees this, it only costs time).
+# Only GCC's optimized builds without sanitizers: that is the code the pragmas are written for.
+if(CMAKE_C_COMPILER_ID STREQUAL "GNU" AND NOT DRNET_SANITIZE AND CMAKE_BUILD_TYPE MATCHES "^(Release|RelWithDebInfo)$")
+  add_test(NAME test_cpu_kernel_codegen COMMAND bash ${PROJECT_SOURCE_DIR}/tests/test_cpu_kernel_codegen.sh $<TARGET_FILE:drnet>)
+  set_tests_properties(test_cpu_kernel_codegen PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
+endif()
+
 # The CUDA kernels' registers, shared memory and spills from ptxas (sm_90): every kernel launches at
 # any block size. Needs nvcc only, no GPU.
 if(DRNET_CUDA)
