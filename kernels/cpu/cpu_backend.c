@@ -4,6 +4,7 @@
 // The CPU backend: backend memory is host memory, kernels are plain C parallelized with OpenMP.
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../../nn/util.h"
 #include "cpu_gemm.h"
@@ -104,12 +105,30 @@ static void cpu_describe(char* buf, size_t len) {
              no_amx);
 }
 
+// The engine's arenas (activations, gradients, weights) are hundreds of MiB that every step streams
+// through, 33 MiB per tensor on the 32x32 maps: with 4 KiB pages each pass over a tensor walks 8192
+// pages, more than the TLB holds. Where Linux gives transparent huge pages only on request (its
+// "madvise" setting), allocations of HUGE_MIN bytes or more start on a 2 MiB boundary and ask for
+// them: 3-4 % of the bf16 step on a 2-core Zen 4 (docs/cpu-performance.md). DRNET_CPU_HUGEPAGES=0
+// leaves the pages as they are, for measuring.
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN ((size_t)4 << 20)
+
+static int huge_pages_wanted(void) {
+    const char* env = getenv("DRNET_CPU_HUGEPAGES");
+    return !(env && strcmp(env, "0") == 0);
+}
+
 static void* cpu_alloc(size_t bytes, const char* what) {
     void* p = NULL;
-    if (posix_memalign(&p, 256, bytes ? bytes : 256) != 0 || !p) {
+    int huge = bytes >= HUGE_MIN && huge_pages_wanted();
+    if (posix_memalign(&p, huge ? HUGE_PAGE : 256, bytes ? bytes : 256) != 0 || !p) {
         char b[32];
         nn_fatal("out of host memory: %s needs %s", what, nn_format_bytes(b, sizeof(b), (double)bytes));
     }
+    // Advice only: a kernel without transparent huge pages refuses it (EINVAL), and the memory is
+    // the same either way, so its result is not an error.
+    if (huge) (void)madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
     return p;
 }
 
