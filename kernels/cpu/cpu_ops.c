@@ -23,9 +23,27 @@ void cpu_relu_backward(float* dx, const float* dy, const float* y, size_t count,
     }
 }
 
+// Global average pooling (one window covering the whole plane, MobileNet's last pool): each plane's
+// values summed in row order from 0 and scaled, as the general loop below does, without its bounds
+// checks per element, which cost more than the 4 values of a 2x2 plane.
+static int pool_is_global(const PoolShape* p) {
+    return p->k == p->h && p->k == p->w && p->pad == 0 && p->h_out == 1 && p->w_out == 1;
+}
+
 void cpu_avgpool_forward(float* y, const float* x, const PoolShape* p) {
     int planes = p->n * p->c;
     float inv = 1.0f / (float)(p->k * p->k);
+    if (pool_is_global(p)) {
+        int hw = p->h * p->w;
+#pragma omp parallel for schedule(static)
+        for (int pl = 0; pl < planes; pl++) {
+            const float* in = x + (size_t)pl * hw;
+            float sum = 0.0f;
+            for (int i = 0; i < hw; i++) sum += in[i];
+            y[pl] = sum * inv;
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const float* in = x + (size_t)pl * p->h * p->w;
@@ -49,6 +67,15 @@ void cpu_avgpool_forward(float* y, const float* x, const PoolShape* p) {
 void cpu_avgpool_backward(float* dx, const float* dy, const PoolShape* p, int accumulate) {
     int planes = p->n * p->c;
     float inv = 1.0f / (float)(p->k * p->k);
+    if (pool_is_global(p)) { // every element gets its plane's dy / (h w): 0 + g, as the loop below adds it to a zeroed plane
+        int hw = p->h * p->w;
+#pragma omp parallel for schedule(static)
+        for (int pl = 0; pl < planes; pl++) {
+            float g = dy[pl] * inv, *in = dx + (size_t)pl * hw;
+            for (int i = 0; i < hw; i++) in[i] = (accumulate ? in[i] : 0.0f) + g;
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         float* in = dx + (size_t)pl * p->h * p->w;
