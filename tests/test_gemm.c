@@ -188,7 +188,8 @@ static void check_shifted_rows(Rng* rng) {
                 fill_uniform(plane + (size_t)r * SPAN + len + 2, GEMM_INDIRECT_SLACK, -1.0f, 1.0f, rng);
                 for (int t = 0; t < 3; t++) {
                     int tap = 3 * r + t;
-                    memcpy(copies + (size_t)tap * SPAN, shifted[tap], ((size_t)len + GEMM_INDIRECT_SLACK) * sizeof(float));
+                    memcpy(copies + (size_t)tap * SPAN, shifted[tap],
+                           ((size_t)len + GEMM_INDIRECT_SLACK) * sizeof(float));
                 }
             }
             GemmOperand A = gemm_a_matrix(a, TAPS, 0);
@@ -197,7 +198,7 @@ static void check_shifted_rows(Rng* rng) {
             gemm_indirect(1, len, TAPS, &A, copied, &C2);
             for (int q = 0; q < len; q++)
                 if (memcmp(&c1[q], &c2[q], sizeof(float)) && bad++ < 3)
-                    CHECK(0, "%s indirect one-row tile over rows stepping %s, n %d: column %d is %.9g, separate rows give %.9g",
+                    CHECK(0, "%s indirect one-row tile, rows stepping %s, n %d: column %d is %.9g, separate rows give %.9g",
                           isa->name, down ? "down" : "up", len, q, c1[q], c2[q]);
             case_count += 2;
         }

@@ -53,7 +53,7 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
                                                        const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                                                        int n, int accumulate) {
     __m256 c0[MR], c1[MR];
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int p = 0; p < k; p++) {
@@ -75,7 +75,7 @@ static inline __attribute__((always_inline)) void itile(const int m, const int h
                                                         const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
                                                         ptrdiff_t hi, int n, int accumulate) {
     __m256 c0[MR], c1[MR];
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int p = 0; p < k; p++) {

@@ -40,9 +40,9 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
                                                        const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                                                        __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 c0[MR], c1[MR];
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int p = 0; p < k; p++) {
@@ -64,7 +64,7 @@ static inline __attribute__((always_inline)) void itile(const int m, const int h
                                                         const float* const* b, ptrdiff_t j, float* c, ptrdiff_t ldc,
                                                         ptrdiff_t hi, __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 c0[MR], c1[MR];
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int p = 0; p < k; p++) {
@@ -279,13 +279,15 @@ static const DotFn DOTS[DM + 1][DN + 1] = {{0}, ROW(1), ROW(2), ROW(3), ROW(4)};
 #undef ROW
 
 // One row against T triples of rows that step up by one float (a depthwise filter gradient at
-// stride 1: dy against the three taps of each kernel row in the flat input planes): as in
-// wtile1_threes, each triple's vectors are loaded once from its lowest row and the two shifted
-// vectors cut out by valignd, one load where dot_block makes three unaligned ones. Each accumulator
+// stride 1: dy against the three taps of each kernel row in the flat input planes): as in the
+// three-tap tile (threes, above), each triple's vectors are loaded once from its lowest row and the
+// two shifted vectors cut out by valignd, one load where dot_block makes three unaligned ones. Each accumulator
 // adds the same products in the same order as dot_block's, and is reduced the same way; the masks
 // keep every read inside what dot_block reads (a triple's rows span len + 2 floats) and zero the
 // lanes past len as its masked loads do.
-static inline __mmask16 lanes_up_to(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static inline __mmask16 lanes_up_to(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
 
 static inline __attribute__((always_inline)) void dot_threes(const int T, int len, const float* a,
                                                              const float* const* b, float* c) {

@@ -42,9 +42,9 @@ static inline __attribute__((always_inline)) void tile(const int m, const int ha
                                                        const uint32_t* b, float* c, ptrdiff_t ldc, ptrdiff_t hi,
                                                        __mmask16 m0, __mmask16 m1, float alpha, int accumulate) {
     __m512 c0[MR], c1[MR];
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) c0[i] = c1[i] = _mm512_setzero_ps();
-    #pragma GCC unroll 12
+#pragma GCC unroll 12
     for (int i = 0; i < m; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int p = 0; p < kp; p++) {

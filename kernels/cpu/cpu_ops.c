@@ -67,7 +67,7 @@ void cpu_avgpool_forward(float* y, const float* x, const PoolShape* p) {
 void cpu_avgpool_backward(float* dx, const float* dy, const PoolShape* p, int accumulate) {
     int planes = p->n * p->c;
     float inv = 1.0f / (float)(p->k * p->k);
-    if (pool_is_global(p)) { // every element gets its plane's dy / (h w): 0 + g, as the loop below adds it to a zeroed plane
+    if (pool_is_global(p)) { // every element gets dy / (h w): 0 + g, as the loop below adds g to a zeroed plane
         int hw = p->h * p->w;
 #pragma omp parallel for schedule(static)
         for (int pl = 0; pl < planes; pl++) {
