@@ -15,6 +15,9 @@
 
 enum { MR = 12, NR = 32 };
 
+// The first n lanes of a vector (none for n <= 0, all for n >= 16).
+static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
 // Stores (or adds) the accumulators of an m x (16 * halves) tile: columns 0-15 at c, 16-31 at c + hi,
 // masked by m0/m1 past the tile's n columns.
 static inline __attribute__((always_inline)) void store(const int m, const int halves, const __m512* c0,
@@ -118,8 +121,7 @@ static const ITileFn ITILES16[MR + 1] = {0, itile1x16, itile2x16, itile3x16, iti
 // Columns past n (a tile at the right edge of C) are masked; n <= 16 runs the half-width tile.
 static void kernel(int k, const float* a, const float* b, float* c, ptrdiff_t ldc, ptrdiff_t hi, int m, int n,
                    int accumulate) {
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    __mmask16 m0 = below(n), m1 = below(n - 16);
     (n > 16 ? TILES32 : TILES16)[m](k, a, b, c, ldc, hi, m0, m1, accumulate);
 }
 
@@ -130,7 +132,7 @@ static inline __attribute__((always_inline)) void store_wide_row(float* c, const
     for (int q = 0; q < v; q++) {
         int left = n - 16 * q;
         if (left > 0) { // (no early exit: the loop unrolls and acc stays in registers)
-            __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            __mmask16 mk = below(left);
             float* cq = c + 16 * q;
             __m512 r = acc[q];
             if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, cq));
@@ -228,8 +230,7 @@ static void indirect(int k, const float* a, const float* const* b, ptrdiff_t j, 
         else (m == 1 ? wtile1 : wtile2)(k, a, b, j, c, ldc, n, accumulate);
         return;
     }
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    __mmask16 m0 = below(n), m1 = below(n - 16);
     (n > 16 ? ITILES32 : ITILES16)[m](k, a, b, j, c, ldc, hi, m0, m1, accumulate);
 }
 
@@ -285,9 +286,6 @@ static const DotFn DOTS[DM + 1][DN + 1] = {{0}, ROW(1), ROW(2), ROW(3), ROW(4)};
 // adds the same products in the same order as dot_block's, and is reduced the same way; the masks
 // keep every read inside what dot_block reads (a triple's rows span len + 2 floats) and zero the
 // lanes past len as its masked loads do.
-static inline __mmask16 lanes_up_to(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
 
 static inline __attribute__((always_inline)) void dot_threes(const int T, int len, const float* a,
                                                              const float* const* b, float* c) {
@@ -295,9 +293,9 @@ static inline __attribute__((always_inline)) void dot_threes(const int T, int le
 #pragma GCC unroll 9
     for (int j = 0; j < 3 * T; j++) acc[j] = _mm512_setzero_ps();
 #pragma GCC unroll 3
-    for (int g = 0; g < T; g++) cur[g] = _mm512_maskz_loadu_ps(lanes_up_to(len + 2), b[3 * g]);
+    for (int g = 0; g < T; g++) cur[g] = _mm512_maskz_loadu_ps(below(len + 2), b[3 * g]);
     for (int t = 0; t < len; t += 16) {
-        __mmask16 k = lanes_up_to(len - t), more = lanes_up_to(len + 2 - (t + 16));
+        __mmask16 k = below(len - t), more = below(len + 2 - (t + 16));
         __m512 av = _mm512_maskz_loadu_ps(k, a + t);
 #pragma GCC unroll 3
         for (int g = 0; g < T; g++) {
@@ -336,8 +334,6 @@ static void dot(int m, int n, int len, const float* const* a, const float* const
 }
 
 // --- transposing pack: 16 x 16 blocks transposed in registers ------------------------------------
-
-static inline __mmask16 below(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 static void transpose(float* dst, int W, const float* const* src, int wn, int rn, float scale) {
     __m512 sc = _mm512_set1_ps(scale);
