@@ -7,10 +7,12 @@
 # bench-gemm --bf16 (the GEMM shapes, FP32 and bf16 side by side), bench-depthwise in FP32 and bf16
 # (the depthwise layers, where bf16 costs the rounding and gains nothing), then ROUNDS (default 2)
 # rounds of `train --bench-steps` in fp32 and bf16 alternating (batch 128, 2 threads, g = 1: the same step as
-# bench-cpu), PyTorch 1.13 (bench_train_torch.py, channels_last, FP32 and torch.autocast bf16), and a
+# bench-cpu; on a CPU with AMX also bf16 on its tile kernel, DRNET_CPU_AMX=1), PyTorch 1.13
+# (bench_train_torch.py, both layouts: NCHW and channels_last, FP32 and torch.autocast bf16), and a
 # real one-epoch-slice run of ./train in bf16 for the throughput with the data loader. Speed only: no
 # figure here is a test. Each command is preceded by the load: on a shared machine a figure is only
-# worth what that says.
+# worth what that says. DRNET_BENCH_AMX=1 or 0 forces the AMX rows on or off (on a CPU without AMX
+# they run the default kernel and say so: a way to try the script's AMX branch anywhere).
 set -u
 build=${1:-build}
 rounds=${2:-2}
@@ -31,7 +33,10 @@ echo "hypervisor: $(lscpu | grep 'Hypervisor vendor' | sed 's/.*: *//')"
 echo "commit: $(git -C "$src" rev-parse HEAD) ($(git -C "$src" log -1 --format=%s | cut -c1-80))"
 echo "compiler: $(gcc --version | head -1)"
 
-section "$build/bench-gemm" --threads 2 --bf16 --reps 5
+# AMX: the CPU's flag (Linux must still grant the tile state: the device line says what ran)
+amx=${DRNET_BENCH_AMX:-$(grep -q -w amx_bf16 /proc/cpuinfo && echo 1 || echo 0)}
+
+section "$build/bench-gemm" --threads 2 --bf16 --reps 5 # (with the AMX kernel's columns where the CPU has it)
 for p in fp32 bf16; do # the depthwise layers (DR at g = 1), where bf16 only adds rounding
     section "$build/bench-depthwise" --groups 1 --reps 10 --precision $p
 done
@@ -40,9 +45,13 @@ for r in $(seq 1 "$rounds"); do
         section "$train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --batch 128 --precision $p \
             --bench-steps 10 --bench-repeats 5
     done
+    if [ "$amx" = 1 ]; then
+        section env DRNET_CPU_AMX=1 "$train" mobilenet cifar10 --device cpu --threads 2 --dw-group 1 --batch 128 \
+            --precision bf16 --bench-steps 10 --bench-repeats 5
+    fi
     for ac in off bf16; do
         section /usr/bin/python3 "$src/tests/reference/bench_train_torch.py" --device cpu --threads 2 \
-            --modes channels_last --batch 128 --warmup 3 --steps 5 --repeats 3 --run-timeout 400 --autocast $ac |
+            --modes eager,channels_last --batch 128 --warmup 3 --steps 5 --repeats 3 --run-timeout 400 --autocast $ac |
             sed "s#$src/##g" # the log names files as the repository does, not where this clone lives
     done
 done
