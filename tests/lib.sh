@@ -15,10 +15,15 @@ scratch() {
 # show NAME [N]: the last N (8) lines of $tmp/NAME.out, indented.
 show() { sed 's/^/    | /' "$tmp/$1.out" | tail -"${2:-8}"; }
 
-# need_data: skipped (exit 77) without a readable CIFAR10_PATH.
+# need_data: skipped (exit 77) without a readable CIFAR10_PATH (ctest sets it to the path CMake chose;
+# the same words as test_data_path in test_util.c).
 need_data() {
-  if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
-    echo "skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive"
+  if [ -z "${CIFAR10_PATH:-}" ]; then
+    echo "skipped: no CIFAR-10 data: CIFAR10_PATH is not set (ctest sets it to the path CMake chose)"
+    exit 77
+  elif [ ! -r "$CIFAR10_PATH" ]; then
+    echo "skipped: no CIFAR-10 data at $CIFAR10_PATH (the path CMake chose when it configured;" \
+      "\`cmake -P cmake/fetch_cifar10.cmake\` puts the archive in data/, -DCIFAR10_PATH=... names another)"
     exit 77
   fi
 }

@@ -98,12 +98,15 @@ static void compare_epoch(const Backend* be, const uint8_t* records, int count, 
 }
 
 int main(void) {
-    const char* path = getenv("CIFAR10_PATH");
     Cifar10 ds = {0};
     char err[2048];
-    if (!path || !*path || cifar10_load(&ds, path, err, sizeof err) != 0) {
-        printf("test_augment: SKIPPED: needs the real CIFAR-10 (CIFAR10_PATH=%s)%s%s\n", path ? path : "unset",
-               path && *path ? ": " : "", path && *path ? err : "");
+    const char* path = test_data_path(err, sizeof err);
+    if (!path) {
+        printf("skipped: %s\n", err);
+        return TEST_SKIP;
+    }
+    if (cifar10_load(&ds, path, err, sizeof err) != 0) {
+        printf("skipped: needs the real CIFAR-10, and %s did not load: %s\n", path, err);
         return TEST_SKIP;
     }
     BackendOptions bo = {0};

@@ -21,20 +21,9 @@
 #include "../data/loader.h"
 #include "../nn/rng.h"
 #include "../nn/util.h"
+#include "test_util.h"
 
 #define MB (1024 * 1024)
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            failures++;                                                                           \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                           \
-            printf(__VA_ARGS__);                                                                  \
-            printf("\n");                                                                         \
-        }                                                                                         \
-    } while (0)
 
 static char tmp[512]; // mkdtemp directory for every file this test writes
 
@@ -686,14 +675,13 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "%s/test_data.XXXXXX", base && base[0] ? base : "/tmp");
     if (!mkdtemp(tmp)) nn_fatal("mkdtemp %s: %s", tmp, strerror(errno));
 
-    const char* real = getenv("CIFAR10_PATH");
+    char skip[600];
+    const char* real = test_data_path(skip, sizeof skip);
     struct stat st;
-    const char* skip = NULL;
-    if (!real || !real[0]) skip = "CIFAR10_PATH is not set";
-    else if (stat(real, &st) != 0) skip = "CIFAR10_PATH names a file that does not exist";
+    if (real && stat(real, &st) != 0) real = NULL, snprintf(skip, sizeof skip, "cannot stat %s", getenv("CIFAR10_PATH"));
 
     Cifar10 ds = {0};
-    if (!skip) {
+    if (real) {
         char err[2048];
         double t = nn_now();
         int rc = cifar10_load(&ds, real, err, sizeof err);
@@ -718,13 +706,12 @@ int main(void) {
     cifar10_free(&ds);
     if (rmdir(tmp) != 0) printf("note: could not remove %s: %s\n", tmp, strerror(errno));
 
-    if (failures) {
-        printf("test_data: %d check(s) FAILED\n", failures);
+    if (test_failures) {
+        printf("test_data: %d check(s) FAILED\n", test_failures);
         return 1;
     }
-    if (skip) {
-        printf("test_data: synthetic checks passed; real-file checks SKIPPED: %s (%s)\n", skip,
-               real ? real : "unset");
+    if (!real) {
+        printf("test_data: skipped: the real-file checks (the synthetic ones passed): %s\n", skip);
         return 77;
     }
     printf("test_data: all checks passed\n");

@@ -231,9 +231,9 @@ int main(int argc, char** argv) {
                getenv("NCCL_DEBUG"), getenv("NCCL_SOCKET_IFNAME"));
         if (!nccl_ready(&rc)) return rc;
     }
-    if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
+    char why[600];
+    if (!test_data_path(why, sizeof(why))) {
         // The NCCL test is a GPU test: under DRNET_REQUIRE_GPU=1 it fails, for any reason it cannot run.
-        const char* why = "CIFAR10_PATH is not set to a readable CIFAR-10 archive";
         if (!strcmp(argv[1], "nccl")) return test_gpu_unavailable("test_dist nccl", why);
         printf("skipped: %s\n", why);
         return TEST_SKIP;

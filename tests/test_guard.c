@@ -258,8 +258,9 @@ int main(int argc, char** argv) {
     crafted_checkpoints();
     early_paths();
 
-    if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
-        printf("skipping the runs that need data: CIFAR10_PATH is not set to a readable archive or folder\n");
+    char why[600];
+    if (!test_data_path(why, sizeof(why))) {
+        printf("skipping the runs that need data: %s\n", why);
     } else {
         char base[300], out[300], bad[300], args[2048], named[400], cmd[700];
         char folder[300];

@@ -115,9 +115,9 @@ static int kill_once(int mode, unsigned* seed) {
 int main(int argc, char** argv) {
     if (argc < 2) nn_fatal("usage: test_kill PATH-TO-TRAIN");
     train = argv[1];
-    const char* path = getenv("CIFAR10_PATH");
-    if (!path || access(path, R_OK) != 0) {
-        printf("skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive or folder\n");
+    char why[600];
+    if (!test_data_path(why, sizeof(why))) {
+        printf("skipped: %s\n", why);
         return TEST_SKIP;
     }
     snprintf(dir, sizeof(dir), "/tmp/drnet-kill-XXXXXX");

@@ -17,9 +17,10 @@
 #define N 64
 
 int main(void) {
-    const char* path = getenv("CIFAR10_PATH");
-    if (!path || access(path, R_OK) != 0) {
-        printf("skipped: CIFAR10_PATH is not set to a readable CIFAR-10 archive\n");
+    char why[600];
+    const char* path = test_data_path(why, sizeof(why));
+    if (!path) {
+        printf("skipped: %s\n", why);
         return TEST_SKIP;
     }
     char err[2048];

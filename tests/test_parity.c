@@ -612,9 +612,10 @@ static void ctx_free(Ctx* c) {
 // differences of at most one grey level are reported, not failed (the comparison itself runs on the
 // reference's own images, never on the loader's). Anything larger is a loader bug.
 static void check_images(const Ref* ref) {
-    const char* path = getenv("CIFAR10_PATH");
-    if (!path || access(path, R_OK) != 0) {
-        printf("images: not checked against our loader (CIFAR10_PATH is not set to a readable archive)\n");
+    char why[600];
+    const char* path = test_data_path(why, sizeof(why));
+    if (!path) {
+        printf("images: not checked against our loader (%s)\n", why);
         return;
     }
     char err[2048];

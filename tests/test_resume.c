@@ -149,9 +149,9 @@ int main(int argc, char** argv) {
         device_args = "--device cuda --deterministic", on_gpu = 1;
         setenv("DRNET_CUDA_VERBOSE", "1", 1); // every algorithm search in the outputs, for a failure
     }
-    if (!getenv("CIFAR10_PATH") || access(getenv("CIFAR10_PATH"), R_OK) != 0) {
+    char why[600];
+    if (!test_data_path(why, sizeof(why))) {
         // On a GPU machine (DRNET_REQUIRE_GPU=1) a GPU test that cannot run fails, whatever the reason.
-        const char* why = "CIFAR10_PATH is not set to a readable CIFAR-10 archive";
         if (on_gpu) return test_gpu_unavailable("test_resume", why);
         printf("skipped: %s\n", why);
         return TEST_SKIP;

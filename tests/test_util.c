@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "../nn/backend.h"
@@ -171,6 +172,19 @@ void test_show_algorithms(const char* dir, const char* file) {
     fflush(stdout);
     snprintf(cmd, sizeof(cmd), "grep -E '" SEARCH_HEADER "|^  \\* ' %s/%s | sed 's/^/    | /'", dir, file);
     if (system(cmd) != 0) fprintf(stderr, "(could not show the algorithms of %s/%s)\n", dir, file);
+}
+
+const char* test_data_path(char* why, size_t len) {
+    const char* path = getenv("CIFAR10_PATH");
+    if (path && *path && access(path, R_OK) == 0) return path;
+    if (!path || !*path)
+        snprintf(why, len, "no CIFAR-10 data: CIFAR10_PATH is not set (ctest sets it to the path CMake chose)");
+    else
+        snprintf(why, len,
+                 "no CIFAR-10 data at %s (the path CMake chose when it configured; `cmake -P "
+                 "cmake/fetch_cifar10.cmake` puts the archive in data/, -DCIFAR10_PATH=... names another)",
+                 path);
+    return NULL;
 }
 
 void test_data_folder(const char* scratch, char* folder, size_t len) {

@@ -54,6 +54,12 @@ void test_show_output(const char* dir, const char* file, int tail);
 // fails names the algorithms that ran).
 void test_show_algorithms(const char* dir, const char* file);
 
+// The CIFAR-10 data the tests read: $CIFAR10_PATH, which ctest sets to the path CMake chose when it
+// configured (-DCIFAR10_PATH, else the environment's CIFAR10_PATH then, else data/ in the checkout).
+// NULL if it is unset or unreadable, with why (len bytes) saying which path is missing and how to
+// provide it, for the skip line a user reads in ctest's summary.
+const char* test_data_path(char* why, size_t len);
+
 // CIFAR10_PATH as a folder for --data, for tests that start ./train many times: an archive is
 // unpacked once into scratch (each start then skips the decompression), a folder (an extracted copy,
 // as a GPU session's converted one is) is used as it is. Writes it to folder; fatal if tar fails.
