@@ -62,7 +62,7 @@ EXPECT_TIMEOUT=60 expect 1 "$tmp/fifo-data/data_batch_1.bin: is a FIFO" mobilene
 EXPECT_TIMEOUT=60 expect 1 "/dev/zero: is a character device" mobilenet cifar10 --data /dev/zero --device cpu
 
 if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
-  echo "skipping the runs that need data: CIFAR10_PATH is not set"
+  echo "skipping the runs that need data: no CIFAR-10 data at '${CIFAR10_PATH:-}' (the path CMake chose; see need_data in tests/lib.sh)"
 else
   # Pinned to the CPU: on a GPU machine --device auto would train there, which is not what this tests.
   small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 4096 --limit-test 64 --threads 2 --device cpu)
@@ -125,6 +125,14 @@ else
   # The reference backend trains and profiles through the same engine (slowly: a smaller batch).
   expect 0 "then 1 step without and 1 with the profiler" "${small[@]}" --device ref --batch 8 --profile-steps 1 --max-steps 1
   expect 0 "stopped at --max-steps 2" "${small[@]}" --device ref --batch 8 --max-steps 2 --out "$tmp/run-ref"
+  # A thread count the machine cannot serve is said on the device line (the last --threads wins).
+  expect 0 "256 threads (--threads 1000: at most 256)" "${small[@]}" --threads 1000 --limit-train 64 --max-steps 1 \
+    --out "$tmp/run-threads-max"
+  cpus=$(getconf _NPROCESSORS_ONLN)
+  if [ "$cpus" -lt 256 ]; then
+    expect 0 "$((cpus + 1)) threads (more than the $cpus CPUs online: usually slower)" "${small[@]}" \
+      --threads $((cpus + 1)) --limit-train 64 --max-steps 1 --out "$tmp/run-threads-over"
+  fi
   # A diverging run stops with a clear message, without overwriting the checkpoint it started from.
   # lr 100 with weight decay 1 multiplies every weight by -99 per step: a certain overflow within
   # about twenty steps, whatever the rounding of the kernels.

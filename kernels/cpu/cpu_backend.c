@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "../../nn/util.h"
 #include "cpu_gemm.h"
@@ -60,13 +61,18 @@ float* cpu_scratch(int slot, size_t count) {
 
 int cpu_bf16;
 
+static int requested_threads; // --threads as given (0: every core)
+
 // bf16 runs on every CPU: without AVX512_BF16 the portable kernel computes the same sums, slowly
 // (describe says which runs).
 static int cpu_init(const BackendOptions* opt, char* err, size_t errlen) {
     (void)err, (void)errlen;
     cpu_bf16 = opt && opt->bf16;
 #ifdef _OPENMP
-    if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
+    // The kernels split work over at most CPU_MAX_THREADS threads (their per-thread scratch): more
+    // would only start idle threads.
+    if (opt && opt->threads > 0) omp_set_num_threads(opt->threads < CPU_MAX_THREADS ? opt->threads : CPU_MAX_THREADS);
+    requested_threads = opt ? opt->threads : 0;
 #else
     (void)opt;
 #endif
@@ -104,8 +110,16 @@ static void cpu_describe(char* buf, size_t len) {
     const char* no_amx = cpu_bf16 && gemm_amx_requested() && isa != &gemm_bf16_isa_amx
                              ? " (DRNET_CPU_AMX=1 asked for AMX: this CPU, or Linux, does not offer it)"
                              : "";
-    snprintf(buf, len, "CPU: %s, %d thread%s%s%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s", bf16,
-             no_amx);
+    // A thread count the machine cannot serve, said where the user reads the count: above the
+    // kernels' limit, or above the CPUs online (threads then wait for each other at every barrier).
+    char threads_note[96] = "";
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (requested_threads > CPU_MAX_THREADS)
+        snprintf(threads_note, sizeof(threads_note), " (--threads %d: at most %d)", requested_threads, CPU_MAX_THREADS);
+    else if (cpus > 0 && cpu_max_threads() > cpus)
+        snprintf(threads_note, sizeof(threads_note), " (more than the %ld CPUs online: usually slower)", cpus);
+    snprintf(buf, len, "CPU: %s, %d thread%s%s%s%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s",
+             threads_note, bf16, no_amx);
 }
 
 // The engine's arenas (activations, gradients, weights) are hundreds of MiB that every step streams
