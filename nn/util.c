@@ -132,6 +132,14 @@ double nn_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+const char* nn_threads_note(char* buf, size_t buflen, int requested, int running) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (requested > running) snprintf(buf, buflen, " (--threads %d: at most %d)", requested, running);
+    else if (cpus > 0 && running > cpus) snprintf(buf, buflen, " (more than the %ld CPUs online: usually slower)", cpus);
+    else if (buflen) buf[0] = 0;
+    return buf;
+}
+
 const char* nn_format_bytes(char* buf, size_t buflen, double bytes) {
     const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "../../nn/util.h"
 #include "cpu_gemm.h"
@@ -110,14 +109,8 @@ static void cpu_describe(char* buf, size_t len) {
     const char* no_amx = cpu_bf16 && gemm_amx_requested() && isa != &gemm_bf16_isa_amx
                              ? " (DRNET_CPU_AMX=1 asked for AMX: this CPU, or Linux, does not offer it)"
                              : "";
-    // A thread count the machine cannot serve, said where the user reads the count: above the
-    // kernels' limit, or above the CPUs online (threads then wait for each other at every barrier).
-    char threads_note[96] = "";
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (requested_threads > CPU_MAX_THREADS)
-        snprintf(threads_note, sizeof(threads_note), " (--threads %d: at most %d)", requested_threads, CPU_MAX_THREADS);
-    else if (cpus > 0 && cpu_max_threads() > cpus)
-        snprintf(threads_note, sizeof(threads_note), " (more than the %ld CPUs online: usually slower)", cpus);
+    char threads_note[96]; // a thread count the machine cannot serve, said where the user reads the count
+    nn_threads_note(threads_note, sizeof(threads_note), requested_threads, cpu_max_threads());
     snprintf(buf, len, "CPU: %s, %d thread%s%s%s%s", model, cpu_max_threads(), cpu_max_threads() == 1 ? "" : "s",
              threads_note, bf16, no_amx);
 }

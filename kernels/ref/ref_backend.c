@@ -33,7 +33,9 @@ static void ref_describe(char* buf, size_t len) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    snprintf(buf, len, "reference backend (plain C loops, kernels/ref), %d thread%s%s", threads, threads == 1 ? "" : "s",
+    char note[96];
+    snprintf(buf, len, "reference backend (plain C loops, kernels/ref), %d thread%s%s%s", threads, threads == 1 ? "" : "s",
+             nn_threads_note(note, sizeof(note), threads, threads),
              !ref_bf16                ? ""
              : ref_bf16_conv_results ? ", bf16 mixed precision (convolution and linear operands rounded to bf16, and "
                                        "convolution results, as on CUDA)"
