@@ -1,7 +1,8 @@
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE // sched_getaffinity, CPU_COUNT
 #include "util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -133,9 +134,13 @@ double nn_now(void) {
 }
 
 const char* nn_threads_note(char* buf, size_t buflen, int requested, int running) {
+    // The CPUs this process may run on (taskset, mpirun's binding), else those online.
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cpus = CPU_COUNT(&set);
     if (requested > running) snprintf(buf, buflen, " (--threads %d: at most %d)", requested, running);
-    else if (cpus > 0 && running > cpus) snprintf(buf, buflen, " (more than the %ld CPUs online: usually slower)", cpus);
+    else if (cpus > 0 && running > cpus)
+        snprintf(buf, buflen, " (more than the %ld CPU%s this process may use: usually slower)", cpus, cpus == 1 ? "" : "s");
     else if (buflen) buf[0] = 0;
     return buf;
 }

@@ -56,8 +56,9 @@ double nn_now(void);
 
 // A backend's thread count as a note for its device line (buf: "" when there is nothing to say):
 // " (--threads R: at most N)" when it runs fewer threads than --threads asked (requested > running),
-// " (more than the C CPUs online: usually slower)" when it runs more threads than there are CPUs
-// (OpenMP's threads then wait for each other at every barrier).
+// " (more than the C CPUs this process may use: usually slower)" when it runs more threads than the
+// CPUs it may run on (its affinity: taskset, mpirun's binding), as OpenMP's threads then wait for
+// each other at every barrier.
 const char* nn_threads_note(char* buf, size_t buflen, int requested, int running);
 
 // Formats a byte count as "12.3 MiB" into buf (returns buf).

@@ -128,9 +128,9 @@ else
   # A thread count the machine cannot serve is said on the device line (the last --threads wins).
   expect 0 "256 threads (--threads 1000: at most 256)" "${small[@]}" --threads 1000 --limit-train 64 --max-steps 1 \
     --out "$tmp/run-threads-max"
-  cpus=$(getconf _NPROCESSORS_ONLN)
+  cpus=$(nproc) # the CPUs this process may use (its affinity), as the device line counts them
   if [ "$cpus" -lt 256 ]; then
-    expect 0 "$((cpus + 1)) threads (more than the $cpus CPUs online: usually slower)" "${small[@]}" \
+    expect 0 "$((cpus + 1)) threads (more than the $cpus CPUs this process may use: usually slower)" "${small[@]}" \
       --threads $((cpus + 1)) --limit-train 64 --max-steps 1 --out "$tmp/run-threads-over"
   fi
   # A diverging run stops with a clear message, without overwriting the checkpoint it started from.

@@ -89,7 +89,7 @@ const Setting SETTINGS[] = {
      .help = "auto: the GPU when there is one, else the CPU; ref: the reference backend, each op's defining "
              "loops, slow"},
     {NUM("--threads", SET_INT, threads, 1, 1024, 0), .key = "threads", CONF, .dflt_text = "every core",
-     .help = "CPU threads (the CPU backend runs at most 256; more than the CPUs online is usually slower)"},
+     .help = "CPU threads (the CPU backend runs at most 256; more than the CPUs it may use is usually slower)"},
     {NUM("--tf32", SET_ONOFF, tf32, 0, 1, 1), .key = "tf32", CONF,
      .help = "CUDA: let cuDNN and cuBLAS round float32 operands to TF32 on tensor cores (about 10 bits of "
              "mantissa; faster), as PyTorch does for convolutions. No effect on the CPU."},
