@@ -129,6 +129,14 @@ else
   expect 0 "256 threads (--threads 1000: at most 256)" "${small[@]}" --threads 1000 --limit-train 64 --max-steps 1 \
     --out "$tmp/run-threads-max"
   cpus=$(nproc) # the CPUs this process may use (its affinity), as the device line counts them
+  # In FP32 the device line points to bf16 where its fast kernel would run (AVX512_BF16), and not
+  # where bf16 would run the portable kernel, slower than FP32 (DRNET_CPU_ISA=avx2 forces that here).
+  hint="FP32 (this CPU has AVX512_BF16: --precision bf16 is faster)"
+  if grep -q -w avx512_bf16 /proc/cpuinfo; then
+    expect 0 "$hint" "${small[@]}" --limit-train 64 --max-steps 1 --out "$tmp/run-hint"
+  fi
+  DRNET_CPU_ISA=avx2 expect 0 "device: CPU:" "${small[@]}" --limit-train 64 --max-steps 1 --out "$tmp/run-nohint"
+  if grep -qF -- "$hint" "$tmp/expect.out"; then fail "DRNET_CPU_ISA=avx2: the device line still points to bf16"; fi
   if [ "$cpus" -lt 256 ]; then
     expect 0 "$((cpus + 1)) threads (more than the $cpus CPUs this process may use: usually slower)" "${small[@]}" \
       --threads $((cpus + 1)) --limit-train 64 --max-steps 1 --out "$tmp/run-threads-over"
