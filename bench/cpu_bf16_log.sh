@@ -11,8 +11,7 @@
 # (bench_train_torch.py, both layouts: NCHW and channels_last, FP32 and torch.autocast bf16), and a
 # real one-epoch-slice run of ./train in bf16 for the throughput with the data loader. Speed only: no
 # figure here is a test. Each command is preceded by the load: on a shared machine a figure is only
-# worth what that says. DRNET_BENCH_AMX=1 or 0 forces the AMX rows on or off (on a CPU without AMX
-# they run the default kernel and say so: a way to try the script's AMX branch anywhere).
+# worth what that says.
 set -u
 build=${1:-build}
 rounds=${2:-2}
@@ -34,7 +33,7 @@ echo "commit: $(git -C "$src" rev-parse HEAD) ($(git -C "$src" log -1 --format=%
 echo "compiler: $(gcc --version | head -1)"
 
 # AMX: the CPU's flag (Linux must still grant the tile state: the device line says what ran)
-amx=${DRNET_BENCH_AMX:-$(grep -q -w amx_bf16 /proc/cpuinfo && echo 1 || echo 0)}
+amx=$(grep -q -w amx_bf16 /proc/cpuinfo && echo 1 || echo 0)
 
 section "$build/bench-gemm" --threads 2 --bf16 --reps 5 # (with the AMX kernel's columns where the CPU has it)
 for p in fp32 bf16; do # the depthwise layers (DR at g = 1), where bf16 only adds rounding

@@ -15,15 +15,23 @@ scratch() {
 # show NAME [N]: the last N (8) lines of $tmp/NAME.out, indented.
 show() { sed 's/^/    | /' "$tmp/$1.out" | tail -"${2:-8}"; }
 
-# need_data: skipped (exit 77) without a readable CIFAR10_PATH (ctest sets it to the path CMake chose;
-# the same words as test_data_path in test_util.c).
-need_data() {
+# data_missing: why CIFAR10_PATH cannot be read (ctest sets it to the path CMake chose), in the same
+# words as test_data_path in test_util.c; nothing when it can.
+data_missing() {
   if [ -z "${CIFAR10_PATH:-}" ]; then
-    echo "skipped: no CIFAR-10 data: CIFAR10_PATH is not set (ctest sets it to the path CMake chose)"
-    exit 77
+    echo "no CIFAR-10 data: CIFAR10_PATH is not set (ctest sets it to the path CMake chose)"
   elif [ ! -r "$CIFAR10_PATH" ]; then
-    echo "skipped: no CIFAR-10 data at $CIFAR10_PATH (the path CMake chose when it configured;" \
+    echo "no CIFAR-10 data at $CIFAR10_PATH (the path CMake chose when it configured;" \
       "\`cmake -P cmake/fetch_cifar10.cmake\` puts the archive in data/, -DCIFAR10_PATH=... names another)"
+  fi
+}
+
+# need_data: skipped (exit 77), saying why, without readable data.
+need_data() {
+  local why
+  why=$(data_missing)
+  if [ -n "$why" ]; then
+    echo "skipped: $why"
     exit 77
   fi
 }

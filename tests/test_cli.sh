@@ -61,8 +61,9 @@ EXPECT_TIMEOUT=60 expect 1 "$tmp/fifo: is a FIFO (not a regular file)" mobilenet
 EXPECT_TIMEOUT=60 expect 1 "$tmp/fifo-data/data_batch_1.bin: is a FIFO" mobilenet cifar10 --data "$tmp/fifo-data" --device cpu
 EXPECT_TIMEOUT=60 expect 1 "/dev/zero: is a character device" mobilenet cifar10 --data /dev/zero --device cpu
 
-if [ -z "${CIFAR10_PATH:-}" ] || [ ! -r "$CIFAR10_PATH" ]; then
-  echo "skipping the runs that need data: no CIFAR-10 data at '${CIFAR10_PATH:-}' (the path CMake chose; see need_data in tests/lib.sh)"
+missing=$(data_missing)
+if [ -n "$missing" ]; then
+  echo "skipping the runs that need data: $missing"
 else
   # Pinned to the CPU: on a GPU machine --device auto would train there, which is not what this tests.
   small=(mobilenet cifar10 --width 0.125 --batch 32 --limit-train 4096 --limit-test 64 --threads 2 --device cpu)

@@ -678,7 +678,10 @@ int main(void) {
     char skip[600];
     const char* real = test_data_path(skip, sizeof skip);
     struct stat st;
-    if (real && stat(real, &st) != 0) real = NULL, snprintf(skip, sizeof skip, "cannot stat %s", getenv("CIFAR10_PATH"));
+    if (real && stat(real, &st) != 0) {
+        snprintf(skip, sizeof skip, "cannot stat %s: %s", real, strerror(errno));
+        real = NULL;
+    }
 
     Cifar10 ds = {0};
     if (real) {
